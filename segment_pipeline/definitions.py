@@ -1,0 +1,47 @@
+"""The one place that assembles the project's Dagster definitions.
+
+`dagster dev` / `dagster asset materialize -m segment_pipeline.definitions` load `defs`;
+the CLI and the tests call `build_definitions(settings)` with their own dataset and database.
+Each layer module contributes its assets; nothing here computes anything.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from segment_pipeline.assets.ingest import (
+    build_ingest_assets,
+    staging_customers,
+    staging_products,
+)
+from segment_pipeline.jobs import ALL_ASSETS_JOB
+from segment_pipeline.partitions import dataset_partitions
+from segment_pipeline.resources import DatasetResource, DuckDBWarehouse
+from segment_pipeline.settings import PipelineSettings
+from segment_pipeline.sources import open_source
+
+
+def _layer_definitions(settings: PipelineSettings) -> list[dg.Definitions]:
+    """Definitions of the analysis layers (each module exposes `build_defs(settings)`)."""
+    # Imported here so that a layer's import cost is only paid when definitions are built.
+    layers: list[dg.Definitions] = []
+    return layers
+
+
+def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
+    """All assets, checks, jobs and resources for one dataset and one warehouse file."""
+    settings = settings or PipelineSettings.from_env()
+    partitions_def = dataset_partitions(settings, open_source(settings))
+    core = dg.Definitions(
+        assets=[*build_ingest_assets(partitions_def), staging_customers, staging_products],
+        jobs=[ALL_ASSETS_JOB],
+        resources={
+            "warehouse": DuckDBWarehouse(path=str(settings.db_path)),
+            "dataset": DatasetResource.from_settings(settings),
+        },
+        executor=dg.in_process_executor,
+    )
+    return dg.Definitions.merge(core, *_layer_definitions(settings))
+
+
+defs = build_definitions()

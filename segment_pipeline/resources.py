@@ -1,0 +1,155 @@
+"""Dagster resources: the DuckDB warehouse and the dataset the pipeline reads.
+
+DuckDB allows one writing process (or many readers, never both). Every connection the project
+opens goes through :meth:`DuckDBWarehouse.connect`, which holds an exclusive file lock next to
+the database for the connection's lifetime: a second process (another run, a sensor, the
+webserver evaluating a check) waits for its turn instead of failing on DuckDB's own lock.
+No connection is ever opened at import time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+import duckdb
+
+from segment_pipeline.settings import DEFAULT_DB_PATH, DEFAULT_UNDATED_DAY, PipelineSettings
+
+if TYPE_CHECKING:
+    from segment_pipeline.sources import DatasetSource
+
+
+class WarehouseLockTimeout(RuntimeError):
+    """Another process held the warehouse for longer than the configured timeout."""
+
+
+class _ProcessLock:
+    """A re-entrant, process-wide exclusive lock on one file (flock).
+
+    flock locks belong to an open file description, so a nested `connect()` in the same process
+    must reuse the lock it already holds rather than open the file again (which would deadlock).
+    """
+
+    def __init__(self, lock_path: Path) -> None:
+        self.lock_path = lock_path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def acquire(self, timeout_seconds: float) -> None:
+        if not self._thread_lock.acquire(timeout=timeout_seconds if timeout_seconds > 0 else -1):
+            raise WarehouseLockTimeout(f"Timed out waiting for {self.lock_path} in this process")
+        if self._depth == 0:
+            try:
+                self._fd = self._flock(timeout_seconds)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        self._depth += 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        self._thread_lock.release()
+
+    def _flock(self, timeout_seconds: float) -> int:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout_seconds
+        delay = 0.05
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise WarehouseLockTimeout(
+                        f"Another process has held the DuckDB warehouse lock {self.lock_path} "
+                        f"for more than {timeout_seconds:.0f} s; is a run stuck?"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+_LOCKS: dict[Path, _ProcessLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(db_path: Path) -> _ProcessLock:
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    with _LOCKS_GUARD:
+        if lock_path not in _LOCKS:
+            _LOCKS[lock_path] = _ProcessLock(lock_path)
+        return _LOCKS[lock_path]
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """The one DuckDB file that holds every table (one schema per layer)."""
+
+    path: str = str(DEFAULT_DB_PATH)
+    lock_timeout_seconds: float = 900.0
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.path)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open a read-write connection while holding the warehouse lock."""
+        db_path = self.db_path
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock_for(db_path.resolve())
+        lock.acquire(self.lock_timeout_seconds)
+        try:
+            conn = duckdb.connect(str(db_path))
+            try:
+                yield conn
+            finally:
+                conn.close()
+        finally:
+            lock.release()
+
+
+class DatasetResource(dg.ConfigurableResource):
+    """The dataset the pipeline reads: a folder (or database) in one of the source formats."""
+
+    data_dir: str
+    source_format: str = "canonical"
+    mapping_file: str | None = None
+    undated_day: str = DEFAULT_UNDATED_DAY.isoformat()
+
+    @classmethod
+    def from_settings(cls, settings: PipelineSettings) -> DatasetResource:
+        return cls(
+            data_dir=str(settings.data_dir),
+            source_format=settings.source_format,
+            mapping_file=str(settings.mapping_file) if settings.mapping_file else None,
+            undated_day=settings.undated_day.isoformat(),
+        )
+
+    def settings(self) -> PipelineSettings:
+        return PipelineSettings(
+            data_dir=Path(self.data_dir),
+            source_format=self.source_format,
+            mapping_file=Path(self.mapping_file) if self.mapping_file else None,
+            undated_day=date.fromisoformat(self.undated_day),
+        )
+
+    def open(self) -> DatasetSource:
+        """The source adapter (raises DataContractError for an unknown format)."""
+        from segment_pipeline.sources import open_source
+
+        return open_source(self.settings())

@@ -1,0 +1,237 @@
+"""Run the asset job in process on a Dagster instance, print progress, and summarise.
+
+Used by `segment-pipeline run` (and later `backfill`). The run is a real Dagster run recorded
+on the instance: progress is read back from the instance's event log while the run executes,
+so what the terminal shows is what the UI shows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
+from segment_pipeline.settings import PipelineSettings
+from segment_pipeline.sources import DataContractError, open_source
+
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+_SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION"}
+
+
+@dataclass
+class RunOutcome:
+    """What a pipeline run did, for the CLI's exit code and for tests."""
+
+    success: bool
+    run_id: str
+    failed_checks: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.AssetKey] | None:
+    """Asset keys for a Dagster selection string (None = every asset)."""
+    if not selection:
+        return None
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    if not keys:
+        raise ValueError(f"the selection {selection!r} matches no asset")
+    return sorted(keys)
+
+
+def execute_pipeline(
+    settings: PipelineSettings,
+    *,
+    instance: dg.DagsterInstance,
+    selection: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    echo: bool = True,
+    run_config: dict | None = None,
+) -> RunOutcome:
+    """Materialize `selection` for the days `start..end` (default: every day in the dataset)."""
+    from segment_pipeline.definitions import build_definitions
+
+    def say(line: str) -> None:
+        if echo:
+            print(line, flush=True)
+
+    source = open_source(settings)
+    days = source.transaction_days()
+    if not days:
+        raise DataContractError(f"no transaction data found in {source.describe()}")
+    start = start or days[0]
+    end = end or days[-1]
+    if start > end:
+        raise ValueError(f"--start {start} is after --end {end}")
+
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    keys = resolve_selection(defs, selection)
+    graph = defs.resolve_asset_graph()
+    selected = keys or list(graph.get_all_asset_keys())
+    partitioned = any(graph.get(k).is_partitioned for k in selected)
+    tags = (
+        {PARTITION_RANGE_START_TAG: start.isoformat(), PARTITION_RANGE_END_TAG: end.isoformat()}
+        if partitioned else {}
+    )
+    say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
+
+    run_id = str(uuid.uuid4())
+    config = {**_QUIET_CONSOLE, **(run_config or {})}
+    holder: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
+
+    def target() -> None:
+        try:
+            holder["result"] = job.execute_in_process(
+                instance=instance, run_id=run_id, tags=tags, asset_selection=keys,
+                raise_on_error=False, run_config=config,
+            )
+        except BaseException as exc:  # surfaced below, never swallowed
+            holder["error"] = exc
+
+    worker = threading.Thread(target=target, name="segment-pipeline-run")
+    worker.start()
+    failed_checks: list[str] = []
+    messages: list[str] = []
+    seen = 0
+    while True:
+        alive = worker.is_alive()
+        records = instance.all_logs(run_id)
+        for record in records[seen:]:
+            line = _progress_line(record, failed_checks, messages)
+            if line:
+                say(line)
+        seen = len(records)
+        if not alive:
+            break
+        time.sleep(0.25)
+    if "error" in holder:
+        raise holder["error"]  # type: ignore[misc]
+    result = holder["result"]
+    assert isinstance(result, dg.ExecuteInProcessResult)
+    return RunOutcome(success=result.success and not failed_checks, run_id=run_id,
+                      failed_checks=failed_checks, messages=messages)
+
+
+def _progress_line(record: dg.EventLogEntry, failed_checks: list[str],
+                   messages: list[str]) -> str | None:
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.timestamp))
+    if not record.is_dagster_event:
+        if record.level >= 20:
+            return f"{stamp}  {record.step_key or '':<28} {record.user_message}"
+        return None
+    event = record.dagster_event
+    kind = event.event_type_value
+    if kind not in _SHOWN_EVENTS:
+        return None
+    if kind == "STEP_SUCCESS":
+        return f"{stamp}  {record.step_key:<28} done ({record.user_message.split(' in ')[-1].rstrip('.')})"
+    if kind == "STEP_FAILURE":
+        text = _failure_text(event, record)
+        messages.append(f"{record.step_key}: {text}")
+        return f"{stamp}  {record.step_key:<28} FAILED: {text}"
+    evaluation = event.event_specific_data
+    check = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+    if evaluation.passed:
+        return f"{stamp}  {'':<28} check {check} passed"
+    severity = evaluation.severity.value if evaluation.severity else "ERROR"
+    if severity == "ERROR":
+        failed_checks.append(check)
+    return f"{stamp}  {'':<28} check {check} FAILED ({severity})"
+
+
+def _failure_text(event: dg.DagsterEvent, record: dg.EventLogEntry) -> str:
+    """The message a user needs: a `Failure`'s description, else the innermost error."""
+    data = event.step_failure_data
+    if data is None:
+        return record.user_message
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error is not None and error.cause is not None:
+        error = error.cause
+    if error is None:
+        return record.user_message
+    return f"{error.cls_name}: {error.message.strip().splitlines()[0]}" if error.cls_name else \
+        error.message.strip()
+
+
+def summarise(settings: PipelineSettings) -> str:
+    """Rows per table, quarantined rows by rule, and where the figures are."""
+    if not Path(settings.db_path).exists():
+        return "(no warehouse file written)"
+    from segment_pipeline.resources import DuckDBWarehouse
+
+    lines = [f"Warehouse: {settings.db_path}"]
+    with DuckDBWarehouse(path=str(settings.db_path)).connect() as conn:
+        tables = conn.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() ORDER BY schema_name, table_name"
+        ).fetchall()
+        width = max((len(f"{s}.{t}") for s, t in tables), default=10)
+        for schema, table in tables:
+            n = conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchall()[0][0]
+            lines.append(f"  {schema + '.' + table:<{width}}  {n:>10,} rows")
+        lines.extend(_quarantine_summary(conn))
+    figures = sorted(Path(settings.figures_dir).glob("*.png"))
+    if figures:
+        lines.append(f"Figures ({len(figures)}): {settings.figures_dir}")
+    return "\n".join(lines)
+
+
+def _quarantine_summary(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    exists = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging' "
+        "AND table_name = 'quarantine'"
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    rows = conn.execute(
+        "SELECT entity, rule, count(*) FROM staging.quarantine GROUP BY ALL ORDER BY 1, 3 DESC, 2"
+    ).fetchall()
+    if not rows:
+        return ["Quarantine: empty"]
+    total = sum(r[2] for r in rows)
+    out = [f"Quarantined rows: {total:,} (see staging.quarantine)"]
+    out.extend(f"  {entity:<13} {rule:<34} {n:>8,}" for entity, rule, n in rows)
+    return out
+
+
+def run_pipeline(
+    settings: PipelineSettings,
+    *,
+    selection: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> int:
+    """The CLI's `run`: execute, print progress and a summary, return the exit code."""
+    try:
+        outcome = execute_pipeline(
+            settings, instance=dg.DagsterInstance.get(), selection=selection, start=start,
+            end=end,
+        )
+    except (DataContractError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    print()
+    print(summarise(settings))
+    if outcome.success:
+        print(f"Run {outcome.run_id} succeeded.")
+        return 0
+    print(f"Run {outcome.run_id} FAILED.")
+    for message in outcome.messages:
+        print(f"  {message}")
+    for check in outcome.failed_checks:
+        print(f"  failed check: {check}")
+    return 1

@@ -1,0 +1,74 @@
+"""The source abstraction: how a dataset's files (or database) become raw rows.
+
+Every adapter yields the same *raw* shape (all text, as found in the input), so that typing,
+validation and quarantine happen once, in staging, for every format:
+
+- transactions: `order_id, customer_id, order_ts, product_id, quantity, unit_price,
+  product_name, category` (the last two may be NULL), plus `source_file`, `source_line` and
+  `extra` (a JSON object with the input's other columns, e.g. Country, or NULL);
+- customers: `customer_id, gender, age_band, occupation, marital_status, city_category`, plus
+  `source_file`, `source_line`;
+- products: `product_id, product_name, category`, plus `source_file`, `source_line`.
+
+Adapters return SQL (with bound parameters) that DuckDB runs inside the raw asset's insert, so
+rows stream from the file into the warehouse without passing through Python.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import duckdb
+
+RAW_TRANSACTION_FIELDS: tuple[str, ...] = (
+    "order_id", "customer_id", "order_ts", "product_id", "quantity", "unit_price",
+    "product_name", "category",
+)
+REQUIRED_TRANSACTION_FIELDS: tuple[str, ...] = RAW_TRANSACTION_FIELDS[:6]
+CUSTOMER_FIELDS: tuple[str, ...] = (
+    "customer_id", "gender", "age_band", "occupation", "marital_status", "city_category",
+)
+PRODUCT_FIELDS: tuple[str, ...] = ("product_id", "product_name", "category")
+
+
+class DataContractError(ValueError):
+    """The input does not meet the data contract in a way no row-level quarantine can fix
+    (a missing column, an unreadable file). The message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class RawQuery:
+    """A SQL SELECT producing raw rows, with its bound parameters."""
+
+    sql: str
+    params: list[Any] = field(default_factory=list)
+    source_file: str = ""
+
+
+class DatasetSource(ABC):
+    """One dataset in one format."""
+
+    format_name: str = "abstract"
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Human-readable location (never with credentials)."""
+
+    @abstractmethod
+    def transaction_days(self) -> list[date]:
+        """The days that have transaction data, ascending."""
+
+    @abstractmethod
+    def raw_transactions(self, conn: duckdb.DuckDBPyConnection, day: date) -> RawQuery | None:
+        """Raw transaction rows of one day, or None when the day has no data (not an error)."""
+
+    def raw_customers(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
+        """Raw customer profiles, or None when the dataset has none."""
+        return None
+
+    def raw_products(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
+        """Raw product master rows, or None when the dataset has none."""
+        return None

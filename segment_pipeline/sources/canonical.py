@@ -1,0 +1,178 @@
+"""The canonical format (the bundled sample's): a folder with
+
+    transactions/YYYY-MM-DD.csv   (or .parquet), one file per day
+    customers.csv                 (optional; or .parquet)
+    products.csv                  (optional; or .parquet)
+
+Column names are the data contract's (SPEC section 2). A required column that is missing stops
+the run with a message naming the file and the column; columns the contract does not know are
+kept, as JSON, in the raw table's `extra` column.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from segment_pipeline.sources.base import (
+    CUSTOMER_FIELDS,
+    PRODUCT_FIELDS,
+    RAW_TRANSACTION_FIELDS,
+    REQUIRED_TRANSACTION_FIELDS,
+    DataContractError,
+    DatasetSource,
+    RawQuery,
+)
+
+DAY_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
+SUPPORTED_SUFFIXES = (".csv", ".parquet")
+
+
+def quote_ident(name: str) -> str:
+    """Quote a column name read from a file header for use as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parse_day_file_name(name: str) -> date | None:
+    """`2025-11-03.csv` -> date(2025, 11, 3); None for anything else (including impossible
+    dates such as `2025-02-30.csv`)."""
+    match = DAY_FILE_PATTERN.match(name)
+    if not match:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def scan_function(path: Path) -> str:
+    """The DuckDB table function reading `path` as text (the path is bound as a parameter)."""
+    if path.suffix == ".parquet":
+        return "read_parquet(?)"
+    # all_varchar: raw is loaded as it is; typing (and quarantining what does not parse) is
+    # staging's job, so a bad value never fails the load.
+    return "read_csv(?, all_varchar = true, header = true)"
+
+
+def file_columns(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    try:
+        rows = conn.execute(f"DESCRIBE SELECT * FROM {scan_function(path)}", [str(path)]).fetchall()
+    except duckdb.Error as exc:
+        raise DataContractError(f"{path}: cannot be read as a table: {exc}") from exc
+    return [row[0] for row in rows]
+
+
+def build_raw_query(
+    conn: duckdb.DuckDBPyConnection,
+    path: Path,
+    fields: tuple[str, ...],
+    required: tuple[str, ...],
+    *,
+    with_extra: bool,
+) -> RawQuery:
+    """SELECT the contract's `fields` as text from one file, with its file name and line number.
+
+    `source_line` is the line in the file (the header is line 1) for CSV, the row number for
+    Parquet; DuckDB preserves insertion order, so `row_number() OVER ()` follows the file.
+    """
+    found = file_columns(conn, path)
+    missing = [name for name in required if name not in found]
+    if missing:
+        raise DataContractError(
+            f"{path}: missing required column(s) {', '.join(missing)} "
+            f"(the file has: {', '.join(found)})"
+        )
+    selects = [
+        f"CAST({quote_ident(name)} AS VARCHAR) AS {name}" if name in found
+        else f"CAST(NULL AS VARCHAR) AS {name}"
+        for name in fields
+    ]
+    line_offset = 1 if path.suffix == ".csv" else 0
+    selects.append("CAST(? AS VARCHAR) AS source_file")
+    selects.append(f"CAST(row_number() OVER () + {line_offset} AS BIGINT) AS source_line")
+    if with_extra:
+        others = [name for name in found if name not in fields]
+        if others:
+            packed = ", ".join(
+                f"{quote_ident(name)} := CAST({quote_ident(name)} AS VARCHAR)" for name in others
+            )
+            selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
+        else:
+            selects.append("CAST(NULL AS VARCHAR) AS extra")
+    sql = f"SELECT {', '.join(selects)} FROM {scan_function(path)}"
+    return RawQuery(sql=sql, params=[str(path.name), str(path)], source_file=str(path))
+
+
+class CanonicalSource(DatasetSource):
+    """A folder of daily files in the canonical format."""
+
+    format_name = "canonical"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def transactions_dir(self) -> Path:
+        return self.root / "transactions"
+
+    def describe(self) -> str:
+        return f"canonical dataset at {self.root}"
+
+    def day_files(self) -> dict[date, Path]:
+        """Transaction files by day; a day with both CSV and Parquet is an error."""
+        files: dict[date, Path] = {}
+        if not self.transactions_dir.is_dir():
+            return files
+        for path in sorted(self.transactions_dir.iterdir()):
+            day = parse_day_file_name(path.name)
+            if day is None:
+                continue
+            if day in files:
+                raise DataContractError(
+                    f"{self.transactions_dir}: two files for {day}: {files[day].name} and "
+                    f"{path.name}; keep one"
+                )
+            files[day] = path
+        return files
+
+    def unrecognised_files(self) -> list[Path]:
+        """Files in transactions/ whose name is not a valid `YYYY-MM-DD.csv|parquet`."""
+        if not self.transactions_dir.is_dir():
+            return []
+        return [
+            p for p in sorted(self.transactions_dir.iterdir())
+            if p.is_file() and not p.name.startswith(".") and parse_day_file_name(p.name) is None
+        ]
+
+    def transaction_days(self) -> list[date]:
+        return sorted(self.day_files())
+
+    def raw_transactions(self, conn: duckdb.DuckDBPyConnection, day: date) -> RawQuery | None:
+        path = self.day_files().get(day)
+        if path is None:
+            return None
+        return build_raw_query(
+            conn, path, RAW_TRANSACTION_FIELDS, REQUIRED_TRANSACTION_FIELDS, with_extra=True
+        )
+
+    def _optional_file(self, stem: str) -> Path | None:
+        for suffix in SUPPORTED_SUFFIXES:
+            path = self.root / f"{stem}{suffix}"
+            if path.is_file():
+                return path
+        return None
+
+    def raw_customers(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
+        path = self._optional_file("customers")
+        if path is None:
+            return None
+        return build_raw_query(conn, path, CUSTOMER_FIELDS, ("customer_id",), with_extra=False)
+
+    def raw_products(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
+        path = self._optional_file("products")
+        if path is None:
+            return None
+        return build_raw_query(conn, path, PRODUCT_FIELDS, ("product_id",), with_extra=False)

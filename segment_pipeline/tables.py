@@ -1,0 +1,233 @@
+"""Explicit, stable table definitions and the few write helpers every asset uses.
+
+Every table the pipeline writes is declared once as a :class:`TableDef`: its schema (layer),
+name, columns with SQL types and descriptions. The same declaration creates the table in
+DuckDB, gives the asset its column schema in the Dagster UI, and is what writes insert into
+(by column name), so a table's shape never drifts with whatever a query happened to return.
+
+Writes are "delete the window, insert the window" inside one transaction, which makes every
+materialization idempotent: re-running a partition replaces exactly that partition's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    description: str = ""
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableDef:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    description: str = ""
+    primary_key: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fqn(self) -> str:
+        """Fully qualified name, e.g. `staging.transactions`."""
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def create_sql(self) -> str:
+        cols = ",\n  ".join(
+            f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in self.columns
+        )
+        return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
+
+    def dagster_schema(self) -> dg.TableSchema:
+        return dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    name=c.name,
+                    type=c.sql_type,
+                    description=c.description or None,
+                    constraints=dg.TableColumnConstraints(nullable=c.nullable),
+                )
+                for c in self.columns
+            ]
+        )
+
+    def spec_metadata(self) -> dict[str, Any]:
+        """Definition-time metadata: the column schema and the DuckDB table name."""
+        return {
+            "dagster/column_schema": self.dagster_schema(),
+            "dagster/table_name": f"segments.{self.fqn}",
+        }
+
+
+class TableShapeError(RuntimeError):
+    """A table in the warehouse has columns that differ from its declaration."""
+
+
+def ensure_table(conn: duckdb.DuckDBPyConnection, table: TableDef) -> None:
+    """Create the schema and table if missing; refuse a table whose columns have drifted.
+
+    Derived tables (not `raw`/`staging`) are rebuilt from upstream on every run, so a drifted
+    one is dropped and recreated; a drifted raw or staging table holds loaded history and is
+    never dropped silently.
+    """
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
+    existing = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [table.schema, table.name],
+    ).fetchall()
+    if existing:
+        names = [row[0] for row in existing]
+        if names == table.column_names:
+            return
+        if table.schema in ("raw", "staging"):
+            raise TableShapeError(
+                f"Table {table.fqn} in the warehouse has columns {names}, but this version of "
+                f"the pipeline expects {table.column_names}. Re-load the history into a fresh "
+                "database file (set SEGMENT_PIPELINE_DB or delete the old file)."
+            )
+        conn.execute(f"DROP TABLE {table.fqn}")
+    conn.execute(table.create_sql())
+
+
+def replace_rows(
+    conn: duckdb.DuckDBPyConnection,
+    table: TableDef,
+    select_sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    delete_where: str | None = None,
+    delete_params: Sequence[Any] | None = None,
+    in_transaction: bool = True,
+) -> int:
+    """Delete `delete_where` (everything when None) and insert the rows of `select_sql`.
+
+    `select_sql` must return every column of the table by name (extra columns are ignored).
+    Runs in one transaction so readers never see a half-written window (pass
+    `in_transaction=False` when the caller already holds one spanning several tables).
+    Returns the number of rows inserted.
+    """
+    ensure_table(conn, table)
+    if not in_transaction:
+        return _delete_insert(conn, table, select_sql, params, delete_where, delete_params)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        inserted = _delete_insert(conn, table, select_sql, params, delete_where, delete_params)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return inserted
+
+
+def _delete_insert(
+    conn: duckdb.DuckDBPyConnection,
+    table: TableDef,
+    select_sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None,
+    delete_where: str | None,
+    delete_params: Sequence[Any] | None,
+) -> int:
+    cols = ", ".join(table.column_names)
+    if delete_where is None:
+        conn.execute(f"DELETE FROM {table.fqn}")
+    else:
+        conn.execute(f"DELETE FROM {table.fqn} WHERE {delete_where}", delete_params or [])
+    before = _count(conn, table)
+    conn.execute(
+        f"INSERT INTO {table.fqn} ({cols}) SELECT {cols} FROM ({select_sql}) AS src",
+        params or [],
+    )
+    return _count(conn, table) - before
+
+
+def replace_rows_from_frame(
+    conn: duckdb.DuckDBPyConnection,
+    table: TableDef,
+    frame: pd.DataFrame,
+    *,
+    delete_where: str | None = None,
+    delete_params: Sequence[Any] | None = None,
+) -> int:
+    """Like :func:`replace_rows`, for a small pandas result."""
+    view = f"_frame_{table.schema}_{table.name}"
+    conn.register(view, frame)
+    try:
+        return replace_rows(
+            conn, table, f"SELECT * FROM {view}",
+            delete_where=delete_where, delete_params=delete_params,
+        )
+    finally:
+        conn.unregister(view)
+
+
+def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """The single value of a one-row, one-column query.
+
+    Always fetch results completely: DuckDB 2 refuses further work (e.g. `unregister`) on a
+    connection whose last result was only partly fetched, as `fetchone()` leaves it.
+    """
+    rows = conn.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _count(conn: duckdb.DuckDBPyConnection, table: TableDef) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {table.fqn}").fetchall()[0][0])
+
+
+def row_count(conn: duckdb.DuckDBPyConnection, table: TableDef) -> int:
+    """Rows in `table` (0 when it does not exist yet)."""
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [table.schema, table.name],
+    ).fetchall()[0][0]
+    return _count(conn, table) if exists else 0
+
+
+def preview_markdown(frame: pd.DataFrame, max_rows: int = 10) -> dg.MetadataValue:
+    """A small Markdown preview of a result for the asset's metadata."""
+    if frame.empty:
+        return dg.MetadataValue.md("_(no rows)_")
+    shown = frame.head(max_rows).copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].round(4)
+    return dg.MetadataValue.md(shown.to_markdown(index=False))
+
+
+def table_preview(
+    conn: duckdb.DuckDBPyConnection, table: TableDef, order_by: str | None = None, limit: int = 10
+) -> dg.MetadataValue:
+    """Preview the first rows of a warehouse table (deterministic when `order_by` is given)."""
+    order = f" ORDER BY {order_by}" if order_by else ""
+    frame = conn.execute(f"SELECT * FROM {table.fqn}{order} LIMIT {int(limit)}").df()
+    return preview_markdown(frame, limit)
+
+
+def table_metadata(
+    conn: duckdb.DuckDBPyConnection,
+    table: TableDef,
+    *,
+    order_by: str | None = None,
+    preview_rows: int = 10,
+) -> dict[str, Any]:
+    """Standard run-time metadata for a table asset: row count, column schema and a preview."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(row_count(conn, table)),
+        "dagster/column_schema": table.dagster_schema(),
+        "table": dg.MetadataValue.text(table.fqn),
+        "preview": table_preview(conn, table, order_by=order_by, limit=preview_rows),
+    }
