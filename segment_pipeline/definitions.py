@@ -7,6 +7,8 @@ Each layer module contributes its assets; nothing here computes anything.
 
 from __future__ import annotations
 
+import importlib
+
 import dagster as dg
 
 from segment_pipeline.assets.ingest import (
@@ -21,11 +23,14 @@ from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import open_source
 
 
+#: Analysis layers, in graph order. Each module exposes `build_defs(settings) -> Definitions`.
+LAYER_MODULES: tuple[str, ...] = (
+)
+
+
 def _layer_definitions(settings: PipelineSettings) -> list[dg.Definitions]:
-    """Definitions of the analysis layers (each module exposes `build_defs(settings)`)."""
-    # Imported here so that a layer's import cost is only paid when definitions are built.
-    layers: list[dg.Definitions] = []
-    return layers
+    """Definitions of the analysis layers."""
+    return [importlib.import_module(name).build_defs(settings) for name in LAYER_MODULES]
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
