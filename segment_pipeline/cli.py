@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -43,30 +44,52 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--customers", type=int, default=3000)
     gen.add_argument("--days", type=int, default=365)
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--start", type=_parse_day, default=date(2025, 11, 1),
-                     help="first day (default 2025-11-01)")
+    gen.add_argument(
+        "--start", type=_parse_day, default=date(2025, 11, 1), help="first day (default 2025-11-01)"
+    )
 
     run = sub.add_parser("run", help="materialize the pipeline over every day in the dataset")
     _add_dataset_args(run)
-    run.add_argument("--select", default=None,
-                     help="Dagster asset selection (default: every asset), e.g. "
-                     "'key:staging/*' or 'key:\"staging/transactions\"+'")
-    run.add_argument("--start", type=_parse_day, default=None,
-                     help="first day to (re)load (default: the dataset's first day)")
-    run.add_argument("--end", type=_parse_day, default=None,
-                     help="last day to (re)load (default: the dataset's last day)")
+    run.add_argument(
+        "--select",
+        default=None,
+        help="Dagster asset selection (default: every asset), e.g. "
+        "'key:staging/*' or 'key:\"staging/transactions\"+'",
+    )
+    run.add_argument(
+        "--start",
+        type=_parse_day,
+        default=None,
+        help="first day to (re)load (default: the dataset's first day)",
+    )
+    run.add_argument(
+        "--end",
+        type=_parse_day,
+        default=None,
+        help="last day to (re)load (default: the dataset's last day)",
+    )
     return parser
 
 
 def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=None,
-                        help="dataset folder (default: $SEGMENT_PIPELINE_DATA or data/sample)")
-    parser.add_argument("--format", dest="source_format", default=None,
-                        help="source format (default: canonical)")
-    parser.add_argument("--mapping", type=Path, default=None,
-                        help="column mapping file (format 'mapped')")
-    parser.add_argument("--db", type=Path, default=None,
-                        help="DuckDB file (default: data/warehouse/segments.duckdb)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="dataset folder (default: $SEGMENT_PIPELINE_DATA or data/sample)",
+    )
+    parser.add_argument(
+        "--format", dest="source_format", default=None, help="source format (default: canonical)"
+    )
+    parser.add_argument(
+        "--mapping", type=Path, default=None, help="column mapping file (format 'mapped')"
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="DuckDB file (default: data/warehouse/segments.duckdb)",
+    )
 
 
 def _settings_from_args(args: argparse.Namespace) -> PipelineSettings:
@@ -91,12 +114,15 @@ def _use_project_instance(settings: PipelineSettings) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from segment_pipeline.generator import generate
 
-    report = generate(args.out, customers=args.customers, days=args.days, seed=args.seed,
-                      start=args.start)
-    print(f"Wrote {report.transaction_lines} transaction lines over {report.days_written} days "
-          f"({report.sale_lines} sales, {report.return_lines} returns, "
-          f"{sum(report.defective_lines.values())} deliberately defective) for "
-          f"{report.customers} customers and {report.products} products to {args.out}")
+    report = generate(
+        args.out, customers=args.customers, days=args.days, seed=args.seed, start=args.start
+    )
+    print(
+        f"Wrote {report.transaction_lines} transaction lines over {report.days_written} days "
+        f"({report.sale_lines} sales, {report.return_lines} returns, "
+        f"{sum(report.defective_lines.values())} deliberately defective) for "
+        f"{report.customers} customers and {report.products} products to {args.out}"
+    )
     return 0
 
 
@@ -109,6 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster flags beta APIs (backfill policies) on every load; users cannot act on that.
+    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview)")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()

@@ -18,11 +18,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: figures render on servers and in CI without a display
 
-import dagster as dg  # noqa: E402
-import duckdb  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import dagster as dg
+import duckdb
+from matplotlib.figure import Figure
 
-from segment_pipeline.tables import Column, TableDef, ensure_table  # noqa: E402
+from segment_pipeline.tables import Column, TableDef, ensure_table
 
 FIGURE_DPI = 110
 
@@ -31,8 +31,12 @@ FIGURES_TABLE = TableDef(
     name="figures",
     description="Every rendered figure: its file name, the PNG bytes and their SHA-256.",
     columns=(
-        Column("name", "VARCHAR", "File name of the figure, e.g. spa_segment_top5_products.png",
-               nullable=False),
+        Column(
+            "name",
+            "VARCHAR",
+            "File name of the figure, e.g. spa_segment_top5_products.png",
+            nullable=False,
+        ),
         Column("asset_key", "VARCHAR", "The Dagster asset that renders it"),
         Column("png", "BLOB", "The PNG bytes"),
         Column("sha256", "VARCHAR", "SHA-256 of the PNG bytes"),
@@ -45,16 +49,24 @@ FIGURES_TABLE = TableDef(
 
 #: Colour-blind-safe qualitative palette (Okabe & Ito), used by every figure for consistency.
 OKABE_ITO = [
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7",
-    "#56B4E9", "#F0E442", "#000000", "#999999",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+    "#999999",
 ]
 
 
 def render_png(fig: Figure) -> bytes:
     """Render a matplotlib figure to deterministic PNG bytes."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight",
-                metadata={"Software": None})
+    fig.savefig(
+        buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight", metadata={"Software": None}
+    )
     return buffer.getvalue()
 
 

@@ -83,7 +83,8 @@ def execute_pipeline(
     partitioned = any(graph.get(k).is_partitioned for k in selected)
     tags = (
         {PARTITION_RANGE_START_TAG: start.isoformat(), PARTITION_RANGE_END_TAG: end.isoformat()}
-        if partitioned else {}
+        if partitioned
+        else {}
     )
     say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
 
@@ -94,8 +95,12 @@ def execute_pipeline(
     def target() -> None:
         try:
             holder["result"] = job.execute_in_process(
-                instance=instance, run_id=run_id, tags=tags, asset_selection=keys,
-                raise_on_error=False, run_config=config,
+                instance=instance,
+                run_id=run_id,
+                tags=tags,
+                asset_selection=keys,
+                raise_on_error=False,
+                run_config=config,
             )
         except BaseException as exc:  # surfaced below, never swallowed
             holder["error"] = exc
@@ -120,12 +125,17 @@ def execute_pipeline(
         raise holder["error"]  # type: ignore[misc]
     result = holder["result"]
     assert isinstance(result, dg.ExecuteInProcessResult)
-    return RunOutcome(success=result.success and not failed_checks, run_id=run_id,
-                      failed_checks=failed_checks, messages=messages)
+    return RunOutcome(
+        success=result.success and not failed_checks,
+        run_id=run_id,
+        failed_checks=failed_checks,
+        messages=messages,
+    )
 
 
-def _progress_line(record: dg.EventLogEntry, failed_checks: list[str],
-                   messages: list[str]) -> str | None:
+def _progress_line(
+    record: dg.EventLogEntry, failed_checks: list[str], messages: list[str]
+) -> str | None:
     stamp = time.strftime("%H:%M:%S", time.localtime(record.timestamp))
     if not record.is_dagster_event:
         if record.level >= 20:
@@ -136,7 +146,8 @@ def _progress_line(record: dg.EventLogEntry, failed_checks: list[str],
     if kind not in _SHOWN_EVENTS:
         return None
     if kind == "STEP_SUCCESS":
-        return f"{stamp}  {record.step_key:<28} done ({record.user_message.split(' in ')[-1].rstrip('.')})"
+        took = record.user_message.split(" in ")[-1].rstrip(".")
+        return f"{stamp}  {record.step_key:<28} done ({took})"
     if kind == "STEP_FAILURE":
         text = _failure_text(event, record)
         messages.append(f"{record.step_key}: {text}")
@@ -163,8 +174,11 @@ def _failure_text(event: dg.DagsterEvent, record: dg.EventLogEntry) -> str:
         error = error.cause
     if error is None:
         return record.user_message
-    return f"{error.cls_name}: {error.message.strip().splitlines()[0]}" if error.cls_name else \
-        error.message.strip()
+    return (
+        f"{error.cls_name}: {error.message.strip().splitlines()[0]}"
+        if error.cls_name
+        else error.message.strip()
+    )
 
 
 def summarise(settings: PipelineSettings) -> str:
@@ -218,7 +232,10 @@ def run_pipeline(
     """The CLI's `run`: execute, print progress and a summary, return the exit code."""
     try:
         outcome = execute_pipeline(
-            settings, instance=dg.DagsterInstance.get(), selection=selection, start=start,
+            settings,
+            instance=dg.DagsterInstance.get(),
+            selection=selection,
+            start=start,
             end=end,
         )
     except (DataContractError, ValueError) as exc:

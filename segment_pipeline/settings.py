@@ -48,7 +48,9 @@ class PipelineSettings:
     start_date: date | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, *, read_dotenv: bool = True) -> PipelineSettings:
+    def from_env(
+        cls, env: dict[str, str] | None = None, *, read_dotenv: bool = True
+    ) -> PipelineSettings:
         """Build settings from environment variables (and `.env`, without overriding the
         environment)."""
         if env is None:

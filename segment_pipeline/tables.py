@@ -112,15 +112,18 @@ def replace_rows(
     delete_where: str | None = None,
     delete_params: Sequence[Any] | None = None,
     in_transaction: bool = True,
+    ensure: bool = True,
 ) -> int:
     """Delete `delete_where` (everything when None) and insert the rows of `select_sql`.
 
     `select_sql` must return every column of the table by name (extra columns are ignored).
     Runs in one transaction so readers never see a half-written window (pass
     `in_transaction=False` when the caller already holds one spanning several tables).
-    Returns the number of rows inserted.
+    Returns the number of rows inserted. `ensure=False` skips the table check (for hot loops
+    that called :func:`ensure_table` once already).
     """
-    ensure_table(conn, table)
+    if ensure:
+        ensure_table(conn, table)
     if not in_transaction:
         return _delete_insert(conn, table, select_sql, params, delete_where, delete_params)
     conn.execute("BEGIN TRANSACTION")
@@ -167,8 +170,11 @@ def replace_rows_from_frame(
     conn.register(view, frame)
     try:
         return replace_rows(
-            conn, table, f"SELECT * FROM {view}",
-            delete_where=delete_where, delete_params=delete_params,
+            conn,
+            table,
+            f"SELECT * FROM {view}",
+            delete_where=delete_where,
+            delete_params=delete_params,
         )
     finally:
         conn.unregister(view)

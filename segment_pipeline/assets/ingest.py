@@ -7,12 +7,11 @@ data however long the range. Each day is delete-then-insert, so re-running a day
 exactly that day's rows.
 """
 
-
 from datetime import date
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import pandas as pd
+from dagster import AssetExecutionContext
 
 from segment_pipeline.logic.staging import (
     QUARANTINE,
@@ -24,7 +23,7 @@ from segment_pipeline.logic.staging import (
     StagingCounts,
     ensure_staging_tables,
     stage_master,
-    stage_transactions_day,
+    stage_transactions_window,
 )
 from segment_pipeline.partitions import window_days
 from segment_pipeline.resources import DatasetResource, DuckDBWarehouse
@@ -92,49 +91,82 @@ def build_ingest_assets(
                 if query is None:
                     select_sql, params = "SELECT * FROM raw.transactions WHERE false", []
                 else:
-                    select_sql = f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src"
+                    select_sql = (
+                        f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src"
+                    )
                     params = [day, *query.params]
                 try:
-                    loaded = replace_rows(conn, RAW_TRANSACTIONS, select_sql, params,
-                                          delete_where="partition_date = ?", delete_params=[day])
+                    loaded = replace_rows(
+                        conn,
+                        RAW_TRANSACTIONS,
+                        select_sql,
+                        params,
+                        delete_where="partition_date = ?",
+                        delete_params=[day],
+                        ensure=False,
+                    )
                 except Exception as exc:  # a file DuckDB cannot parse: name it, stop the run
                     if query is None:
                         raise
+                    # DuckDB names the line and shows it; the first lines say it all.
+                    reason = " | ".join(str(exc).strip().splitlines()[:2])
                     raise dg.Failure(
-                        description=f"{query.source_file}: could not be loaded: {exc}"
+                        description=f"{query.source_file}: could not be loaded: {reason}"
                     ) from None
-                per_day.append({"day": day.isoformat(), "file": query.source_file
-                                if query else "(no file: empty partition)", "rows": loaded})
-                context.log.info(f"raw.transactions {day}: {loaded} lines")
-            metadata = table_metadata(conn, RAW_TRANSACTIONS, order_by="partition_date, source_line")
-        metadata.update({
-            "window": _window_label(days),
-            "window_rows": sum(int(d["rows"]) for d in per_day),
-            "days_without_file": sum(1 for d in per_day if d["rows"] == 0),
-            "per_day": preview_markdown(pd.DataFrame(per_day), max_rows=31),
-            "source": source.describe(),
-        })
+                per_day.append(
+                    {
+                        "day": day.isoformat(),
+                        "file": query.source_file if query else "(no file: empty partition)",
+                        "rows": loaded,
+                    }
+                )
+                context.log.debug(f"raw.transactions {day}: {loaded} lines")
+            metadata = table_metadata(
+                conn, RAW_TRANSACTIONS, order_by="partition_date, source_line"
+            )
+        context.log.info(
+            f"raw.transactions {_window_label(days)}: {sum(int(d['rows']) for d in per_day)} "
+            f"lines from {sum(1 for d in per_day if d['rows'])} files"
+        )
+        metadata.update(
+            {
+                "window": _window_label(days),
+                "window_rows": sum(int(d["rows"]) for d in per_day),
+                "days_without_file": sum(1 for d in per_day if d["rows"] == 0),
+                "per_day": preview_markdown(pd.DataFrame(per_day), max_rows=31),
+                "source": source.describe(),
+            }
+        )
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(
-                STAGED_KEY, deps=[RAW_KEY], group_name="staging",
-                kinds={"duckdb", "pandas", "pandera"}, owners=OWNERS,
+                STAGED_KEY,
+                deps=[RAW_KEY],
+                group_name="staging",
+                kinds={"duckdb", "pandas", "pandera"},
+                owners=OWNERS,
                 description="Validated sale lines: typed, amount = quantity * unit_price, checked "
                 "against the pandera model StagedTransaction.",
                 metadata=STAGED_TRANSACTIONS.spec_metadata(),
             ),
             dg.AssetSpec(
-                RETURNS_KEY, deps=[RAW_KEY], group_name="staging",
-                kinds={"duckdb", "pandas", "pandera"}, owners=OWNERS,
+                RETURNS_KEY,
+                deps=[RAW_KEY],
+                group_name="staging",
+                kinds={"duckdb", "pandas", "pandera"},
+                owners=OWNERS,
                 description="Return and cancellation lines (negative quantity), validated "
                 "against the pandera model ReturnLine.",
                 metadata=STAGED_RETURNS.spec_metadata(),
             ),
             dg.AssetSpec(
-                QUARANTINE_KEY, deps=[RAW_KEY], group_name="staging",
-                kinds={"duckdb", "pandas", "pandera"}, owners=OWNERS,
+                QUARANTINE_KEY,
+                deps=[RAW_KEY],
+                group_name="staging",
+                kinds={"duckdb", "pandas", "pandera"},
+                owners=OWNERS,
                 description="Rows that broke a rule, with the rule, the offending value and the "
                 "raw row. Transactions are partitioned by day; customer and product rows are "
                 "written by their own assets (entity column).",
@@ -145,21 +177,29 @@ def build_ingest_assets(
         backfill_policy=dg.BackfillPolicy.single_run(),
         check_specs=[
             dg.AssetCheckSpec(
-                "rows_conserved", asset=STAGED_KEY, blocking=True,
+                "rows_conserved",
+                asset=STAGED_KEY,
+                blocking=True,
                 description="Every raw line of every day in the window is in exactly one place: "
                 "raw = staged + returns + quarantined.",
             ),
             dg.AssetCheckSpec(
-                "line_key_unique", asset=STAGED_KEY, blocking=True,
+                "line_key_unique",
+                asset=STAGED_KEY,
+                blocking=True,
                 description="line_id is unique across staging.transactions and staging.returns.",
             ),
             dg.AssetCheckSpec(
-                "required_columns_not_null", asset=STAGED_KEY, blocking=True,
+                "required_columns_not_null",
+                asset=STAGED_KEY,
+                blocking=True,
                 description="No NULL in order_id, customer_id, order_ts, product_id, quantity, "
                 "unit_price, amount.",
             ),
             dg.AssetCheckSpec(
-                "quarantine_rate", asset=STAGED_KEY, blocking=False,
+                "quarantine_rate",
+                asset=STAGED_KEY,
+                blocking=False,
                 description="Warns when the window's quarantined share exceeds "
                 "max_quarantine_rate (config).",
             ),
@@ -171,21 +211,29 @@ def build_ingest_assets(
     ):
         days = window_days(context)
         with warehouse.connect() as conn:
-            counts: list[StagingCounts] = []
-            for day in days:
-                day_counts = stage_transactions_day(conn, day)
-                counts.append(day_counts)
-                context.log.info(
-                    f"staging {day}: raw={day_counts.raw} staged={day_counts.staged} "
+            counts: list[StagingCounts] = stage_transactions_window(conn, days)
+            for day_counts in counts:
+                context.log.debug(
+                    f"staging {day_counts.day}: raw={day_counts.raw} staged={day_counts.staged} "
                     f"returns={day_counts.returns} quarantined={day_counts.quarantined}"
                 )
+            context.log.info(
+                f"staging {_window_label(days)}: raw={sum(c.raw for c in counts)} "
+                f"staged={sum(c.staged for c in counts)} "
+                f"returns={sum(c.returns for c in counts)} "
+                f"quarantined={sum(c.quarantined for c in counts)}"
+            )
             checks = _staging_checks(conn, counts, config.max_quarantine_rate)
-            quarantine_rules = conn.execute(
-                "SELECT rule, count(*) AS rows FROM staging.quarantine "
-                "WHERE entity = 'transactions' AND partition_date BETWEEN ? AND ? "
-                "GROUP BY rule ORDER BY rows DESC, rule",
-                [days[0], days[-1]],
-            ).df() if days else pd.DataFrame()
+            quarantine_rules = (
+                conn.execute(
+                    "SELECT rule, count(*) AS rows FROM staging.quarantine "
+                    "WHERE entity = 'transactions' AND partition_date BETWEEN ? AND ? "
+                    "GROUP BY rule ORDER BY rows DESC, rule",
+                    [days[0], days[-1]],
+                ).df()
+                if days
+                else pd.DataFrame()
+            )
             window = {
                 "window": _window_label(days),
                 "window_raw_rows": sum(c.raw for c in counts),
@@ -197,30 +245,45 @@ def build_ingest_assets(
             )
         yield dg.MaterializeResult(
             asset_key=STAGED_KEY,
-            metadata={**staged_meta, **window,
-                      "window_staged_rows": sum(c.staged for c in counts)},
+            metadata={**staged_meta, **window, "window_staged_rows": sum(c.staged for c in counts)},
         )
         yield dg.MaterializeResult(
             asset_key=RETURNS_KEY,
-            metadata={**returns_meta, **window,
-                      "window_return_rows": sum(c.returns for c in counts)},
+            metadata={
+                **returns_meta,
+                **window,
+                "window_return_rows": sum(c.returns for c in counts),
+            },
         )
         yield dg.MaterializeResult(
             asset_key=QUARANTINE_KEY,
-            metadata={**quarantine_meta, **window,
-                      "window_quarantined_rows": sum(c.quarantined for c in counts),
-                      "rules": preview_markdown(quarantine_rules, max_rows=20)},
+            metadata={
+                **quarantine_meta,
+                **window,
+                "window_quarantined_rows": sum(c.quarantined for c in counts),
+                "rules": preview_markdown(quarantine_rules, max_rows=20),
+            },
         )
         yield from checks
 
     return [raw_transactions, staging_transactions]
 
 
-def _staging_checks(conn, counts: list[StagingCounts], max_rate: float) -> list[dg.AssetCheckResult]:
+def _staging_checks(
+    conn, counts: list[StagingCounts], max_rate: float
+) -> list[dg.AssetCheckResult]:
     broken = [c for c in counts if not c.conserved]
     per_day = pd.DataFrame(
-        [{"day": c.day.isoformat(), "raw": c.raw, "staged": c.staged, "returns": c.returns,
-          "quarantined": c.quarantined} for c in counts]
+        [
+            {
+                "day": c.day.isoformat(),
+                "raw": c.raw,
+                "staged": c.staged,
+                "returns": c.returns,
+                "quarantined": c.quarantined,
+            }
+            for c in counts
+        ]
     )
     # Re-count from the tables themselves (not from what the code thinks it wrote).
     recount = conn.execute(
@@ -252,7 +315,8 @@ def _staging_checks(conn, counts: list[StagingCounts], max_rate: float) -> list[
     rate = quarantined_total / raw_total if raw_total else 0.0
     return [
         dg.AssetCheckResult(
-            asset_key=STAGED_KEY, check_name="rows_conserved",
+            asset_key=STAGED_KEY,
+            check_name="rows_conserved",
             passed=not broken and not recount,
             metadata={
                 "days_checked": len(counts),
@@ -261,18 +325,28 @@ def _staging_checks(conn, counts: list[StagingCounts], max_rate: float) -> list[
             },
         ),
         dg.AssetCheckResult(
-            asset_key=STAGED_KEY, check_name="line_key_unique", passed=dup == 0,
+            asset_key=STAGED_KEY,
+            check_name="line_key_unique",
+            passed=dup == 0,
             metadata={"duplicate_line_ids": int(dup)},
         ),
         dg.AssetCheckResult(
-            asset_key=STAGED_KEY, check_name="required_columns_not_null", passed=nulls == 0,
+            asset_key=STAGED_KEY,
+            check_name="required_columns_not_null",
+            passed=nulls == 0,
             metadata={"rows_with_nulls": int(nulls)},
         ),
         dg.AssetCheckResult(
-            asset_key=STAGED_KEY, check_name="quarantine_rate", passed=rate <= max_rate,
+            asset_key=STAGED_KEY,
+            check_name="quarantine_rate",
+            passed=rate <= max_rate,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"quarantine_rate": float(round(rate, 6)), "max_quarantine_rate": max_rate,
-                      "quarantined_rows": quarantined_total, "raw_rows": raw_total},
+            metadata={
+                "quarantine_rate": float(round(rate, 6)),
+                "max_quarantine_rate": max_rate,
+                "quarantined_rows": quarantined_total,
+                "raw_rows": raw_total,
+            },
         ),
     ]
 
@@ -285,10 +359,14 @@ def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.
         owners=OWNERS,
         description=description,
         metadata=table.spec_metadata(),
-        check_specs=[dg.AssetCheckSpec(
-            "rows_conserved", asset=key, blocking=True,
-            description=f"Every row of the {entity} file is staged or quarantined.",
-        )],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "rows_conserved",
+                asset=key,
+                blocking=True,
+                description=f"Every row of the {entity} file is staged or quarantined.",
+            )
+        ],
     )
     def _asset(
         context: AssetExecutionContext, warehouse: DuckDBWarehouse, dataset: DatasetResource
@@ -296,39 +374,55 @@ def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.
         try:
             source = dataset.open()
             with warehouse.connect() as conn:
-                query = (source.raw_customers(conn) if entity == "customers"
-                         else source.raw_products(conn))
-                counts = stage_master(conn, entity, query.sql if query else None,
-                                      query.params if query else [])
+                query = (
+                    source.raw_customers(conn)
+                    if entity == "customers"
+                    else source.raw_products(conn)
+                )
+                counts = stage_master(
+                    conn, entity, query.sql if query else None, query.params if query else []
+                )
                 metadata = table_metadata(conn, table, order_by=table.primary_key[0])
         except DataContractError as exc:
             raise dg.Failure(description=str(exc)) from None
-        context.log.info(f"staging.{entity}: raw={counts.raw} staged={counts.staged} "
-                         f"quarantined={counts.quarantined}")
+        context.log.info(
+            f"staging.{entity}: raw={counts.raw} staged={counts.staged} "
+            f"quarantined={counts.quarantined}"
+        )
         yield dg.MaterializeResult(
             asset_key=key,
-            metadata={**metadata, "raw_rows": counts.raw,
-                      "quarantined_rows": counts.quarantined,
-                      "source_file": query.source_file if query else "(none: optional file "
-                      "absent)"},
+            metadata={
+                **metadata,
+                "raw_rows": counts.raw,
+                "quarantined_rows": counts.quarantined,
+                "source_file": query.source_file if query else "(none: optional file absent)",
+            },
         )
         yield dg.AssetCheckResult(
-            asset_key=key, check_name="rows_conserved",
+            asset_key=key,
+            check_name="rows_conserved",
             passed=counts.raw == counts.staged + counts.quarantined,
-            metadata={"raw": counts.raw, "staged": counts.staged,
-                      "quarantined": counts.quarantined},
+            metadata={
+                "raw": counts.raw,
+                "staged": counts.staged,
+                "quarantined": counts.quarantined,
+            },
         )
 
     return _asset
 
 
 staging_customers = _master_asset(
-    "customers", CUSTOMERS_KEY, STAGED_CUSTOMERS,
+    "customers",
+    CUSTOMERS_KEY,
+    STAGED_CUSTOMERS,
     "Validated customer profiles (pandera CustomerProfile): one row per customer; missing "
     "demographics become Unknown; duplicates and rows without an id are quarantined.",
 )
 staging_products = _master_asset(
-    "products", PRODUCTS_KEY, STAGED_PRODUCTS,
+    "products",
+    PRODUCTS_KEY,
+    STAGED_PRODUCTS,
     "Validated product master (pandera ProductRecord): one row per product; missing category "
     "becomes Unknown; duplicates and rows without an id are quarantined.",
 )

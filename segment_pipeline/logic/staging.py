@@ -47,8 +47,9 @@ RAW_TRANSACTIONS = TableDef(
     name="transactions",
     description="Transaction lines exactly as found in the day's input, as text.",
     columns=(
-        Column("partition_date", "DATE", "The day (partition) the line was loaded for",
-               nullable=False),
+        Column(
+            "partition_date", "DATE", "The day (partition) the line was loaded for", nullable=False
+        ),
         *_RAW_TEXT_COLUMNS,
         Column("source_file", "VARCHAR", "File (or source table) the line came from"),
         Column("source_line", "BIGINT", "Line number in the file (header = line 1)"),
@@ -112,8 +113,12 @@ STAGED_CUSTOMERS = TableDef(
     columns=(
         Column("customer_id", "VARCHAR", "Customer id", nullable=False),
         Column("gender", "VARCHAR", "M, F or Unknown", nullable=False),
-        Column("age_band", "VARCHAR", "0-17, 18-25, 26-35, 36-45, 46-50, 51-55, 55+ or Unknown",
-               nullable=False),
+        Column(
+            "age_band",
+            "VARCHAR",
+            "0-17, 18-25, 26-35, 36-45, 46-50, 51-55, 55+ or Unknown",
+            nullable=False,
+        ),
         Column("occupation", "VARCHAR", "Anonymised occupation code (or Unknown)", nullable=False),
         Column("marital_status", "VARCHAR", "0, 1 or Unknown", nullable=False),
         Column("city_category", "VARCHAR", "City category (or Unknown)", nullable=False),
@@ -160,8 +165,14 @@ LEFT JOIN staging.customers AS c USING (customer_id)
 
 def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create every raw/staging table and the `staging.sales_lines` view."""
-    for table in (RAW_TRANSACTIONS, STAGED_TRANSACTIONS, STAGED_RETURNS, QUARANTINE,
-                  STAGED_CUSTOMERS, STAGED_PRODUCTS):
+    for table in (
+        RAW_TRANSACTIONS,
+        STAGED_TRANSACTIONS,
+        STAGED_RETURNS,
+        QUARANTINE,
+        STAGED_CUSTOMERS,
+        STAGED_PRODUCTS,
+    ):
         ensure_table(conn, table)
     conn.execute(SALES_LINES_VIEW_SQL)
 
@@ -174,7 +185,7 @@ def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
 #: row's `parse_rule`. `?` is the partition date.
 TYPED_TRANSACTIONS_SQL = r"""
 WITH src AS (
-    SELECT * FROM raw.transactions WHERE partition_date = ?
+    SELECT * FROM raw.transactions WHERE partition_date BETWEEN ? AND ?
 ),
 cleaned AS (
     SELECT
@@ -213,8 +224,8 @@ ruled AS (
             -- An exact repeat of an earlier line of the same order (same customer, time,
             -- product, quantity and price) is a duplicated record, not a second purchase.
             WHEN row_number() OVER (
-                PARTITION BY c_order_id, c_customer_id, t_order_ts, c_product_id, t_quantity,
-                             t_unit_price
+                PARTITION BY partition_date, c_order_id, c_customer_id, t_order_ts,
+                             c_product_id, t_quantity, t_unit_price
                 ORDER BY source_line
             ) > 1 THEN 'duplicate_line'
         END AS parse_rule
@@ -248,8 +259,18 @@ SELECT
         product_name := product_name, category := category, extra := extra
     )) AS VARCHAR) AS raw_values
 FROM ruled
-ORDER BY source_line
+ORDER BY partition_date, source_line
 """
+
+#: Raw lines per day in a window (to cut the window into bounded batches).
+RAW_DAY_COUNTS_SQL = """
+SELECT partition_date, count(*) AS n FROM raw.transactions
+WHERE partition_date BETWEEN ? AND ? GROUP BY partition_date ORDER BY partition_date
+"""
+
+#: Days are validated in batches of at most this many raw lines (a single larger day is one
+#: batch), so memory is bounded by the batch, not by the length of a backfill.
+DEFAULT_BATCH_ROWS = 250_000
 
 
 @dataclass(frozen=True)
@@ -306,8 +327,12 @@ def split_by_model(
         # Named checks (e.g. `unit_price_not_negative`) are the rule; built-in column checks
         # (`isin(...)`, `not_nullable`) get their column in front: `gender:isin([...])`.
         cases["check"] = [
-            f"{col}:{check}" if isinstance(col, str) and col and not str(check).startswith(col)
-            and "(" in str(check) or check in ("not_nullable", "field_uniqueness")
+            f"{col}:{check}"
+            if (isinstance(col, str)
+            and col
+            and not str(check).startswith(col)
+            and "(" in str(check))
+            or check in ("not_nullable", "field_uniqueness")
             else str(check)
             for col, check in zip(cases["column"], cases["check"], strict=True)
         ]
@@ -330,8 +355,7 @@ def _quarantine_frame(rejected: pd.DataFrame, entity: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "entity": entity,
-            "partition_date": rejected["partition_date"] if "partition_date" in rejected
-            else pd.NaT,
+            "partition_date": rejected.get("partition_date", pd.NaT),
             "source_file": rejected["source_file"],
             "source_line": rejected["source_line"],
             "rule": rejected["rule"].astype(str),
@@ -341,10 +365,52 @@ def _quarantine_frame(rejected: pd.DataFrame, entity: str) -> pd.DataFrame:
     )
 
 
-def stage_transactions_day(conn: duckdb.DuckDBPyConnection, day: date) -> StagingCounts:
-    """Replace `day`'s rows in staging.transactions / returns / quarantine from raw."""
+def day_batches(day_counts: dict[date, int], days: list[date], max_rows: int) -> list[list[date]]:
+    """Cut consecutive `days` into batches of at most `max_rows` raw lines each."""
+    batches: list[list[date]] = []
+    current: list[date] = []
+    current_rows = 0
+    for day in days:
+        rows = day_counts.get(day, 0)
+        if current and current_rows + rows > max_rows:
+            batches.append(current)
+            current, current_rows = [], 0
+        current.append(day)
+        current_rows += rows
+    if current:
+        batches.append(current)
+    return batches
+
+
+def stage_transactions_window(
+    conn: duckdb.DuckDBPyConnection, days: list[date], max_batch_rows: int = DEFAULT_BATCH_ROWS
+) -> list[StagingCounts]:
+    """Replace the rows of every day in `days` in staging.transactions / returns / quarantine.
+
+    Days are processed in bounded batches; each batch is one transaction over all three tables.
+    Returns the counts per day (days without raw rows included, with zeros).
+    """
+    if not days:
+        return []
     ensure_staging_tables(conn)
-    typed = conn.execute(TYPED_TRANSACTIONS_SQL, [day]).df()
+    raw_counts = {
+        row[0]: int(row[1])
+        for row in conn.execute(RAW_DAY_COUNTS_SQL, [days[0], days[-1]]).fetchall()
+    }
+    counts: list[StagingCounts] = []
+    for batch in day_batches(raw_counts, days, max_batch_rows):
+        counts.extend(_stage_batch(conn, batch))
+    return counts
+
+
+def stage_transactions_day(conn: duckdb.DuckDBPyConnection, day: date) -> StagingCounts:
+    """Replace one day's rows (see :func:`stage_transactions_window`)."""
+    return stage_transactions_window(conn, [day])[0]
+
+
+def _stage_batch(conn: duckdb.DuckDBPyConnection, days: list[date]) -> list[StagingCounts]:
+    first, last = days[0], days[-1]
+    typed = conn.execute(TYPED_TRANSACTIONS_SQL, [first, last]).df()
     parse_failed = typed[typed["parse_rule"].notna()].rename(
         columns={"parse_rule": "rule", "parse_detail": "detail"}
     )
@@ -354,31 +420,46 @@ def stage_transactions_day(conn: duckdb.DuckDBPyConnection, day: date) -> Stagin
         parsed[col] = parsed[col].astype(object)
 
     returns_valid, returns_rejected = split_by_model(parsed[parsed["quantity"] < 0], ReturnLine)
-    sales_valid, sales_rejected = split_by_model(
-        parsed[parsed["quantity"] >= 0], StagedTransaction
-    )
+    sales_valid, sales_rejected = split_by_model(parsed[parsed["quantity"] >= 0], StagedTransaction)
     quarantined = pd.concat(
-        [_quarantine_frame(df, "transactions")
-         for df in (parse_failed, returns_rejected, sales_rejected) if not df.empty]
-        or [_quarantine_frame(parse_failed, "transactions")],
+        [
+            _quarantine_frame(df, "transactions")
+            for df in (parse_failed, returns_rejected, sales_rejected)
+        ],
         ignore_index=True,
-    ).sort_values("source_line", kind="stable")
+    ).sort_values(["partition_date", "source_line"], kind="stable")
 
     line_cols = STAGED_TRANSACTIONS.column_names
+    window = "partition_date BETWEEN ? AND ?"
     conn.execute("BEGIN TRANSACTION")
     try:
-        staged = _write_frame(conn, STAGED_TRANSACTIONS, sales_valid[line_cols],
-                              "partition_date = ?", [day])
-        returned = _write_frame(conn, STAGED_RETURNS, returns_valid[line_cols],
-                                "partition_date = ?", [day])
-        quarantined_n = _write_frame(conn, QUARANTINE, quarantined,
-                                     "entity = 'transactions' AND partition_date = ?", [day])
+        _write_frame(conn, STAGED_TRANSACTIONS, sales_valid[line_cols], window, [first, last])
+        _write_frame(conn, STAGED_RETURNS, returns_valid[line_cols], window, [first, last])
+        _write_frame(
+            conn, QUARANTINE, quarantined, f"entity = 'transactions' AND {window}", [first, last]
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return StagingCounts(day=day, raw=len(typed), staged=staged, returns=returned,
-                         quarantined=quarantined_n)
+
+    def per_day(frame: pd.DataFrame) -> pd.Series:
+        if frame.empty:
+            return pd.Series(dtype="int64")
+        return frame.groupby(pd.to_datetime(frame["partition_date"]).dt.date).size()
+
+    raw_n, staged_n = per_day(typed), per_day(sales_valid)
+    returns_n, quarantined_n = per_day(returns_valid), per_day(quarantined)
+    return [
+        StagingCounts(
+            day=day,
+            raw=int(raw_n.get(day, 0)),
+            staged=int(staged_n.get(day, 0)),
+            returns=int(returns_n.get(day, 0)),
+            quarantined=int(quarantined_n.get(day, 0)),
+        )
+        for day in days
+    ]
 
 
 def _write_frame(
@@ -393,8 +474,13 @@ def _write_frame(
     conn.register(view, frame)
     try:
         return replace_rows(
-            conn, table, f"SELECT * FROM {view}", delete_where=delete_where,
-            delete_params=delete_params, in_transaction=False,
+            conn,
+            table,
+            f"SELECT * FROM {view}",
+            delete_where=delete_where,
+            delete_params=delete_params,
+            in_transaction=False,
+            ensure=False,
         )
     finally:
         conn.unregister(view)
@@ -486,10 +572,16 @@ def stage_master(
         typed = conn.execute(typed_sql.format(source=source_sql), params).df()
     parse_failed = typed[typed["parse_rule"].notna()].assign(
         rule=lambda df: df["parse_rule"],
-        detail=lambda df: df["parse_rule"].map(
-            {"duplicate_customer_id": "an earlier row has this customer_id",
-             "duplicate_product_id": "an earlier row has this product_id"}
-        ).fillna(""),
+        detail=lambda df: (
+            df["parse_rule"]
+            .map(
+                {
+                    "duplicate_customer_id": "an earlier row has this customer_id",
+                    "duplicate_product_id": "an earlier row has this product_id",
+                }
+            )
+            .fillna("")
+        ),
     )
     parsed = typed[typed["parse_rule"].isna()].drop(columns=["parse_rule"])
     valid, rejected = split_by_model(parsed, model)

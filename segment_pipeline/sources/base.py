@@ -24,12 +24,23 @@ from typing import Any
 import duckdb
 
 RAW_TRANSACTION_FIELDS: tuple[str, ...] = (
-    "order_id", "customer_id", "order_ts", "product_id", "quantity", "unit_price",
-    "product_name", "category",
+    "order_id",
+    "customer_id",
+    "order_ts",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "product_name",
+    "category",
 )
 REQUIRED_TRANSACTION_FIELDS: tuple[str, ...] = RAW_TRANSACTION_FIELDS[:6]
 CUSTOMER_FIELDS: tuple[str, ...] = (
-    "customer_id", "gender", "age_band", "occupation", "marital_status", "city_category",
+    "customer_id",
+    "gender",
+    "age_band",
+    "occupation",
+    "marital_status",
+    "city_category",
 )
 PRODUCT_FIELDS: tuple[str, ...] = ("product_id", "product_name", "category")
 

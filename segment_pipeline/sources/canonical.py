@@ -11,6 +11,7 @@ kept, as JSON, in the raw table's `extra` column.
 
 from __future__ import annotations
 
+import csv
 import re
 from datetime import date
 from pathlib import Path
@@ -48,16 +49,41 @@ def parse_day_file_name(name: str) -> date | None:
         return None
 
 
-def scan_function(path: Path) -> str:
-    """The DuckDB table function reading `path` as text (the path is bound as a parameter)."""
+def csv_header(path: Path) -> list[str]:
+    """The column names on a CSV file's first line."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataContractError(f"{path}: cannot read the header line: {exc}") from exc
+    if not header:
+        raise DataContractError(f"{path}: the file is empty (no header line)")
+    return [name.strip() for name in header]
+
+
+def scan_function(path: Path, columns: list[str] | None = None) -> str:
+    """The DuckDB table function reading `path` as text (the path is bound as a parameter).
+
+    CSV is read with the dialect fixed (comma, double quotes, header line) and every column
+    declared as text: raw is loaded as it is, and typing (quarantining what does not parse) is
+    staging's job, so a bad value never fails the load. Declaring the columns also skips
+    DuckDB's sniffer, which dominated the cost of loading many small daily files.
+    """
     if path.suffix == ".parquet":
         return "read_parquet(?)"
-    # all_varchar: raw is loaded as it is; typing (and quarantining what does not parse) is
-    # staging's job, so a bad value never fails the load.
-    return "read_csv(?, all_varchar = true, header = true)"
+    if columns is None:
+        return "read_csv(?, all_varchar = true, header = true)"
+    declared = ", ".join(f"'{name.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for name in columns)
+    return (
+        "read_csv(?, header = true, auto_detect = false, delim = ',', quote = '\"', "
+        f"escape = '\"', strict_mode = true, columns = {{{declared}}})"
+    )
 
 
 def file_columns(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """Column names of a CSV (from its header line) or Parquet file."""
+    if path.suffix == ".csv":
+        return csv_header(path)
     try:
         rows = conn.execute(f"DESCRIBE SELECT * FROM {scan_function(path)}", [str(path)]).fetchall()
     except duckdb.Error as exc:
@@ -86,7 +112,8 @@ def build_raw_query(
             f"(the file has: {', '.join(found)})"
         )
     selects = [
-        f"CAST({quote_ident(name)} AS VARCHAR) AS {name}" if name in found
+        f"CAST({quote_ident(name)} AS VARCHAR) AS {name}"
+        if name in found
         else f"CAST(NULL AS VARCHAR) AS {name}"
         for name in fields
     ]
@@ -102,7 +129,8 @@ def build_raw_query(
             selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
         else:
             selects.append("CAST(NULL AS VARCHAR) AS extra")
-    sql = f"SELECT {', '.join(selects)} FROM {scan_function(path)}"
+    scan = scan_function(path, found if path.suffix == ".csv" else None)
+    sql = f"SELECT {', '.join(selects)} FROM {scan}"
     return RawQuery(sql=sql, params=[str(path.name), str(path)], source_file=str(path))
 
 
@@ -113,6 +141,7 @@ class CanonicalSource(DatasetSource):
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._day_files: dict[date, Path] | None = None
 
     @property
     def transactions_dir(self) -> Path:
@@ -122,7 +151,13 @@ class CanonicalSource(DatasetSource):
         return f"canonical dataset at {self.root}"
 
     def day_files(self) -> dict[date, Path]:
-        """Transaction files by day; a day with both CSV and Parquet is an error."""
+        """Transaction files by day (scanned once per source object); a day with both CSV and
+        Parquet is an error."""
+        if self._day_files is None:
+            self._day_files = self._scan_day_files()
+        return self._day_files
+
+    def _scan_day_files(self) -> dict[date, Path]:
         files: dict[date, Path] = {}
         if not self.transactions_dir.is_dir():
             return files
@@ -143,7 +178,8 @@ class CanonicalSource(DatasetSource):
         if not self.transactions_dir.is_dir():
             return []
         return [
-            p for p in sorted(self.transactions_dir.iterdir())
+            p
+            for p in sorted(self.transactions_dir.iterdir())
             if p.is_file() and not p.name.startswith(".") and parse_day_file_name(p.name) is None
         ]
 

@@ -1,0 +1,173 @@
+"""Raw and staging through real Dagster runs: range backfill equals day-by-day runs,
+re-materializing a day is idempotent, bad files stop the run with a clear message."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from segment_pipeline.runner import execute_pipeline
+from segment_pipeline_tests.conftest import settings_for
+from segment_pipeline_tests.datasets import line, write_day
+
+INGEST = 'key:"raw/*" or key:"staging/*"'
+TABLES = [
+    "raw.transactions",
+    "staging.transactions",
+    "staging.returns",
+    "staging.quarantine",
+    "staging.customers",
+    "staging.products",
+]
+
+
+def make_dataset(root: Path) -> Path:
+    write_day(
+        root,
+        "2024-03-01",
+        [
+            line("O1", "C1", "2024-03-01 10:00:00", "P1", 2, "3.50"),
+            line("O2", "", "2024-03-01 11:00:00", "P1", 1, "3.50"),
+            line("R1", "C1", "2024-03-01 12:00:00", "P1", -1, "3.50"),
+        ],
+    )
+    # 2024-03-02 has no file: an empty partition, not an error.
+    write_day(
+        root,
+        "2024-03-03",
+        [
+            line("O3", "C2", "2024-03-03 09:00:00", "P2", 1, "20"),
+            line("O4", "C1", "2024-03-03 09:30:00", "P1", 3, "N/A"),
+        ],
+    )
+    write_day(root, "2024-03-04", [line("O5", "C2", "2024-03-04 10:00:00", "P2", 4, "19.5")])
+    return root
+
+
+def snapshot(db: Path) -> dict[str, pd.DataFrame]:
+    conn = duckdb.connect(str(db))
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").df() for t in TABLES}
+    finally:
+        conn.close()
+
+
+def assert_same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
+    for table in TABLES:
+        pd.testing.assert_frame_equal(a[table], b[table], obj=table)
+
+
+def run(settings, instance, start=None, end=None):
+    outcome = execute_pipeline(
+        settings, instance=instance, selection=INGEST, start=start, end=end, echo=False
+    )
+    return outcome
+
+
+def test_range_backfill_equals_day_by_day_runs(tmp_path: Path, instance: dg.DagsterInstance):
+    data = make_dataset(tmp_path / "data")
+    range_db, daily_db = tmp_path / "range" / "w.duckdb", tmp_path / "daily" / "w.duckdb"
+    assert run(settings_for(data, range_db), instance).success
+
+    for day in range(1, 5):
+        d = date(2024, 3, day)
+        assert run(settings_for(data, daily_db), instance, start=d, end=d).success
+
+    range_tables, daily_tables = snapshot(range_db), snapshot(daily_db)
+    assert len(range_tables["staging.transactions"]) == 3
+    assert len(range_tables["staging.returns"]) == 1
+    assert sorted(range_tables["staging.quarantine"]["rule"]) == [
+        "customer_id_missing",
+        "unit_price_unparseable",
+    ]
+    assert_same_tables(range_tables, daily_tables)
+
+    # The range run recorded one materialization per day (including the day without a file).
+    records = instance.fetch_materializations(
+        dg.AssetKey(["staging", "transactions"]), limit=100
+    ).records
+    days = {r.partition_key for r in records}
+    assert {"2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"} <= days
+
+
+def test_rematerializing_a_day_replaces_exactly_that_day(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    data = make_dataset(tmp_path / "data")
+    db = tmp_path / "w" / "w.duckdb"
+    settings = settings_for(data, db)
+    assert run(settings, instance).success
+    before = snapshot(db)
+    assert run(settings, instance, start=date(2024, 3, 3), end=date(2024, 3, 3)).success
+    assert_same_tables(before, snapshot(db))
+
+    # A corrected file for one day replaces that day only.
+    write_day(data, "2024-03-03", [line("O3", "C2", "2024-03-03 09:00:00", "P2", 2, "20")])
+    assert run(settings, instance, start=date(2024, 3, 3), end=date(2024, 3, 3)).success
+    after = snapshot(db)
+    staged = after["staging.transactions"]
+    assert staged.loc[staged["order_id"] == "O3", "quantity"].tolist() == [2]
+    assert "unit_price_unparseable" not in set(after["staging.quarantine"]["rule"])
+    other_days = before["staging.transactions"]["partition_date"] != pd.Timestamp("2024-03-03")
+    pd.testing.assert_frame_equal(
+        before["staging.transactions"][other_days].reset_index(drop=True),
+        staged[staged["partition_date"] != pd.Timestamp("2024-03-03")].reset_index(drop=True),
+    )
+
+
+def test_missing_column_stops_the_run_naming_file_and_column(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    data = make_dataset(tmp_path / "data")
+    write_day(
+        data,
+        "2024-03-04",
+        [["O5", "C2", "2024-03-04 10:00:00", "P2", 4, "19.5"]],
+        header=["order_id", "customer_id", "order_ts", "sku", "quantity", "unit_price"],
+    )
+    outcome = run(settings_for(data, tmp_path / "w" / "w.duckdb"), instance)
+    assert not outcome.success
+    assert any("2024-03-04.csv" in m and "product_id" in m for m in outcome.messages), (
+        outcome.messages
+    )
+
+
+def test_malformed_csv_row_stops_the_run_naming_file_and_line(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    data = make_dataset(tmp_path / "data")
+    path = data / "transactions" / "2024-03-04.csv"
+    path.write_text(path.read_text() + "O6,C2,2024-03-04 11:00:00,P2,4\n")
+    outcome = run(settings_for(data, tmp_path / "w" / "w.duckdb"), instance)
+    assert not outcome.success
+    assert any("2024-03-04.csv" in m and "Line: 3" in m for m in outcome.messages), outcome.messages
+
+
+@pytest.mark.e2e
+def test_bundled_sample_staging_matches_the_generator_report(
+    staged_sample_db: Path, sample_dir: Path
+) -> None:
+    import json
+
+    report = json.loads((sample_dir / "generation_report.json").read_text())
+    conn = duckdb.connect(str(staged_sample_db))
+    try:
+        counts = dict(
+            conn.execute(
+                "SELECT 'raw', count(*) FROM raw.transactions UNION ALL "
+                "SELECT 'staged', count(*) FROM staging.transactions UNION ALL "
+                "SELECT 'returns', count(*) FROM staging.returns UNION ALL "
+                "SELECT 'quarantined', count(*) FROM staging.quarantine"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    assert counts["raw"] == report["transaction_lines"]
+    assert counts["staged"] == report["sale_lines"]
+    assert counts["returns"] == report["return_lines"]
+    assert counts["quarantined"] == sum(report["defective_lines"].values())

@@ -1,0 +1,229 @@
+"""Validation and quarantine on hand-made bad rows: every rule, one row each, and where each
+row ends up. Calls the staging logic directly (no Dagster) on a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from segment_pipeline.logic.staging import (
+    RAW_TRANSACTIONS,
+    ensure_staging_tables,
+    stage_master,
+    stage_transactions_window,
+)
+from segment_pipeline.sources import CanonicalSource, DataContractError
+from segment_pipeline.tables import replace_rows
+from segment_pipeline_tests.datasets import (
+    CUSTOMER_HEADER,
+    PRODUCT_HEADER,
+    line,
+    write_csv,
+    write_day,
+)
+
+DAY = "2024-03-01"
+TS = "2024-03-01 10:00:00"
+
+# (row, where it must end up, rule if quarantined). File line = index + 2 (header is line 1).
+CASES: list[tuple[dict[str, object], str, str | None]] = [
+    (line("O1", "C1", TS, "P1", 2, "3.50"), "staged", None),
+    (line("O1", "C1", TS, "P2", 1, "10"), "staged", None),
+    (line("O1", "C1", TS, "P2", 1, "10"), "quarantine", "duplicate_line"),
+    (line("", "C1", TS, "P1", 1, "1"), "quarantine", "order_id_missing"),
+    (line("O2", "", TS, "P1", 1, "3.50"), "quarantine", "customer_id_missing"),
+    (line("O2", "  ", TS, "P1", 1, "3.50"), "quarantine", "customer_id_missing"),
+    (line("O3", "C2", TS, "", 1, "3.50"), "quarantine", "product_id_missing"),
+    (line("O3", "C2", "", "P1", 1, "3.50"), "quarantine", "order_ts_missing"),
+    (line("O3", "C2", "not a date", "P1", 1, "3.50"), "quarantine", "order_ts_unparseable"),
+    (
+        line("O3", "C2", "2024-13-45 25:61:00", "P1", 1, "3.50"),
+        "quarantine",
+        "order_ts_unparseable",
+    ),
+    (line("O4", "C2", TS, "P1", "", "3.50"), "quarantine", "quantity_missing"),
+    (line("O4", "C2", TS, "P1", "1.5", "3.50"), "quarantine", "quantity_not_integer"),
+    (line("O4", "C2", TS, "P1", "two", "3.50"), "quarantine", "quantity_not_integer"),
+    (line("O5", "C3", TS, "P1", 1, ""), "quarantine", "unit_price_missing"),
+    (line("O5", "C3", TS, "P1", 1, "N/A"), "quarantine", "unit_price_unparseable"),
+    (line("O5", "C3", TS, "P1", 1, "3,50"), "quarantine", "unit_price_unparseable"),
+    (line("O6", "C3", TS, "P1", 0, "3.50"), "quarantine", "quantity_positive_for_sale"),
+    (line("O6", "C3", TS, "P1", 1, "-3.50"), "quarantine", "unit_price_not_negative"),
+    (
+        line("O7", "C3", "2024-03-02 09:00:00", "P1", 1, "3.50"),
+        "quarantine",
+        "order_ts_on_partition_day",
+    ),
+    (line("R1", "C1", TS, "P1", -1, "3.50"), "returns", None),
+    (line("R2", "C1", TS, "P1", -1, "-3.50"), "quarantine", "unit_price_not_negative"),
+    (line("O8", "C4", "2024-03-01T23:59:59", "P3", 3, "0"), "staged", None),
+]
+
+
+@pytest.fixture
+def staged(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    root = tmp_path / "data"
+    write_day(root, DAY, [row for row, _, _ in CASES])
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_staging_tables(conn)
+    load_raw(conn, CanonicalSource(root), date(2024, 3, 1))
+    yield conn
+    conn.close()
+
+
+def load_raw(conn: duckdb.DuckDBPyConnection, source: CanonicalSource, day: date) -> int:
+    query = source.raw_transactions(conn, day)
+    assert query is not None
+    return replace_rows(
+        conn,
+        RAW_TRANSACTIONS,
+        f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src",
+        [day, *query.params],
+        delete_where="partition_date = ?",
+        delete_params=[day],
+    )
+
+
+def test_every_row_lands_in_its_expected_place(staged: duckdb.DuckDBPyConnection) -> None:
+    counts = stage_transactions_window(staged, [date(2024, 3, 1)])
+    assert len(counts) == 1 and counts[0].conserved
+    places: dict[int, tuple[str, str | None]] = {}
+    for table in ("transactions", "returns"):
+        for (source_line,) in staged.execute(f"SELECT source_line FROM staging.{table}").fetchall():
+            places[source_line] = ("staged" if table == "transactions" else "returns", None)
+    for source_line, rule in staged.execute(
+        "SELECT source_line, rule FROM staging.quarantine WHERE entity = 'transactions'"
+    ).fetchall():
+        assert source_line not in places, f"line {source_line} is in two places"
+        places[source_line] = ("quarantine", rule)
+    expected = {i + 2: (where, rule) for i, (_, where, rule) in enumerate(CASES)}
+    assert places == expected
+
+
+def test_staged_values_are_typed_and_amount_computed(staged: duckdb.DuckDBPyConnection) -> None:
+    stage_transactions_window(staged, [date(2024, 3, 1)])
+    rows = staged.execute(
+        "SELECT line_id, quantity, CAST(unit_price AS DOUBLE), CAST(amount AS DOUBLE), order_ts "
+        "FROM staging.transactions ORDER BY source_line"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["2024-03-01.csv:2", "2024-03-01.csv:3", "2024-03-01.csv:23"]
+    assert rows[0][1:4] == (2, 3.5, 7.0)  # 2 x 3.50
+    assert rows[1][1:4] == (1, 10.0, 10.0)
+    assert rows[2][1:4] == (3, 0.0, 0.0)  # a free item is a sale at price 0
+    assert str(rows[2][4]) == "2024-03-01 23:59:59"  # ISO 'T' separator parses
+    returned = staged.execute(
+        "SELECT quantity, CAST(amount AS DOUBLE) FROM staging.returns"
+    ).fetchall()
+    assert returned == [(-1, -3.5)]
+
+
+def test_quarantine_keeps_the_raw_row_and_the_offending_value(
+    staged: duckdb.DuckDBPyConnection,
+) -> None:
+    stage_transactions_window(staged, [date(2024, 3, 1)])
+    frame = staged.execute(
+        "SELECT source_file, source_line, rule, detail, raw_values FROM staging.quarantine "
+        "ORDER BY source_line"
+    ).df()
+    by_line = frame.set_index("source_line")
+    assert by_line.loc[10, "detail"] == "order_ts=not a date"
+    assert by_line.loc[17, "detail"] == "unit_price=3,50"
+    assert by_line.loc[19, "detail"] == "unit_price=-3.5"
+    assert json.loads(by_line.loc[16, "raw_values"])["unit_price"] == "N/A"
+    assert set(frame["source_file"]) == {"2024-03-01.csv"}
+
+
+def test_restaging_a_day_replaces_exactly_its_rows(staged: duckdb.DuckDBPyConnection) -> None:
+    stage_transactions_window(staged, [date(2024, 3, 1)])
+
+    def snapshot() -> list[pd.DataFrame]:
+        return [
+            staged.execute(f"SELECT * FROM staging.{t} ORDER BY ALL").df()
+            for t in ("transactions", "returns", "quarantine")
+        ]
+
+    first = snapshot()
+    stage_transactions_window(staged, [date(2024, 3, 1)])
+    for before, after in zip(first, snapshot(), strict=True):
+        pd.testing.assert_frame_equal(before, after)
+
+
+def test_missing_required_column_names_file_and_column(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    header = ["order_id", "client", "order_ts", "product_id", "quantity", "unit_price"]
+    write_day(root, DAY, [["O1", "C1", TS, "P1", 1, 2]], header=header)
+    conn = duckdb.connect()
+    with pytest.raises(DataContractError, match=r"2024-03-01\.csv.*customer_id"):
+        CanonicalSource(root).raw_transactions(conn, date(2024, 3, 1))
+
+
+def test_day_without_file_is_an_empty_partition(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_day(root, DAY, [line("O1", "C1", TS, "P1", 1, 2)])
+    assert CanonicalSource(root).raw_transactions(duckdb.connect(), date(2024, 3, 2)) is None
+
+
+def test_unrecognised_file_names_are_listed_not_loaded(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_day(root, DAY, [line("O1", "C1", TS, "P1", 1, 2)])
+    (root / "transactions" / "2024-02-30.csv").write_text("x\n")
+    (root / "transactions" / "notes.txt").write_text("x\n")
+    source = CanonicalSource(root)
+    assert source.transaction_days() == [date(2024, 3, 1)]
+    assert [p.name for p in source.unrecognised_files()] == ["2024-02-30.csv", "notes.txt"]
+
+
+def test_customers_and_products_are_validated(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_csv(
+        root / "customers.csv",
+        CUSTOMER_HEADER,
+        [
+            ["C1", "M", "26-35", "4", "0", "A"],
+            ["C2", "X", "26-35", "4", "0", "A"],  # gender not M/F
+            ["C1", "F", "18-25", "1", "1", "B"],  # duplicate id: first row wins
+            ["", "M", "0-17", "1", "0", "A"],  # no id
+            ["C3", "", "", "", "", ""],  # all demographics unknown: kept
+            ["C4", "f", "99-100", "2", "0", "C"],  # age band outside the contract
+        ],
+    )
+    write_csv(
+        root / "products.csv",
+        PRODUCT_HEADER,
+        [
+            ["P1", "Tea", "Groceries"],
+            ["P2", "", ""],
+            ["P1", "Tea again", "Food"],
+        ],
+    )
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    source = CanonicalSource(root)
+    query = source.raw_customers(conn)
+    counts = stage_master(conn, "customers", query.sql, query.params)
+    assert (counts.raw, counts.staged, counts.quarantined) == (6, 2, 4)
+    staged = conn.execute("SELECT * FROM staging.customers ORDER BY customer_id").fetchall()
+    assert staged[0][:6] == ("C1", "M", "26-35", "4", "0", "A")
+    assert staged[1][:6] == ("C3", "Unknown", "Unknown", "Unknown", "Unknown", "Unknown")
+    rules = dict(
+        conn.execute(
+            "SELECT source_line, rule FROM staging.quarantine WHERE entity = 'customers'"
+        ).fetchall()
+    )
+    assert rules == {
+        3: "gender:isin(['M', 'F', 'Unknown'])",
+        4: "duplicate_customer_id",
+        5: "customer_id_missing",
+        7: "age_band:isin(['0-17', '18-25', '26-35', '36-45', '46-50', '51-55', '55+', 'Unknown'])",
+    }
+    query = source.raw_products(conn)
+    counts = stage_master(conn, "products", query.sql, query.params)
+    assert (counts.raw, counts.staged, counts.quarantined) == (3, 2, 1)
+    assert conn.execute("SELECT * FROM staging.products ORDER BY 1").fetchall() == [
+        ("P1", "Tea", "Groceries", "products.csv", 2),
+        ("P2", "P2", "Unknown", "products.csv", 3),
+    ]
