@@ -2,6 +2,7 @@
 
     segment-pipeline generate --out DIR [--customers N] [--days D] [--seed S] [--start DAY]
     segment-pipeline run [--data DIR] [--format FMT] [--db FILE] [--select SELECTION]
+    segment-pipeline backfill --start DAY --end DAY [--data DIR] [--db FILE] [--select ...]
 
 `run` executes the project's asset job in process on the project's persistent Dagster instance
 (`.dagster_home/` unless DAGSTER_HOME is set), so its runs show in `make ui` afterwards.
@@ -68,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="last day to (re)load (default: the dataset's last day)",
     )
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="(re)materialize a range of days as one run, then everything downstream",
+    )
+    _add_dataset_args(backfill)
+    backfill.add_argument("--start", type=_parse_day, required=True, help="first day")
+    backfill.add_argument("--end", type=_parse_day, required=True, help="last day")
+    backfill.add_argument("--select", default=None,
+                          help="Dagster asset selection (default: every asset)")
     return parser
 
 
@@ -140,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()
-    handlers = {"generate": cmd_generate, "run": cmd_run}
+    handlers = {"generate": cmd_generate, "run": cmd_run, "backfill": cmd_run}
     try:
         code = handlers[args.command](args)
     except KeyboardInterrupt:

@@ -32,6 +32,12 @@ from segment_pipeline.tables import preview_markdown, replace_rows, table_metada
 
 OWNERS = ["team:data-engineering"]
 
+#: Every asset that writes the warehouse claims this Dagster pool. DuckDB allows one writing
+#: process; the project instance limits the pool to 1 (.dagster_home/dagster.yaml) so queued
+#: steps wait in Dagster (visible in the UI), and the warehouse file lock guarantees the same
+#: for any process outside Dagster's accounting.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
 RAW_KEY = dg.AssetKey(["raw", "transactions"])
 STAGED_KEY = dg.AssetKey(["staging", "transactions"])
 RETURNS_KEY = dg.AssetKey(["staging", "returns"])
@@ -65,6 +71,7 @@ def build_ingest_assets(
         key=RAW_KEY,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
         group_name="raw",
         kinds={"duckdb"},
         owners=OWNERS,
@@ -205,6 +212,7 @@ def build_ingest_assets(
             ),
         ],
         name="staging_transactions",
+        pool=WAREHOUSE_POOL,
     )
     def staging_transactions(
         context: AssetExecutionContext, config: StagingConfig, warehouse: DuckDBWarehouse
@@ -355,6 +363,10 @@ def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.
     @dg.asset(
         key=key,
         group_name="staging",
+        # Unpartitioned, but declared so a `dagster asset materialize --partition-range` over
+        # the whole graph runs as one run (the CLI requires it of every selected asset).
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
         kinds={"duckdb", "pandas", "pandera"},
         owners=OWNERS,
         description=description,
