@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(backfill)
     backfill.add_argument("--start", type=_parse_day, required=True, help="first day")
     backfill.add_argument("--end", type=_parse_day, required=True, help="last day")
-    backfill.add_argument("--select", default=None,
-                          help="Dagster asset selection (default: every asset)")
+    backfill.add_argument(
+        "--select", default=None, help="Dagster asset selection (default: every asset)"
+    )
     return parser
 
 

@@ -19,12 +19,15 @@ from segment_pipeline.assets.ingest import (
 from segment_pipeline.jobs import ALL_ASSETS_JOB
 from segment_pipeline.partitions import dataset_partitions
 from segment_pipeline.resources import DatasetResource, DuckDBWarehouse
+from segment_pipeline.schedules import build_daily_schedule
+from segment_pipeline.sensors import build_new_data_sensor
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import open_source
 
-
 #: Analysis layers, in graph order. Each module exposes `build_defs(settings) -> Definitions`.
 LAYER_MODULES: tuple[str, ...] = (
+    "segment_pipeline.assets.rfm",
+    "segment_pipeline.assets.behaviour",
 )
 
 
@@ -36,10 +39,15 @@ def _layer_definitions(settings: PipelineSettings) -> list[dg.Definitions]:
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
     """All assets, checks, jobs and resources for one dataset and one warehouse file."""
     settings = settings or PipelineSettings.from_env()
-    partitions_def = dataset_partitions(settings, open_source(settings))
+    source = open_source(settings)
+    partitions_def = dataset_partitions(settings, source)
+    # Adapters with daily files say where they are; the sensor watches that folder.
+    watched_dir = getattr(source, "transactions_dir", settings.data_dir)
     core = dg.Definitions(
         assets=[*build_ingest_assets(partitions_def), staging_customers, staging_products],
         jobs=[ALL_ASSETS_JOB],
+        schedules=[build_daily_schedule(partitions_def)],
+        sensors=[build_new_data_sensor(watched_dir, partitions_def)],
         resources={
             "warehouse": DuckDBWarehouse(path=str(settings.db_path)),
             "dataset": DatasetResource.from_settings(settings),

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from segment_pipeline.sources import DatasetSource
 
 
+#: Every asset that writes the warehouse claims this Dagster pool. DuckDB allows one writing
+#: process; the project instance limits the pool to 1 (.dagster_home/dagster.yaml) so queued
+#: steps wait in Dagster (visible in the UI), and the warehouse file lock guarantees the same
+#: for any process outside Dagster's accounting.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
 class WarehouseLockTimeout(RuntimeError):
     """Another process held the warehouse for longer than the configured timeout."""
 

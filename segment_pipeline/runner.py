@@ -7,6 +7,8 @@ so what the terminal shows is what the UI shows.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 import uuid
@@ -222,6 +224,21 @@ def _quarantine_summary(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return out
 
 
+def project_instance() -> dg.DagsterInstance:
+    """The instance named by DAGSTER_HOME, created under a file lock: two first runs started at
+    once would otherwise race to create the same SQLite tables ("table runs already exists")."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".instance.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            instance = dg.DagsterInstance.get()
+            instance.get_run_records(limit=1)  # touches (and so creates) the run storage
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return instance
+
+
 def run_pipeline(
     settings: PipelineSettings,
     *,
@@ -233,7 +250,7 @@ def run_pipeline(
     try:
         outcome = execute_pipeline(
             settings,
-            instance=dg.DagsterInstance.get(),
+            instance=project_instance(),
             selection=selection,
             start=start,
             end=end,

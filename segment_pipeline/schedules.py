@@ -41,7 +41,8 @@ def build_daily_schedule(
         cron_schedule=cron,
         execution_timezone=timezone,
         job=ALL_ASSETS_JOB,
-        default_status=dg.DefaultScheduleStatus.RUNNING if enabled
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if enabled
         else dg.DefaultScheduleStatus.STOPPED,
         description=f"Every day at '{cron}' ({timezone}): load the previous day's transactions "
         "(raw and staging partitions) and refresh every downstream asset in the same run.",
@@ -51,7 +52,8 @@ def build_daily_schedule(
         day = (local_day - timedelta(days=1)).isoformat()
         if not partitions_def.has_partition_key(day):
             return dg.SkipReason(f"{day} is not a partition (before the dataset starts)")
-        return dg.RunRequest(run_key=f"daily-{day}", partition_key=day,
-                             tags={"segment_pipeline/trigger": "schedule"})
+        return dg.RunRequest(
+            run_key=f"daily-{day}", partition_key=day, tags={"segment_pipeline/trigger": "schedule"}
+        )
 
     return daily_refresh

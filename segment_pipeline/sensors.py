@@ -97,19 +97,25 @@ def build_new_data_sensor(
             )
         days = [d for d in result.changed_days if partitions_def.has_partition_key(d)]
         for day in sorted(set(result.changed_days) - set(days)):
-            context.log.warning(f"skipping {day}: outside the partitions (restart the code "
-                                "location to extend them to new dates)")
+            context.log.warning(
+                f"skipping {day}: outside the partitions (restart the code "
+                "location to extend them to new dates)"
+            )
         cursor = json.dumps(result.state, sort_keys=True)
         if not days:
-            return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed day files"),
-                                   cursor=cursor)
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason("no new or changed day files"), cursor=cursor
+            )
         start, end = days[0], days[-1]
         context.log.info(f"{len(days)} new or changed day file(s): {start}..{end}")
         request = dg.RunRequest(
             run_key=f"files-{start}-{end}-{hashlib.sha256(cursor.encode()).hexdigest()[:12]}",
-            tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end,
-                  "segment_pipeline/trigger": "sensor",
-                  "segment_pipeline/changed_days": ",".join(days)[:1000]},
+            tags={
+                PARTITION_RANGE_START_TAG: start,
+                PARTITION_RANGE_END_TAG: end,
+                "segment_pipeline/trigger": "sensor",
+                "segment_pipeline/changed_days": ",".join(days)[:1000],
+            },
         )
         return dg.SensorResult(run_requests=[request], cursor=cursor)
 

@@ -43,7 +43,7 @@ class PipelineSettings:
     source_format: str = "canonical"
     mapping_file: Path | None = None
     db_path: Path = DEFAULT_DB_PATH
-    figures_dir: Path = DEFAULT_FIGURES_DIR
+    figures_dir: Path | None = None  # None: next to the database (see figures_dir_for)
     undated_day: date = DEFAULT_UNDATED_DAY
     start_date: date | None = None
 
@@ -71,14 +71,26 @@ class PipelineSettings:
             source_format=(get("FORMAT") or defaults.source_format).lower(),
             mapping_file=_path(mapping),
             db_path=_path(get("DB")) or defaults.db_path,
-            figures_dir=_path(get("FIGURES_DIR")) or defaults.figures_dir,
+            figures_dir=_path(get("FIGURES_DIR")),
             undated_day=date.fromisoformat(undated) if undated else defaults.undated_day,
             start_date=date.fromisoformat(start) if start else None,
         )
 
+    def __post_init__(self) -> None:
+        if self.figures_dir is None:
+            object.__setattr__(self, "figures_dir", figures_dir_for(self.db_path))
+
     def with_overrides(self, **changes: object) -> PipelineSettings:
-        """A copy with some fields replaced (`None` values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some fields replaced (`None` values are ignored). A new database moves
+        the derived figures folder with it, unless a figures folder was set explicitly."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if (
+            "db_path" in changes
+            and "figures_dir" not in changes
+            and self.figures_dir == figures_dir_for(self.db_path)
+        ):
+            changes["figures_dir"] = figures_dir_for(Path(str(changes["db_path"])))
+        return replace(self, **changes)
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings (for subprocesses such as
@@ -95,6 +107,15 @@ class PipelineSettings:
         if self.start_date is not None:
             env[ENV_PREFIX + "START_DATE"] = self.start_date.isoformat()
         return env
+
+
+def figures_dir_for(db_path: Path) -> Path:
+    """Figures live next to their database, so runs on different datasets (different `--db`)
+    never overwrite each other's PNGs: `data/warehouse/figures/` for the default database,
+    `<folder>/<name>_figures/` for any other."""
+    if Path(db_path) == DEFAULT_DB_PATH:
+        return DEFAULT_FIGURES_DIR
+    return Path(db_path).parent / f"{Path(db_path).stem}_figures"
 
 
 def _path(value: str | None) -> Path | None:

@@ -27,6 +27,7 @@ PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-03-01", timezone="UTC
 
 # --- schedule --------------------------------------------------------------------------------
 
+
 def test_schedule_requests_the_previous_day_with_the_whole_graph() -> None:
     schedule = build_daily_schedule(PARTITIONS, cron="30 4 * * *", timezone="UTC")
     assert schedule.job_name == ALL_ASSETS_JOB_NAME
@@ -60,6 +61,7 @@ def test_schedule_skips_days_before_the_dataset() -> None:
 
 # --- sensor ----------------------------------------------------------------------------------
 
+
 def tick(sensor: dg.SensorDefinition, cursor: str | None) -> dg.SensorResult:
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, cursor=cursor)
@@ -70,8 +72,12 @@ def tick(sensor: dg.SensorDefinition, cursor: str | None) -> dg.SensorResult:
 
 def test_sensor_new_changed_bad_name_and_nothing_new(tmp_path: Path) -> None:
     folder = tmp_path / "data" / "transactions"
-    write_day(tmp_path / "data", "2024-03-01", [line("O1", "C1", "2024-03-01 10:00:00", "P1", 1, 2)])
-    write_day(tmp_path / "data", "2024-03-03", [line("O2", "C1", "2024-03-03 10:00:00", "P1", 1, 2)])
+    write_day(
+        tmp_path / "data", "2024-03-01", [line("O1", "C1", "2024-03-01 10:00:00", "P1", 1, 2)]
+    )
+    write_day(
+        tmp_path / "data", "2024-03-03", [line("O2", "C1", "2024-03-03 10:00:00", "P1", 1, 2)]
+    )
     (folder / "march-4th.csv").write_text("order_id\n")
     sensor = build_new_data_sensor(folder, PARTITIONS)
 
@@ -79,7 +85,9 @@ def test_sensor_new_changed_bad_name_and_nothing_new(tmp_path: Path) -> None:
     assert len(first.run_requests or []) == 1  # one run for the batch, not one per day
     tags = first.run_requests[0].tags
     assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]) == (
-        "2024-03-01", "2024-03-03")
+        "2024-03-01",
+        "2024-03-03",
+    )
     assert "march-4th.csv" not in first.cursor
 
     # Nothing new -> no run, and touching a file without changing it is not a change.
@@ -90,13 +98,19 @@ def test_sensor_new_changed_bad_name_and_nothing_new(tmp_path: Path) -> None:
 
     # A corrected file for a day already loaded, and a new day: one run over both.
     time.sleep(0.01)
-    write_day(tmp_path / "data", "2024-03-01", [line("O1", "C1", "2024-03-01 10:00:00", "P1", 3, 2)])
-    write_day(tmp_path / "data", "2024-03-05", [line("O3", "C2", "2024-03-05 10:00:00", "P1", 1, 2)])
+    write_day(
+        tmp_path / "data", "2024-03-01", [line("O1", "C1", "2024-03-01 10:00:00", "P1", 3, 2)]
+    )
+    write_day(
+        tmp_path / "data", "2024-03-05", [line("O3", "C2", "2024-03-05 10:00:00", "P1", 1, 2)]
+    )
     second = tick(sensor, touched.cursor)
     assert len(second.run_requests) == 1
     tags = second.run_requests[0].tags
     assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]) == (
-        "2024-03-01", "2024-03-05")
+        "2024-03-01",
+        "2024-03-05",
+    )
     assert tags["segment_pipeline/changed_days"] == "2024-03-01,2024-03-05"
 
 
@@ -111,11 +125,18 @@ def test_scan_folder_reports_bad_names(tmp_path: Path) -> None:
 
 # --- backfills and concurrency through real processes ----------------------------------------
 
+
 def _dataset(root: Path) -> Path:
     for day in range(1, 5):
         d = f"2024-03-0{day}"
-        write_day(root, d, [line(f"O{day}", f"C{day % 2}", f"{d} 10:00:00", "P1", day, "2.5"),
-                            line(f"R{day}", "C1", f"{d} 11:00:00", "P1", -1, "2.5")])
+        write_day(
+            root,
+            d,
+            [
+                line(f"O{day}", f"C{day % 2}", f"{d} 10:00:00", "P1", day, "2.5"),
+                line(f"R{day}", "C1", f"{d} 11:00:00", "P1", -1, "2.5"),
+            ],
+        )
     return root
 
 
@@ -123,18 +144,29 @@ def _env(tmp_path: Path, data: Path, db: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_PIPELINE_")}
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    env.update({"DAGSTER_HOME": str(home), "SEGMENT_PIPELINE_DATA": str(data),
-                "SEGMENT_PIPELINE_DB": str(db),
-                "SEGMENT_PIPELINE_FIGURES_DIR": str(db.parent / "figures")})
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "SEGMENT_PIPELINE_DATA": str(data),
+            "SEGMENT_PIPELINE_DB": str(db),
+            "SEGMENT_PIPELINE_FIGURES_DIR": str(db.parent / "figures"),
+        }
+    )
     return env
 
 
 def _tables(db: Path) -> dict[str, list[tuple]]:
     conn = duckdb.connect(str(db))
     try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
-                for t in ("raw.transactions", "staging.transactions", "staging.returns",
-                          "staging.quarantine")}
+        return {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in (
+                "raw.transactions",
+                "staging.transactions",
+                "staging.returns",
+                "staging.quarantine",
+            )
+        }
     finally:
         conn.close()
 
@@ -146,16 +178,39 @@ def test_dagster_cli_partition_range_equals_segment_pipeline_backfill(tmp_path: 
     data = _dataset(tmp_path / "data")
     db_a, db_b = tmp_path / "a" / "w.duckdb", tmp_path / "b" / "w.duckdb"
     a = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "segment_pipeline.definitions",
-         "--select", INGEST, "--partition-range", "2024-03-01...2024-03-04"],
-        cwd=PROJECT_ROOT, env=_env(tmp_path, data, db_a), capture_output=True, text=True,
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "segment_pipeline.definitions",
+            "--select",
+            INGEST,
+            "--partition-range",
+            "2024-03-01...2024-03-04",
+        ],
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path, data, db_a),
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     assert a.returncode == 0, a.stderr[-3000:]
     b = subprocess.run(
-        [str(BIN / "segment-pipeline"), "backfill", "--start", "2024-03-01", "--end",
-         "2024-03-04", "--select", INGEST],
-        env=_env(tmp_path, data, db_b), capture_output=True, text=True, timeout=300,
+        [
+            str(BIN / "segment-pipeline"),
+            "backfill",
+            "--start",
+            "2024-03-01",
+            "--end",
+            "2024-03-04",
+            "--select",
+            INGEST,
+        ],
+        env=_env(tmp_path, data, db_b),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert b.returncode == 0, b.stdout[-3000:] + b.stderr[-3000:]
     assert _tables(db_a) == _tables(db_b)
@@ -168,9 +223,20 @@ def test_two_concurrent_runs_on_different_partitions_both_succeed(tmp_path: Path
     env = _env(tmp_path, data, db)
     runs = [
         subprocess.Popen(
-            [str(BIN / "segment-pipeline"), "backfill", "--start", start, "--end", end,
-             "--select", INGEST],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                str(BIN / "segment-pipeline"),
+                "backfill",
+                "--start",
+                start,
+                "--end",
+                end,
+                "--select",
+                INGEST,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for start, end in (("2024-03-01", "2024-03-02"), ("2024-03-03", "2024-03-04"))
     ]
@@ -183,8 +249,9 @@ def test_two_concurrent_runs_on_different_partitions_both_succeed(tmp_path: Path
 
 
 @pytest.mark.parametrize("name", ["daily_refresh"])
-def test_schedule_and_sensor_are_in_the_definitions(tmp_path: Path, sample_dir: Path,
-                                                    name: str) -> None:
+def test_schedule_and_sensor_are_in_the_definitions(
+    tmp_path: Path, sample_dir: Path, name: str
+) -> None:
     from segment_pipeline.definitions import build_definitions
     from segment_pipeline_tests.conftest import settings_for
 

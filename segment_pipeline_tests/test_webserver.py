@@ -35,9 +35,11 @@ GRAPH_QUERY = """
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path):
     tmp = tmp_path_factory.mktemp("webserver")
-    env = {"SEGMENT_PIPELINE_DATA": str(sample_dir),
-           "SEGMENT_PIPELINE_DB": str(tmp / "w.duckdb"),
-           "SEGMENT_PIPELINE_FIGURES_DIR": str(tmp / "figures")}
+    env = {
+        "SEGMENT_PIPELINE_DATA": str(sample_dir),
+        "SEGMENT_PIPELINE_DB": str(tmp / "w.duckdb"),
+        "SEGMENT_PIPELINE_FIGURES_DIR": str(tmp / "figures"),
+    }
     with running_webserver(tmp, env) as server:
         yield server
     assert server.process.returncode is not None  # stopped cleanly
@@ -53,8 +55,12 @@ def test_graphql_shows_graph_checks_schedule_and_sensor(webserver) -> None:
     assert "pandera" in nodes["staging/transactions"]["kinds"]
     assert all(n["description"] for n in nodes.values()), "every asset has a description"
     checks = {c["name"] for c in nodes["staging/transactions"]["assetChecksOrError"]["checks"]}
-    assert {"rows_conserved", "line_key_unique", "required_columns_not_null",
-            "quarantine_rate"} <= checks
+    assert {
+        "rows_conserved",
+        "line_key_unique",
+        "required_columns_not_null",
+        "quarantine_rate",
+    } <= checks
 
     # Everything downstream of staging is reachable from raw (raw -> staging -> ... -> figures).
     downstream = {k for k, d in deps.items() if d}
@@ -62,8 +68,9 @@ def test_graphql_shows_graph_checks_schedule_and_sensor(webserver) -> None:
     while frontier:
         frontier = {k for k, d in deps.items() if d & frontier} - reachable
         reachable |= frontier
-    assert downstream <= reachable | {k for k, d in deps.items() if d & {
-        "staging/customers", "staging/products"}}
+    assert downstream <= reachable | {
+        k for k, d in deps.items() if d & {"staging/customers", "staging/products"}
+    }
     figure_keys = [k for k in nodes if k.startswith("figures/")]
     for key in figure_keys:
         assert key in reachable, f"{key} is not downstream of raw/transactions"
@@ -80,21 +87,34 @@ def _chromium() -> str | None:
 def test_asset_graph_page_renders_in_headless_chromium(webserver, tmp_path: Path) -> None:
     browser = _chromium()
     if browser is None:
-        pytest.skip("no Chromium here: `apt-get install chromium` (make test / .ci/run install it "
-                    "where apt is available)")
+        pytest.skip(
+            "no Chromium here: `apt-get install chromium` (make test / .ci/run install it "
+            "where apt is available)"
+        )
     screenshot = tmp_path / "asset_graph.png"
-    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-              "--no-first-run", "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'p'}",
-              "--virtual-time-budget=25000", "--window-size=1600,1000"]
+    common = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'p'}",
+        "--virtual-time-budget=25000",
+        "--window-size=1600,1000",
+    ]
     # The staging group's lineage page: its asset nodes are rendered by the UI's JavaScript.
     url = f"{webserver.url}/locations/__repository__@segment_pipeline/asset-groups/staging"
-    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=180)
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=180)
     assert dom.returncode == 0, dom.stderr[-2000:]
     for name in ("transactions", "quarantine", "customers", "returns", "products"):
         assert name in dom.stdout, f"{name!r} not rendered on the asset page"
-    shot = subprocess.run([*common, f"--screenshot={screenshot}", url], capture_output=True,
-                          text=True, timeout=180)
+    shot = subprocess.run(
+        [*common, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=180
+    )
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.stat().st_size > 10_000

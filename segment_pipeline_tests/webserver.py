@@ -33,8 +33,9 @@ class Webserver:
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             payload = json.loads(response.read())
         assert "errors" not in payload, payload["errors"]
@@ -42,8 +43,9 @@ class Webserver:
 
 
 @contextmanager
-def running_webserver(tmp_path: Path, env_extra: dict[str, str],
-                      timeout: float = 180.0) -> Iterator[Webserver]:
+def running_webserver(
+    tmp_path: Path, env_extra: dict[str, str], timeout: float = 180.0
+) -> Iterator[Webserver]:
     port = free_port()
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -52,9 +54,19 @@ def running_webserver(tmp_path: Path, env_extra: dict[str, str],
     log = tmp_path / "webserver.log"
     with log.open("w") as log_handle:
         process = subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-             "-w", "workspace.yaml"],
-            cwd=PROJECT_ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT,
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                "workspace.yaml",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
         try:

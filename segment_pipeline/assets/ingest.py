@@ -26,17 +26,11 @@ from segment_pipeline.logic.staging import (
     stage_transactions_window,
 )
 from segment_pipeline.partitions import window_days
-from segment_pipeline.resources import DatasetResource, DuckDBWarehouse
+from segment_pipeline.resources import WAREHOUSE_POOL, DatasetResource, DuckDBWarehouse
 from segment_pipeline.sources import DataContractError
 from segment_pipeline.tables import preview_markdown, replace_rows, table_metadata
 
 OWNERS = ["team:data-engineering"]
-
-#: Every asset that writes the warehouse claims this Dagster pool. DuckDB allows one writing
-#: process; the project instance limits the pool to 1 (.dagster_home/dagster.yaml) so queued
-#: steps wait in Dagster (visible in the UI), and the warehouse file lock guarantees the same
-#: for any process outside Dagster's accounting.
-WAREHOUSE_POOL = "duckdb_warehouse"
 
 RAW_KEY = dg.AssetKey(["raw", "transactions"])
 STAGED_KEY = dg.AssetKey(["staging", "transactions"])

@@ -195,7 +195,9 @@ cleaned AS (
         nullif(trim(product_id), '') AS c_product_id,
         nullif(trim(order_ts), '') AS c_order_ts,
         nullif(trim(quantity), '') AS c_quantity,
-        nullif(trim(unit_price), '') AS c_unit_price
+        nullif(trim(unit_price), '') AS c_unit_price,
+        json_extract_string(extra, '$.adapter_rule') AS adapter_rule,
+        json_extract_string(extra, '$.adapter_detail') AS adapter_detail
     FROM src
 ),
 typed AS (
@@ -214,6 +216,9 @@ ruled AS (
         CASE
             WHEN c_order_id IS NULL THEN 'order_id_missing'
             WHEN c_customer_id IS NULL THEN 'customer_id_missing'
+            -- A source adapter may flag a row it knows is not a purchase (e.g. a postage line
+            -- in Online Retail) with `extra.adapter_rule`; it is quarantined under that name.
+            WHEN adapter_rule IS NOT NULL THEN adapter_rule
             WHEN c_product_id IS NULL THEN 'product_id_missing'
             WHEN c_order_ts IS NULL THEN 'order_ts_missing'
             WHEN t_order_ts IS NULL THEN 'order_ts_unparseable'
@@ -252,6 +257,7 @@ SELECT
         WHEN 'quantity_not_integer' THEN 'quantity=' || quantity
         WHEN 'unit_price_unparseable' THEN 'unit_price=' || unit_price
         WHEN 'duplicate_line' THEN 'repeats an earlier line of order ' || c_order_id
+        WHEN adapter_rule THEN adapter_detail
     END AS parse_detail,
     CAST(to_json(struct_pack(
         order_id := order_id, customer_id := customer_id, order_ts := order_ts,
@@ -328,10 +334,12 @@ def split_by_model(
         # (`isin(...)`, `not_nullable`) get their column in front: `gender:isin([...])`.
         cases["check"] = [
             f"{col}:{check}"
-            if (isinstance(col, str)
-            and col
-            and not str(check).startswith(col)
-            and "(" in str(check))
+            if (
+                isinstance(col, str)
+                and col
+                and not str(check).startswith(col)
+                and "(" in str(check)
+            )
             or check in ("not_nullable", "field_uniqueness")
             else str(check)
             for col, check in zip(cases["column"], cases["check"], strict=True)

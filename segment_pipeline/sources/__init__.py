@@ -34,9 +34,46 @@ def _canonical(settings: PipelineSettings) -> DatasetSource:
     return CanonicalSource(settings.data_dir)
 
 
+# The other adapters are imported when chosen, so a run on the sample never imports SQLAlchemy.
+
+
+def _online_retail(settings: PipelineSettings) -> DatasetSource:
+    from segment_pipeline.sources.online_retail import OnlineRetailSource
+
+    return OnlineRetailSource(settings.data_dir, undated_day=settings.undated_day)
+
+
+def _black_friday(settings: PipelineSettings) -> DatasetSource:
+    from segment_pipeline.sources.black_friday import BlackFridaySource, load_options
+
+    return BlackFridaySource(
+        settings.data_dir,
+        undated_day=settings.undated_day,
+        options=load_options(settings.mapping_file),
+    )
+
+
+def _mapped(settings: PipelineSettings) -> DatasetSource:
+    from segment_pipeline.sources.mapped import open_mapped
+
+    return open_mapped(settings.data_dir, settings.mapping_file, settings.undated_day)
+
+
+def _sql(settings: PipelineSettings) -> DatasetSource:
+    # The URL (with its password) comes from the environment or .env, never from settings,
+    # which are shown in the Dagster UI and passed on the command line.
+    from segment_pipeline.sources.sql import SqlSource
+
+    return SqlSource.from_env()
+
+
 #: Format name -> adapter factory. Adapters for other formats register here.
 SOURCE_FORMATS: dict[str, Callable[[PipelineSettings], DatasetSource]] = {
     "canonical": _canonical,
+    "online_retail": _online_retail,
+    "black_friday": _black_friday,
+    "mapped": _mapped,
+    "sql": _sql,
 }
 
 

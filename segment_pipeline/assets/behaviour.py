@@ -1,0 +1,724 @@
+"""Seed B as assets: behaviour-based segments, the Defend / Grow / Expand strategy, the five
+`bsa_*` figures and the analyst report.
+
+Thin wrappers: each asset opens the warehouse, calls segment_pipeline.logic.behaviour /
+strategy / report / seed_b_figures, writes its table and reports metadata (and checks).
+Parameters live in the `behaviour_settings` resource (BehaviourSettings).
+"""
+
+import itertools
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
+
+from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.figures import publish_figure
+from segment_pipeline.logic import seed_b_figures as figs
+from segment_pipeline.logic.behaviour import (
+    BEHAVIOURAL_SEGMENTS,
+    BEHAVIOURAL_SEGMENTS_SQL,
+    CATEGORY_PRICE_SEGMENTS,
+    CUSTOMER_BEHAVIOUR,
+    CUSTOMER_BEHAVIOUR_SQL,
+    OCC_OTHER,
+    OCCUPATION_GROUPS_TABLE,
+    PURCHASE_DISTRIBUTION,
+    ModeSettings,
+    build_category_price_segments,
+    build_occupation_groups,
+    build_purchase_distribution,
+)
+from segment_pipeline.logic.report import (
+    INSIGHTS_REPORT,
+    REPORT_NAME,
+    collect_report_inputs,
+    render_report,
+    report_sha256,
+)
+from segment_pipeline.logic.strategy import (
+    SEGMENT_STRATEGY,
+    STRATEGY_SUMMARY,
+    RuleTable,
+    StrategyRuleError,
+    assign_strategy,
+    load_rule_table,
+    summarise_strategy,
+)
+from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
+from segment_pipeline.settings import PipelineSettings
+from segment_pipeline.tables import (
+    preview_markdown,
+    replace_rows,
+    replace_rows_from_frame,
+    scalar,
+    table_metadata,
+)
+
+OWNERS = ["team:analytics"]
+RESOURCE_KEY = "behaviour_settings"
+
+BEHAVIOUR_GROUP = "behaviour"
+STRATEGY_GROUP = "strategy"
+FIGURES_GROUP = "figures"
+REPORT_GROUP = "report"
+
+
+def _key(table) -> dg.AssetKey:
+    return dg.AssetKey([table.schema, table.name])
+
+
+DISTRIBUTION_KEY = _key(PURCHASE_DISTRIBUTION)
+OCCUPATION_KEY = _key(OCCUPATION_GROUPS_TABLE)
+PRICE_KEY = _key(CATEGORY_PRICE_SEGMENTS)
+CUSTOMER_KEY = _key(CUSTOMER_BEHAVIOUR)
+SEGMENTS_KEY = _key(BEHAVIOURAL_SEGMENTS)
+STRATEGY_KEY = _key(SEGMENT_STRATEGY)
+SUMMARY_KEY = _key(STRATEGY_SUMMARY)
+REPORT_KEY = dg.AssetKey(["report", "insights_report"])
+#: The RFM layer's tables the report reads when they exist (absent ones are reported as such).
+RFM_KEYS = [
+    dg.AssetKey(["marts", "rfm_summary"]),
+    dg.AssetKey(["marts", "segment_category_preference"]),
+]
+
+FIGURE_NAMES = {
+    "distribution": "bsa_purchase_distribution",
+    "occupation": "bsa_occupation_groups",
+    "price": "bsa_price_segments",
+    "value_map": "bsa_segment_value_map",
+    "strategy": "bsa_strategy_summary",
+}
+FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_NAMES.items()}
+
+SHARE_TOLERANCE = 1e-9
+
+
+class BehaviourSettings(dg.ConfigurableResource):
+    """Parameters of the behaviour-based segmentation and the strategy (seed B).
+
+    The defaults work on the bundled sample and on Black Friday data.
+    """
+
+    min_customers_per_occupation: int = 10
+    """Occupation codes with fewer customers than this are Occ_Other (not ranked)."""
+    strategy_rules_path: str | None = None
+    """A YAML rule table; None = the bundled segment_pipeline/config/strategy_rules.yaml."""
+    histogram_bins: int = 60
+    """Bins of the log1p(amount) histogram used to find price clusters."""
+    mode_smoothing_bins: float = 1.5
+    """Gaussian smoothing (sigma, in bins) before looking for modes."""
+    mode_min_prominence: float = 0.05
+    """A mode must stand out by this share of the highest smoothed bin."""
+    top_segments: int = 10
+    """Segments listed in the report (and at most 5 labelled in the value map)."""
+
+    def mode_settings(self) -> ModeSettings:
+        return ModeSettings(
+            bins=self.histogram_bins,
+            smoothing_bins=self.mode_smoothing_bins,
+            min_prominence=self.mode_min_prominence,
+        )
+
+    def rule_table(self) -> RuleTable:
+        """The validated rule table; an invalid one stops the run with the message."""
+        try:
+            return load_rule_table(self.strategy_rules_path)
+        except StrategyRuleError as exc:
+            raise dg.Failure(description=f"Invalid strategy rules: {exc}") from None
+
+
+def _class_colours(table: RuleTable) -> dict[str, str]:
+    return {c.name: figs.class_colour(c.colour) for c in table.classes}
+
+
+# --------------------------------------------------------------------------------------------
+# Behaviour tables
+# --------------------------------------------------------------------------------------------
+
+
+@dg.asset(
+    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+    pool=WAREHOUSE_POOL,
+    key=DISTRIBUTION_KEY,
+    deps=STAGING_KEYS,
+    group_name=BEHAVIOUR_GROUP,
+    kinds={"duckdb"},
+    owners=OWNERS,
+    metadata=PURCHASE_DISTRIBUTION.spec_metadata(),
+    description="EDA of sale-line amounts: quantiles, skewness of raw and log1p amounts, raw "
+    "and log1p histograms (computed in DuckDB), and the price clusters (modes of the smoothed "
+    "log1p histogram).",
+)
+def purchase_distribution(
+    context: AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    behaviour_settings: BehaviourSettings,
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        rows = build_purchase_distribution(conn, behaviour_settings.mode_settings())
+        replace_rows_from_frame(conn, PURCHASE_DISTRIBUTION, rows)
+        metadata = table_metadata(conn, PURCHASE_DISTRIBUTION)
+    key_rows = rows[rows["measure"].isin(["quantile", "skewness", "cluster"])]
+    clusters = rows[rows["measure"] == "cluster"]
+    context.log.info(
+        f"{len(clusters)} price cluster(s) at {', '.join(f'{v:,.2f}' for v in clusters['value'])}"
+    )
+    metadata.update(
+        {
+            "preview": preview_markdown(key_rows, max_rows=30),
+            "clusters": dg.MetadataValue.int(len(clusters)),
+            "skewness_raw": _float_meta(rows, "skewness", "raw"),
+            "skewness_log1p": _float_meta(rows, "skewness", "log1p"),
+        }
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _float_meta(rows, measure: str, name: str) -> dg.MetadataValue:
+    hit = rows[(rows["measure"] == measure) & (rows["name"] == name)]["value"]
+    value = float(hit.iloc[0]) if len(hit) and hit.notna().iloc[0] else float("nan")
+    return dg.MetadataValue.float(round(value, 6))
+
+
+@dg.asset(
+    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+    pool=WAREHOUSE_POOL,
+    key=OCCUPATION_KEY,
+    deps=STAGING_KEYS,
+    group_name=BEHAVIOUR_GROUP,
+    kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    metadata=OCCUPATION_GROUPS_TABLE.spec_metadata(),
+    description="Per occupation code: customers, lines, mean log1p(line amount) and the "
+    "occupation group (terciles of the mean: Occ_Low / Occ_Mid / Occ_High; Occ_Other for codes "
+    "below min_customers_per_occupation and for Unknown).",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "groups_consistent",
+            asset=OCCUPATION_KEY,
+            blocking=True,
+            description="Occ_Other holds exactly the codes below the minimum customer count "
+            "(and Unknown); the ranked groups are ordered: the highest mean of a lower group is "
+            "at most the lowest mean of a higher group.",
+        )
+    ],
+)
+def occupation_groups(
+    context: AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    behaviour_settings: BehaviourSettings,
+):
+    minimum = behaviour_settings.min_customers_per_occupation
+    with warehouse.connect() as conn:
+        frame = build_occupation_groups(conn, minimum)
+        replace_rows_from_frame(conn, OCCUPATION_GROUPS_TABLE, frame)
+        metadata = table_metadata(
+            conn, OCCUPATION_GROUPS_TABLE, order_by="mean_log1p_amount DESC", preview_rows=25
+        )
+    expected_other = (frame["customers"] < minimum) | (frame["occupation"] == "Unknown")
+    other_ok = bool(((frame["occupation_group"] == OCC_OTHER) == expected_other).all())
+    ranked = frame[frame["occupation_group"] != OCC_OTHER]
+    spans = ranked.groupby("occupation_group")["mean_log1p_amount"].agg(["min", "max"])
+    order = [g for g in ("Occ_Low", "Occ_Mid", "Occ_High") if g in spans.index]
+    ordered_ok = all(
+        spans.loc[a, "max"] <= spans.loc[b, "min"] for a, b in itertools.pairwise(order)
+    )
+    counts = frame["occupation_group"].value_counts().to_dict()
+    context.log.info(f"occupation groups: {counts}")
+    yield dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "min_customers_per_occupation": minimum,
+            "codes_per_group": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+        }
+    )
+    yield dg.AssetCheckResult(
+        asset_key=OCCUPATION_KEY,
+        check_name="groups_consistent",
+        passed=other_ok and ordered_ok,
+        metadata={"occ_other_matches_threshold": other_ok, "groups_ordered": ordered_ok},
+    )
+
+
+@dg.asset(
+    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+    pool=WAREHOUSE_POOL,
+    key=PRICE_KEY,
+    deps=STAGING_KEYS,
+    group_name=BEHAVIOUR_GROUP,
+    kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    metadata=CATEGORY_PRICE_SEGMENTS.spec_metadata(),
+    description="Per product category: median line amount and its price segment (terciles of "
+    "the category medians: Price_Low / Price_Mid / Price_High).",
+)
+def category_price_segments(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        frame = build_category_price_segments(conn)
+        replace_rows_from_frame(conn, CATEGORY_PRICE_SEGMENTS, frame)
+        metadata = table_metadata(
+            conn,
+            CATEGORY_PRICE_SEGMENTS,
+            order_by="median_line_amount DESC, category",
+            preview_rows=25,
+        )
+    counts = frame["price_segment"].value_counts().to_dict()
+    context.log.info(f"price segments: {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "categories_per_segment": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+        }
+    )
+
+
+@dg.asset(
+    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+    pool=WAREHOUSE_POOL,
+    key=CUSTOMER_KEY,
+    deps=[*STAGING_KEYS, OCCUPATION_KEY, PRICE_KEY],
+    group_name=BEHAVIOUR_GROUP,
+    kinds={"duckdb"},
+    owners=OWNERS,
+    metadata=CUSTOMER_BEHAVIOUR.spec_metadata(),
+    description="One row per customer with a sale: age band, gender, occupation group, dominant "
+    "price segment (most spend; an exact tie goes to the higher tier), lines, orders, spend.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_customer_once",
+            asset=CUSTOMER_KEY,
+            blocking=True,
+            description="One row per customer of staging.sales_lines, and spend adds up to the "
+            "lines' total.",
+        )
+    ],
+)
+def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehouse):
+    with warehouse.connect() as conn:
+        rows = replace_rows(conn, CUSTOMER_BEHAVIOUR, CUSTOMER_BEHAVIOUR_SQL)
+        expected = scalar(conn, "SELECT count(DISTINCT customer_id) FROM staging.sales_lines")
+        distinct = scalar(conn, "SELECT count(DISTINCT customer_id) FROM marts.customer_behaviour")
+        spend_gap = scalar(
+            conn,
+            "SELECT abs(coalesce((SELECT sum(spend) FROM "
+            "marts.customer_behaviour), 0) - coalesce((SELECT CAST(sum(amount) "
+            "AS DOUBLE) FROM staging.sales_lines), 0))",
+        )
+        unknown = scalar(
+            conn, "SELECT count(*) FROM marts.customer_behaviour WHERE unknown_demographics"
+        )
+        metadata = table_metadata(conn, CUSTOMER_BEHAVIOUR, order_by="customer_id")
+    context.log.info(f"{rows} customers, {unknown} with Unknown demographics")
+    yield dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "customers_with_unknown_demographics": int(unknown),
+        }
+    )
+    yield dg.AssetCheckResult(
+        asset_key=CUSTOMER_KEY,
+        check_name="every_customer_once",
+        passed=rows == expected == distinct and spend_gap < 0.01,
+        metadata={
+            "rows": int(rows),
+            "customers_in_sales_lines": int(expected),
+            "distinct_customers": int(distinct),
+            "spend_difference": float(spend_gap),
+        },
+    )
+
+
+@dg.asset(
+    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+    pool=WAREHOUSE_POOL,
+    key=SEGMENTS_KEY,
+    deps=[CUSTOMER_KEY],
+    group_name=BEHAVIOUR_GROUP,
+    kinds={"duckdb"},
+    owners=OWNERS,
+    metadata=BEHAVIOURAL_SEGMENTS.spec_metadata(),
+    description="Per age band x gender x occupation group x price segment: customers, "
+    "transactions, gross sales, AOV, revenue share (sums to 1), customer share and their ratio.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "revenue_shares_sum_to_one",
+            asset=SEGMENTS_KEY,
+            blocking=True,
+            description="revenue_share and customer_share each sum to 1.",
+        ),
+        dg.AssetCheckSpec(
+            "each_customer_in_one_segment",
+            asset=SEGMENTS_KEY,
+            blocking=True,
+            description="Segment customers add up to the customers of "
+            "customer_behaviour (each customer in exactly one segment).",
+        ),
+    ],
+)
+def behavioural_segments(context: AssetExecutionContext, warehouse: DuckDBWarehouse):
+    with warehouse.connect() as conn:
+        rows = replace_rows(conn, BEHAVIOURAL_SEGMENTS, BEHAVIOURAL_SEGMENTS_SQL)
+        revenue_sum, customer_sum, customers = conn.execute(
+            "SELECT sum(revenue_share), sum(customer_share), sum(customers) "
+            "FROM marts.behavioural_segments"
+        ).fetchall()[0]
+        expected = scalar(conn, "SELECT count(*) FROM marts.customer_behaviour")
+        metadata = table_metadata(conn, BEHAVIOURAL_SEGMENTS, order_by="sales_rank")
+        top = conn.execute(
+            "SELECT segment, revenue_share FROM marts.behavioural_segments "
+            "ORDER BY sales_rank LIMIT 1"
+        ).fetchall()
+    if top:
+        context.log.info(f"{rows} segments; top: {top[0][0]} ({100 * top[0][1]:.1f}% of sales)")
+    shares_ok = (rows == 0) or (
+        abs((revenue_sum or 0) - 1) < SHARE_TOLERANCE
+        and abs((customer_sum or 0) - 1) < SHARE_TOLERANCE
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "top_segment": top[0][0] if top else "(none)",
+        }
+    )
+    yield dg.AssetCheckResult(
+        asset_key=SEGMENTS_KEY,
+        check_name="revenue_shares_sum_to_one",
+        passed=bool(shares_ok),
+        metadata={
+            "revenue_share_sum": float(revenue_sum or 0),
+            "customer_share_sum": float(customer_sum or 0),
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=SEGMENTS_KEY,
+        check_name="each_customer_in_one_segment",
+        passed=int(customers or 0) == int(expected),
+        metadata={"segment_customers": int(customers or 0), "customers": int(expected)},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Strategy
+# --------------------------------------------------------------------------------------------
+
+
+@dg.asset(
+    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+    pool=WAREHOUSE_POOL,
+    key=STRATEGY_KEY,
+    deps=[SEGMENTS_KEY],
+    group_name=STRATEGY_GROUP,
+    kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    metadata=SEGMENT_STRATEGY.spec_metadata(),
+    description="Every behavioural segment with exactly one strategy class (Defend / Grow / "
+    "Expand / Maintain, from the validated rule table) and the class's playbook.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "one_class_per_segment",
+            asset=STRATEGY_KEY,
+            blocking=True,
+            description="Every behavioural segment appears once, with one class of the rule table.",
+        )
+    ],
+)
+def segment_strategy(
+    context: AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    behaviour_settings: BehaviourSettings,
+):
+    table = behaviour_settings.rule_table()  # validated before any work
+    with warehouse.connect() as conn:
+        segments = conn.execute("SELECT * FROM marts.behavioural_segments ORDER BY sales_rank").df()
+        frame = assign_strategy(segments, table)
+        replace_rows_from_frame(conn, SEGMENT_STRATEGY, frame)
+        metadata = table_metadata(conn, SEGMENT_STRATEGY, order_by="sales_rank")
+        stored = conn.execute(
+            "SELECT count(*), count(DISTINCT segment), "
+            "count(*) FILTER (WHERE strategy_class IN (SELECT unnest(?::VARCHAR[]))) "
+            "FROM marts.segment_strategy",
+            [table.class_names],
+        ).fetchall()[0]
+    per_class = frame["strategy_class"].value_counts().to_dict()
+    context.log.info(f"segments per class: {per_class}")
+    yield dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "rule_grid": dg.MetadataValue.md(table.grid().to_markdown()),
+            "segments_per_class": dg.MetadataValue.json({k: int(v) for k, v in per_class.items()}),
+            "rules_file": behaviour_settings.strategy_rules_path or "(bundled default)",
+        }
+    )
+    yield dg.AssetCheckResult(
+        asset_key=STRATEGY_KEY,
+        check_name="one_class_per_segment",
+        passed=stored[0] == stored[1] == stored[2] == len(segments),
+        metadata={
+            "segments": len(segments),
+            "rows": int(stored[0]),
+            "distinct_segments": int(stored[1]),
+            "rows_with_known_class": int(stored[2]),
+        },
+    )
+
+
+@dg.asset(
+    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+    pool=WAREHOUSE_POOL,
+    key=SUMMARY_KEY,
+    deps=[STRATEGY_KEY],
+    group_name=STRATEGY_GROUP,
+    kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    metadata=STRATEGY_SUMMARY.spec_metadata(),
+    description="Per strategy class: segments, customers, gross sales, revenue and customer "
+    "share, AOV, and the playbook (goal, actions).",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "shares_sum_to_one",
+            asset=SUMMARY_KEY,
+            blocking=True,
+            description="Class revenue and customer shares each sum to 1.",
+        ),
+        dg.AssetCheckSpec(
+            "all_classes_populated",
+            asset=SUMMARY_KEY,
+            blocking=False,
+            description="Warns when a class of the rule table has no segment on this data.",
+        ),
+    ],
+)
+def strategy_summary(
+    context: AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    behaviour_settings: BehaviourSettings,
+):
+    table = behaviour_settings.rule_table()
+    with warehouse.connect() as conn:
+        segments = conn.execute("SELECT * FROM marts.segment_strategy").df()
+        frame = summarise_strategy(segments, table)
+        replace_rows_from_frame(conn, STRATEGY_SUMMARY, frame)
+        metadata = table_metadata(conn, STRATEGY_SUMMARY, order_by="class_order")
+    empty = frame.loc[frame["segments"] == 0, "strategy_class"].tolist()
+    if empty:
+        context.log.warning(f"strategy classes without segments: {', '.join(empty)}")
+    revenue_sum = float(frame["revenue_share"].fillna(0).sum())
+    customer_sum = float(frame["customer_share"].fillna(0).sum())
+    shares_ok = segments.empty or (
+        abs(revenue_sum - 1) < SHARE_TOLERANCE and abs(customer_sum - 1) < SHARE_TOLERANCE
+    )
+    yield dg.MaterializeResult(metadata=metadata)
+    yield dg.AssetCheckResult(
+        asset_key=SUMMARY_KEY,
+        check_name="shares_sum_to_one",
+        passed=bool(shares_ok),
+        metadata={"revenue_share_sum": revenue_sum, "customer_share_sum": customer_sum},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=SUMMARY_KEY,
+        check_name="all_classes_populated",
+        passed=not empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"empty_classes": ", ".join(empty) or "(none)"},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Figures and report (closures over the figures folder)
+# --------------------------------------------------------------------------------------------
+
+
+def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
+    """The five bsa_* figure assets, writing into `figures_dir`."""
+
+    def figure_asset(kind: str, deps: list[dg.AssetKey], description: str):
+        stem = FIGURE_NAMES[kind]
+        key = FIGURE_KEYS[kind]
+
+        def decorate(render):
+            @dg.asset(
+                backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+                pool=WAREHOUSE_POOL,
+                key=key,
+                deps=deps,
+                group_name=FIGURES_GROUP,
+                kinds={"matplotlib", "png"},
+                owners=OWNERS,
+                description=description,
+                metadata={"file_name": f"{stem}.png"},
+            )
+            def _asset(
+                context: AssetExecutionContext,
+                warehouse: DuckDBWarehouse,
+                behaviour_settings: BehaviourSettings,
+            ) -> dg.MaterializeResult:
+                with warehouse.connect() as conn:
+                    fig = render(conn, behaviour_settings)
+                    metadata = publish_figure(
+                        conn, fig, f"{stem}.png", figures_dir, key.to_user_string()
+                    )
+                context.log.info(f"wrote {figures_dir / (stem + '.png')}")
+                return dg.MaterializeResult(metadata=metadata)
+
+            return _asset
+
+        return decorate
+
+    @figure_asset(
+        "distribution",
+        [DISTRIBUTION_KEY],
+        "Raw and log1p line-amount histograms "
+        "side by side, the price clusters shaded and their modes marked.",
+    )
+    def _distribution(conn, settings: BehaviourSettings):
+        return figs.plot_purchase_distribution(
+            conn.execute("SELECT * FROM marts.purchase_distribution").df()
+        )
+
+    @figure_asset(
+        "occupation",
+        [OCCUPATION_KEY],
+        "Occupation codes by typical line amount, "
+        "coloured by occupation group (Occ_Other hatched).",
+    )
+    def _occupation(conn, settings: BehaviourSettings):
+        return figs.plot_occupation_groups(
+            conn.execute("SELECT * FROM marts.occupation_groups").df(),
+            settings.min_customers_per_occupation,
+        )
+
+    @figure_asset(
+        "price",
+        [PRICE_KEY],
+        "Categories by median line amount (log scale), coloured by price segment.",
+    )
+    def _price(conn, settings: BehaviourSettings):
+        return figs.plot_price_segments(
+            conn.execute("SELECT * FROM marts.category_price_segments").df()
+        )
+
+    @figure_asset(
+        "value_map",
+        [STRATEGY_KEY],
+        "Behavioural segments: customers vs AOV, bubble "
+        "area = gross sales, colour = strategy class, the top 5 by gross sales "
+        "labelled.",
+    )
+    def _value_map(conn, settings: BehaviourSettings):
+        table = settings.rule_table()
+        return figs.plot_segment_value_map(
+            conn.execute("SELECT * FROM marts.segment_strategy").df(),
+            table.class_names,
+            _class_colours(table),
+            top_n=min(5, settings.top_segments),
+        )
+
+    @figure_asset("strategy", [SUMMARY_KEY], "Customer share vs revenue share per strategy class.")
+    def _strategy(conn, settings: BehaviourSettings):
+        table = settings.rule_table()
+        return figs.plot_strategy_summary(
+            conn.execute("SELECT * FROM marts.strategy_summary").df(), _class_colours(table)
+        )
+
+    return [_distribution, _occupation, _price, _value_map, _strategy]
+
+
+def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
+    """The insights report: `insights_report.md` next to the figures, a row in
+    marts.insights_report, and the text in the asset's metadata."""
+
+    @dg.asset(
+        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+        pool=WAREHOUSE_POOL,
+        key=REPORT_KEY,
+        deps=[
+            DISTRIBUTION_KEY,
+            OCCUPATION_KEY,
+            PRICE_KEY,
+            CUSTOMER_KEY,
+            SEGMENTS_KEY,
+            STRATEGY_KEY,
+            SUMMARY_KEY,
+            *FIGURE_KEYS.values(),
+            *RFM_KEYS,
+        ],
+        group_name=REPORT_GROUP,
+        kinds={"duckdb", "markdown"},
+        owners=OWNERS,
+        metadata={
+            **INSIGHTS_REPORT.spec_metadata(),
+            "file": dg.MetadataValue.path(str(figures_dir / REPORT_NAME)),
+        },
+        description="The analyst report (Markdown): headline numbers, the top behavioural "
+        "segments (seed B's headline finding, computed), each strategy class with its segments "
+        "and playbook, each RFM segment's preferred categories and actions (when the RFM tables "
+        "exist), and the figures. Written as insights_report.md next to the figures and stored "
+        "in marts.insights_report.",
+    )
+    def insights_report(
+        context: AssetExecutionContext,
+        warehouse: DuckDBWarehouse,
+        behaviour_settings: BehaviourSettings,
+    ) -> dg.MaterializeResult:
+        table = behaviour_settings.rule_table()
+        with warehouse.connect() as conn:
+            inputs = collect_report_inputs(
+                conn,
+                min_customers_per_occupation=behaviour_settings.min_customers_per_occupation,
+                rfm_actions=table.rfm_actions,
+                top_n=behaviour_settings.top_segments,
+            )
+            markdown = render_report(inputs)
+            digest = report_sha256(markdown)
+            figures_dir.mkdir(parents=True, exist_ok=True)
+            path = figures_dir / REPORT_NAME
+            path.write_text(markdown, encoding="utf-8")
+            frame = pd.DataFrame(
+                [
+                    {
+                        "name": REPORT_NAME,
+                        "markdown": markdown,
+                        "sha256": digest,
+                        "file_path": str(path),
+                        "rfm_section": inputs.rfm_summary is not None
+                        and inputs.rfm_preferences is not None,
+                    }
+                ]
+            )
+            replace_rows_from_frame(conn, INSIGHTS_REPORT, frame)
+        if inputs.missing_rfm_tables:
+            context.log.info("RFM section skipped: missing " + ", ".join(inputs.missing_rfm_tables))
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "sha256": dg.MetadataValue.text(digest),
+                "characters": dg.MetadataValue.int(len(markdown)),
+                "rfm_section": dg.MetadataValue.bool(not inputs.missing_rfm_tables),
+                "report": dg.MetadataValue.md(render_report(inputs, embed_images=False)),
+            }
+        )
+
+    return insights_report
+
+
+def build_defs(settings: PipelineSettings) -> dg.Definitions:
+    """Seed B's assets, checks and the `behaviour_settings` resource."""
+    figures_dir = Path(settings.figures_dir)
+    return dg.Definitions(
+        assets=[
+            purchase_distribution,
+            occupation_groups,
+            category_price_segments,
+            customer_behaviour,
+            behavioural_segments,
+            segment_strategy,
+            strategy_summary,
+            *build_figure_assets(figures_dir),
+            build_report_asset(figures_dir),
+        ],
+        resources={RESOURCE_KEY: BehaviourSettings()},
+    )

@@ -1,0 +1,712 @@
+"""Seed A: RFM segments, segment x product preference tables and the five seed figures.
+
+Lineage: staging (sale lines, customers, products) -> marts.rfm_customer_segments ->
+marts.rfm_summary and marts.segment_product_purchases -> the preference tables -> figures.
+The assets are thin: the SQL and the plots live in `segment_pipeline.logic.rfm`,
+`.preference` and `.seed_a_figures`. Parameters are the `rfm_settings` resource
+(:class:`RfmSettings`), validated - segment map included - before any asset does work.
+"""
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster import AssetExecutionContext
+from matplotlib.figure import Figure
+from pydantic import Field
+
+from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.figures import publish_figure
+from segment_pipeline.logic import preference as pref
+from segment_pipeline.logic import seed_a_figures as figs
+from segment_pipeline.logic.rfm import (
+    RF_CELL_COUNTS_SQL,
+    RFM_CUSTOMER_SEGMENTS,
+    RFM_CUSTOMER_SEGMENTS_SQL,
+    RFM_SEGMENT_COVERAGE_SQL,
+    RFM_SUMMARY,
+    RFM_SUMMARY_SQL,
+    SEGMENT_NAMES,
+    RfmWindow,
+    RfmWindowError,
+    SegmentMap,
+    load_segment_map,
+    read_window,
+    resolve_window,
+    rf_grid_counts,
+    rfm_params,
+)
+from segment_pipeline.logic.staging import ensure_staging_tables
+from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
+from segment_pipeline.settings import PipelineSettings
+from segment_pipeline.tables import TableDef, preview_markdown, replace_rows, table_metadata
+
+OWNERS = ["team:analytics"]
+RESOURCE_KEY = "rfm_settings"
+SHARE_TOLERANCE = 1e-9
+
+DEFAULT_TOP5_SEGMENTS = [
+    "Champions",
+    "Loyal Customers",
+    "Potential Loyalists",
+    "New Customers",
+    "At Risk",
+    "Can't Lose Them",
+]
+
+
+def _key(table: TableDef) -> dg.AssetKey:
+    return dg.AssetKey([table.schema, table.name])
+
+
+RFM_KEY = _key(RFM_CUSTOMER_SEGMENTS)
+RFM_SUMMARY_KEY = _key(RFM_SUMMARY)
+PURCHASES_KEY = _key(pref.SEGMENT_PRODUCT_PURCHASES)
+PRODUCT_SUMMARY_KEY = _key(pref.SEGMENT_PRODUCT_SUMMARY)
+PREFERENCE_KEY = _key(pref.SEGMENT_CATEGORY_PREFERENCE)
+TOP_PRODUCTS_KEY = _key(pref.SEGMENT_TOP_PRODUCTS)
+CHAMPIONS_VS_NEW_KEY = _key(pref.CHAMPIONS_VS_NEW_PRODUCTS)
+PATTERNS_KEY = _key(pref.SEGMENT_PURCHASE_PATTERNS)
+
+
+class RfmSettings(dg.ConfigurableResource):
+    """Parameters of the RFM segmentation and the segment x product analysis.
+
+    Every field has a default that works on the bundled sample; override them in the run
+    config (`resources: {rfm_settings: {config: {...}}}`) or the UI launchpad.
+    """
+
+    segment_map_path: str | None = Field(
+        default=None,
+        description="YAML file with a replacement R x F segment map (default: the packaged "
+        "segment_pipeline/config/segment_map.yaml). Validated before any work.",
+    )
+    as_of: str | None = Field(
+        default=None,
+        description="Reference date for recency, YYYY-MM-DD (default: the day after the last "
+        "sale line in the window). Lines on or after it are outside the window.",
+    )
+    window_start: str | None = Field(
+        default=None, description="First order date analysed, YYYY-MM-DD (default: all history)"
+    )
+    window_end: str | None = Field(
+        default=None, description="Last order date analysed, YYYY-MM-DD (default: all history)"
+    )
+    lookback_days: int | None = Field(
+        default=None,
+        description="Analyse only the last N days before as_of (combined with window_start: "
+        "the later start wins)",
+    )
+    prior_strength: float = Field(
+        default=10.0,
+        description="Shrinkage prior strength in pseudo-customers: the overall category mix is "
+        "added with the weight of this many average customers' spend",
+    )
+    min_support_customers: int = Field(
+        default=10,
+        description="A segment x category cell with fewer buying customers is flagged low_support",
+    )
+    premium_top_share: float = Field(
+        default=0.2,
+        description="A product is premium when its typical price is in this top share of its "
+        "category (0.2 = top 20%)",
+    )
+    top_n: int = Field(default=10, description="Products per segment in segment_top_products")
+    top5_segments: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_TOP5_SEGMENTS),
+        description="Segments shown in spa_segment_top5_products.png (display order is the "
+        "segment map's)",
+    )
+
+    def check_settings(self) -> SegmentMap:
+        """Check every parameter and load the segment map; raise one clear error."""
+        problems: list[str] = []
+        for name in ("as_of", "window_start", "window_end"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    date.fromisoformat(value)
+                except ValueError:
+                    problems.append(f"{name} must be a YYYY-MM-DD date, got {value!r}")
+        if self.lookback_days is not None and self.lookback_days < 1:
+            problems.append(f"lookback_days must be >= 1, got {self.lookback_days}")
+        if self.prior_strength < 0:
+            problems.append(f"prior_strength must be >= 0, got {self.prior_strength}")
+        if self.min_support_customers < 0:
+            problems.append(f"min_support_customers must be >= 0, got {self.min_support_customers}")
+        if not 0 < self.premium_top_share < 1:
+            problems.append(
+                f"premium_top_share must be between 0 and 1, got {self.premium_top_share}"
+            )
+        if self.top_n < 1:
+            problems.append(f"top_n must be >= 1, got {self.top_n}")
+        unknown = [s for s in self.top5_segments if s not in SEGMENT_NAMES]
+        if unknown:
+            problems.append(f"top5_segments has unknown segment names {unknown}")
+        if problems:
+            raise ValueError("Invalid rfm_settings:\n" + "\n".join(f"  - {p}" for p in problems))
+        return load_segment_map(self.segment_map_path)
+
+    def segment_map(self) -> SegmentMap:
+        """The validated segment map; any invalid setting is a `dg.Failure` whose description
+        is the validator's full message.
+
+        Every asset of this layer calls this first, before opening the warehouse. (Validating
+        in `setup_for_execution` instead would fail the run with a resource-initialisation
+        stack trace rather than a step failure the CLI and the UI show as a message.)"""
+        try:
+            return self.check_settings()
+        except ValueError as exc:  # SegmentMapError is a ValueError
+            raise dg.Failure(description=str(exc)) from None
+
+    def _date(self, name: str) -> date | None:
+        value = getattr(self, name)
+        return date.fromisoformat(value) if value else None
+
+    def resolve_window(self, conn: duckdb.DuckDBPyConnection) -> RfmWindow:
+        try:
+            return resolve_window(
+                conn,
+                window_start=self._date("window_start"),
+                window_end=self._date("window_end"),
+                as_of=self._date("as_of"),
+                lookback_days=self.lookback_days,
+            )
+        except RfmWindowError as exc:
+            raise dg.Failure(description=f"RFM window: {exc}") from None
+
+
+def _window_note(window: RfmWindow) -> str:
+    return f"Sales {window.start} to {window.end}; recency as of {window.as_of}"
+
+
+def _window_metadata(window: RfmWindow) -> dict[str, str]:
+    return {"window": f"{window.start} .. {window.end}", "as_of": window.as_of.isoformat()}
+
+
+def _asset(table: TableDef, group: str, deps: list, description: str, **kwargs):
+    """`dg.asset` with this layer's conventions (key, kinds, owners, column schema)."""
+    return dg.asset(
+        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+        pool=WAREHOUSE_POOL,
+        key=_key(table),
+        deps=deps,
+        group_name=group,
+        kinds={"duckdb"},
+        owners=OWNERS,
+        description=description,
+        metadata=table.spec_metadata(),
+        **kwargs,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# RFM
+# --------------------------------------------------------------------------------------------
+
+
+@_asset(
+    RFM_CUSTOMER_SEGMENTS,
+    "rfm",
+    STAGING_KEYS,
+    "One row per customer with a sale in the window: recency (days before as_of), frequency "
+    "(distinct orders), monetary (spend), 1-5 quintile scores (rank-based, ties share a score, "
+    "R reversed), the R x F cell and its segment from the segment map.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "one_segment_per_customer",
+            asset=RFM_KEY,
+            blocking=True,
+            description="Every customer with a sale line in the window has exactly one row, "
+            "with a segment of the map and scores 1-5.",
+        ),
+    ],
+)
+def rfm_customer_segments(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    segment_map = rfm_settings.segment_map()  # invalid map: stop before touching data
+    with warehouse.connect() as conn:
+        ensure_staging_tables(conn)
+        window = rfm_settings.resolve_window(conn)
+        context.log.info(f"RFM window {window.start}..{window.end}, as_of {window.as_of}")
+        replace_rows(
+            conn, RFM_CUSTOMER_SEGMENTS, RFM_CUSTOMER_SEGMENTS_SQL, rfm_params(window, segment_map)
+        )
+        coverage = (
+            conn.execute(
+                RFM_SEGMENT_COVERAGE_SQL, {**window.range_params(), **segment_map.segments_param()}
+            )
+            .df()
+            .iloc[0]
+        )
+        cell_counts = conn.execute(RF_CELL_COUNTS_SQL).df()
+        counts = conn.execute(
+            f"SELECT segment, count(*) AS customers FROM {RFM_CUSTOMER_SEGMENTS.fqn} "
+            "GROUP BY segment ORDER BY min(segment_order)"
+        ).df()
+        metadata = table_metadata(conn, RFM_CUSTOMER_SEGMENTS, order_by="customer_id")
+    window_customers, rows, distinct, bad = (
+        int(coverage[c]) for c in ("window_customers", "rows", "distinct_customers", "bad_rows")
+    )
+    passed = window_customers == rows == distinct and bad == 0
+    empty = [s for s in segment_map.segments if s not in set(counts["segment"])]
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            **_window_metadata(window),
+            "customers_per_segment": preview_markdown(counts, max_rows=len(SEGMENT_NAMES)),
+            "customers_per_rf_cell": preview_markdown(rf_grid_counts(cell_counts)),
+            "segment_map": preview_markdown(segment_map.grid_frame()),
+            "segment_map_source": rfm_settings.segment_map_path or "packaged default",
+            "empty_segments": ", ".join(empty) if empty else "(none)",
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="one_segment_per_customer",
+                passed=passed,
+                metadata={
+                    "customers_in_window": window_customers,
+                    "rows": rows,
+                    "distinct_customers": distinct,
+                    "rows_without_valid_segment": bad,
+                },
+            )
+        ],
+    )
+
+
+@_asset(
+    RFM_SUMMARY,
+    "rfm",
+    [RFM_KEY],
+    "One row per segment of the map: customers and their share, mean and median recency, "
+    "frequency and spend, revenue and its share, average order value.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "shares_sum_to_one",
+            asset=RFM_SUMMARY_KEY,
+            blocking=True,
+            description="customer_share and revenue_share each sum to 1, and the customers add "
+            "up to the rows of rfm_customer_segments.",
+        ),
+    ],
+)
+def rfm_summary(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    segment_map = rfm_settings.segment_map()
+    with warehouse.connect() as conn:
+        replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, segment_map.segments_param())
+        customer_share, revenue_share, customers = conn.execute(
+            f"SELECT sum(customer_share), sum(revenue_share), sum(customers) FROM {RFM_SUMMARY.fqn}"
+        ).fetchall()[0]
+        segmented = conn.execute(f"SELECT count(*) FROM {RFM_CUSTOMER_SEGMENTS.fqn}").fetchall()
+        metadata = table_metadata(conn, RFM_SUMMARY, order_by="segment_order")
+    passed = (
+        customer_share is not None
+        and revenue_share is not None
+        and abs(customer_share - 1) < SHARE_TOLERANCE
+        and abs(revenue_share - 1) < SHARE_TOLERANCE
+        and int(customers) == int(segmented[0][0])
+    )
+    context.log.info(
+        f"rfm_summary: {int(customers)} customers in {len(segment_map.segments)} segments"
+    )
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="shares_sum_to_one",
+                passed=bool(passed),
+                metadata={
+                    "customer_share_sum": float(customer_share or 0),
+                    "revenue_share_sum": float(revenue_share or 0),
+                    "customers": int(customers or 0),
+                    "rfm_rows": int(segmented[0][0]),
+                },
+            )
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Segment x product
+# --------------------------------------------------------------------------------------------
+
+
+@_asset(
+    pref.SEGMENT_PRODUCT_PURCHASES,
+    "preference",
+    [RFM_KEY, *STAGING_KEYS],
+    "The main analysis table: every staged sale line of the RFM window with its customer's "
+    "segment and a premium-product flag (typical unit price in the top share of its category). "
+    "Built in DuckDB SQL.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "lines_match_staging",
+            asset=PURCHASES_KEY,
+            blocking=True,
+            description="Exactly the staged sale lines of the window: same row count, unique "
+            "line ids, same revenue.",
+        ),
+    ],
+)
+def segment_product_purchases(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    rfm_settings.segment_map()
+    with warehouse.connect() as conn:
+        window = read_window(conn)
+        replace_rows(
+            conn,
+            pref.SEGMENT_PRODUCT_PURCHASES,
+            pref.SEGMENT_PRODUCT_PURCHASES_SQL,
+            {**window.range_params(), "premium_quantile": 1 - rfm_settings.premium_top_share},
+        )
+        match = conn.execute(pref.PURCHASES_MATCH_STAGING_SQL, window.range_params()).df().iloc[0]
+        premium = conn.execute(
+            "SELECT count(DISTINCT product_id) FILTER (WHERE is_premium) AS premium_products, "
+            "count(DISTINCT product_id) AS products FROM marts.segment_product_purchases"
+        ).df()
+        metadata = table_metadata(conn, pref.SEGMENT_PRODUCT_PURCHASES, order_by="line_id")
+    staged, rows, distinct = (
+        int(match[c]) for c in ("staged_lines", "purchase_rows", "distinct_lines")
+    )
+    passed = staged == rows == distinct and match["staged_revenue"] == match["purchase_revenue"]
+    context.log.info(f"segment_product_purchases: {rows} lines (staged in window: {staged})")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            **_window_metadata(window),
+            "premium_products": int(premium["premium_products"].iloc[0]),
+            "products": int(premium["products"].iloc[0]),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="lines_match_staging",
+                passed=bool(passed),
+                metadata={
+                    "staged_lines_in_window": staged,
+                    "rows": rows,
+                    "distinct_line_ids": distinct,
+                    "staged_revenue": float(match["staged_revenue"]),
+                    "revenue": float(match["purchase_revenue"]),
+                },
+            )
+        ],
+    )
+
+
+@_asset(
+    pref.SEGMENT_PRODUCT_SUMMARY,
+    "preference",
+    [PURCHASES_KEY],
+    "Segment x product and segment x category in one table (column level = 'product' or "
+    "'category'): lines, orders, customers, units, revenue, share of the segment's revenue "
+    "and rank.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "shares_sum_to_one",
+            asset=PRODUCT_SUMMARY_KEY,
+            blocking=False,
+            description="Within each segment and level, revenue shares sum to 1.",
+        ),
+    ],
+)
+def segment_product_summary(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
+        off = conn.execute(
+            "SELECT count(*) FROM (SELECT level, segment, sum(revenue_share) AS s "
+            "FROM marts.segment_product_summary GROUP BY ALL) WHERE abs(s - 1) > ?",
+            [SHARE_TOLERANCE],
+        ).fetchall()[0][0]
+        levels = conn.execute(
+            "SELECT level, count(*) AS rows FROM marts.segment_product_summary GROUP BY level "
+            "ORDER BY level"
+        ).df()
+        metadata = table_metadata(
+            conn,
+            pref.SEGMENT_PRODUCT_SUMMARY,
+            order_by="level DESC, segment_order, rank_in_segment",
+        )
+    context.log.info(f"segment_product_summary: {levels.to_dict('records')}")
+    return dg.MaterializeResult(
+        metadata={**metadata, "rows_per_level": preview_markdown(levels)},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="shares_sum_to_one",
+                passed=off == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"segment_levels_not_summing_to_one": int(off)},
+            )
+        ],
+    )
+
+
+@_asset(
+    pref.SEGMENT_CATEGORY_PREFERENCE,
+    "preference",
+    [PURCHASES_KEY],
+    "Segment x category preference: raw index = segment's spend share / overall share; shrunk "
+    "index (empirical Bayes toward 1, prior worth prior_strength average customers); customer "
+    "penetration index; support and a low-support flag.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "shares_sum_to_one",
+            asset=PREFERENCE_KEY,
+            blocking=False,
+            description="Per segment, spend shares and shrunk shares each sum to 1.",
+        ),
+    ],
+)
+def segment_category_preference(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(
+            conn,
+            pref.SEGMENT_CATEGORY_PREFERENCE,
+            pref.SEGMENT_CATEGORY_PREFERENCE_SQL,
+            {
+                "prior_strength": rfm_settings.prior_strength,
+                "min_support_customers": rfm_settings.min_support_customers,
+            },
+        )
+        off = conn.execute(
+            "SELECT count(*) FROM (SELECT segment, sum(spend_share) AS a, sum(shrunk_share) AS b "
+            "FROM marts.segment_category_preference GROUP BY segment) "
+            "WHERE abs(a - 1) > ? OR abs(b - 1) > ?",
+            [1e-6, 1e-6],
+        ).fetchall()[0][0]
+        top = conn.execute(
+            "SELECT segment, category, round(shrunk_index, 3) AS shrunk_index, "
+            "round(preference_index, 3) AS preference_index, customers, low_support "
+            "FROM marts.segment_category_preference "
+            "QUALIFY row_number() OVER (PARTITION BY segment "
+            "ORDER BY shrunk_index DESC, category) = 1 ORDER BY segment_order"
+        ).df()
+        low = conn.execute(
+            "SELECT count(*) FROM marts.segment_category_preference WHERE low_support"
+        ).fetchall()[0][0]
+        metadata = table_metadata(
+            conn, pref.SEGMENT_CATEGORY_PREFERENCE, order_by="segment_order, category"
+        )
+    context.log.info(f"segment_category_preference: {low} low-support cells")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "most_preferred_category": preview_markdown(top, max_rows=10),
+            "low_support_cells": int(low),
+            "prior_strength": rfm_settings.prior_strength,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="shares_sum_to_one",
+                passed=off == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"segments_not_summing_to_one": int(off)},
+            )
+        ],
+    )
+
+
+@_asset(
+    pref.SEGMENT_TOP_PRODUCTS,
+    "preference",
+    [PRODUCT_SUMMARY_KEY],
+    "Top N products per segment by revenue (N = top_n, default 10; ties broken by product_id).",
+)
+def segment_top_products(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(
+            conn,
+            pref.SEGMENT_TOP_PRODUCTS,
+            pref.SEGMENT_TOP_PRODUCTS_SQL,
+            {"top_n": rfm_settings.top_n},
+        )
+        metadata = table_metadata(conn, pref.SEGMENT_TOP_PRODUCTS, order_by="segment_order, rank")
+    return dg.MaterializeResult(metadata={**metadata, "top_n": rfm_settings.top_n})
+
+
+@_asset(
+    pref.CHAMPIONS_VS_NEW_PRODUCTS,
+    "preference",
+    [PRODUCT_SUMMARY_KEY],
+    "Champions vs New Customers side by side, per product and per category: each group's "
+    "revenue, share of the group's revenue, rank and buying customers.",
+)
+def champions_vs_new_products(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(
+            conn,
+            pref.CHAMPIONS_VS_NEW_PRODUCTS,
+            pref.CHAMPIONS_VS_NEW_SQL,
+            {"group_a": pref.CHAMPIONS, "group_b": pref.NEW_CUSTOMERS},
+        )
+        categories = conn.execute(
+            "SELECT item_name AS category, round(champions_share, 4) AS champions_share, "
+            "round(new_share, 4) AS new_share, round(share_difference, 4) AS difference "
+            "FROM marts.champions_vs_new_products WHERE level = 'category' "
+            "ORDER BY share_difference DESC, item_id"
+        ).df()
+        metadata = table_metadata(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS, order_by="level, item_id")
+    return dg.MaterializeResult(
+        metadata={**metadata, "categories": preview_markdown(categories, max_rows=30)}
+    )
+
+
+@_asset(
+    pref.SEGMENT_PURCHASE_PATTERNS,
+    "preference",
+    [PURCHASES_KEY],
+    "How each segment buys: orders per customer, AOV (revenue / orders), items per order, "
+    "category diversity, premium share and mean days between orders.",
+)
+def segment_purchase_patterns(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(conn, pref.SEGMENT_PURCHASE_PATTERNS, pref.SEGMENT_PURCHASE_PATTERNS_SQL)
+        metadata = table_metadata(conn, pref.SEGMENT_PURCHASE_PATTERNS, order_by="segment_order")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+Renderer = Callable[[duckdb.DuckDBPyConnection, RfmSettings, SegmentMap, str], Figure]
+
+
+def _figure_asset(
+    stem: str, deps: list[dg.AssetKey], description: str, render: Renderer, figures_dir: Path
+) -> dg.AssetsDefinition:
+    """A figure asset writing `figures_dir/<stem>.png`. The folder is a pipeline setting bound
+    here (not resource config: a partial run-config override of a resource resets the fields
+    it does not name to their class defaults, which would move the figures)."""
+    key = dg.AssetKey(["figures", stem])
+
+    @dg.asset(
+        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+        pool=WAREHOUSE_POOL,
+        key=key,
+        deps=deps,
+        group_name="figures",
+        kinds={"seaborn"},
+        owners=OWNERS,
+        description=description,
+    )
+    def _figure(
+        context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+    ) -> dg.MaterializeResult:
+        segment_map = rfm_settings.segment_map()
+        with warehouse.connect() as conn:
+            note = _window_note(read_window(conn))
+            fig = render(conn, rfm_settings, segment_map, note)
+            metadata = publish_figure(conn, fig, f"{stem}.png", figures_dir, key.to_user_string())
+        context.log.info(f"wrote {figures_dir / (stem + '.png')}")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _figure
+
+
+def _frame(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
+    return conn.execute(f"SELECT * FROM {table.fqn}").df()
+
+
+#: (stem, deps, description, renderer) of the five seed-A figures (file names are the seed's).
+FIGURES: list[tuple[str, list[dg.AssetKey], str, Renderer]] = [
+    (
+        "spa_segment_purchase_patterns",
+        [PATTERNS_KEY],
+        "Six panels per segment: orders per customer, AOV, units per order, category "
+        "diversity, premium share, days between orders.",
+        lambda conn, s, m, note: figs.plot_segment_purchase_patterns(
+            _frame(conn, pref.SEGMENT_PURCHASE_PATTERNS),
+            m.segments,
+            note=note,
+            premium_top_share=s.premium_top_share,
+        ),
+    ),
+    (
+        "spa_champions_vs_new_comparison",
+        [PATTERNS_KEY],
+        "Champions vs New Customers: category diversity, AOV, purchase frequency and premium "
+        "share.",
+        lambda conn, s, m, note: figs.plot_champions_vs_new_comparison(
+            _frame(conn, pref.SEGMENT_PURCHASE_PATTERNS),
+            pref.CHAMPIONS,
+            pref.NEW_CUSTOMERS,
+            note=note,
+            premium_top_share=s.premium_top_share,
+        ),
+    ),
+    (
+        "spa_champions_vs_new_top_products",
+        [CHAMPIONS_VS_NEW_KEY],
+        "Each group's top 10 products (share of the group's revenue), Champions vs New Customers.",
+        lambda conn, s, m, note: figs.plot_champions_vs_new_top_products(
+            _frame(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS), top_n=10, note=note
+        ),
+    ),
+    (
+        "spa_segment_top5_products",
+        [TOP_PRODUCTS_KEY],
+        "Top 5 products (share of the segment's revenue) of the main segments (top5_segments).",
+        lambda conn, s, m, note: figs.plot_segment_top_products(
+            _frame(conn, pref.SEGMENT_TOP_PRODUCTS),
+            [seg for seg in m.segments if seg in s.top5_segments],
+            top_n=5,
+            note=note,
+        ),
+    ),
+    (
+        "spa_segment_product_heatmap",
+        [PREFERENCE_KEY],
+        "Segment x category heatmap of the shrunk preference index (diverging, log scale, "
+        "centred on 1); low-support cells marked.",
+        lambda conn, s, m, note: figs.plot_segment_category_heatmap(
+            _frame(conn, pref.SEGMENT_CATEGORY_PREFERENCE),
+            m.segments,
+            note=note,
+            min_support_customers=s.min_support_customers,
+        ),
+    ),
+]
+
+
+def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
+    """The five figure assets, writing PNGs into `figures_dir`."""
+    return [_figure_asset(*spec, figures_dir=Path(figures_dir)) for spec in FIGURES]
+
+
+TABLE_ASSETS = [
+    rfm_customer_segments,
+    rfm_summary,
+    segment_product_purchases,
+    segment_product_summary,
+    segment_category_preference,
+    segment_top_products,
+    champions_vs_new_products,
+    segment_purchase_patterns,
+]
+
+
+def build_defs(settings: PipelineSettings) -> dg.Definitions:
+    """Seed A's assets, checks and the `rfm_settings` resource (figures go to
+    `settings.figures_dir`)."""
+    return dg.Definitions(
+        assets=[*TABLE_ASSETS, *build_figure_assets(settings.figures_dir)],
+        resources={RESOURCE_KEY: RfmSettings()},
+    )

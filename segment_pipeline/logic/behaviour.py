@@ -1,0 +1,676 @@
+"""Seed B, part 1: the behaviour-based segmentation (SPEC section 3).
+
+Everything heavy runs in DuckDB over `staging.sales_lines`; only per-occupation, per-category
+and per-segment results (tens to hundreds of rows) reach pandas.
+
+Definitions pinned here (and in docs/behaviour_and_strategy.md):
+
+- **Terciles** (`tercile_tiers`): n values, ranked ascending; a value's tier is
+  `1 + floor(3 * (rank_min - 1) / n)`, where `rank_min` is the lowest rank among equal values.
+  So equal values always share a tier (the lower one), no tie is broken by row order, and when
+  n is not divisible by 3 the lower tiers get the extra members (n = 20 -> 7 / 7 / 6;
+  n = 4 -> 2 / 1 / 1; n = 2 -> tiers 1 and 2; n = 1 -> tier 1). Means are rounded to 9
+  decimals before ranking, so the last bits of a parallel floating-point sum cannot reorder
+  two occupations.
+- **Occupation groups**: an occupation with fewer than `min_customers` customers, and the
+  `Unknown` occupation (customers without a profile) whatever its size, is `Occ_Other`; the
+  other codes split into terciles of their mean `log1p(line amount)` (over lines):
+  `Occ_Low`, `Occ_Mid`, `Occ_High`.
+- **Price segments**: each category's median line amount; categories split into terciles of
+  the medians: `Price_Low`, `Price_Mid`, `Price_High`. `Unknown` (products without a
+  category) is priced like any other category.
+- **Dominant price segment** of a customer: the price segment holding most of their spend; on
+  an exact tie the **higher** tier wins (a customer spending as much on premium as on cheap
+  categories is not "stuck on low prices"). Amounts are exact decimals, so ties are exact.
+- **Behavioural segment** = age band x gender x occupation group x dominant price segment.
+  AOV = gross sales / distinct orders (for data without order ids each line is an order).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from segment_pipeline.tables import Column, TableDef
+
+UNKNOWN = "Unknown"
+
+OCC_LOW, OCC_MID, OCC_HIGH, OCC_OTHER = "Occ_Low", "Occ_Mid", "Occ_High", "Occ_Other"
+#: Display and rule-table order (ranked groups first, low to high, then the rest).
+OCCUPATION_GROUPS: tuple[str, ...] = (OCC_LOW, OCC_MID, OCC_HIGH, OCC_OTHER)
+
+PRICE_LOW, PRICE_MID, PRICE_HIGH = "Price_Low", "Price_Mid", "Price_High"
+PRICE_SEGMENTS: tuple[str, ...] = (PRICE_LOW, PRICE_MID, PRICE_HIGH)
+
+_OCC_BY_TIER = {1: OCC_LOW, 2: OCC_MID, 3: OCC_HIGH}
+_PRICE_BY_TIER = {1: PRICE_LOW, 2: PRICE_MID, 3: PRICE_HIGH}
+
+#: Decimals kept before ranking means / medians (see module docstring).
+RANK_DECIMALS = 9
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+PURCHASE_DISTRIBUTION = TableDef(
+    schema="marts",
+    name="purchase_distribution",
+    description="EDA of sale-line amounts in long form: summary statistics, quantiles, "
+    "skewness of raw and log1p amounts, histograms (raw and log1p) and the price clusters "
+    "(modes of the smoothed log1p histogram).",
+    columns=(
+        Column(
+            "measure",
+            "VARCHAR",
+            "summary, quantile, skewness, cluster, histogram_raw or histogram_log1p",
+            nullable=False,
+        ),
+        Column(
+            "name",
+            "VARCHAR",
+            "Statistic name (p50, mean, raw, log1p, cluster_1, bin_017, above_p99, ...)",
+            nullable=False,
+        ),
+        Column(
+            "value",
+            "DOUBLE",
+            "The statistic: an amount (currency) for summary, quantile "
+            "and cluster rows (a cluster's value is its mode), the skewness for skewness "
+            "rows, the line count for histogram rows",
+        ),
+        Column("log1p_value", "DOUBLE", "The same on the log1p scale (histogram: bin centre)"),
+        Column("lower", "DOUBLE", "Lower amount bound (histogram bins and clusters)"),
+        Column("upper", "DOUBLE", "Upper amount bound (histogram bins and clusters)"),
+        Column("lines", "BIGINT", "Sale lines in the bin or cluster"),
+        Column("share", "DOUBLE", "Share of all sale lines in the bin or cluster"),
+    ),
+    primary_key=("measure", "name"),
+)
+
+OCCUPATION_GROUPS_TABLE = TableDef(
+    schema="marts",
+    name="occupation_groups",
+    description="Per occupation code: customers, lines, mean log1p(line amount) and its "
+    "occupation group (terciles of the mean; Occ_Other below the minimum customer count "
+    "and for Unknown).",
+    columns=(
+        Column("occupation", "VARCHAR", "Anonymised occupation code (or Unknown)", nullable=False),
+        Column("customers", "BIGINT", "Distinct customers with at least one sale line"),
+        Column("lines", "BIGINT", "Sale lines"),
+        Column("gross_sales", "DOUBLE", "Sum of line amounts"),
+        Column("mean_log1p_amount", "DOUBLE", "Mean of log1p(line amount) over the lines"),
+        Column(
+            "typical_line_amount",
+            "DOUBLE",
+            "expm1(mean_log1p_amount): the geometric-style typical line amount, in currency",
+        ),
+        Column("ranked", "BOOLEAN", "True when the code took part in the tercile split"),
+        Column(
+            "tier_rank",
+            "INTEGER",
+            "Rank (min method) of mean_log1p_amount among ranked "
+            "codes, 1 = lowest; NULL for Occ_Other",
+        ),
+        Column(
+            "occupation_group", "VARCHAR", "Occ_Low, Occ_Mid, Occ_High or Occ_Other", nullable=False
+        ),
+    ),
+    primary_key=("occupation",),
+)
+
+CATEGORY_PRICE_SEGMENTS = TableDef(
+    schema="marts",
+    name="category_price_segments",
+    description="Per product category: median line amount and its price segment (terciles "
+    "of the category medians).",
+    columns=(
+        Column("category", "VARCHAR", "Product category (or Unknown)", nullable=False),
+        Column("lines", "BIGINT", "Sale lines"),
+        Column("customers", "BIGINT", "Distinct customers"),
+        Column("gross_sales", "DOUBLE", "Sum of line amounts"),
+        Column("median_line_amount", "DOUBLE", "Median line amount (quantity x unit price)"),
+        Column("tier_rank", "INTEGER", "Rank (min method) of the median, 1 = cheapest"),
+        Column("price_segment", "VARCHAR", "Price_Low, Price_Mid or Price_High", nullable=False),
+    ),
+    primary_key=("category",),
+)
+
+CUSTOMER_BEHAVIOUR = TableDef(
+    schema="marts",
+    name="customer_behaviour",
+    description="One row per customer with a sale: demographics, occupation group, dominant "
+    "price segment (most spend; exact tie -> higher tier), lines, orders and spend.",
+    columns=(
+        Column("customer_id", "VARCHAR", "Customer id", nullable=False),
+        Column("age_band", "VARCHAR", "Age band (or Unknown)", nullable=False),
+        Column("gender", "VARCHAR", "M, F or Unknown", nullable=False),
+        Column("occupation", "VARCHAR", "Occupation code (or Unknown)", nullable=False),
+        Column(
+            "occupation_group", "VARCHAR", "Occ_Low, Occ_Mid, Occ_High or Occ_Other", nullable=False
+        ),
+        Column("price_segment", "VARCHAR", "Dominant price segment", nullable=False),
+        Column("spend_price_low", "DOUBLE", "Spend in Price_Low categories"),
+        Column("spend_price_mid", "DOUBLE", "Spend in Price_Mid categories"),
+        Column("spend_price_high", "DOUBLE", "Spend in Price_High categories"),
+        Column("lines", "BIGINT", "Sale lines"),
+        Column("orders", "BIGINT", "Distinct orders"),
+        Column("spend", "DOUBLE", "Total spend (sum of line amounts)"),
+        Column(
+            "unknown_demographics",
+            "BOOLEAN",
+            "True when age band, gender or occupation is Unknown (no or incomplete profile)",
+        ),
+    ),
+    primary_key=("customer_id",),
+)
+
+BEHAVIOURAL_SEGMENTS = TableDef(
+    schema="marts",
+    name="behavioural_segments",
+    description="Per age band x gender x occupation group x price segment: customers, "
+    "transactions, gross sales, AOV, revenue and customer share and their ratio.",
+    columns=(
+        Column(
+            "segment",
+            "VARCHAR",
+            "Label: age band | gender | occupation group | price segment",
+            nullable=False,
+        ),
+        Column("age_band", "VARCHAR", "Age band", nullable=False),
+        Column("gender", "VARCHAR", "Gender", nullable=False),
+        Column("occupation_group", "VARCHAR", "Occupation group", nullable=False),
+        Column("price_segment", "VARCHAR", "Dominant price segment", nullable=False),
+        Column("customers", "BIGINT", "Customers in the segment"),
+        Column("transactions", "BIGINT", "Sale lines of those customers"),
+        Column("orders", "BIGINT", "Distinct orders of those customers"),
+        Column("gross_sales", "DOUBLE", "Sum of their line amounts"),
+        Column("aov", "DOUBLE", "Average order value = gross_sales / orders"),
+        Column("revenue_share", "DOUBLE", "gross_sales / all gross sales (sums to 1)"),
+        Column("customer_share", "DOUBLE", "customers / all customers (sums to 1)"),
+        Column(
+            "value_index",
+            "DOUBLE",
+            "revenue_share / customer_share (> 1: the segment spends more than its head count)",
+        ),
+        Column("sales_rank", "INTEGER", "1 = largest gross sales (ties by segment label)"),
+    ),
+    primary_key=("segment",),
+)
+
+BEHAVIOUR_TABLES: tuple[TableDef, ...] = (
+    PURCHASE_DISTRIBUTION,
+    OCCUPATION_GROUPS_TABLE,
+    CATEGORY_PRICE_SEGMENTS,
+    CUSTOMER_BEHAVIOUR,
+    BEHAVIOURAL_SEGMENTS,
+)
+
+# --------------------------------------------------------------------------------------------
+# Terciles
+# --------------------------------------------------------------------------------------------
+
+
+def tercile_tiers(values: Sequence[float]) -> list[int]:
+    """Tier 1..3 of each value (ascending), `1 + floor(3 * (rank_min - 1) / n)`.
+
+    Equal values share the lower tier; the result depends only on the values, never on their
+    order in the input.
+    """
+    n = len(values)
+    if n == 0:
+        return []
+    rounded = [round(float(v), RANK_DECIMALS) for v in values]
+    ordered = sorted(rounded)
+    first_rank = {}
+    for position, value in enumerate(ordered, start=1):
+        first_rank.setdefault(value, position)
+    return [1 + (3 * (first_rank[v] - 1)) // n for v in rounded]
+
+
+def rank_min(values: Sequence[float]) -> list[int]:
+    """1-based ascending rank, equal values sharing the lowest rank (after rounding)."""
+    rounded = [round(float(v), RANK_DECIMALS) for v in values]
+    ordered = sorted(rounded)
+    first_rank: dict[float, int] = {}
+    for position, value in enumerate(ordered, start=1):
+        first_rank.setdefault(value, position)
+    return [first_rank[v] for v in rounded]
+
+
+# --------------------------------------------------------------------------------------------
+# Occupation groups
+# --------------------------------------------------------------------------------------------
+
+#: Per occupation code: customers, lines, sales and mean log1p(line amount).
+OCCUPATION_STATS_SQL = """
+SELECT
+    occupation,
+    count(DISTINCT customer_id) AS customers,
+    count(*) AS lines,
+    CAST(sum(amount) AS DOUBLE) AS gross_sales,
+    avg(ln(1 + CAST(amount AS DOUBLE))) AS mean_log1p_amount
+FROM staging.sales_lines
+GROUP BY occupation
+ORDER BY occupation
+"""
+
+
+def assign_occupation_groups(stats: pd.DataFrame, min_customers: int) -> pd.DataFrame:
+    """Add `ranked`, `tier_rank`, `typical_line_amount` and `occupation_group` to the output of
+    OCCUPATION_STATS_SQL (one row per occupation code)."""
+    out = stats.copy().sort_values("occupation", kind="stable").reset_index(drop=True)
+    out["typical_line_amount"] = np.expm1(out["mean_log1p_amount"].astype(float))
+    ranked = (out["customers"] >= min_customers) & (out["occupation"] != UNKNOWN)
+    out["ranked"] = ranked
+    out["tier_rank"] = pd.array([pd.NA] * len(out), dtype="Int32")
+    out["occupation_group"] = OCC_OTHER
+    if ranked.any():
+        means = out.loc[ranked, "mean_log1p_amount"].tolist()
+        out.loc[ranked, "tier_rank"] = rank_min(means)
+        out.loc[ranked, "occupation_group"] = [_OCC_BY_TIER[t] for t in tercile_tiers(means)]
+    return out[OCCUPATION_GROUPS_TABLE.column_names]
+
+
+# --------------------------------------------------------------------------------------------
+# Price segments
+# --------------------------------------------------------------------------------------------
+
+#: Per category: lines, customers, sales and the median line amount.
+CATEGORY_STATS_SQL = """
+SELECT
+    category,
+    count(*) AS lines,
+    count(DISTINCT customer_id) AS customers,
+    CAST(sum(amount) AS DOUBLE) AS gross_sales,
+    CAST(median(amount) AS DOUBLE) AS median_line_amount
+FROM staging.sales_lines
+GROUP BY category
+ORDER BY category
+"""
+
+
+def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
+    """Add `tier_rank` and `price_segment` (terciles of the medians) to CATEGORY_STATS_SQL."""
+    out = stats.copy().sort_values("category", kind="stable").reset_index(drop=True)
+    medians = out["median_line_amount"].astype(float).tolist()
+    out["tier_rank"] = pd.array(rank_min(medians), dtype="Int32")
+    out["price_segment"] = [_PRICE_BY_TIER[t] for t in tercile_tiers(medians)]
+    return out[CATEGORY_PRICE_SEGMENTS.column_names]
+
+
+# --------------------------------------------------------------------------------------------
+# Customers and behavioural segments
+# --------------------------------------------------------------------------------------------
+
+#: One row per customer from the sale lines and the two lookup tables. The dominant price
+#: segment is the one with the largest (exact decimal) spend; a tie goes to the higher tier.
+CUSTOMER_BEHAVIOUR_SQL = """
+WITH lines AS (
+    SELECT l.customer_id, l.order_id, l.amount, l.age_band, l.gender, l.occupation,
+           o.occupation_group, p.price_segment
+    FROM staging.sales_lines AS l
+    JOIN marts.occupation_groups AS o USING (occupation)
+    JOIN marts.category_price_segments AS p USING (category)
+),
+by_tier AS (
+    SELECT customer_id, price_segment, sum(amount) AS spend
+    FROM lines
+    GROUP BY customer_id, price_segment
+),
+dominant AS (
+    SELECT customer_id, price_segment
+    FROM by_tier
+    QUALIFY row_number() OVER (
+        PARTITION BY customer_id
+        ORDER BY spend DESC,
+                 CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
+                                    ELSE 1 END DESC
+    ) = 1
+),
+customers AS (
+    SELECT
+        customer_id,
+        -- a customer has one profile, so these are constant per customer
+        min(age_band) AS age_band,
+        min(gender) AS gender,
+        min(occupation) AS occupation,
+        min(occupation_group) AS occupation_group,
+        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_Low'), 0) AS DOUBLE)
+            AS spend_price_low,
+        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_Mid'), 0) AS DOUBLE)
+            AS spend_price_mid,
+        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_High'), 0) AS DOUBLE)
+            AS spend_price_high,
+        count(*) AS lines,
+        count(DISTINCT order_id) AS orders,
+        CAST(sum(amount) AS DOUBLE) AS spend
+    FROM lines
+    GROUP BY customer_id
+)
+SELECT
+    c.customer_id, c.age_band, c.gender, c.occupation, c.occupation_group,
+    d.price_segment,
+    c.spend_price_low, c.spend_price_mid, c.spend_price_high,
+    c.lines, c.orders, c.spend,
+    (c.age_band = 'Unknown' OR c.gender = 'Unknown' OR c.occupation = 'Unknown')
+        AS unknown_demographics
+FROM customers AS c
+JOIN dominant AS d USING (customer_id)
+ORDER BY c.customer_id
+"""
+
+#: Segment metrics from marts.customer_behaviour (orders of different customers never
+#: coincide, so summing customers' distinct orders gives the segment's distinct orders).
+BEHAVIOURAL_SEGMENTS_SQL = """
+WITH seg AS (
+    SELECT
+        age_band || ' | ' || gender || ' | ' || occupation_group || ' | ' || price_segment
+            AS segment,
+        age_band, gender, occupation_group, price_segment,
+        count(*) AS customers,
+        sum(lines) AS transactions,
+        sum(orders) AS orders,
+        sum(spend) AS gross_sales
+    FROM marts.customer_behaviour
+    GROUP BY age_band, gender, occupation_group, price_segment
+),
+totals AS (
+    SELECT sum(customers) AS customers, sum(gross_sales) AS gross_sales FROM seg
+)
+SELECT
+    seg.segment, seg.age_band, seg.gender, seg.occupation_group, seg.price_segment,
+    seg.customers, seg.transactions, seg.orders, seg.gross_sales,
+    seg.gross_sales / nullif(seg.orders, 0) AS aov,
+    seg.gross_sales / nullif(totals.gross_sales, 0) AS revenue_share,
+    seg.customers / totals.customers AS customer_share,
+    (seg.gross_sales / nullif(totals.gross_sales, 0)) / (seg.customers / totals.customers)
+        AS value_index,
+    CAST(row_number() OVER (ORDER BY seg.gross_sales DESC, seg.segment) AS INTEGER)
+        AS sales_rank
+FROM seg, totals
+ORDER BY sales_rank
+"""
+
+
+def build_occupation_groups(conn: duckdb.DuckDBPyConnection, min_customers: int) -> pd.DataFrame:
+    """The occupation_groups rows (one per occupation code)."""
+    return assign_occupation_groups(conn.execute(OCCUPATION_STATS_SQL).df(), min_customers)
+
+
+def build_category_price_segments(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The category_price_segments rows (one per category)."""
+    return assign_price_segments(conn.execute(CATEGORY_STATS_SQL).df())
+
+
+# --------------------------------------------------------------------------------------------
+# Purchase distribution (EDA) and price clusters
+# --------------------------------------------------------------------------------------------
+
+QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
+
+#: Summary statistics, quantiles and skewness (adjusted Fisher-Pearson G1, DuckDB's
+#: `skewness`) of raw and log1p line amounts.
+DISTRIBUTION_SUMMARY_SQL = f"""
+WITH x AS (
+    SELECT CAST(amount AS DOUBLE) AS a, ln(1 + CAST(amount AS DOUBLE)) AS v
+    FROM staging.sales_lines
+)
+SELECT
+    count(*) AS lines,
+    min(a) AS min, max(a) AS max, avg(a) AS mean, stddev_samp(a) AS std,
+    min(v) AS log_min, max(v) AS log_max, avg(v) AS log_mean,
+    skewness(a) AS skew_raw, skewness(v) AS skew_log1p,
+    quantile_cont(a, {list(QUANTILE_LEVELS)}) AS quantiles
+FROM x
+"""
+
+#: Histogram of log1p(amount): `?` = lower edge, bin width, number of bins.
+LOG_HISTOGRAM_SQL = """
+SELECT bin, count(*) AS lines
+FROM (
+    SELECT least(greatest(CAST(floor((ln(1 + CAST(amount AS DOUBLE)) - ?) / ?) AS INTEGER), 0),
+                 ? - 1) AS bin
+    FROM staging.sales_lines
+)
+GROUP BY bin
+ORDER BY bin
+"""
+
+#: Histogram of raw amounts from 0 to an upper limit (the 99th percentile); lines above the
+#: limit get bin = -1 (the overflow row). `?` = bin width, number of bins, upper limit.
+RAW_HISTOGRAM_SQL = """
+SELECT bin, count(*) AS lines
+FROM (
+    SELECT CASE WHEN a > ? THEN -1
+                ELSE least(CAST(floor(a / ?) AS INTEGER), ? - 1) END AS bin
+    FROM (SELECT CAST(amount AS DOUBLE) AS a FROM staging.sales_lines)
+)
+GROUP BY bin
+ORDER BY bin
+"""
+
+
+@dataclass(frozen=True)
+class ModeSettings:
+    """How price clusters are found in the log1p histogram."""
+
+    bins: int = 60
+    smoothing_bins: float = 1.5
+    min_prominence: float = 0.05
+
+
+def smooth_counts(counts: Sequence[float], sigma_bins: float) -> np.ndarray:
+    """Gaussian smoothing of a histogram (kernel truncated at 3 sigma, zero padding)."""
+    values = np.asarray(counts, dtype=float)
+    if sigma_bins <= 0 or len(values) == 0:
+        return values
+    half = max(1, math.ceil(3 * sigma_bins))
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma_bins) ** 2)
+    kernel /= kernel.sum()
+    return np.convolve(values, kernel, mode="same")
+
+
+def find_modes(smoothed: Sequence[float], min_prominence: float) -> list[int]:
+    """Indices of the peaks of `smoothed` whose prominence is at least `min_prominence` times
+    the highest value.
+
+    The histogram is taken as zero outside its range. A peak is a bin (or the first bin of a
+    flat run) strictly higher than its neighbours on both sides. Its prominence is its height
+    minus the higher of the two lowest points between it and the nearest higher bin on each
+    side (or the edge): the usual topographic definition, so small bumps on a slope are not
+    modes while two well-separated price levels are. Of two equally high peaks the left one is
+    the "higher" (a deterministic tie rule), so a shallow dip between them does not make two
+    modes.
+    """
+    y = np.concatenate([[0.0], np.asarray(smoothed, dtype=float), [0.0]])
+    n = len(y)
+    if n == 2 or y.max() <= 0:
+        return []
+    threshold = min_prominence * y.max()
+    peaks: list[int] = []
+    i = 1
+    while i < n - 1:
+        j = i
+        while j + 1 < n - 1 and y[j + 1] == y[i]:
+            j += 1
+        if y[i] > y[i - 1] and y[i] > y[j + 1]:
+            height = y[i]
+            k, left_min = i, height
+            while k > 0 and y[k - 1] < height:
+                k -= 1
+                left_min = min(left_min, y[k])
+            k, right_min = j, height
+            while k < n - 1 and y[k + 1] <= height:
+                k += 1
+                right_min = min(right_min, y[k])
+            if height - max(left_min, right_min) >= threshold:
+                peaks.append(i - 1)
+        i = j + 1
+    return peaks
+
+
+def cluster_edges(smoothed: Sequence[float], peaks: Sequence[int]) -> list[int]:
+    """Bin boundaries between consecutive peaks: the lowest smoothed bin between them (first
+    one on ties). Cluster k covers bins [edge_{k-1}, edge_k)."""
+    y = np.asarray(smoothed, dtype=float)
+    edges = [0]
+    for a, b in itertools.pairwise(peaks):
+        between = y[a : b + 1]
+        edges.append(a + int(np.argmin(between)))
+    edges.append(len(y))
+    return edges
+
+
+def distribution_rows(
+    summary: dict[str, object],
+    log_hist: pd.DataFrame,
+    raw_hist: pd.DataFrame,
+    log_lower: float,
+    log_width: float,
+    raw_width: float,
+    modes: ModeSettings,
+) -> pd.DataFrame:
+    """The purchase_distribution rows from the SQL results (all small)."""
+    total = int(summary["lines"] or 0)
+    rows: list[dict[str, object]] = []
+
+    def add(
+        measure: str,
+        name: str,
+        value: float | None = None,
+        log1p_value: float | None = None,
+        lower: float | None = None,
+        upper: float | None = None,
+        lines: int | None = None,
+        share: float | None = None,
+    ) -> None:
+        rows.append(
+            {
+                "measure": measure,
+                "name": name,
+                "value": value,
+                "log1p_value": log1p_value,
+                "lower": lower,
+                "upper": upper,
+                "lines": lines,
+                "share": share,
+            }
+        )
+
+    add("summary", "lines", float(total), lines=total, share=1.0 if total else None)
+    for key in ("min", "max", "mean", "std"):
+        value = summary.get(key)
+        log_value = math.log1p(value) if key != "std" and value is not None else None
+        add("summary", key, _f(value), _f(log_value))
+    add("summary", "log1p_mean", _f(summary.get("log_mean")), _f(summary.get("log_mean")))
+    quantiles = summary.get("quantiles") or []
+    for level, value in zip(QUANTILE_LEVELS, quantiles, strict=False):
+        add(
+            "quantile",
+            f"p{round(level * 100):02d}",
+            _f(value),
+            _f(math.log1p(float(value))) if value is not None else None,
+        )
+    add("skewness", "raw", _f(summary.get("skew_raw")))
+    add("skewness", "log1p", _f(summary.get("skew_log1p")))
+
+    counts = np.zeros(modes.bins, dtype=float)
+    for b, n in zip(log_hist["bin"], log_hist["lines"], strict=True):
+        counts[int(b)] += int(n)
+    smoothed = smooth_counts(counts, modes.smoothing_bins)
+    peaks = find_modes(smoothed, modes.min_prominence) if total else []
+    edges = cluster_edges(smoothed, peaks) if peaks else []
+    for k, peak in enumerate(peaks):
+        lo_bin, hi_bin = edges[k], edges[k + 1]
+        centre = log_lower + (peak + 0.5) * log_width
+        in_cluster = int(counts[lo_bin:hi_bin].sum())
+        add(
+            "cluster",
+            f"cluster_{k + 1}",
+            math.expm1(centre),
+            centre,
+            lower=math.expm1(log_lower + lo_bin * log_width),
+            upper=math.expm1(log_lower + hi_bin * log_width),
+            lines=in_cluster,
+            share=in_cluster / total if total else None,
+        )
+
+    for b in range(modes.bins):
+        lo = log_lower + b * log_width
+        n = int(counts[b])
+        add(
+            "histogram_log1p",
+            f"bin_{b:03d}",
+            float(n),
+            lo + log_width / 2,
+            lower=math.expm1(lo),
+            upper=math.expm1(lo + log_width),
+            lines=n,
+            share=n / total if total else None,
+        )
+
+    raw_counts = dict(zip(raw_hist["bin"].astype(int), raw_hist["lines"].astype(int), strict=True))
+    n_raw_bins = max((b for b in raw_counts if b >= 0), default=-1) + 1
+    for b in range(max(n_raw_bins, 0)):
+        n = raw_counts.get(b, 0)
+        lo = b * raw_width
+        add(
+            "histogram_raw",
+            f"bin_{b:03d}",
+            float(n),
+            math.log1p(lo + raw_width / 2),
+            lower=lo,
+            upper=lo + raw_width,
+            lines=n,
+            share=n / total if total else None,
+        )
+    overflow = raw_counts.get(-1, 0)
+    add(
+        "histogram_raw",
+        "above_p99",
+        float(overflow),
+        None,
+        lower=_f((summary.get("quantiles") or [None] * 9)[-1]),
+        upper=_f(summary.get("max")),
+        lines=overflow,
+        share=overflow / total if total else None,
+    )
+    return pd.DataFrame(rows, columns=PURCHASE_DISTRIBUTION.column_names)
+
+
+def build_purchase_distribution(
+    conn: duckdb.DuckDBPyConnection, modes: ModeSettings, raw_bins: int = 50
+) -> pd.DataFrame:
+    """Run the distribution queries (aggregates only) and assemble the table's rows."""
+    summary_frame = conn.execute(DISTRIBUTION_SUMMARY_SQL).df()
+    summary = summary_frame.iloc[0].to_dict()
+    summary["quantiles"] = list(summary["quantiles"]) if summary["lines"] else []
+    lines = int(summary["lines"])
+    log_lower = float(summary["log_min"]) if lines else 0.0
+    log_upper = float(summary["log_max"]) if lines else 1.0
+    if log_upper <= log_lower:
+        log_upper = log_lower + 1.0  # all amounts equal: one populated bin
+    log_width = (log_upper - log_lower) / modes.bins
+    log_hist = conn.execute(LOG_HISTOGRAM_SQL, [log_lower, log_width, modes.bins]).df()
+    p99 = float(summary["quantiles"][-1]) if lines else 1.0
+    raw_upper = p99 if p99 > 0 else 1.0
+    raw_width = raw_upper / raw_bins
+    raw_hist = conn.execute(RAW_HISTOGRAM_SQL, [raw_upper, raw_width, raw_bins]).df()
+    return distribution_rows(summary, log_hist, raw_hist, log_lower, log_width, raw_width, modes)
+
+
+def _f(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out

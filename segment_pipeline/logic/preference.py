@@ -1,0 +1,464 @@
+"""Segment x product preference: which products and categories each RFM segment buys.
+
+All tables are DuckDB SQL over `marts.segment_product_purchases`, the window's sale lines with
+each customer's segment (itself built from `staging.sales_lines` and
+`marts.rfm_customer_segments`); pandas only ever holds the small results.
+
+Definitions (docs/rfm_and_preference.md explains them for analysts):
+
+- **spend share** of category c in segment s = revenue(s, c) / revenue(s);
+  **overall share** = revenue(c) / revenue(all customers).
+- **preference index** = spend share / overall share (1 = buys c like everyone else).
+- **shrunk index**: the segment's category mix is given a Dirichlet prior centred on the
+  overall mix, worth `k` average customers' spend (k = `prior_strength`, in "pseudo-customers";
+  prior spend K = k * revenue(all) / customers(all)). Its posterior mean is
+
+      shrunk_share = (revenue(s, c) + K * overall_share(c)) / (revenue(s) + K)
+      shrunk_index = shrunk_share / overall_share(c)
+
+  so a segment with little spend is pulled toward 1 and a large one barely moves. Because the
+  prior shares sum to 1, the shrunk shares of a segment still sum to 1.
+- **customer penetration** = customers of s who bought c / customers of s; the
+  **penetration index** divides it by the same share over all customers.
+- **low support**: fewer than `min_support_customers` of the segment's customers bought c.
+- **premium product**: its typical unit price (median over its sale lines in the window) is
+  strictly above the `1 - premium_top_share` quantile (linear interpolation) of the typical
+  prices of the products in its category; **premium share** = spend on premium products /
+  all spend.
+- **AOV** = revenue / distinct orders; **category diversity** = distinct categories per
+  customer, averaged over the segment's customers; **days between orders** = per customer
+  with >= 2 orders, the mean gap between consecutive order dates, which equals
+  (last order date - first order date) / (orders - 1); averaged over those customers.
+- **Top products**: ranked by revenue (descending), ties broken by product_id (ascending).
+"""
+
+from __future__ import annotations
+
+from segment_pipeline.tables import Column, TableDef
+
+CHAMPIONS = "Champions"
+NEW_CUSTOMERS = "New Customers"
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+SEGMENT_PRODUCT_PURCHASES = TableDef(
+    schema="marts",
+    name="segment_product_purchases",
+    description="The main analysis table: every staged sale line in the RFM window with its "
+    "customer's segment and its product's premium flag.",
+    columns=(
+        Column(
+            "line_id", "VARCHAR", "Sale line key (staging.transactions.line_id)", nullable=False
+        ),
+        Column("order_id", "VARCHAR", "Order id", nullable=False),
+        Column("customer_id", "VARCHAR", "Customer id", nullable=False),
+        Column("order_ts", "TIMESTAMP", "Order timestamp", nullable=False),
+        Column("order_date", "DATE", "Order date", nullable=False),
+        Column("segment", "VARCHAR", "The customer's RFM segment", nullable=False),
+        Column("segment_order", "INTEGER", "Display position of the segment", nullable=False),
+        Column("product_id", "VARCHAR", "Product id", nullable=False),
+        Column("product_name", "VARCHAR", "Product name", nullable=False),
+        Column("category", "VARCHAR", "Product category", nullable=False),
+        Column("quantity", "BIGINT", "Units", nullable=False),
+        Column("unit_price", "DECIMAL(18,4)", "Price per unit", nullable=False),
+        Column("amount", "DECIMAL(18,4)", "Line revenue = quantity * unit_price", nullable=False),
+        Column(
+            "typical_unit_price",
+            "DECIMAL(18,4)",
+            "The product's median unit price over its lines in the window",
+        ),
+        Column(
+            "is_premium",
+            "BOOLEAN",
+            "Typical price above the category's premium quantile (premium product)",
+            nullable=False,
+        ),
+    ),
+    primary_key=("line_id",),
+)
+
+SEGMENT_PRODUCT_SUMMARY = TableDef(
+    schema="marts",
+    name="segment_product_summary",
+    description="Segment x product and segment x category in one table (column `level`): "
+    "lines, orders, customers, units, revenue and the share of the segment's revenue.",
+    columns=(
+        Column("level", "VARCHAR", "'product' or 'category'", nullable=False),
+        Column("segment_order", "INTEGER", "Display position of the segment", nullable=False),
+        Column("segment", "VARCHAR", "RFM segment", nullable=False),
+        Column(
+            "item_id", "VARCHAR", "product_id (level product) or the category name", nullable=False
+        ),
+        Column("item_name", "VARCHAR", "Product name or category name", nullable=False),
+        Column("category", "VARCHAR", "Category of the item", nullable=False),
+        Column("lines", "BIGINT", "Sale lines", nullable=False),
+        Column("orders", "BIGINT", "Distinct orders", nullable=False),
+        Column("customers", "BIGINT", "Distinct customers", nullable=False),
+        Column("quantity", "BIGINT", "Units", nullable=False),
+        Column("revenue", "DOUBLE", "Revenue", nullable=False),
+        Column(
+            "revenue_share",
+            "DOUBLE",
+            "revenue / the segment's revenue (sums to 1 per segment and level)",
+        ),
+        Column(
+            "rank_in_segment",
+            "BIGINT",
+            "Rank by revenue within segment and level (ties: item_id ascending)",
+            nullable=False,
+        ),
+        Column("typical_unit_price", "DOUBLE", "Median unit price (products only)"),
+        Column("is_premium", "BOOLEAN", "Premium product (products only)"),
+    ),
+    primary_key=("level", "segment", "item_id"),
+)
+
+SEGMENT_CATEGORY_PREFERENCE = TableDef(
+    schema="marts",
+    name="segment_category_preference",
+    description="Segment x category preference: spend share vs overall share (raw index), "
+    "the shrunk index (empirical Bayes toward 1), the customer-penetration index, support and "
+    "a low-support flag. Every segment with customers x every category.",
+    columns=(
+        Column("segment_order", "INTEGER", "Display position of the segment", nullable=False),
+        Column("segment", "VARCHAR", "RFM segment", nullable=False),
+        Column("category", "VARCHAR", "Category", nullable=False),
+        Column(
+            "customers",
+            "BIGINT",
+            "Customers of the segment who bought the category",
+            nullable=False,
+        ),
+        Column("orders", "BIGINT", "Orders of the segment with the category", nullable=False),
+        Column("lines", "BIGINT", "Sale lines", nullable=False),
+        Column("revenue", "DOUBLE", "The segment's spend in the category", nullable=False),
+        Column("segment_customers", "BIGINT", "Customers in the segment", nullable=False),
+        Column("segment_revenue", "DOUBLE", "The segment's total spend", nullable=False),
+        Column("spend_share", "DOUBLE", "revenue / segment_revenue"),
+        Column("overall_share", "DOUBLE", "The category's share of all spend"),
+        Column("preference_index", "DOUBLE", "spend_share / overall_share (1 = average)"),
+        Column(
+            "prior_spend",
+            "DOUBLE",
+            "K = prior_strength x mean spend per customer (the prior's weight)",
+        ),
+        Column("shrunk_share", "DOUBLE", "(revenue + K * overall_share) / (segment_revenue + K)"),
+        Column("shrunk_index", "DOUBLE", "shrunk_share / overall_share"),
+        Column("penetration", "DOUBLE", "customers / segment_customers"),
+        Column("overall_penetration", "DOUBLE", "Share of all customers who bought the category"),
+        Column("penetration_index", "DOUBLE", "penetration / overall_penetration"),
+        Column("low_support", "BOOLEAN", "customers < min_support_customers", nullable=False),
+    ),
+    primary_key=("segment", "category"),
+)
+
+SEGMENT_TOP_PRODUCTS = TableDef(
+    schema="marts",
+    name="segment_top_products",
+    description="Top N products per segment by revenue (ties: product_id ascending).",
+    columns=(
+        Column("segment_order", "INTEGER", "Display position of the segment", nullable=False),
+        Column("segment", "VARCHAR", "RFM segment", nullable=False),
+        Column("rank", "BIGINT", "1 = most revenue in the segment", nullable=False),
+        Column("product_id", "VARCHAR", "Product id", nullable=False),
+        Column("product_name", "VARCHAR", "Product name", nullable=False),
+        Column("category", "VARCHAR", "Category", nullable=False),
+        Column("revenue", "DOUBLE", "The segment's revenue from the product", nullable=False),
+        Column("revenue_share", "DOUBLE", "Share of the segment's revenue"),
+        Column("customers", "BIGINT", "Customers of the segment who bought it", nullable=False),
+        Column("orders", "BIGINT", "Orders with it", nullable=False),
+        Column("quantity", "BIGINT", "Units", nullable=False),
+        Column("is_premium", "BOOLEAN", "Premium product"),
+    ),
+    primary_key=("segment", "rank"),
+)
+
+CHAMPIONS_VS_NEW_PRODUCTS = TableDef(
+    schema="marts",
+    name="champions_vs_new_products",
+    description="Champions vs New Customers side by side, per product and per category (column "
+    "`level`): each group's revenue, share of the group's revenue, and rank.",
+    columns=(
+        Column("level", "VARCHAR", "'product' or 'category'", nullable=False),
+        Column("item_id", "VARCHAR", "product_id or category name", nullable=False),
+        Column("item_name", "VARCHAR", "Product or category name", nullable=False),
+        Column("category", "VARCHAR", "Category", nullable=False),
+        Column(
+            "champions_revenue", "DOUBLE", "Champions' revenue (0 when not bought)", nullable=False
+        ),
+        Column("champions_share", "DOUBLE", "Share of the Champions' revenue", nullable=False),
+        Column("champions_rank", "BIGINT", "Rank among Champions (NULL when not bought)"),
+        Column("champions_customers", "BIGINT", "Champions who bought it", nullable=False),
+        Column(
+            "new_revenue", "DOUBLE", "New Customers' revenue (0 when not bought)", nullable=False
+        ),
+        Column("new_share", "DOUBLE", "Share of the New Customers' revenue", nullable=False),
+        Column("new_rank", "BIGINT", "Rank among New Customers (NULL when not bought)"),
+        Column("new_customers", "BIGINT", "New Customers who bought it", nullable=False),
+        Column("share_difference", "DOUBLE", "champions_share - new_share", nullable=False),
+    ),
+    primary_key=("level", "item_id"),
+)
+
+SEGMENT_PURCHASE_PATTERNS = TableDef(
+    schema="marts",
+    name="segment_purchase_patterns",
+    description="How each segment buys: orders per customer, AOV, items per order, category "
+    "diversity, premium share and days between orders.",
+    columns=(
+        Column("segment_order", "INTEGER", "Display position of the segment", nullable=False),
+        Column("segment", "VARCHAR", "RFM segment", nullable=False),
+        Column("customers", "BIGINT", "Customers", nullable=False),
+        Column("orders", "BIGINT", "Distinct orders", nullable=False),
+        Column("lines", "BIGINT", "Sale lines", nullable=False),
+        Column("units", "BIGINT", "Units bought", nullable=False),
+        Column("revenue", "DOUBLE", "Revenue", nullable=False),
+        Column("orders_per_customer", "DOUBLE", "orders / customers (purchase frequency)"),
+        Column("revenue_per_customer", "DOUBLE", "revenue / customers"),
+        Column("aov", "DOUBLE", "Average order value = revenue / orders"),
+        Column("items_per_order", "DOUBLE", "units / orders"),
+        Column("lines_per_order", "DOUBLE", "Distinct sale lines per order"),
+        Column(
+            "category_diversity", "DOUBLE", "Mean number of distinct categories bought per customer"
+        ),
+        Column("premium_share", "DOUBLE", "Share of revenue spent on premium products"),
+        Column("repeat_customers", "BIGINT", "Customers with >= 2 orders", nullable=False),
+        Column(
+            "mean_days_between_orders",
+            "DOUBLE",
+            "Mean gap between consecutive order dates, over customers with >= 2 orders",
+        ),
+    ),
+    primary_key=("segment",),
+)
+
+# --------------------------------------------------------------------------------------------
+# SQL
+# --------------------------------------------------------------------------------------------
+
+#: Parameters: $window_start, $window_end (from the RFM table's window) and
+#: $premium_quantile (= 1 - premium_top_share).
+SEGMENT_PRODUCT_PURCHASES_SQL = """
+WITH lines AS (
+    SELECT *, CAST(order_ts AS DATE) AS order_date
+    FROM staging.sales_lines
+    WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end
+),
+product_price AS (
+    SELECT product_id, median(unit_price) AS typical_unit_price
+    FROM lines
+    GROUP BY product_id
+),
+category_threshold AS (
+    -- each product counted once per category it is sold under
+    SELECT c.category,
+           quantile_cont(p.typical_unit_price, $premium_quantile) AS premium_threshold
+    FROM (SELECT DISTINCT category, product_id FROM lines) AS c
+    JOIN product_price AS p USING (product_id)
+    GROUP BY c.category
+)
+SELECT
+    l.line_id, l.order_id, l.customer_id, l.order_ts, l.order_date,
+    r.segment, r.segment_order,
+    l.product_id, l.product_name, l.category, l.quantity, l.unit_price, l.amount,
+    p.typical_unit_price,
+    coalesce(p.typical_unit_price > t.premium_threshold, false) AS is_premium
+FROM lines AS l
+JOIN marts.rfm_customer_segments AS r USING (customer_id)
+JOIN product_price AS p USING (product_id)
+JOIN category_threshold AS t USING (category)
+ORDER BY l.line_id
+"""
+
+#: Check: sale lines (and revenue) in the window vs rows of segment_product_purchases.
+PURCHASES_MATCH_STAGING_SQL = """
+SELECT
+    (SELECT count(*) FROM staging.sales_lines
+      WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end) AS staged_lines,
+    (SELECT count(*) FROM marts.segment_product_purchases) AS purchase_rows,
+    (SELECT count(DISTINCT line_id) FROM marts.segment_product_purchases) AS distinct_lines,
+    (SELECT coalesce(sum(amount), 0) FROM staging.sales_lines
+      WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end) AS staged_revenue,
+    (SELECT coalesce(sum(amount), 0) FROM marts.segment_product_purchases) AS purchase_revenue
+"""
+
+SEGMENT_PRODUCT_SUMMARY_SQL = """
+WITH p AS (SELECT * FROM marts.segment_product_purchases),
+segment_revenue AS (
+    SELECT segment, sum(amount) AS segment_revenue FROM p GROUP BY segment
+),
+items AS (
+    SELECT
+        'product' AS level, segment, min(segment_order) AS segment_order,
+        product_id AS item_id, min(product_name) AS item_name, min(category) AS category,
+        count(*) AS lines, count(DISTINCT order_id) AS orders,
+        count(DISTINCT customer_id) AS customers, sum(quantity) AS quantity,
+        sum(amount) AS revenue,
+        CAST(min(typical_unit_price) AS DOUBLE) AS typical_unit_price,
+        bool_or(is_premium) AS is_premium
+    FROM p
+    GROUP BY segment, product_id
+    UNION ALL
+    SELECT
+        'category' AS level, segment, min(segment_order) AS segment_order,
+        category AS item_id, category AS item_name, category,
+        count(*), count(DISTINCT order_id), count(DISTINCT customer_id), sum(quantity),
+        sum(amount), NULL, NULL
+    FROM p
+    GROUP BY segment, category
+)
+SELECT
+    i.level, i.segment_order, i.segment, i.item_id, i.item_name, i.category,
+    i.lines, i.orders, i.customers, i.quantity,
+    CAST(i.revenue AS DOUBLE) AS revenue,
+    CAST(i.revenue AS DOUBLE) / nullif(CAST(s.segment_revenue AS DOUBLE), 0) AS revenue_share,
+    -- rank on the exact DECIMAL revenue; ties broken by id so the order never depends on rows
+    row_number() OVER (PARTITION BY i.level, i.segment ORDER BY i.revenue DESC, i.item_id)
+        AS rank_in_segment,
+    i.typical_unit_price, i.is_premium
+FROM items AS i
+JOIN segment_revenue AS s USING (segment)
+ORDER BY i.level DESC, i.segment_order, rank_in_segment
+"""
+
+#: Parameters: $prior_strength (pseudo-customers), $min_support_customers.
+SEGMENT_CATEGORY_PREFERENCE_SQL = """
+WITH p AS (SELECT * FROM marts.segment_product_purchases),
+totals AS (
+    SELECT CAST(sum(amount) AS DOUBLE) AS all_revenue,
+           count(DISTINCT customer_id) AS all_customers
+    FROM p
+),
+segments AS (
+    SELECT segment, min(segment_order) AS segment_order,
+           CAST(sum(amount) AS DOUBLE) AS segment_revenue,
+           count(DISTINCT customer_id) AS segment_customers
+    FROM p GROUP BY segment
+),
+categories AS (
+    SELECT category, CAST(sum(amount) AS DOUBLE) AS category_revenue,
+           count(DISTINCT customer_id) AS category_customers
+    FROM p GROUP BY category
+),
+cells AS (
+    SELECT segment, category,
+           count(DISTINCT customer_id) AS customers, count(DISTINCT order_id) AS orders,
+           count(*) AS lines, CAST(sum(amount) AS DOUBLE) AS revenue
+    FROM p GROUP BY segment, category
+),
+grid AS (
+    SELECT s.*, c.*, t.*,
+           coalesce(x.customers, 0) AS customers, coalesce(x.orders, 0) AS orders,
+           coalesce(x.lines, 0) AS lines, coalesce(x.revenue, 0) AS revenue,
+           CAST($prior_strength AS DOUBLE) * t.all_revenue / nullif(t.all_customers, 0)
+               AS prior_spend
+    FROM segments AS s
+    CROSS JOIN categories AS c
+    CROSS JOIN totals AS t
+    LEFT JOIN cells AS x USING (segment, category)
+),
+shares AS (
+    SELECT *,
+           revenue / nullif(segment_revenue, 0) AS spend_share,
+           category_revenue / nullif(all_revenue, 0) AS overall_share
+    FROM grid
+),
+shrunk AS (
+    SELECT *,
+           (revenue + prior_spend * overall_share) / nullif(segment_revenue + prior_spend, 0)
+               AS shrunk_share
+    FROM shares
+)
+SELECT
+    CAST(segment_order AS INTEGER) AS segment_order, segment, category,
+    customers, orders, lines, revenue, segment_customers, segment_revenue,
+    spend_share, overall_share,
+    spend_share / nullif(overall_share, 0) AS preference_index,
+    prior_spend, shrunk_share,
+    shrunk_share / nullif(overall_share, 0) AS shrunk_index,
+    customers / nullif(segment_customers, 0) AS penetration,
+    category_customers / nullif(all_customers, 0) AS overall_penetration,
+    (customers / nullif(segment_customers, 0))
+        / nullif(category_customers / nullif(all_customers, 0), 0) AS penetration_index,
+    customers < $min_support_customers AS low_support
+FROM shrunk
+ORDER BY segment_order, category
+"""
+
+#: Parameter: $top_n.
+SEGMENT_TOP_PRODUCTS_SQL = """
+SELECT
+    segment_order, segment, rank_in_segment AS rank, item_id AS product_id,
+    item_name AS product_name, category, revenue, revenue_share, customers, orders, quantity,
+    is_premium
+FROM marts.segment_product_summary
+WHERE level = 'product' AND rank_in_segment <= $top_n
+ORDER BY segment_order, rank
+"""
+
+#: Parameters: $group_a (Champions), $group_b (New Customers).
+CHAMPIONS_VS_NEW_SQL = """
+WITH a AS (SELECT * FROM marts.segment_product_summary WHERE segment = $group_a),
+b AS (SELECT * FROM marts.segment_product_summary WHERE segment = $group_b)
+SELECT
+    coalesce(a.level, b.level) AS level,
+    coalesce(a.item_id, b.item_id) AS item_id,
+    coalesce(a.item_name, b.item_name) AS item_name,
+    coalesce(a.category, b.category) AS category,
+    coalesce(a.revenue, 0) AS champions_revenue,
+    coalesce(a.revenue_share, 0) AS champions_share,
+    a.rank_in_segment AS champions_rank,
+    coalesce(a.customers, 0) AS champions_customers,
+    coalesce(b.revenue, 0) AS new_revenue,
+    coalesce(b.revenue_share, 0) AS new_share,
+    b.rank_in_segment AS new_rank,
+    coalesce(b.customers, 0) AS new_customers,
+    coalesce(a.revenue_share, 0) - coalesce(b.revenue_share, 0) AS share_difference
+FROM a
+FULL JOIN b ON a.level = b.level AND a.item_id = b.item_id
+ORDER BY level DESC, least(coalesce(champions_rank, 9223372036854775807),
+                           coalesce(new_rank, 9223372036854775807)), item_id
+"""
+
+SEGMENT_PURCHASE_PATTERNS_SQL = """
+WITH p AS (SELECT * FROM marts.segment_product_purchases),
+per_customer AS (
+    SELECT
+        segment, min(segment_order) AS segment_order, customer_id,
+        count(DISTINCT order_id) AS orders,
+        count(*) AS lines,
+        sum(quantity) AS units,
+        sum(amount) AS revenue,
+        coalesce(sum(amount) FILTER (WHERE is_premium), 0) AS premium_revenue,
+        count(DISTINCT category) AS categories,
+        min(order_date) AS first_order_date,
+        max(order_date) AS last_order_date
+    FROM p
+    GROUP BY segment, customer_id
+)
+SELECT
+    CAST(min(segment_order) AS INTEGER) AS segment_order,
+    segment,
+    count(*) AS customers,
+    sum(orders) AS orders,
+    sum(lines) AS lines,
+    sum(units) AS units,
+    CAST(sum(revenue) AS DOUBLE) AS revenue,
+    sum(orders) / count(*) AS orders_per_customer,
+    CAST(sum(revenue) AS DOUBLE) / count(*) AS revenue_per_customer,
+    CAST(sum(revenue) AS DOUBLE) / nullif(sum(orders), 0) AS aov,
+    sum(units) / nullif(sum(orders), 0) AS items_per_order,
+    sum(lines) / nullif(sum(orders), 0) AS lines_per_order,
+    avg(categories) AS category_diversity,
+    CAST(sum(premium_revenue) AS DOUBLE) / nullif(CAST(sum(revenue) AS DOUBLE), 0)
+        AS premium_share,
+    count(*) FILTER (WHERE orders >= 2) AS repeat_customers,
+    -- consecutive gaps telescope: their mean is (last - first) / (orders - 1)
+    avg(date_diff('day', first_order_date, last_order_date) / (orders - 1))
+        FILTER (WHERE orders >= 2) AS mean_days_between_orders
+FROM per_customer
+GROUP BY segment
+ORDER BY segment_order
+"""

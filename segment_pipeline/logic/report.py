@@ -1,0 +1,628 @@
+"""The analyst report (`insights_report`): Markdown built from small DataFrames.
+
+`collect_report_inputs` runs small queries against the warehouse (headline numbers from
+`staging.sales_lines`, everything else from the marts tables); `render_report` turns those
+frames into Markdown and computes nothing but formatting, ratios of numbers it was given and
+"top N" selections. So every number in the report comes from a table, and tests can feed
+hand-built frames.
+
+The RFM section reads `marts.rfm_summary` and `marts.segment_category_preference` (the RFM
+layer's tables) only when they exist; without them the section says how to add it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from segment_pipeline.logic.behaviour import OCC_OTHER, OCCUPATION_GROUPS, PRICE_SEGMENTS
+from segment_pipeline.logic.strategy import ACTION_SEPARATOR
+from segment_pipeline.tables import Column, TableDef
+
+REPORT_NAME = "insights_report.md"
+
+INSIGHTS_REPORT = TableDef(
+    schema="marts",
+    name="insights_report",
+    description="The analyst report as Markdown (the same text as the file), with its hash.",
+    columns=(
+        Column("name", "VARCHAR", "File name of the report", nullable=False),
+        Column("markdown", "VARCHAR", "The report (Markdown; figures linked by relative path)"),
+        Column("sha256", "VARCHAR", "SHA-256 of the Markdown text (UTF-8)"),
+        Column("file_path", "VARCHAR", "Where the Markdown file was written"),
+        Column("rfm_section", "BOOLEAN", "True when the RFM tables were present and reported"),
+    ),
+    primary_key=("name",),
+)
+
+#: (file name, caption) of the figures the report embeds, in report order.
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("bsa_purchase_distribution.png", "Line amounts, raw and log1p, with the price clusters"),
+    ("bsa_occupation_groups.png", "Occupation groups"),
+    ("bsa_price_segments.png", "Price segments of the categories"),
+    ("bsa_segment_value_map.png", "Behavioural segments: customers, AOV and gross sales"),
+    ("bsa_strategy_summary.png", "Strategy classes: customer share vs revenue share"),
+)
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows, as read from the warehouse."""
+
+    headline: Mapping[str, Any]
+    demographics: Mapping[str, Any]
+    distribution: pd.DataFrame
+    occupation_groups: pd.DataFrame
+    price_segments: pd.DataFrame
+    segments: pd.DataFrame
+    strategy_summary: pd.DataFrame
+    min_customers_per_occupation: int
+    top_n: int = 10
+    last_purchase_days: int | None = None
+    rfm_summary: pd.DataFrame | None = None
+    rfm_preferences: pd.DataFrame | None = None
+    rfm_actions: Mapping[str, str] = field(default_factory=dict)
+    missing_rfm_tables: Sequence[str] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the warehouse
+# --------------------------------------------------------------------------------------------
+
+HEADLINE_SQL = """
+SELECT
+    count(DISTINCT customer_id) AS customers,
+    count(DISTINCT order_id) AS orders,
+    count(*) AS lines,
+    CAST(sum(amount) AS DOUBLE) AS revenue,
+    min(CAST(order_ts AS DATE)) AS first_day,
+    max(CAST(order_ts AS DATE)) AS last_day,
+    count(DISTINCT CAST(order_ts AS DATE)) AS sales_days,
+    count(DISTINCT product_id) AS products,
+    count(DISTINCT category) AS categories
+FROM staging.sales_lines
+"""
+
+#: How many distinct last-purchase days customers have: 1 means every customer has the same
+#: recency (e.g. Black Friday data loaded as one day), so RFM recency carries no information.
+LAST_PURCHASE_DAYS_SQL = """
+SELECT count(DISTINCT last_day) FROM (
+    SELECT customer_id, max(CAST(order_ts AS DATE)) AS last_day
+    FROM staging.sales_lines GROUP BY customer_id
+)
+"""
+
+DEMOGRAPHICS_SQL = """
+SELECT
+    count(*) AS customers,
+    count(*) FILTER (WHERE unknown_demographics) AS unknown_customers,
+    count(*) FILTER (WHERE age_band = 'Unknown' AND gender = 'Unknown'
+                     AND occupation = 'Unknown') AS no_profile_customers,
+    coalesce(sum(spend) FILTER (WHERE unknown_demographics), 0) / nullif(sum(spend), 0)
+        AS unknown_revenue_share
+FROM marts.customer_behaviour
+"""
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str]:
+    """Column names of a table (empty when it does not exist)."""
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+        "AND table_name = ? ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+RFM_SUMMARY_COLUMNS = ("segment", "customers", "customer_share", "revenue_share")
+RFM_PREFERENCE_COLUMNS = ("segment", "category", "preference_index")
+
+
+def collect_report_inputs(
+    conn: duckdb.DuckDBPyConnection,
+    *,
+    min_customers_per_occupation: int,
+    rfm_actions: Mapping[str, str],
+    top_n: int = 10,
+) -> ReportInputs:
+    """Read everything the report needs (small queries only)."""
+    headline = conn.execute(HEADLINE_SQL).df().iloc[0].to_dict()
+    demographics = conn.execute(DEMOGRAPHICS_SQL).df().iloc[0].to_dict()
+    last_days = conn.execute(LAST_PURCHASE_DAYS_SQL).fetchall()[0][0]
+    dist = conn.execute(
+        "SELECT * FROM marts.purchase_distribution "
+        "WHERE measure NOT IN ('histogram_raw', 'histogram_log1p')"
+    ).df()
+    occupation = conn.execute("SELECT * FROM marts.occupation_groups").df()
+    prices = conn.execute("SELECT * FROM marts.category_price_segments").df()
+    segments = conn.execute("SELECT * FROM marts.segment_strategy ORDER BY sales_rank").df()
+    summary = conn.execute("SELECT * FROM marts.strategy_summary ORDER BY class_order").df()
+
+    missing: list[str] = []
+    rfm_summary = rfm_preferences = None
+    summary_cols = table_columns(conn, "marts", "rfm_summary")
+    if all(c in summary_cols for c in RFM_SUMMARY_COLUMNS):
+        order = "segment_order, segment" if "segment_order" in summary_cols else "segment"
+        rfm_summary = conn.execute(f"SELECT * FROM marts.rfm_summary ORDER BY {order}").df()
+    else:
+        missing.append("marts.rfm_summary")
+    pref_cols = table_columns(conn, "marts", "segment_category_preference")
+    if all(c in pref_cols for c in RFM_PREFERENCE_COLUMNS):
+        rfm_preferences = conn.execute("SELECT * FROM marts.segment_category_preference").df()
+    else:
+        missing.append("marts.segment_category_preference")
+    return ReportInputs(
+        headline=headline,
+        demographics=demographics,
+        distribution=dist,
+        occupation_groups=occupation,
+        price_segments=prices,
+        segments=segments,
+        strategy_summary=summary,
+        min_customers_per_occupation=min_customers_per_occupation,
+        top_n=top_n,
+        last_purchase_days=int(last_days) if last_days is not None else None,
+        rfm_summary=rfm_summary,
+        rfm_preferences=rfm_preferences,
+        rfm_actions=rfm_actions,
+        missing_rfm_tables=missing,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def money(value: Any) -> str:
+    """Amounts in the data's currency units: cents below 10,000, whole units above."""
+    if _missing(value):
+        return "n/a"
+    value = float(value)
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:,.2f}"
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """A share as a percentage; small non-zero shares get more decimals than would show 0.0%."""
+    if _missing(value):
+        return "n/a"
+    value = float(value)
+    while digits < 3 and value != 0 and abs(100 * value) < 10**-digits:
+        digits += 1
+    return f"{100 * value:.{digits}f}%"
+
+
+def count(value: Any) -> str:
+    return "n/a" if _missing(value) else f"{int(value):,}"
+
+
+def ratio(value: Any) -> str:
+    return "n/a" if _missing(value) else f"{float(value):.2f}x"
+
+
+def _date(value: Any) -> str:
+    if _missing(value):
+        return "n/a"
+    return pd.Timestamp(value).date().isoformat()
+
+
+def skew_words(skewness: float) -> str:
+    """Conventional reading of a skewness value (|g| < 0.5 roughly symmetric, < 1 moderate)."""
+    size = abs(skewness)
+    if size < 0.5:
+        return "roughly symmetric"
+    side = "right" if skewness > 0 else "left"
+    return f"{'moderately' if size < 1 else 'strongly'} {side}-skewed"
+
+
+GENDER_WORDS = {"M": "Men", "F": "Women"}
+
+
+def describe_segment(row: Mapping[str, Any]) -> str:
+    """Plain-language description of a behavioural segment, e.g. `Men aged 26-35 in Occ_High
+    occupations buying mostly Price_High categories`."""
+    gender = GENDER_WORDS.get(str(row["gender"]), "Customers of unknown gender")
+    age = str(row["age_band"])
+    age_text = "of unknown age" if age == "Unknown" else f"aged {age}"
+    occ = str(row["occupation_group"])
+    occ_text = (
+        "in rare or unknown occupations (Occ_Other)"
+        if occ == OCC_OTHER
+        else f"in {occ} occupations"
+    )
+    return f"{gender} {age_text} {occ_text} buying mostly {row['price_segment']} categories"
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_(none)_"
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = [
+        "| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *body])
+
+
+def _label(value: Any, kind: str) -> str:
+    text = str(value)
+    return f"{kind} {text}" if text.isdigit() else text
+
+
+def _figure(name: str, caption: str, embed_images: bool) -> str:
+    if embed_images:
+        return f"![{caption}]({name})"
+    return f"_Figure: {caption} (`{name}`, next to this report and in the figures assets)._"
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def render_report(inputs: ReportInputs, *, embed_images: bool = True) -> str:
+    """The Markdown report. `embed_images=False` replaces the image links by captions (for
+    places where relative links cannot resolve, e.g. the Dagster UI metadata)."""
+    figures = dict(FIGURES)
+    parts: list[str] = ["# Customer insights report", ""]
+    parts += _headline_section(inputs)
+    parts += _distribution_section(inputs, figures, embed_images)
+    parts += _segments_section(inputs, figures, embed_images)
+    parts += _strategy_section(inputs, figures, embed_images)
+    parts += _rfm_section(inputs)
+    parts += _method_section(inputs)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _headline_section(inputs: ReportInputs) -> list[str]:
+    h = inputs.headline
+    orders = h.get("orders")
+    aov = float(h["revenue"]) / float(orders) if not _missing(orders) and orders else None
+    rows = pd.DataFrame(
+        [
+            (
+                "Period",
+                f"{_date(h.get('first_day'))} to {_date(h.get('last_day'))} "
+                f"({count(h.get('sales_days'))} "
+                f"{'day' if h.get('sales_days') == 1 else 'days'} with sales)",
+            ),
+            ("Customers with a sale", count(h.get("customers"))),
+            ("Orders", count(orders)),
+            ("Sale lines", count(h.get("lines"))),
+            ("Gross sales", money(h.get("revenue"))),
+            ("Average order value", money(aov)),
+            ("Products / categories", f"{count(h.get('products'))} / {count(h.get('categories'))}"),
+        ],
+        columns=["", "value"],
+    )
+    out = ["## Headline numbers", "", _md_table(rows), ""]
+    notes = _data_notes(inputs)
+    if notes:
+        out += ["**Data notes**", "", *[f"- {n}" for n in notes], ""]
+    return out
+
+
+def _data_notes(inputs: ReportInputs) -> list[str]:
+    notes = []
+    d = inputs.demographics
+    unknown = int(d.get("unknown_customers") or 0)
+    customers = int(d.get("customers") or 0)
+    if unknown:
+        no_profile = int(d.get("no_profile_customers") or 0)
+        notes.append(
+            f"{count(unknown)} of {count(customers)} customers "
+            f"({pct(unknown / customers if customers else None)}; "
+            f"{pct(d.get('unknown_revenue_share'))} of gross sales) have an Unknown age band, "
+            f"gender or occupation ({count(no_profile)} have no profile at all). They stay in "
+            "the analysis, in segments labelled Unknown; the Unknown occupation is grouped as "
+            "Occ_Other."
+        )
+    else:
+        notes.append(
+            f"All {count(customers)} customers have complete demographics (no "
+            "Unknown age band, gender or occupation)."
+        )
+    h = inputs.headline
+    if not _missing(h.get("orders")) and h.get("orders") == h.get("lines"):
+        notes.append(
+            "Every order has exactly one line (the data has no order ids, or only "
+            "single-line orders), so AOV here is the average line amount."
+        )
+    if inputs.last_purchase_days == 1:
+        notes.append(
+            f"Every customer's last purchase is on the same day ({_date(h.get('last_day'))}), "
+            "so recency is identical for all customers: RFM segments can only differ by "
+            "purchase frequency, and this report reads no recency differences into them."
+        )
+    return notes
+
+
+def _distribution_section(inputs: ReportInputs, figures: dict[str, str], embed: bool) -> list[str]:
+    dist = inputs.distribution
+
+    def stat(measure: str, name: str) -> Any:
+        hit = dist[(dist["measure"] == measure) & (dist["name"] == name)]
+        return None if hit.empty else hit["value"].iloc[0]
+
+    clusters = dist[dist["measure"] == "cluster"].sort_values("log1p_value")
+    cluster_text = ", ".join(
+        f"≈{money(c['value'])} ({pct(c['share'], 0)} of lines, {money(c['lower'])} to "
+        f"{money(c['upper'])})"
+        for _, c in clusters.iterrows()
+    )
+    out = ["## Purchase amounts", ""]
+    skew_raw, skew_log = stat("skewness", "raw"), stat("skewness", "log1p")
+    if _missing(skew_raw) or _missing(skew_log):
+        out.append("Too few sale lines to describe the distribution.")
+    else:
+        out.append(
+            f"Line amounts are {skew_words(skew_raw)} (skewness {skew_raw:.2f}); after log1p "
+            f"the skewness is {skew_log:.2f}. The median line is "
+            f"{money(stat('quantile', 'p50'))}, the 90th percentile "
+            f"{money(stat('quantile', 'p90'))} and the 99th {money(stat('quantile', 'p99'))} "
+            f"(mean {money(stat('summary', 'mean'))}). Large purchases are treated as real "
+            "behaviour, not outliers: segments use spend as it is, and log1p wherever amounts "
+            "are averaged (occupation groups)."
+        )
+    out.append("")
+    if not clusters.empty:
+        out.append(
+            f"The smoothed log1p histogram has {len(clusters)} price cluster(s) (modes): "
+            f"{cluster_text}."
+        )
+        out.append("")
+    out += [
+        _figure("bsa_purchase_distribution.png", figures["bsa_purchase_distribution.png"], embed),
+        "",
+    ]
+    return out
+
+
+def _segments_section(inputs: ReportInputs, figures: dict[str, str], embed: bool) -> list[str]:
+    seg = inputs.segments
+    out = ["## Behavioural segments: where the revenue is", ""]
+    if seg.empty:
+        return [*out, "No behavioural segments (no sale lines).", ""]
+    top = seg.sort_values("sales_rank").iloc[0]
+    out.append(
+        f"**{describe_segment(top)} produce {pct(top['revenue_share'])} of gross sales** "
+        f"({money(top['gross_sales'])}) from {pct(top['customer_share'])} of customers "
+        f"({count(top['customers'])}): {ratio(top['value_index'])} their share of customers, "
+        f"with an AOV of {money(top['aov'])}. It is the largest of {count(len(seg))} "
+        f"behavioural segments (age band x gender x occupation group x price segment) and a "
+        f"**{top['strategy_class']}** segment."
+    )
+    out.append("")
+    n = min(inputs.top_n, len(seg))
+    head = seg.sort_values("sales_rank").head(n)
+    out.append(
+        f"The top {n} segments hold {pct(head['revenue_share'].sum())} of gross sales "
+        f"with {pct(head['customer_share'].sum())} of customers:"
+    )
+    out.append("")
+    table = pd.DataFrame(
+        {
+            "#": head["sales_rank"].map(count),
+            "age band": head["age_band"],
+            "gender": head["gender"],
+            "occupation group": head["occupation_group"],
+            "price segment": head["price_segment"],
+            "class": head["strategy_class"],
+            "customers": head["customers"].map(count),
+            "customer share": head["customer_share"].map(pct),
+            "gross sales": head["gross_sales"].map(money),
+            "revenue share": head["revenue_share"].map(pct),
+            "AOV": head["aov"].map(money),
+            "revenue / customer share": head["value_index"].map(ratio),
+        }
+    )
+    out += [_md_table(table), ""]
+    out += _groups_text(inputs)
+    out += [
+        _figure("bsa_segment_value_map.png", figures["bsa_segment_value_map.png"], embed),
+        "",
+        _figure("bsa_occupation_groups.png", figures["bsa_occupation_groups.png"], embed),
+        "",
+        _figure("bsa_price_segments.png", figures["bsa_price_segments.png"], embed),
+        "",
+    ]
+    return out
+
+
+def _groups_text(inputs: ReportInputs) -> list[str]:
+    occ = inputs.occupation_groups
+    prices = inputs.price_segments
+    out = ["**How the dimensions were built**", ""]
+    for group in OCCUPATION_GROUPS:
+        part = occ[occ["occupation_group"] == group].sort_values(
+            ["mean_log1p_amount", "occupation"]
+        )
+        if part.empty:
+            continue
+        codes = ", ".join(str(o) for o in part["occupation"])
+        if group == OCC_OTHER:
+            out.append(
+                f"- {group}: occupation code(s) {codes} ({count(part['customers'].sum())} "
+                f"customers; fewer than {inputs.min_customers_per_occupation} customers "
+                "per code, or Unknown)."
+            )
+        else:
+            lo, hi = part["typical_line_amount"].min(), part["typical_line_amount"].max()
+            out.append(
+                f"- {group}: occupation codes {codes} ({count(part['customers'].sum())} "
+                f"customers; typical line amount {money(lo)} to {money(hi)})."
+            )
+    for segment in reversed(PRICE_SEGMENTS):
+        part = prices[prices["price_segment"] == segment].sort_values(
+            ["median_line_amount", "category"], ascending=[False, True]
+        )
+        if part.empty:
+            continue
+        names = ", ".join(_label(c, "Category") for c in part["category"])
+        out.append(
+            f"- {segment}: {names} (median line amount "
+            f"{money(part['median_line_amount'].min())} to "
+            f"{money(part['median_line_amount'].max())})."
+        )
+    out.append("")
+    return out
+
+
+def _strategy_section(inputs: ReportInputs, figures: dict[str, str], embed: bool) -> list[str]:
+    summary = inputs.strategy_summary.sort_values("class_order")
+    seg = inputs.segments
+    out = ["## Strategy: Defend, Grow, Expand", ""]
+    table = pd.DataFrame(
+        {
+            "class": summary["strategy_class"],
+            "segments": summary["segments"].map(count),
+            "customers": summary["customers"].map(count),
+            "customer share": summary["customer_share"].map(pct),
+            "gross sales": summary["gross_sales"].map(money),
+            "revenue share": summary["revenue_share"].map(pct),
+            "AOV": summary["aov"].map(money),
+            "revenue / customer share": summary["value_index"].map(ratio),
+        }
+    )
+    out += [
+        _md_table(table),
+        "",
+        _figure("bsa_strategy_summary.png", figures["bsa_strategy_summary.png"], embed),
+        "",
+    ]
+    for _, cls in summary.iterrows():
+        name = cls["strategy_class"]
+        members = seg[seg["strategy_class"] == name].sort_values("sales_rank")
+        out += [f"### {name}", "", f"**Goal:** {cls['goal']}", ""]
+        if cls.get("description"):
+            out += [str(cls["description"]), ""]
+        if members.empty:
+            out += ["No segment falls in this class on this data.", ""]
+        else:
+            shown = members.head(5)
+            out.append(
+                f"{count(len(members))} segment(s), {count(cls['customers'])} customers, "
+                f"{pct(cls['revenue_share'])} of gross sales. Largest by gross sales:"
+            )
+            out.append("")
+            for _, m in shown.iterrows():
+                out.append(
+                    f"- {m['segment']}: {count(m['customers'])} customers, "
+                    f"{pct(m['revenue_share'])} of gross sales, AOV {money(m['aov'])}"
+                )
+            if len(members) > len(shown):
+                out.append(
+                    f"- … and {count(len(members) - len(shown))} more (see marts.segment_strategy)"
+                )
+            out.append("")
+        actions = [a for a in str(cls.get("actions") or "").split(ACTION_SEPARATOR) if a]
+        if actions:
+            out += ["**Playbook:**", "", *[f"- {a}" for a in actions], ""]
+    return out
+
+
+def _preferred_categories(prefs: pd.DataFrame, segment: str, k: int = 3) -> str:
+    """The segment's top categories by (shrunk, when available) preference index above 1,
+    ignoring low-support cells."""
+    part = prefs[prefs["segment"] == segment]
+    if "low_support" in part:
+        part = part[~part["low_support"].fillna(False).astype(bool)]
+    index_col = "shrunk_index" if "shrunk_index" in part else "preference_index"
+    part = (
+        part[part[index_col] > 1]
+        .sort_values([index_col, "category"], ascending=[False, True])
+        .head(k)
+    )
+    if part.empty:
+        return "no category above average"
+    return ", ".join(
+        f"{_label(r['category'], 'Category')} ({float(r[index_col]):.2f})"
+        for _, r in part.iterrows()
+    )
+
+
+def _rfm_section(inputs: ReportInputs) -> list[str]:
+    out = ["## RFM segments: preferred categories and actions", ""]
+    if inputs.rfm_summary is None or inputs.rfm_preferences is None:
+        missing = ", ".join(inputs.missing_rfm_tables) or "the RFM tables"
+        return [
+            *out,
+            f"The RFM tables are not in the warehouse ({missing}); materialize the "
+            "RFM and segment preference assets to add this section.",
+            "",
+        ]
+    degenerate = inputs.last_purchase_days == 1
+    if degenerate:
+        out += [
+            "Recency is the same for every customer in this data (one purchase day), so "
+            "the RFM segments below differ only by purchase frequency. Their names (At "
+            "Risk, Hibernating, ...) describe recency this data does not have: read them "
+            "as frequency groups, not as recent versus lapsed customers. Recency-based "
+            "actions are therefore not recommended here; use the strategy classes above.",
+            "",
+        ]
+    prefs = inputs.rfm_preferences
+    index_col = "shrunk index" if "shrunk_index" in prefs else "preference index"
+    populated = inputs.rfm_summary[inputs.rfm_summary["customers"].fillna(0) > 0]
+    empty = inputs.rfm_summary.loc[inputs.rfm_summary["customers"].fillna(0) <= 0, "segment"]
+    rows = []
+    for _, s in populated.iterrows():
+        row = {
+            "segment": s["segment"],
+            "customers": count(s["customers"]),
+            "customer share": pct(s["customer_share"]),
+            "revenue share": pct(s["revenue_share"]),
+            "AOV": money(s["aov"]) if "aov" in s else "n/a",
+            f"preferred categories ({index_col})": _preferred_categories(prefs, s["segment"]),
+        }
+        if not degenerate:
+            row["recommended action"] = inputs.rfm_actions.get(str(s["segment"]), "—")
+        rows.append(row)
+    out += [
+        f"Preferred categories: the segment's top three categories by {index_col} above 1 "
+        "(its share of spend in the category over the category's share of all spend; "
+        "cells with too few customers are left out).",
+        "",
+        _md_table(pd.DataFrame(rows)),
+        "",
+    ]
+    if len(empty):
+        out += [f"No customers in: {', '.join(str(e) for e in empty)}.", ""]
+    return out
+
+
+def _method_section(inputs: ReportInputs) -> list[str]:
+    return [
+        "## Method",
+        "",
+        "- Occupation groups: occupation codes with at least "
+        f"{inputs.min_customers_per_occupation} customers are ranked by mean log1p(line amount) "
+        "and split into terciles (tier = 1 + floor(3 (rank - 1) / n), equal means share the "
+        "lower tier); the rest, and Unknown, are Occ_Other.",
+        "- Price segments: categories split into terciles of their median line amount (same "
+        "rule). A customer's price segment is the one holding most of their spend; on an exact "
+        "tie the higher tier wins.",
+        "- Behavioural segment = age band x gender x occupation group x price segment; AOV = "
+        "gross sales / distinct orders; revenue share sums to 1.",
+        "- Strategy classes come from the rule table (occupation group x price segment; every "
+        "cell exactly one class). Details: docs/behaviour_and_strategy.md.",
+        "- Sources: staging.sales_lines (headline numbers) and marts.purchase_distribution, "
+        "occupation_groups, category_price_segments, customer_behaviour, segment_strategy, "
+        "strategy_summary, rfm_summary, segment_category_preference.",
+        "",
+    ]
+
+
+def report_sha256(markdown: str) -> str:
+    return hashlib.sha256(markdown.encode("utf-8")).hexdigest()

@@ -1,0 +1,537 @@
+"""Seed B behaviour logic: terciles, occupation groups, price segments, the dominant price
+segment, segment metrics and the purchase distribution, on small hand-built inputs.
+
+The SQL runs against an in-memory DuckDB with a hand-made `staging.sales_lines` table (the same
+columns as the real view), so every expected value below is computed by hand in the comments.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segment_pipeline.logic.behaviour import (
+    BEHAVIOURAL_SEGMENTS,
+    BEHAVIOURAL_SEGMENTS_SQL,
+    CATEGORY_PRICE_SEGMENTS,
+    CUSTOMER_BEHAVIOUR,
+    CUSTOMER_BEHAVIOUR_SQL,
+    OCCUPATION_GROUPS_TABLE,
+    ModeSettings,
+    build_category_price_segments,
+    build_occupation_groups,
+    build_purchase_distribution,
+    cluster_edges,
+    find_modes,
+    smooth_counts,
+    tercile_tiers,
+)
+from segment_pipeline.tables import replace_rows, replace_rows_from_frame
+
+LINE_COLUMNS = (
+    "line_id VARCHAR, partition_date DATE, order_id VARCHAR, customer_id VARCHAR, "
+    "order_ts TIMESTAMP, product_id VARCHAR, product_name VARCHAR, category VARCHAR, "
+    "quantity BIGINT, unit_price DECIMAL(18,4), amount DECIMAL(18,4), gender VARCHAR, "
+    "age_band VARCHAR, occupation VARCHAR, marital_status VARCHAR, city_category VARCHAR"
+)
+
+
+def lines_db(rows: list[dict]) -> duckdb.DuckDBPyConnection:
+    """An in-memory warehouse whose staging.sales_lines holds `rows`.
+
+    Each row needs customer_id, order_id, category, amount; demographics default to
+    M / 26-35 / occupation "1".
+    """
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA staging")
+    conn.execute(f"CREATE TABLE staging.sales_lines ({LINE_COLUMNS})")
+    for i, r in enumerate(rows):
+        conn.execute(
+            "INSERT INTO staging.sales_lines VALUES (?, DATE '2025-01-01', ?, ?, "
+            "TIMESTAMP '2025-01-01 10:00:00', ?, ?, ?, 1, ?, ?, ?, ?, ?, '0', 'A')",
+            [
+                f"l{i}",
+                r["order_id"],
+                r["customer_id"],
+                r.get("product_id", "p"),
+                r.get("product_id", "p"),
+                r["category"],
+                Decimal(str(r["amount"])),
+                Decimal(str(r["amount"])),
+                r.get("gender", "M"),
+                r.get("age_band", "26-35"),
+                str(r.get("occupation", "1")),
+            ],
+        )
+    return conn
+
+
+def run_chain(conn: duckdb.DuckDBPyConnection, min_customers: int = 1) -> None:
+    """occupation groups -> price segments -> customer behaviour -> segments, as the assets."""
+    replace_rows_from_frame(
+        conn, OCCUPATION_GROUPS_TABLE, build_occupation_groups(conn, min_customers)
+    )
+    replace_rows_from_frame(conn, CATEGORY_PRICE_SEGMENTS, build_category_price_segments(conn))
+    replace_rows(conn, CUSTOMER_BEHAVIOUR, CUSTOMER_BEHAVIOUR_SQL)
+    replace_rows(conn, BEHAVIOURAL_SEGMENTS, BEHAVIOURAL_SEGMENTS_SQL)
+
+
+# --------------------------------------------------------------------------------------------
+# Terciles
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # n = 3: ranks 1,2,3 -> 1 + floor(3*0/3)=1, 1 + floor(3*1/3)=2, 1 + floor(3*2/3)=3
+        ([10.0, 20.0, 30.0], [1, 2, 3]),
+        # n = 4: ranks 1..4 -> floor(0/4)=0, floor(3/4)=0, floor(6/4)=1, floor(9/4)=2
+        ([4.0, 1.0, 3.0, 2.0], [3, 1, 2, 1]),
+        # n = 5: floor(0/5)=0, floor(3/5)=0, floor(6/5)=1, floor(9/5)=1, floor(12/5)=2
+        ([1.0, 2.0, 3.0, 4.0, 5.0], [1, 1, 2, 2, 3]),
+        # ties share the lowest rank: 5,5,5 all have rank_min 2 -> floor(3/4)=0 -> tier 1
+        ([5.0, 5.0, 5.0, 1.0], [1, 1, 1, 1]),
+        # 1,2,2,9: ranks 1,2,2,4 -> tiers 1, 1, 1, 1+floor(9/4)=3 (no middle tier)
+        ([1.0, 2.0, 2.0, 9.0], [1, 1, 1, 3]),
+        # n = 2 and n = 1
+        ([3.0, 1.0], [2, 1]),
+        ([7.0], [1]),
+        ([], []),
+    ],
+)
+def test_tercile_tiers_hand_computed(values: list[float], expected: list[int]) -> None:
+    assert tercile_tiers(values) == expected
+
+
+def test_tercile_split_of_twenty_is_7_7_6() -> None:
+    # 1 + floor(3 (r - 1) / 20): r = 1..7 -> 1 (3*6/20 = 0.9), r = 8..14 -> 2 (3*13/20 = 1.95),
+    # r = 15..20 -> 3
+    tiers = tercile_tiers([float(v) for v in range(20)])
+    assert [tiers.count(t) for t in (1, 2, 3)] == [7, 7, 6]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=8), min_size=1, max_size=30),
+    st.randoms(use_true_random=False),
+)
+def test_tercile_tiers_properties(values: list[int], rnd) -> None:
+    floats = [float(v) for v in values]
+    tiers = tercile_tiers(floats)
+    assert set(tiers) <= {1, 2, 3}
+    # order of the input never matters
+    shuffled = list(zip(floats, tiers, strict=True))
+    rnd.shuffle(shuffled)
+    assert tercile_tiers([v for v, _ in shuffled]) == [t for _, t in shuffled]
+    by_value = dict(zip(floats, tiers, strict=False))
+    for v, t in zip(floats, tiers, strict=True):
+        assert by_value[v] == t  # equal values, equal tier
+    for a, ta in zip(floats, tiers, strict=True):
+        for b, tb in zip(floats, tiers, strict=True):
+            if a < b:
+                assert ta <= tb  # monotone
+    if len(set(floats)) == len(floats):  # all distinct: sizes differ by at most one
+        sizes = [tiers.count(t) for t in (1, 2, 3)]
+        assert max(sizes) - min(sizes) <= 1
+        assert sizes[0] >= sizes[1] >= sizes[2]
+
+
+# --------------------------------------------------------------------------------------------
+# Occupation groups
+# --------------------------------------------------------------------------------------------
+
+
+def _occupation_rows() -> list[dict]:
+    rows = []
+    # A: 2 customers, amounts 1 and 3 -> mean log1p = (ln 2 + ln 4) / 2 = 1.5 ln 2
+    rows += [
+        {"customer_id": "a1", "order_id": "oa1", "category": "X", "amount": 1, "occupation": "A"},
+        {"customer_id": "a2", "order_id": "oa2", "category": "X", "amount": 3, "occupation": "A"},
+    ]
+    # B, C, D: 2 customers each, every line 10 / 100 / 1000
+    for code, amount in (("B", 10), ("C", 100), ("D", 1000)):
+        rows += [
+            {
+                "customer_id": f"{code}{i}",
+                "order_id": f"o{code}{i}",
+                "category": "X",
+                "amount": amount,
+                "occupation": code,
+            }
+            for i in range(2)
+        ]
+    # E: one customer (below min_customers = 2) with the largest amounts -> Occ_Other
+    rows += [
+        {"customer_id": "e1", "order_id": "oe", "category": "X", "amount": 5000, "occupation": "E"}
+    ] * 1
+    # Unknown: 3 customers (enough) but Unknown is never ranked -> Occ_Other
+    rows += [
+        {
+            "customer_id": f"u{i}",
+            "order_id": f"ou{i}",
+            "category": "X",
+            "amount": 50,
+            "occupation": "Unknown",
+            "gender": "Unknown",
+            "age_band": "Unknown",
+        }
+        for i in range(3)
+    ]
+    return rows
+
+
+def test_occupation_groups_hand_computed() -> None:
+    conn = lines_db(_occupation_rows())
+    groups = build_occupation_groups(conn, min_customers=2).set_index("occupation")
+    # ranked codes A < B < C < D (means 1.5 ln2 ~ 1.04, ln 11, ln 101, ln 1001); n = 4 ->
+    # tiers 1, 1, 2, 3 (see the n = 4 case above)
+    assert groups.loc[["A", "B", "C", "D"], "occupation_group"].tolist() == [
+        "Occ_Low",
+        "Occ_Low",
+        "Occ_Mid",
+        "Occ_High",
+    ]
+    assert groups.loc[["A", "B", "C", "D"], "tier_rank"].tolist() == [1, 2, 3, 4]
+    assert groups.loc["E", "occupation_group"] == "Occ_Other"  # 1 customer < 2
+    assert groups.loc["Unknown", "occupation_group"] == "Occ_Other"  # never ranked
+    assert not groups.loc["E", "ranked"] and not groups.loc["Unknown", "ranked"]
+    assert pd.isna(groups.loc["E", "tier_rank"])
+    assert groups.loc["A", "mean_log1p_amount"] == pytest.approx(1.5 * math.log(2))
+    # typical amount = expm1(1.5 ln 2) = 2^1.5 - 1
+    assert groups.loc["A", "typical_line_amount"] == pytest.approx(2**1.5 - 1)
+    assert groups.loc["A", "customers"] == 2 and groups.loc["A", "lines"] == 2
+    assert groups.loc["Unknown", "customers"] == 3
+
+
+def test_occupation_threshold_is_inclusive() -> None:
+    conn = lines_db(_occupation_rows())
+    # min 3: A..D have 2 customers -> all Occ_Other; nothing is ranked
+    groups = build_occupation_groups(conn, min_customers=3)
+    assert set(groups["occupation_group"]) == {"Occ_Other"}
+    # min 1: E (1 customer) is ranked too: A < B < C < D < E, n = 5 -> 1, 1, 2, 2, 3
+    groups = build_occupation_groups(conn, min_customers=1).set_index("occupation")
+    assert groups.loc[["A", "B", "C", "D", "E"], "occupation_group"].tolist() == [
+        "Occ_Low",
+        "Occ_Low",
+        "Occ_Mid",
+        "Occ_Mid",
+        "Occ_High",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Price segments
+# --------------------------------------------------------------------------------------------
+
+
+def test_price_segments_hand_computed_with_tied_medians() -> None:
+    rows = []
+    for category, amounts in {"X": [1, 3, 100], "Y": [10, 20], "Z": [50], "W": [50, 50]}.items():
+        rows += [
+            {"customer_id": "c", "order_id": f"o{category}{i}", "category": category, "amount": a}
+            for i, a in enumerate(amounts)
+        ]
+    prices = build_category_price_segments(lines_db(rows)).set_index("category")
+    # medians: X 3, Y 15, Z 50, W 50 -> ranks 1, 2, 3, 3 -> tiers 1, 1, 1 + floor(6/4) = 2
+    assert prices.loc[["X", "Y", "Z", "W"], "median_line_amount"].tolist() == [3, 15, 50, 50]
+    assert prices.loc[["X", "Y", "Z", "W"], "tier_rank"].tolist() == [1, 2, 3, 3]
+    assert prices.loc[["X", "Y", "Z", "W"], "price_segment"].tolist() == [
+        "Price_Low",
+        "Price_Low",
+        "Price_Mid",
+        "Price_Mid",
+    ]
+    assert prices.loc["X", "lines"] == 3 and prices.loc["X", "gross_sales"] == 104
+
+
+# --------------------------------------------------------------------------------------------
+# Dominant price segment and segment metrics
+# --------------------------------------------------------------------------------------------
+
+
+def with_lookups(rows: list[dict], occupation_groups: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    """A warehouse with `rows` and hand-set lookup tables: categories L / M / H are
+    Price_Low / Mid / High, occupations map as given. Then customer_behaviour and
+    behavioural_segments are built from them."""
+    conn = lines_db(rows)
+    occ = pd.DataFrame(
+        [
+            {
+                "occupation": code,
+                "customers": 1,
+                "lines": 1,
+                "gross_sales": 0.0,
+                "mean_log1p_amount": 0.0,
+                "typical_line_amount": 0.0,
+                "ranked": True,
+                "tier_rank": 1,
+                "occupation_group": group,
+            }
+            for code, group in occupation_groups.items()
+        ]
+    )
+    prices = pd.DataFrame(
+        [
+            {
+                "category": c,
+                "lines": 1,
+                "customers": 1,
+                "gross_sales": 0.0,
+                "median_line_amount": 0.0,
+                "tier_rank": 1,
+                "price_segment": segment,
+            }
+            for c, segment in (("L", "Price_Low"), ("M", "Price_Mid"), ("H", "Price_High"))
+        ]
+    )
+    replace_rows_from_frame(conn, OCCUPATION_GROUPS_TABLE, occ)
+    replace_rows_from_frame(conn, CATEGORY_PRICE_SEGMENTS, prices)
+    replace_rows(conn, CUSTOMER_BEHAVIOUR, CUSTOMER_BEHAVIOUR_SQL)
+    replace_rows(conn, BEHAVIOURAL_SEGMENTS, BEHAVIOURAL_SEGMENTS_SQL)
+    return conn
+
+
+def _customer_rows(customer: str, spend: dict[str, float], **demo: str) -> list[dict]:
+    return [
+        {"customer_id": customer, "order_id": f"o{customer}{c}", "category": c, "amount": a, **demo}
+        for c, a in spend.items()
+    ]
+
+
+def test_dominant_price_segment_and_tie_rule() -> None:
+    rows = []
+    rows += _customer_rows("tie_low_high", {"L": 30, "H": 30})  # tie -> higher: Price_High
+    rows += _customer_rows("tie_low_mid", {"L": 20, "M": 20})  # tie -> Price_Mid
+    rows += _customer_rows("tie_all", {"L": 7, "M": 7, "H": 7})  # three-way tie -> Price_High
+    rows += _customer_rows("mostly_low", {"L": 10, "H": 5})  # 10 > 5 -> Price_Low
+    rows += _customer_rows("mostly_mid", {"L": 4, "M": 5, "H": 4.99})  # -> Price_Mid
+    # two lines in L add up: 3 + 3 = 6 > 5 in H -> Price_Low
+    rows += [
+        {"customer_id": "sum_low", "order_id": "s1", "category": "L", "amount": 3},
+        {"customer_id": "sum_low", "order_id": "s2", "category": "L", "amount": 3},
+        {"customer_id": "sum_low", "order_id": "s3", "category": "H", "amount": 5},
+    ]
+    conn = with_lookups(rows, {"1": "Occ_Mid"})
+    got = (
+        conn.execute(
+            "SELECT customer_id, price_segment, spend_price_low, spend_price_mid, "
+            "spend_price_high, spend, lines, orders FROM marts.customer_behaviour"
+        )
+        .df()
+        .set_index("customer_id")
+    )
+    assert got["price_segment"].to_dict() == {
+        "tie_low_high": "Price_High",
+        "tie_low_mid": "Price_Mid",
+        "tie_all": "Price_High",
+        "mostly_low": "Price_Low",
+        "mostly_mid": "Price_Mid",
+        "sum_low": "Price_Low",
+    }
+    assert got.loc[
+        "mostly_mid", ["spend_price_low", "spend_price_mid", "spend_price_high"]
+    ].tolist() == pytest.approx([4, 5, 4.99])
+    assert got.loc["mostly_mid", "spend"] == pytest.approx(13.99)
+    assert (got.loc["sum_low", "lines"], got.loc["sum_low", "orders"]) == (3, 3)
+
+
+def test_segment_metrics_hand_computed() -> None:
+    rows = [
+        # c1 and c2: M 26-35, occupation 1 (Occ_Mid), all spend in M -> Price_Mid
+        {"customer_id": "c1", "order_id": "o1", "category": "M", "amount": 10},
+        {"customer_id": "c1", "order_id": "o1", "category": "M", "amount": 20},
+        {"customer_id": "c1", "order_id": "o2", "category": "M", "amount": 30},
+        {"customer_id": "c2", "order_id": "o3", "category": "M", "amount": 40},
+        # c3: F 55+, occupation 1, one order of 189 in H -> Price_High
+        {
+            "customer_id": "c3",
+            "order_id": "o4",
+            "category": "H",
+            "amount": 189,
+            "gender": "F",
+            "age_band": "55+",
+        },
+        # c4: M 26-35, occupation 9 (Occ_High), 111 over two orders, mostly H
+        {"customer_id": "c4", "order_id": "o5", "category": "L", "amount": 1},
+        {"customer_id": "c4", "order_id": "o5", "category": "M", "amount": 10},
+        {"customer_id": "c4", "order_id": "o6", "category": "H", "amount": 100, "occupation": "9"},
+    ]
+    rows[5]["occupation"] = rows[6]["occupation"] = "9"
+    conn = with_lookups(rows, {"1": "Occ_Mid", "9": "Occ_High"})
+    seg = conn.execute("SELECT * FROM marts.behavioural_segments").df().set_index("segment")
+    assert len(seg) == 3
+    # total gross = 100 + 189 + 111 = 400; customers = 4
+    mid = seg.loc["26-35 | M | Occ_Mid | Price_Mid"]
+    # c1 + c2: 2 customers, 4 lines, orders o1, o2, o3 = 3, gross 100, AOV 100 / 3
+    assert (mid["customers"], mid["transactions"], mid["orders"]) == (2, 4, 3)
+    assert mid["gross_sales"] == pytest.approx(100)
+    assert mid["aov"] == pytest.approx(100 / 3)
+    assert mid["revenue_share"] == pytest.approx(100 / 400)  # 0.25
+    assert mid["customer_share"] == pytest.approx(2 / 4)  # 0.5
+    assert mid["value_index"] == pytest.approx(0.25 / 0.5)
+    high = seg.loc["55+ | F | Occ_Mid | Price_High"]
+    assert high["revenue_share"] == pytest.approx(189 / 400)
+    assert high["aov"] == pytest.approx(189)
+    assert high["value_index"] == pytest.approx((189 / 400) / (1 / 4))
+    c4 = seg.loc["26-35 | M | Occ_High | Price_High"]
+    # 2 orders (o5, o6), 3 lines, 111 -> AOV 55.5
+    assert (c4["orders"], c4["transactions"]) == (2, 3)
+    assert c4["aov"] == pytest.approx(55.5)
+    # ranks by gross sales: 189 (1), 111 (2), 100 (3)
+    assert [high["sales_rank"], c4["sales_rank"], mid["sales_rank"]] == [1, 2, 3]
+    assert seg["revenue_share"].sum() == pytest.approx(1)
+
+
+def test_unknown_demographics_stay_in_the_analysis() -> None:
+    rows = _customer_rows("known", {"H": 100})
+    rows += _customer_rows(
+        "anon", {"M": 25}, gender="Unknown", age_band="Unknown", occupation="Unknown"
+    )
+    rows += _customer_rows("half", {"M": 5}, gender="F", age_band="Unknown")
+    conn = lines_db(rows)
+    run_chain(conn)  # the real lookups: Unknown occupation -> Occ_Other
+    got = conn.execute("SELECT * FROM marts.customer_behaviour").df().set_index("customer_id")
+    assert len(got) == 3
+    assert got.loc["anon", "occupation_group"] == "Occ_Other"
+    assert bool(got.loc["anon", "unknown_demographics"])
+    assert bool(got.loc["half", "unknown_demographics"])
+    assert not bool(got.loc["known", "unknown_demographics"])
+    seg = conn.execute("SELECT segment FROM marts.behavioural_segments").df()["segment"]
+    # two categories: M (median of 25 and 5 = 15) and H (100) -> n = 2 -> tiers 1 and 2, so
+    # M is Price_Low; the customer without a profile keeps a segment of its own
+    assert "Unknown | Unknown | Occ_Other | Price_Low" in set(seg)
+
+
+_customer = st.fixed_dictionaries(
+    {
+        "gender": st.sampled_from(["M", "F", "Unknown"]),
+        "age_band": st.sampled_from(["18-25", "26-35", "55+", "Unknown"]),
+        "occupation": st.sampled_from(["1", "2", "3", "4", "Unknown"]),
+    }
+)
+_line = st.tuples(
+    st.integers(min_value=0, max_value=11),  # customer index
+    st.integers(min_value=0, max_value=3),  # order index within the customer
+    st.sampled_from(["K1", "K2", "K3", "K4", "K5"]),
+    st.integers(min_value=0, max_value=50_000).map(lambda cents: cents / 100),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(_customer, min_size=12, max_size=12),
+    st.lists(_line, min_size=1, max_size=60),
+    st.integers(min_value=1, max_value=3),
+)
+def test_each_customer_in_exactly_one_segment(customers, lines, min_customers) -> None:
+    rows = [
+        {
+            "customer_id": f"c{c}",
+            "order_id": f"c{c}-o{o}",
+            "category": cat,
+            "amount": amount,
+            **customers[c],
+        }
+        for c, o, cat, amount in lines
+    ]
+    conn = lines_db(rows)
+    run_chain(conn, min_customers=min_customers)
+    n_customers = len({r["customer_id"] for r in rows})
+    behaviour = conn.execute("SELECT * FROM marts.customer_behaviour").df()
+    assert len(behaviour) == behaviour["customer_id"].nunique() == n_customers
+    seg = conn.execute("SELECT * FROM marts.behavioural_segments").df()
+    assert int(seg["customers"].sum()) == n_customers
+    assert int(seg["transactions"].sum()) == len(rows)
+    assert seg["gross_sales"].sum() == pytest.approx(sum(r["amount"] for r in rows))
+    if seg["gross_sales"].sum() > 0:
+        assert seg["revenue_share"].sum() == pytest.approx(1)
+    assert seg["customer_share"].sum() == pytest.approx(1)
+    assert sorted(seg["sales_rank"]) == list(range(1, len(seg) + 1))
+    # each customer's segment cell exists exactly once
+    keys = behaviour[["age_band", "gender", "occupation_group", "price_segment"]].drop_duplicates()
+    assert len(keys) == len(seg)
+    # the dominant segment holds at least as much spend as any other tier
+    spends = behaviour[["spend_price_low", "spend_price_mid", "spend_price_high"]].to_numpy()
+    chosen = (
+        behaviour["price_segment"].map({"Price_Low": 0, "Price_Mid": 1, "Price_High": 2}).to_numpy()
+    )
+    assert (spends[np.arange(len(spends)), chosen] >= spends.max(axis=1) - 1e-9).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Purchase distribution and modes
+# --------------------------------------------------------------------------------------------
+
+
+def test_find_modes_hand_built() -> None:
+    # two clear peaks (heights 5 and 3) separated by zeros
+    assert find_modes([0, 1, 5, 1, 0, 0, 3, 3, 1, 0], 0.05) == [2, 6]
+    # a monotone slope has one mode, at the edge
+    assert find_modes([5, 4, 3, 2, 1], 0.05) == [0]
+    # a bump of prominence 0.1 on a peak of 3: 0.1 / 3 = 0.033 < 0.05 -> dropped,
+    # but kept with a 0.01 threshold
+    assert find_modes([1, 2, 3, 2.9, 3.0, 1], 0.05) == [2]
+    assert find_modes([1, 2, 3, 2.9, 3.0, 1], 0.01) == [2, 4]
+    assert find_modes([0, 0, 0], 0.05) == []
+    assert cluster_edges([0, 1, 5, 1, 0, 0, 3, 3, 1, 0], [2, 6]) == [0, 4, 10]
+
+
+def test_smoothing_keeps_mass_away_from_the_edges() -> None:
+    counts = [0.0] * 10 + [100.0] + [0.0] * 10
+    smoothed = smooth_counts(counts, 1.5)
+    assert smoothed.sum() == pytest.approx(100)
+    assert int(np.argmax(smoothed)) == 10
+
+
+def test_purchase_distribution_hand_computed() -> None:
+    # 1, 2, 3, 10 and 1000: quantile_cont p50 = 3; log1p skewness is positive but much smaller
+    amounts = [1, 2, 3, 10, 1000]
+    rows = [
+        {"customer_id": "c", "order_id": f"o{i}", "category": "X", "amount": a}
+        for i, a in enumerate(amounts)
+    ]
+    dist = build_purchase_distribution(lines_db(rows), ModeSettings(bins=10))
+
+    def value(measure: str, name: str) -> float:
+        return float(dist[(dist.measure == measure) & (dist.name == name)]["value"].iloc[0])
+
+    assert value("quantile", "p50") == 3
+    assert value("summary", "mean") == pytest.approx(1016 / 5)
+    x = np.array(amounts, dtype=float)
+    m2, m3 = ((x - x.mean()) ** 2).mean(), ((x - x.mean()) ** 3).mean()
+    g1 = m3 / m2**1.5
+    adjusted = g1 * math.sqrt(5 * 4) / 3  # G1 = g1 * sqrt(n (n-1)) / (n-2)
+    assert value("skewness", "raw") == pytest.approx(adjusted)
+    log_hist = dist[dist.measure == "histogram_log1p"]
+    assert len(log_hist) == 10 and log_hist["lines"].sum() == 5
+    raw_hist = dist[dist.measure == "histogram_raw"]
+    assert raw_hist["lines"].sum() == 5  # bins up to p99 plus the overflow row
+    assert dist[dist.measure == "cluster"]["lines"].sum() == 5
+    assert set(dist.groupby(["measure", "name"]).size()) == {1}  # the primary key holds
+
+
+def test_price_clusters_found_in_bimodal_amounts() -> None:
+    # 200 lines near 10 and 100 lines near 1000: two modes, split 2/3 vs 1/3
+    rng = np.random.default_rng(1)
+    amounts = np.concatenate(
+        [np.exp(rng.normal(math.log(10), 0.15, 200)), np.exp(rng.normal(math.log(1000), 0.15, 100))]
+    ).round(2)
+    rows = [
+        {"customer_id": "c", "order_id": f"o{i}", "category": "X", "amount": float(a)}
+        for i, a in enumerate(amounts)
+    ]
+    dist = build_purchase_distribution(lines_db(rows), ModeSettings())
+    clusters = dist[dist.measure == "cluster"].sort_values("value")
+    assert len(clusters) == 2
+    assert clusters["value"].iloc[0] == pytest.approx(10, rel=0.25)
+    assert clusters["value"].iloc[1] == pytest.approx(1000, rel=0.25)
+    assert clusters["lines"].tolist() == [200, 100]
+    assert clusters["share"].sum() == pytest.approx(1)

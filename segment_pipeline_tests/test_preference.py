@@ -1,0 +1,362 @@
+"""Segment x product tables (segment_pipeline.logic.preference): worked examples computed by
+hand, and invariants on random data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segment_pipeline.logic import preference as pref
+from segment_pipeline.logic.rfm import read_window
+from segment_pipeline.tables import replace_rows, replace_rows_from_frame
+from segment_pipeline_tests.test_rfm import Line, build_rfm, make_staging
+
+# --------------------------------------------------------------------------------------------
+# Worked example on a hand-built segment_product_purchases
+# --------------------------------------------------------------------------------------------
+#
+#   customer  segment        order  date        product  cat  qty  price  amount  premium
+#   c1        Champions      o1     2026-01-01  P1       X    3    20     60
+#   c1        Champions      o1     2026-01-01  P2       Y    1    20     20
+#   c1        Champions      o2     2026-01-11  P3       X    2    10     20
+#   c2        Champions      o3     2026-01-05  P4       Y    4    25     100     yes
+#   c3        New Customers  o4     2026-01-20  P1       X    1    40     40
+#
+# Champions spend: X 80, Y 120 (total 200). New Customers: X 40 (total 40).
+# All customers: X 120, Y 120 (total 240), 3 customers.
+
+PURCHASES = [
+    ("l1", "o1", "c1", "2026-01-01 10:00", "Champions", 1, "P1", "X", 3, 20.0, False),
+    ("l2", "o1", "c1", "2026-01-01 10:00", "Champions", 1, "P2", "Y", 1, 20.0, False),
+    ("l3", "o2", "c1", "2026-01-11 10:00", "Champions", 1, "P3", "X", 2, 10.0, False),
+    ("l4", "o3", "c2", "2026-01-05 10:00", "Champions", 1, "P4", "Y", 4, 25.0, True),
+    ("l5", "o4", "c3", "2026-01-20 10:00", "New Customers", 4, "P1", "X", 1, 40.0, False),
+]
+
+
+def _purchases_conn(rows: list[tuple] = PURCHASES) -> duckdb.DuckDBPyConnection:
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "line_id",
+            "order_id",
+            "customer_id",
+            "order_ts",
+            "segment",
+            "segment_order",
+            "product_id",
+            "category",
+            "quantity",
+            "unit_price",
+            "is_premium",
+        ],
+    )
+    frame["order_ts"] = pd.to_datetime(frame["order_ts"])
+    frame["order_date"] = frame["order_ts"].dt.normalize()
+    frame["product_name"] = "Product " + frame["product_id"]
+    frame["amount"] = frame["quantity"] * frame["unit_price"]
+    frame["typical_unit_price"] = frame["unit_price"]
+    conn = duckdb.connect()
+    replace_rows_from_frame(conn, pref.SEGMENT_PRODUCT_PURCHASES, frame)
+    return conn
+
+
+def _build_downstream(
+    conn: duckdb.DuckDBPyConnection,
+    prior_strength: float = 1.0,
+    min_support: int = 2,
+    top_n: int = 3,
+) -> None:
+    replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
+    replace_rows(
+        conn,
+        pref.SEGMENT_CATEGORY_PREFERENCE,
+        pref.SEGMENT_CATEGORY_PREFERENCE_SQL,
+        {"prior_strength": prior_strength, "min_support_customers": min_support},
+    )
+    replace_rows(conn, pref.SEGMENT_TOP_PRODUCTS, pref.SEGMENT_TOP_PRODUCTS_SQL, {"top_n": top_n})
+    replace_rows(
+        conn,
+        pref.CHAMPIONS_VS_NEW_PRODUCTS,
+        pref.CHAMPIONS_VS_NEW_SQL,
+        {"group_a": pref.CHAMPIONS, "group_b": pref.NEW_CUSTOMERS},
+    )
+    replace_rows(conn, pref.SEGMENT_PURCHASE_PATTERNS, pref.SEGMENT_PURCHASE_PATTERNS_SQL)
+
+
+def _table(conn: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    return conn.execute(f"SELECT * FROM marts.{name}").df()
+
+
+def test_preference_and_shrunk_index_worked_example() -> None:
+    conn = _purchases_conn()
+    _build_downstream(conn, prior_strength=1.0, min_support=2)
+    p = _table(conn, "segment_category_preference").set_index(["segment", "category"])
+    assert len(p) == 4  # 2 segments x 2 categories, the empty New x Y cell included
+    # spend shares: Champions X 80/200 = 0.4, Y 0.6; New X 1.0, Y 0; overall X = Y = 0.5
+    assert p.loc[("Champions", "X"), "spend_share"] == pytest.approx(0.4)
+    assert p.loc[("Champions", "X"), "overall_share"] == pytest.approx(0.5)
+    # raw index = spend share / overall share
+    assert p.loc[("Champions", "X"), "preference_index"] == pytest.approx(0.8)
+    assert p.loc[("Champions", "Y"), "preference_index"] == pytest.approx(1.2)
+    assert p.loc[("New Customers", "X"), "preference_index"] == pytest.approx(2.0)
+    assert p.loc[("New Customers", "Y"), "preference_index"] == pytest.approx(0.0)
+    # prior K = k * all spend / all customers = 1 * 240 / 3 = 80
+    assert p["prior_spend"].unique().tolist() == pytest.approx([80.0])
+    # shrunk share = (spend_sc + K * overall_c) / (spend_s + K)
+    #   Champions X: (80 + 40) / 280 = 0.428571 -> index 0.857143
+    #   Champions Y: (120 + 40) / 280 = 0.571429 -> index 1.142857
+    #   New X: (40 + 40) / 120 = 0.666667 -> index 1.333333
+    #   New Y: (0 + 40) / 120 = 0.333333 -> index 0.666667
+    assert p.loc[("Champions", "X"), "shrunk_share"] == pytest.approx(120 / 280)
+    assert p.loc[("Champions", "X"), "shrunk_index"] == pytest.approx(120 / 280 / 0.5)
+    assert p.loc[("Champions", "Y"), "shrunk_index"] == pytest.approx(160 / 280 / 0.5)
+    assert p.loc[("New Customers", "X"), "shrunk_index"] == pytest.approx(80 / 120 / 0.5)
+    assert p.loc[("New Customers", "Y"), "shrunk_index"] == pytest.approx(40 / 120 / 0.5)
+    # the small segment moves more toward 1 (2.0 -> 1.33) than the large one (0.8 -> 0.86)
+    # penetration: Champions buying X = c1 of {c1, c2} = 0.5; all buying X = c1, c3 of 3
+    #   index = 0.5 / (2/3) = 0.75; Champions Y: 2/2 / (2/3) = 1.5; New X: 1 / (2/3) = 1.5
+    assert p.loc[("Champions", "X"), "penetration"] == pytest.approx(0.5)
+    assert p.loc[("Champions", "X"), "overall_penetration"] == pytest.approx(2 / 3)
+    assert p.loc[("Champions", "X"), "penetration_index"] == pytest.approx(0.75)
+    assert p.loc[("Champions", "Y"), "penetration_index"] == pytest.approx(1.5)
+    assert p.loc[("New Customers", "X"), "penetration_index"] == pytest.approx(1.5)
+    # support: customers, orders; low support = fewer than 2 buying customers
+    assert p.loc[("Champions", "Y"), "customers"] == 2
+    assert p.loc[("Champions", "Y"), "orders"] == 2  # o1 and o3
+    assert p.loc[("Champions", "X"), "orders"] == 2  # o1 and o2
+    assert p["low_support"].to_dict() == {
+        ("Champions", "X"): True,
+        ("Champions", "Y"): False,
+        ("New Customers", "X"): True,
+        ("New Customers", "Y"): True,
+    }
+
+
+def test_zero_prior_strength_gives_the_raw_index() -> None:
+    conn = _purchases_conn()
+    _build_downstream(conn, prior_strength=0.0)
+    p = _table(conn, "segment_category_preference")
+    assert p["shrunk_index"].to_numpy() == pytest.approx(p["preference_index"].to_numpy())
+
+
+def test_product_summary_top_products_and_tie_break() -> None:
+    conn = _purchases_conn()
+    _build_downstream(conn, top_n=3)
+    s = _table(conn, "segment_product_summary")
+    champions = s[(s["segment"] == "Champions") & (s["level"] == "product")].set_index("item_id")
+    # Champions: P4 100 (0.5), P1 60 (0.3), P2 20 and P3 20 (0.1 each; tie -> P2 first)
+    assert champions["rank_in_segment"].to_dict() == {"P4": 1, "P1": 2, "P2": 3, "P3": 4}
+    assert champions.loc["P1", "revenue_share"] == pytest.approx(0.3)
+    assert champions.loc["P1", "quantity"] == 3
+    cats = s[(s["segment"] == "Champions") & (s["level"] == "category")].set_index("item_id")
+    assert cats["revenue"].to_dict() == {"X": 80.0, "Y": 120.0}
+    assert cats["rank_in_segment"].to_dict() == {"Y": 1, "X": 2}
+    assert cats.loc["X", "lines"] == 2 and cats.loc["X", "orders"] == 2
+    top = _table(conn, "segment_top_products")
+    assert top[top["segment"] == "Champions"]["product_id"].tolist() == ["P4", "P1", "P2"]
+    assert top[top["segment"] == "New Customers"]["product_id"].tolist() == ["P1"]
+    assert top[top["segment"] == "Champions"]["is_premium"].tolist() == [True, False, False]
+
+
+def test_champions_vs_new_side_by_side() -> None:
+    conn = _purchases_conn()
+    _build_downstream(conn)
+    c = _table(conn, "champions_vs_new_products").set_index(["level", "item_id"])
+    x, y = c.loc[("category", "X")], c.loc[("category", "Y")]
+    assert (x["champions_revenue"], x["champions_share"], x["champions_rank"]) == (80, 0.4, 2)
+    assert (x["new_revenue"], x["new_share"], x["new_rank"]) == (40, 1.0, 1)
+    assert x["share_difference"] == pytest.approx(-0.6)
+    # Y: only Champions bought it -> New side is 0 with no rank
+    assert (y["champions_revenue"], y["champions_customers"]) == (120, 2)
+    assert (y["new_revenue"], y["new_share"], y["new_customers"]) == (0, 0, 0)
+    assert pd.isna(y["new_rank"])
+    p1 = c.loc[("product", "P1")]
+    assert (p1["champions_share"], p1["champions_rank"], p1["new_rank"]) == (0.3, 2, 1)
+    assert set(c.index) == {
+        ("category", "X"),
+        ("category", "Y"),
+        ("product", "P1"),
+        ("product", "P2"),
+        ("product", "P3"),
+        ("product", "P4"),
+    }
+
+
+def test_purchase_patterns_worked_example() -> None:
+    conn = _purchases_conn()
+    _build_downstream(conn)
+    pat = _table(conn, "segment_purchase_patterns").set_index("segment")
+    ch = pat.loc["Champions"]
+    # 2 customers, 3 orders, 4 lines, units 3+1+2+4 = 10, revenue 200
+    assert (ch["customers"], ch["orders"], ch["lines"], ch["units"]) == (2, 3, 4, 10)
+    assert ch["orders_per_customer"] == pytest.approx(1.5)
+    assert ch["aov"] == pytest.approx(200 / 3)
+    assert ch["items_per_order"] == pytest.approx(10 / 3)
+    assert ch["lines_per_order"] == pytest.approx(4 / 3)
+    # c1 bought X and Y (2), c2 only Y (1): mean 1.5
+    assert ch["category_diversity"] == pytest.approx(1.5)
+    # premium: P4's 100 of 200
+    assert ch["premium_share"] == pytest.approx(0.5)
+    # only c1 has 2 orders: 01-01 -> 01-11 = 10 days
+    assert (ch["repeat_customers"], ch["mean_days_between_orders"]) == (1, pytest.approx(10))
+    new = pat.loc["New Customers"]
+    assert (new["aov"], new["premium_share"], new["category_diversity"]) == (40, 0, 1)
+    assert pd.isna(new["mean_days_between_orders"])
+    assert list(pat.index) == ["Champions", "New Customers"]  # segment order
+
+
+def test_days_between_orders_is_the_mean_consecutive_gap() -> None:
+    # one customer, orders on 01-01, 01-02, 01-11: gaps 1 and 9 -> mean 5 = (10 / 2)
+    rows = [
+        (f"l{i}", f"o{i}", "c1", ts, "Champions", 1, "P1", "X", 1, 1.0, False)
+        for i, ts in enumerate(["2026-01-01 09:00", "2026-01-02 09:00", "2026-01-11 09:00"])
+    ]
+    conn = _purchases_conn(rows)
+    replace_rows(conn, pref.SEGMENT_PURCHASE_PATTERNS, pref.SEGMENT_PURCHASE_PATTERNS_SQL)
+    assert _table(conn, "segment_purchase_patterns")["mean_days_between_orders"][0] == 5
+
+
+# --------------------------------------------------------------------------------------------
+# segment_product_purchases from staging: premium flag, segment join, window
+# --------------------------------------------------------------------------------------------
+
+STAGED: list[Line] = [
+    # A: o1 on 02-01, o2 on 02-03
+    ("o1", "A", "2026-02-01 10:00:00", "P1", "X", 1, "9.00"),
+    ("o1", "A", "2026-02-01 10:00:00", "P5", "X", 2, "50.00"),
+    ("o2", "A", "2026-02-03 10:00:00", "P1", "X", 1, "11.00"),
+    # B: o3 on 02-02, o4 on 02-05
+    ("o3", "B", "2026-02-02 10:00:00", "P2", "X", 1, "20.00"),
+    ("o3", "B", "2026-02-02 10:00:00", "P3", "X", 1, "30.00"),
+    ("o3", "B", "2026-02-02 10:00:00", "P4", "X", 1, "40.00"),
+    ("o3", "B", "2026-02-02 10:00:00", "Q1", "Y", 2, "50.00"),
+    ("o4", "B", "2026-02-05 10:00:00", "P1", "X", 1, "10.00"),
+]
+
+
+def _staged_purchases(
+    lines: list[Line], premium_top_share: float = 0.2, **window_args: object
+) -> duckdb.DuckDBPyConnection:
+    conn = make_staging(lines)
+    build_rfm(conn, **window_args)
+    replace_rows(
+        conn,
+        pref.SEGMENT_PRODUCT_PURCHASES,
+        pref.SEGMENT_PRODUCT_PURCHASES_SQL,
+        {**read_window(conn).range_params(), "premium_quantile": 1 - premium_top_share},
+    )
+    return conn
+
+
+def test_premium_flag_premium_share_and_aov_from_staging() -> None:
+    conn = _staged_purchases(STAGED)
+    lines = _table(conn, "segment_product_purchases")
+    typical = lines.groupby("product_id")["typical_unit_price"].first().astype(float)
+    # P1 sold at 9, 11, 10 -> median 10
+    assert typical.to_dict() == {"P1": 10, "P2": 20, "P3": 30, "P4": 40, "P5": 50, "Q1": 50}
+    # X's typical prices 10..50: 80th percentile (linear) = 40 + 0.2 * 10 = 42 -> only P5.
+    # Y has one product: not above its own percentile -> not premium.
+    premium = lines.groupby("product_id")["is_premium"].first()
+    assert sorted(premium[premium].index) == ["P5"]
+    # segments: as_of 02-06; recency A 3, B 1 -> R scores 1 and 1 + floor(5 * 1 / 2) = 3;
+    # both have 2 orders -> F 1. A = R1F1 Hibernating, B = R3F1 About To Sleep
+    assert dict(zip(lines["customer_id"], lines["segment"], strict=True)) == {
+        "A": "Hibernating",
+        "B": "About To Sleep",
+    }
+    replace_rows(conn, pref.SEGMENT_PURCHASE_PATTERNS, pref.SEGMENT_PURCHASE_PATTERNS_SQL)
+    pat = _table(conn, "segment_purchase_patterns").set_index("segment")
+    # A: 9 + 100 + 11 = 120 over 2 orders; premium P5 = 100 of 120
+    assert pat.loc["Hibernating", "aov"] == pytest.approx(60)
+    assert pat.loc["Hibernating", "premium_share"] == pytest.approx(100 / 120)
+    assert pat.loc["Hibernating", "items_per_order"] == pytest.approx(2)  # units 1 + 2 + 1
+    # B: 20 + 30 + 40 + 100 + 10 = 200 over 2 orders; no premium; X and Y -> diversity 2
+    assert pat.loc["About To Sleep", "aov"] == pytest.approx(100)
+    assert pat.loc["About To Sleep", "premium_share"] == 0
+    assert pat.loc["About To Sleep", "category_diversity"] == 2
+    assert pat.loc["About To Sleep", "mean_days_between_orders"] == 3  # 02-02 -> 02-05
+
+
+def test_premium_top_share_is_configurable() -> None:
+    # top 40%: 60th percentile of 10..50 = 30 + 0.4 * 10 = 34 -> P4 and P5
+    lines = _table(_staged_purchases(STAGED, premium_top_share=0.4), "segment_product_purchases")
+    premium = lines.groupby("product_id")["is_premium"].first()
+    assert sorted(premium[premium].index) == ["P4", "P5"]
+
+
+def test_purchases_follow_the_rfm_window() -> None:
+    conn = _staged_purchases(STAGED, window_start=date(2026, 2, 2))
+    lines = _table(conn, "segment_product_purchases")
+    # A's o1 (02-01, 2 lines) is outside the window: 8 - 2 = 6 lines
+    assert len(lines) == 6
+    assert sorted(lines["order_id"].unique()) == ["o2", "o3", "o4"]
+
+
+# --------------------------------------------------------------------------------------------
+# Invariants on random data
+# --------------------------------------------------------------------------------------------
+
+random_lines = st.lists(
+    st.tuples(
+        st.integers(0, 9),  # customer
+        st.integers(0, 4),  # order of the customer
+        st.integers(0, 6),  # product
+        st.integers(1, 4),  # quantity
+        st.sampled_from(["1.00", "2.50", "5.00", "19.99", "120.00"]),
+    ),
+    min_size=1,
+    max_size=50,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_lines, st.floats(0, 50), st.sampled_from([0.1, 0.2, 0.5]))
+def test_tables_keep_every_line_and_shares_sum_to_one(
+    raw: list[tuple], prior_strength: float, premium_top_share: float
+) -> None:
+    lines: list[Line] = [
+        (
+            f"o{c}-{o}",
+            f"c{c}",
+            str(pd.Timestamp("2026-05-01") + pd.Timedelta(days=(c + 3 * o))),
+            f"p{p}",
+            f"cat{p % 3}",
+            q,
+            price,
+        )
+        for c, o, p, q, price in raw
+    ]
+    conn = _staged_purchases(lines, premium_top_share=premium_top_share)
+    purchases = _table(conn, "segment_product_purchases")
+    # exactly the staged sale lines: one row per line id, nothing lost or duplicated
+    staged_ids = conn.execute("SELECT line_id FROM staging.transactions").df()["line_id"]
+    assert sorted(purchases["line_id"]) == sorted(staged_ids)
+    # each line carries its customer's segment
+    segments = dict(
+        conn.execute("SELECT customer_id, segment FROM marts.rfm_customer_segments").fetchall()
+    )
+    assert (purchases["segment"] == purchases["customer_id"].map(segments)).all()
+    _build_downstream(conn, prior_strength=prior_strength)
+    summary = _table(conn, "segment_product_summary")
+    for _, group in summary.groupby(["level", "segment"]):
+        assert group["revenue_share"].sum() == pytest.approx(1)
+        assert sorted(group["rank_in_segment"]) == list(range(1, len(group) + 1))
+    p = _table(conn, "segment_category_preference")
+    for _, group in p.groupby("segment"):
+        assert group["spend_share"].sum() == pytest.approx(1)
+        assert group["shrunk_share"].sum() == pytest.approx(1)
+    # the shrunk index always lies between the raw index and 1
+    low = p[["preference_index"]].assign(one=1.0).min(axis=1) - 1e-9
+    high = p[["preference_index"]].assign(one=1.0).max(axis=1) + 1e-9
+    assert p["shrunk_index"].between(low, high).all()
+    assert p["penetration"].between(0, 1).all()
+    pat = _table(conn, "segment_purchase_patterns")
+    assert pat["customers"].sum() == len({line[1] for line in lines})
+    assert pat["revenue"].sum() == pytest.approx(sum(q * float(pr) for *_, q, pr in lines))
+    assert pat["premium_share"].between(0, 1).all()
