@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -38,6 +39,7 @@ class RunOutcome:
     run_id: str
     failed_checks: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
 
 
 def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.AssetKey] | None:
@@ -81,17 +83,41 @@ def execute_pipeline(
     job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
     keys = resolve_selection(defs, selection)
     graph = defs.resolve_asset_graph()
-    selected = keys or list(graph.get_all_asset_keys())
-    partitioned = any(graph.get(k).is_partitioned for k in selected)
-    tags = (
-        {PARTITION_RANGE_START_TAG: start.isoformat(), PARTITION_RANGE_END_TAG: end.isoformat()}
-        if partitioned
-        else {}
-    )
+    selected = keys or sorted(graph.get_all_asset_keys())
+    partitioned = [k for k in selected if graph.get(k).is_partitioned]
+    unpartitioned = [k for k in selected if not graph.get(k).is_partitioned]
     say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
 
-    run_id = str(uuid.uuid4())
+    # Two runs: the daily partitions over the range, then the unpartitioned analysis layers
+    # once. In a single partition-range run Dagster plans every asset once per partition
+    # (365 x 30 planned events for a year, minutes of bookkeeping); split, each asset is
+    # planned once per partition it really has. The second run only starts if the first
+    # succeeded (its blocking checks included).
+    outcome = RunOutcome(success=True, run_id="")
     config = {**_QUIET_CONSOLE, **(run_config or {})}
+    if partitioned:
+        tags = {
+            PARTITION_RANGE_START_TAG: start.isoformat(),
+            PARTITION_RANGE_END_TAG: end.isoformat(),
+        }
+        outcome = _execute_run(job, instance, partitioned, tags, config, say)
+    if unpartitioned and outcome.success:
+        downstream = _execute_run(job, instance, unpartitioned, {}, config, say)
+        downstream.run_ids = outcome.run_ids + downstream.run_ids
+        outcome = downstream
+    return outcome
+
+
+def _execute_run(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    keys: list[dg.AssetKey],
+    tags: dict[str, str],
+    run_config: dict,
+    say: Callable[[str], None],
+) -> RunOutcome:
+    """One in-process run of `keys`, printing progress read back from the event log."""
+    run_id = str(uuid.uuid4())
     holder: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
 
     def target() -> None:
@@ -102,7 +128,7 @@ def execute_pipeline(
                 tags=tags,
                 asset_selection=keys,
                 raise_on_error=False,
-                run_config=config,
+                run_config=run_config,
             )
         except BaseException as exc:  # surfaced below, never swallowed
             holder["error"] = exc
@@ -111,18 +137,24 @@ def execute_pipeline(
     worker.start()
     failed_checks: list[str] = []
     messages: list[str] = []
-    seen = 0
+    # Read only the events added since the last poll (a cursor): a backfill writes one event
+    # per partition and asset, and re-reading the whole log each time grew quadratically.
+    cursor: str | None = None
     while True:
         alive = worker.is_alive()
-        records = instance.all_logs(run_id)
-        for record in records[seen:]:
-            line = _progress_line(record, failed_checks, messages)
-            if line:
-                say(line)
-        seen = len(records)
+        while True:
+            page = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+            for event_record in page.records:
+                line = _progress_line(event_record.event_log_entry, failed_checks, messages)
+                if line:
+                    say(line)
+            cursor = page.cursor
+            if not page.has_more:
+                break
         if not alive:
             break
-        time.sleep(0.25)
+        time.sleep(0.5)
+    worker.join()
     if "error" in holder:
         raise holder["error"]  # type: ignore[misc]
     result = holder["result"]
@@ -132,6 +164,7 @@ def execute_pipeline(
         run_id=run_id,
         failed_checks=failed_checks,
         messages=messages,
+        run_ids=[run_id],
     )
 
 
@@ -261,9 +294,9 @@ def run_pipeline(
     print()
     print(summarise(settings))
     if outcome.success:
-        print(f"Run {outcome.run_id} succeeded.")
+        print(f"Run(s) {', '.join(outcome.run_ids)} succeeded.")
         return 0
-    print(f"Run {outcome.run_id} FAILED.")
+    print(f"Run {outcome.run_id} FAILED (see it in the UI: make ui -> Runs).")
     for message in outcome.messages:
         print(f"  {message}")
     for check in outcome.failed_checks:

@@ -171,7 +171,7 @@ def _tables(db: Path) -> dict[str, list[tuple]]:
         conn.close()
 
 
-INGEST = 'key:"raw/*" or key:"staging/*"'
+INGEST = "tag:partitioned=daily"
 
 
 def test_dagster_cli_partition_range_equals_segment_pipeline_backfill(tmp_path: Path) -> None:

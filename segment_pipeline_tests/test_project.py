@@ -112,9 +112,14 @@ def test_cli_run_materializes_and_summarises(tmp_path: Path) -> None:
     assert result.returncode == 0, out
     assert "staging.transactions" in out and "customer_id_missing" in out
     assert "succeeded" in out
-    # The run is recorded on the instance named by DAGSTER_HOME (the UI shows it).
+    # The runs are recorded on the instance named by DAGSTER_HOME (the UI shows them): the
+    # daily partitions as one range run, then the unpartitioned customers/products.
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
-        assert len(instance.get_run_records()) == 1
+        runs = [r.dagster_run for r in instance.get_run_records()]
+        assert len(runs) == 2
+        ranged = [r for r in runs if "dagster/asset_partition_range_start" in r.tags]
+        assert len(ranged) == 1
+        assert ranged[0].tags["dagster/asset_partition_range_end"] == "2024-03-01"
 
 
 def test_cli_run_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:

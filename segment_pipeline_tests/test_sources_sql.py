@@ -321,7 +321,7 @@ def test_postgres_gives_the_same_tables_as_files(
             echo=False,
         )
         # The password is in no event, log line or metadata of the run.
-        logs = instance.all_logs(outcome.run_id)
+        logs = [r for run_id in outcome.run_ids for r in instance.all_logs(run_id)]
         secrets = (pg.password, quote(pg.password, safe=""))
         assert logs and not [r for r in logs if any(x in repr(r) for x in secrets)]
         assert any("***" in repr(r) for r in logs)  # the masked URL is (describe())

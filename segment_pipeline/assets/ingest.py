@@ -32,6 +32,10 @@ from segment_pipeline.tables import preview_markdown, replace_rows, table_metada
 
 OWNERS = ["team:data-engineering"]
 
+#: Marks the daily-partitioned assets, so a selection can name them (`tag:partitioned=daily`)
+#: and everything else (`not tag:partitioned=daily`), e.g. for a two-step CLI backfill.
+DAILY_TAGS = {"partitioned": "daily"}
+
 RAW_KEY = dg.AssetKey(["raw", "transactions"])
 STAGED_KEY = dg.AssetKey(["staging", "transactions"])
 RETURNS_KEY = dg.AssetKey(["staging", "returns"])
@@ -63,6 +67,7 @@ def build_ingest_assets(
 
     @dg.asset(
         key=RAW_KEY,
+        tags=DAILY_TAGS,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
@@ -144,6 +149,7 @@ def build_ingest_assets(
         specs=[
             dg.AssetSpec(
                 STAGED_KEY,
+                tags=DAILY_TAGS,
                 deps=[RAW_KEY],
                 group_name="staging",
                 kinds={"duckdb", "pandas", "pandera"},
@@ -154,6 +160,7 @@ def build_ingest_assets(
             ),
             dg.AssetSpec(
                 RETURNS_KEY,
+                tags=DAILY_TAGS,
                 deps=[RAW_KEY],
                 group_name="staging",
                 kinds={"duckdb", "pandas", "pandera"},
@@ -164,6 +171,7 @@ def build_ingest_assets(
             ),
             dg.AssetSpec(
                 QUARANTINE_KEY,
+                tags=DAILY_TAGS,
                 deps=[RAW_KEY],
                 group_name="staging",
                 kinds={"duckdb", "pandas", "pandera"},
