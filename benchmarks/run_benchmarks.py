@@ -22,12 +22,11 @@ import duckdb
 
 from segment_pipeline.generator import generate
 from segment_pipeline.logic.staging import (
-    RAW_TRANSACTIONS,
     ensure_staging_tables,
+    load_raw_day,
     stage_transactions_window,
 )
 from segment_pipeline.sources import CanonicalSource
-from segment_pipeline.tables import replace_rows
 
 
 def peak_rss_mb() -> float:
@@ -41,18 +40,7 @@ def load_and_stage(data_dir: Path, db_path: Path) -> dict[str, float]:
     days = source.transaction_days()
     started = time.perf_counter()
     for day in days:
-        query = source.raw_transactions(conn, day)
-        if query is None:
-            continue
-        replace_rows(
-            conn,
-            RAW_TRANSACTIONS,
-            f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src",
-            [day, *query.params],
-            delete_where="partition_date = ?",
-            delete_params=[day],
-            ensure=False,
-        )
+        load_raw_day(conn, source, day)
     raw_seconds = time.perf_counter() - started
     started = time.perf_counter()
     counts = stage_transactions_window(conn, days)

@@ -27,8 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segment_pipeline.logic.staging import (
-    RAW_TRANSACTIONS,
     ensure_staging_tables,
+    load_raw_day,
     stage_master,
     stage_transactions_day,
 )
@@ -41,7 +41,6 @@ from segment_pipeline.sources.mapped import (
     discover_files,
     load_mapping,
 )
-from segment_pipeline.tables import replace_rows
 from segment_pipeline_tests.conftest import SAMPLE_DIR, settings_for
 
 EXAMPLE_MAPPING = PROJECT_ROOT / "docs" / "examples" / "sample_renamed_mapping.yaml"
@@ -69,17 +68,7 @@ def stage(
     ensure_staging_tables(conn)
     days = source.transaction_days() if days is None else days
     for day in days:
-        query = source.raw_transactions(conn, day)
-        if query is None:
-            continue
-        replace_rows(
-            conn,
-            RAW_TRANSACTIONS,
-            f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src",
-            [day, *query.params],
-            delete_where="partition_date = ?",
-            delete_params=[day],
-        )
+        load_raw_day(conn, source, day)
         stage_transactions_day(conn, day)
     for entity in ("customers", "products"):
         query = source.raw_customers(conn) if entity == "customers" else source.raw_products(conn)

@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 
 from segment_pipeline.logic.staging import (
-    RAW_TRANSACTIONS,
     ensure_staging_tables,
+    load_raw_day,
     stage_master,
     stage_transactions_window,
 )
 from segment_pipeline.sources import CanonicalSource, DataContractError
-from segment_pipeline.tables import replace_rows
 from segment_pipeline_tests.datasets import (
     CUSTOMER_HEADER,
     PRODUCT_HEADER,
@@ -77,16 +76,7 @@ def staged(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def load_raw(conn: duckdb.DuckDBPyConnection, source: CanonicalSource, day: date) -> int:
-    query = source.raw_transactions(conn, day)
-    assert query is not None
-    return replace_rows(
-        conn,
-        RAW_TRANSACTIONS,
-        f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src",
-        [day, *query.params],
-        delete_where="partition_date = ?",
-        delete_params=[day],
-    )
+    return load_raw_day(conn, source, day).rows
 
 
 def test_every_row_lands_in_its_expected_place(staged: duckdb.DuckDBPyConnection) -> None:

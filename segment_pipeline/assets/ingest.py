@@ -20,15 +20,17 @@ from segment_pipeline.logic.staging import (
     STAGED_PRODUCTS,
     STAGED_RETURNS,
     STAGED_TRANSACTIONS,
+    RawLoadError,
     StagingCounts,
     ensure_staging_tables,
+    load_raw_day,
     stage_master,
     stage_transactions_window,
 )
 from segment_pipeline.partitions import window_days
 from segment_pipeline.resources import WAREHOUSE_POOL, DatasetResource, DuckDBWarehouse
 from segment_pipeline.sources import DataContractError
-from segment_pipeline.tables import preview_markdown, replace_rows, table_metadata
+from segment_pipeline.tables import preview_markdown, table_metadata
 
 OWNERS = ["team:data-engineering"]
 
@@ -91,42 +93,17 @@ def build_ingest_assets(
             ensure_staging_tables(conn)
             for day in days:
                 try:
-                    query = source.raw_transactions(conn, day)
-                except DataContractError as exc:
+                    load = load_raw_day(conn, source, day)
+                except (DataContractError, RawLoadError) as exc:
                     raise dg.Failure(description=str(exc)) from None
-                if query is None:
-                    select_sql, params = "SELECT * FROM raw.transactions WHERE false", []
-                else:
-                    select_sql = (
-                        f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src"
-                    )
-                    params = [day, *query.params]
-                try:
-                    loaded = replace_rows(
-                        conn,
-                        RAW_TRANSACTIONS,
-                        select_sql,
-                        params,
-                        delete_where="partition_date = ?",
-                        delete_params=[day],
-                        ensure=False,
-                    )
-                except Exception as exc:  # a file DuckDB cannot parse: name it, stop the run
-                    if query is None:
-                        raise
-                    # DuckDB names the line and shows it; the first lines say it all.
-                    reason = " | ".join(str(exc).strip().splitlines()[:2])
-                    raise dg.Failure(
-                        description=f"{query.source_file}: could not be loaded: {reason}"
-                    ) from None
                 per_day.append(
                     {
                         "day": day.isoformat(),
-                        "file": query.source_file if query else "(no file: empty partition)",
-                        "rows": loaded,
+                        "file": load.source_file or "(no file: empty partition)",
+                        "rows": load.rows,
                     }
                 )
-                context.log.debug(f"raw.transactions {day}: {loaded} lines")
+                context.log.debug(f"raw.transactions {day}: {load.rows} lines")
             metadata = table_metadata(
                 conn, RAW_TRANSACTIONS, order_by="partition_date, source_line"
             )

@@ -25,6 +25,7 @@ import pandera.errors
 import pandera.pandas as pa
 
 from segment_pipeline.schemas import CustomerProfile, ProductRecord, ReturnLine, StagedTransaction
+from segment_pipeline.sources.base import DatasetSource
 from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows
 
 # --------------------------------------------------------------------------------------------
@@ -180,6 +181,46 @@ def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
 # --------------------------------------------------------------------------------------------
 # Transactions
 # --------------------------------------------------------------------------------------------
+
+
+class RawLoadError(RuntimeError):
+    """A day's input could not be read; the message names the file and what DuckDB found."""
+
+
+def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date) -> RawLoad:
+    """Replace `day`'s rows in raw.transactions with the source's rows for that day (none when
+    the day has no data: an empty partition). Raises DataContractError for a missing column and
+    RawLoadError for a file DuckDB cannot parse."""
+    query = source.raw_transactions(conn, day)
+    if query is None:
+        select_sql, params = "SELECT * FROM raw.transactions WHERE false", []
+    else:
+        select_sql = f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src"
+        params = [day, *query.params]
+    try:
+        rows = replace_rows(
+            conn,
+            RAW_TRANSACTIONS,
+            select_sql,
+            params,
+            delete_where="partition_date = ?",
+            delete_params=[day],
+        )
+    except duckdb.Error as exc:
+        if query is None:
+            raise
+        # DuckDB names the line and shows it; its first two lines say it all.
+        reason = " | ".join(str(exc).strip().splitlines()[:2])
+        raise RawLoadError(f"{query.source_file}: could not be loaded: {reason}") from None
+    return RawLoad(day=day, source_file=query.source_file if query else None, rows=rows)
+
+
+@dataclass(frozen=True)
+class RawLoad:
+    day: date
+    source_file: str | None
+    rows: int
+
 
 #: Parse one day of raw lines. Rules are tested in this order; the first one broken is the
 #: row's `parse_rule`. `?` is the partition date.
