@@ -164,8 +164,10 @@ def replace_rows_from_frame(
     *,
     delete_where: str | None = None,
     delete_params: Sequence[Any] | None = None,
+    in_transaction: bool = True,
+    ensure: bool = True,
 ) -> int:
-    """Like :func:`replace_rows`, for a small pandas result."""
+    """Like :func:`replace_rows`, for a small (or day-bounded) pandas result."""
     view = f"_frame_{table.schema}_{table.name}"
     conn.register(view, frame)
     try:
@@ -175,6 +177,8 @@ def replace_rows_from_frame(
             f"SELECT * FROM {view}",
             delete_where=delete_where,
             delete_params=delete_params,
+            in_transaction=in_transaction,
+            ensure=ensure,
         )
     finally:
         conn.unregister(view)

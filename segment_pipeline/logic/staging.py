@@ -26,7 +26,13 @@ import pandera.pandas as pa
 
 from segment_pipeline.schemas import CustomerProfile, ProductRecord, ReturnLine, StagedTransaction
 from segment_pipeline.sources.base import DatasetSource
-from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows
+from segment_pipeline.tables import (
+    Column,
+    TableDef,
+    ensure_table,
+    replace_rows,
+    replace_rows_from_frame,
+)
 
 # --------------------------------------------------------------------------------------------
 # Table definitions
@@ -518,21 +524,16 @@ def _write_frame(
     delete_where: str | None,
     delete_params: list[object],
 ) -> int:
-    """Delete then insert inside the caller's transaction."""
-    view = f"_stage_{table.schema}_{table.name}"
-    conn.register(view, frame)
-    try:
-        return replace_rows(
-            conn,
-            table,
-            f"SELECT * FROM {view}",
-            delete_where=delete_where,
-            delete_params=delete_params,
-            in_transaction=False,
-            ensure=False,
-        )
-    finally:
-        conn.unregister(view)
+    """Delete then insert inside the caller's transaction (tables already ensured)."""
+    return replace_rows_from_frame(
+        conn,
+        table,
+        frame,
+        delete_where=delete_where,
+        delete_params=delete_params,
+        in_transaction=False,
+        ensure=False,
+    )
 
 
 # --------------------------------------------------------------------------------------------
