@@ -93,7 +93,7 @@ def build_ingest_assets(
             ensure_staging_tables(conn)
             for day in days:
                 try:
-                    load = load_raw_day(conn, source, day)
+                    load = load_raw_day(conn, source, day, ensure=False)
                 except (DataContractError, RawLoadError) as exc:
                     raise dg.Failure(description=str(exc)) from None
                 per_day.append(

@@ -193,7 +193,9 @@ class RawLoadError(RuntimeError):
     """A day's input could not be read; the message names the file and what DuckDB found."""
 
 
-def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date) -> RawLoad:
+def load_raw_day(
+    conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date, *, ensure: bool = True
+) -> RawLoad:
     """Replace `day`'s rows in raw.transactions with the source's rows for that day (none when
     the day has no data: an empty partition). Raises DataContractError for a missing column and
     RawLoadError for a file DuckDB cannot parse."""
@@ -211,6 +213,7 @@ def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: da
             params,
             delete_where="partition_date = ?",
             delete_params=[day],
+            ensure=ensure,  # a loop over many days ensures the tables once, before it
         )
     except duckdb.Error as exc:
         if query is None:
