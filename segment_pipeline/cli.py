@@ -22,9 +22,6 @@ from pathlib import Path
 
 from segment_pipeline.settings import DEFAULT_DAGSTER_HOME, PipelineSettings
 
-PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
-
 
 def _parse_day(value: str) -> date:
     try:

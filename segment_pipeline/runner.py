@@ -21,11 +21,9 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
+from segment_pipeline.partitions import range_tags
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import DataContractError, open_source
-
-PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 _SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION"}
@@ -64,6 +62,7 @@ def execute_pipeline(
     run_config: dict | None = None,
 ) -> RunOutcome:
     """Materialize `selection` for the days `start..end` (default: every day in the dataset)."""
+    from segment_pipeline.assets.ingest import day_range_run_config
     from segment_pipeline.definitions import build_definitions
 
     def say(line: str) -> None:
@@ -78,6 +77,10 @@ def execute_pipeline(
     end = end or days[-1]
     if start > end:
         raise ValueError(f"--start {start} is after --end {end}")
+    if settings.start_date is None and source.listed_day_range() is None:
+        # The partitions of a source that cannot be listed (one export, a SQL table) start at
+        # a fixed default; this run has read the data, so start them at its first day.
+        settings = settings.with_overrides(start_date=min(days[0], start))
 
     defs = build_definitions(settings)
     job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
@@ -88,19 +91,22 @@ def execute_pipeline(
     unpartitioned = [k for k in selected if not graph.get(k).is_partitioned]
     say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
 
-    # Two runs: the daily partitions over the range, then the unpartitioned analysis layers
-    # once. In a single partition-range run Dagster plans every asset once per partition
-    # (365 x 30 planned events for a year, minutes of bookkeeping); split, each asset is
-    # planned once per partition it really has. The second run only starts if the first
-    # succeeded (its blocking checks included).
+    # Two runs: the month partitions over the range (raw narrowed to the days asked for),
+    # then the unpartitioned analysis layers once. In a single partition-range run Dagster
+    # plans every asset once per partition; split, each asset is planned once per partition
+    # it really has. The second run only starts if the first succeeded (its blocking checks
+    # included).
     outcome = RunOutcome(success=True, run_id="")
     config = {**_QUIET_CONSOLE, **(run_config or {})}
     if partitioned:
-        tags = {
-            PARTITION_RANGE_START_TAG: start.isoformat(),
-            PARTITION_RANGE_END_TAG: end.isoformat(),
-        }
-        outcome = _execute_run(job, instance, partitioned, tags, config, say)
+        ops = dict(config.get("ops", {}))
+        for op, day_range in day_range_run_config(start, end, partitioned)["ops"].items():
+            given = ops.get(op, {}).get("config", {})
+            ops[op] = {"config": {**day_range["config"], **given}}
+        ranged_config = {**config, "ops": ops}
+        outcome = _execute_run(
+            job, instance, partitioned, range_tags(start, end), ranged_config, say
+        )
     if unpartitioned and outcome.success:
         downstream = _execute_run(job, instance, unpartitioned, {}, config, say)
         downstream.run_ids = outcome.run_ids + downstream.run_ids

@@ -1,7 +1,8 @@
 """The daily schedule: after each day ends, load that day and refresh everything downstream.
 
-One run per tick: the previous day's raw and staging partitions, then every unpartitioned
-analysis asset in the same run (the all-assets job). Time and timezone come from the
+One run per tick: the month partition holding the previous day, with the raw load narrowed to
+that day (staging then processes just that day), and every unpartitioned analysis asset in
+the same run (the all-assets job). Time and timezone come from the
 environment; the schedule is declared stopped and is turned on in the UI (Automation ->
 daily_refresh) or with `dagster schedule start daily_refresh`, or by setting
 `SEGMENT_PIPELINE_SCHEDULE_ENABLED=1` before `make ui`.
@@ -15,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from segment_pipeline.assets.ingest import day_range_run_config
 from segment_pipeline.jobs import ALL_ASSETS_JOB
+from segment_pipeline.partitions import has_partition_for, month_key
 
 DEFAULT_CRON = "30 4 * * *"  # 04:30, after the day's files have landed
 DEFAULT_TIMEZONE = "UTC"
@@ -23,7 +26,7 @@ SCHEDULE_NAME = "daily_refresh"
 
 
 def build_daily_schedule(
-    partitions_def: dg.DailyPartitionsDefinition,
+    partitions_def: dg.PartitionsDefinition,
     cron: str | None = None,
     timezone: str | None = None,
     enabled: bool | None = None,
@@ -49,11 +52,14 @@ def build_daily_schedule(
     )
     def daily_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         local_day = context.scheduled_execution_time.astimezone(zone).date()
-        day = (local_day - timedelta(days=1)).isoformat()
-        if not partitions_def.has_partition_key(day):
-            return dg.SkipReason(f"{day} is not a partition (before the dataset starts)")
+        day = local_day - timedelta(days=1)
+        if not has_partition_for(partitions_def, day):
+            return dg.SkipReason(f"{day} is in no partition (before the dataset starts)")
         return dg.RunRequest(
-            run_key=f"daily-{day}", partition_key=day, tags={"segment_pipeline/trigger": "schedule"}
+            run_key=f"daily-{day}",
+            partition_key=month_key(day),
+            run_config=day_range_run_config(day, day),
+            tags={"segment_pipeline/trigger": "schedule", "segment_pipeline/day": str(day)},
         )
 
     return daily_refresh

@@ -1,89 +1,97 @@
 """pandera models: the data contract of the staging layer (SPEC section 2).
 
 Staging parses text in DuckDB (what cannot be parsed is quarantined there, with the reason),
-then validates each day's typed rows against these models. Every row a model rejects goes to
+then validates the typed rows against these models. Every row a model rejects goes to
 `staging.quarantine` with the name of the check it failed, so the check names below are the
 rule names users see.
+
+The models use pandera's polars backend: DuckDB hands a batch to polars through Arrow without
+copying row by row, and the checks run as vectorised polars expressions. On 745k lines that is
+0.8 s against 4.2 s for the same models on pandas (docs/architecture.md, "Validation").
 """
 
 from __future__ import annotations
 
-import pandas as pd
-import pandera.pandas as pa
-from pandera.typing import Series
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.model_config import BaseConfig
+from pandera.api.polars.types import PolarsData
 
 AGE_BANDS: tuple[str, ...] = ("0-17", "18-25", "26-35", "36-45", "46-50", "51-55", "55+")
 UNKNOWN = "Unknown"
 
+#: Largest absolute difference between `amount` and `quantity * unit_price` that is rounding.
+AMOUNT_TOLERANCE = 0.005
+
+
+class _FilterConfig(BaseConfig):
+    strict = "filter"  # ignore bookkeeping columns (source_file, raw_values, ...)
+    coerce = False
+
 
 class _TransactionLine(pa.DataFrameModel):
-    line_id: Series[str] = pa.Field(nullable=False, unique=True)
-    partition_date: Series[pd.Timestamp] = pa.Field(nullable=False)
-    order_id: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
-    customer_id: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
-    order_ts: Series[pd.Timestamp] = pa.Field(nullable=False)
-    product_id: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
-    product_name: Series[str] = pa.Field(nullable=True)
-    category: Series[str] = pa.Field(nullable=True)
-    quantity: Series[int] = pa.Field(nullable=False)
-    unit_price: Series[float] = pa.Field(nullable=False)
-    amount: Series[float] = pa.Field(nullable=False)
+    line_id: str = pa.Field(nullable=False, unique=True)
+    partition_date: pl.Date = pa.Field(nullable=False)
+    order_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
+    customer_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
+    order_ts: pl.Datetime = pa.Field(nullable=False)
+    product_id: str = pa.Field(nullable=False, str_length={"min_value": 1})
+    product_name: str = pa.Field(nullable=True)
+    category: str = pa.Field(nullable=True)
+    quantity: pl.Int64 = pa.Field(nullable=False)
+    unit_price: pl.Float64 = pa.Field(nullable=False)
+    amount: pl.Float64 = pa.Field(nullable=False)
 
     @pa.check("unit_price", name="unit_price_not_negative")
-    def unit_price_not_negative(cls, unit_price: Series[float]) -> Series[bool]:
-        return unit_price >= 0
+    def unit_price_not_negative(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) >= 0)
 
     @pa.dataframe_check(name="amount_is_quantity_times_price")
-    def amount_is_quantity_times_price(cls, df: pd.DataFrame) -> Series[bool]:
-        return (df["amount"] - df["quantity"] * df["unit_price"]).abs() <= 0.005
+    def amount_is_quantity_times_price(cls, data: PolarsData) -> pl.LazyFrame:
+        difference = pl.col("amount") - pl.col("quantity") * pl.col("unit_price")
+        return data.lazyframe.select(difference.abs() <= AMOUNT_TOLERANCE)
 
     @pa.dataframe_check(name="order_ts_on_partition_day")
-    def order_ts_on_partition_day(cls, df: pd.DataFrame) -> Series[bool]:
-        return df["order_ts"].dt.normalize() == df["partition_date"].dt.normalize()
+    def order_ts_on_partition_day(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("order_ts").dt.date() == pl.col("partition_date"))
 
-    class Config:
-        strict = "filter"  # ignore bookkeeping columns (source_file, raw_values, ...)
-        coerce = False
+    Config = _FilterConfig
 
 
 class StagedTransaction(_TransactionLine):
     """A sale line: positive quantity."""
 
     @pa.check("quantity", name="quantity_positive_for_sale")
-    def quantity_positive_for_sale(cls, quantity: Series[int]) -> Series[bool]:
-        return quantity > 0
+    def quantity_positive_for_sale(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) > 0)
 
 
 class ReturnLine(_TransactionLine):
     """A return or cancellation line: negative quantity."""
 
     @pa.check("quantity", name="quantity_negative_for_return")
-    def quantity_negative_for_return(cls, quantity: Series[int]) -> Series[bool]:
-        return quantity < 0
+    def quantity_negative_for_return(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key) < 0)
 
 
 class CustomerProfile(pa.DataFrameModel):
     """One profile per customer; missing demographics are `Unknown`, not errors."""
 
-    customer_id: Series[str] = pa.Field(nullable=False, unique=True, str_length={"min_value": 1})
-    gender: Series[str] = pa.Field(isin=["M", "F", UNKNOWN])
-    age_band: Series[str] = pa.Field(isin=[*AGE_BANDS, UNKNOWN])
-    occupation: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
-    marital_status: Series[str] = pa.Field(isin=["0", "1", UNKNOWN])
-    city_category: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
+    customer_id: str = pa.Field(nullable=False, unique=True, str_length={"min_value": 1})
+    gender: str = pa.Field(isin=["M", "F", UNKNOWN])
+    age_band: str = pa.Field(isin=[*AGE_BANDS, UNKNOWN])
+    occupation: str = pa.Field(nullable=False, str_length={"min_value": 1})
+    marital_status: str = pa.Field(isin=["0", "1", UNKNOWN])
+    city_category: str = pa.Field(nullable=False, str_length={"min_value": 1})
 
-    class Config:
-        strict = "filter"
-        coerce = False
+    Config = _FilterConfig
 
 
 class ProductRecord(pa.DataFrameModel):
     """One row per product; a product without a category is `Unknown`."""
 
-    product_id: Series[str] = pa.Field(nullable=False, unique=True, str_length={"min_value": 1})
-    product_name: Series[str] = pa.Field(nullable=False)
-    category: Series[str] = pa.Field(nullable=False, str_length={"min_value": 1})
+    product_id: str = pa.Field(nullable=False, unique=True, str_length={"min_value": 1})
+    product_name: str = pa.Field(nullable=False)
+    category: str = pa.Field(nullable=False, str_length={"min_value": 1})
 
-    class Config:
-        strict = "filter"
-        coerce = False
+    Config = _FilterConfig

@@ -4,9 +4,10 @@ Each tick lists the day files, and compares each with what the cursor remembers 
 modification time and, when those moved, a SHA-256 of the content, so touching a file without
 changing it does not reload it). New and changed days, including corrected files for days
 already loaded, are requested as ONE run over the range from the first to the last of them:
-raw and staging for those days, then everything downstream once, not once per day. Days inside
-the range that did not change are re-processed too; that is safe because every partition write
-is idempotent. A file whose name is not a valid `YYYY-MM-DD.csv|parquet` is reported in the
+the month partitions holding those days, with the raw load narrowed to the first..last changed
+day (so staging processes those days, not their months), then everything downstream once.
+Unchanged days between the first and the last are reloaded too; that is safe because every
+write is idempotent. A file whose name is not a valid `YYYY-MM-DD.csv|parquet` is reported in the
 sensor's log and skipped.
 """
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
+from segment_pipeline.assets.ingest import day_range_run_config
 from segment_pipeline.jobs import ALL_ASSETS_JOB
-from segment_pipeline.runner import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from segment_pipeline.partitions import has_partition_for, range_tags
 from segment_pipeline.sources.canonical import parse_day_file_name
 
 SENSOR_NAME = "new_transaction_files"
@@ -78,7 +81,7 @@ def scan_folder(folder: Path, previous: dict[str, list[object]]) -> ScanResult:
 
 
 def build_new_data_sensor(
-    transactions_dir: Path, partitions_def: dg.DailyPartitionsDefinition
+    transactions_dir: Path, partitions_def: dg.PartitionsDefinition
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name=SENSOR_NAME,
@@ -95,7 +98,11 @@ def build_new_data_sensor(
             context.log.warning(
                 f"skipping {transactions_dir / name}: not a YYYY-MM-DD.csv or .parquet file name"
             )
-        days = [d for d in result.changed_days if partitions_def.has_partition_key(d)]
+        days = [
+            d
+            for d in result.changed_days
+            if has_partition_for(partitions_def, date.fromisoformat(d))
+        ]
         for day in sorted(set(result.changed_days) - set(days)):
             context.log.warning(
                 f"skipping {day}: outside the partitions (restart the code "
@@ -110,9 +117,9 @@ def build_new_data_sensor(
         context.log.info(f"{len(days)} new or changed day file(s): {start}..{end}")
         request = dg.RunRequest(
             run_key=f"files-{start}-{end}-{hashlib.sha256(cursor.encode()).hexdigest()[:12]}",
+            run_config=day_range_run_config(date.fromisoformat(start), date.fromisoformat(end)),
             tags={
-                PARTITION_RANGE_START_TAG: start,
-                PARTITION_RANGE_END_TAG: end,
+                **range_tags(date.fromisoformat(start), date.fromisoformat(end)),
                 "segment_pipeline/trigger": "sensor",
                 "segment_pipeline/changed_days": ",".join(days)[:1000],
             },

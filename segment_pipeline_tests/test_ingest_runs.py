@@ -18,6 +18,8 @@ from segment_pipeline_tests.datasets import line, write_day
 INGEST = 'key:"raw/*" or key:"staging/*"'
 TABLES = [
     "raw.transactions",
+    "raw.loads",
+    "staging.staged_days",
     "staging.transactions",
     "staging.returns",
     "staging.quarantine",
@@ -87,12 +89,32 @@ def test_range_backfill_equals_day_by_day_runs(tmp_path: Path, instance: dg.Dags
     ]
     assert_same_tables(range_tables, daily_tables)
 
-    # The range run recorded one materialization per day (including the day without a file).
+    # Partitions are months: the range run recorded one materialization for 2024-03, the four
+    # day runs one each; raw.loads and staging.staged_days say which days hold data.
     records = instance.fetch_materializations(
         dg.AssetKey(["staging", "transactions"]), limit=100
     ).records
-    days = {r.partition_key for r in records}
-    assert {"2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"} <= days
+    assert {r.partition_key for r in records} == {"2024-03-01"}
+    assert len(records) == 5
+    conn = duckdb.connect(str(range_db))
+    try:
+        loaded = conn.execute("SELECT partition_date, rows FROM raw.loads ORDER BY 1").fetchall()
+        staged = conn.execute(
+            "SELECT partition_date, raw, staged, returns, quarantined FROM staging.staged_days "
+            "ORDER BY 1"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert [(str(d), n) for d, n in loaded] == [
+        ("2024-03-01", 3),
+        ("2024-03-03", 2),
+        ("2024-03-04", 1),
+    ]
+    assert [(str(d), *n) for d, *n in staged] == [
+        ("2024-03-01", 3, 1, 1, 1),
+        ("2024-03-03", 2, 1, 0, 1),
+        ("2024-03-04", 1, 1, 0, 0),
+    ]
 
 
 def test_rematerializing_a_day_replaces_exactly_that_day(

@@ -15,20 +15,29 @@ import duckdb
 import pytest
 
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
-from segment_pipeline.runner import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from segment_pipeline.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from segment_pipeline.schedules import build_daily_schedule
 from segment_pipeline.sensors import build_new_data_sensor, scan_folder
 from segment_pipeline.settings import PROJECT_ROOT
 from segment_pipeline_tests.datasets import line, write_day
 
 BIN = Path(sys.executable).parent
-PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-03-01", timezone="UTC")
+PARTITIONS = dg.MonthlyPartitionsDefinition(start_date="2024-03-01", end_offset=1, timezone="UTC")
+
+
+def day_range(request: dg.RunRequest) -> tuple[str, str]:
+    """The days the request narrows raw and staging to (they must agree)."""
+    ops = request.run_config["ops"]
+    raw, staging = ops["raw__transactions"]["config"], ops["staging_transactions"]["config"]
+    assert raw == staging
+    return raw["first_day"], raw["last_day"]
 
 
 # --- schedule --------------------------------------------------------------------------------
 
 
 def test_schedule_requests_the_previous_day_with_the_whole_graph() -> None:
+    # The month partition holding the day, narrowed to that day: a new day costs a day.
     schedule = build_daily_schedule(PARTITIONS, cron="30 4 * * *", timezone="UTC")
     assert schedule.job_name == ALL_ASSETS_JOB_NAME
     assert schedule.cron_schedule == "30 4 * * *"
@@ -36,7 +45,8 @@ def test_schedule_requests_the_previous_day_with_the_whole_graph() -> None:
         scheduled_execution_time=datetime(2024, 3, 10, 4, 30, tzinfo=UTC)
     )
     request = schedule(context)
-    assert request.partition_key == "2024-03-09"
+    assert request.partition_key == "2024-03-01"
+    assert day_range(request) == ("2024-03-09", "2024-03-09")
     assert request.run_key == "daily-2024-03-09"
 
 
@@ -47,7 +57,7 @@ def test_schedule_uses_its_timezone_for_the_day() -> None:
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime(2024, 3, 9, 16, 0, tzinfo=UTC)  # 01:00 KST, 10th
     )
-    assert schedule(context).partition_key == "2024-03-09"
+    assert day_range(schedule(context)) == ("2024-03-09", "2024-03-09")
 
 
 def test_schedule_skips_days_before_the_dataset() -> None:
@@ -86,8 +96,9 @@ def test_sensor_new_changed_bad_name_and_nothing_new(tmp_path: Path) -> None:
     tags = first.run_requests[0].tags
     assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]) == (
         "2024-03-01",
-        "2024-03-03",
+        "2024-03-01",
     )
+    assert day_range(first.run_requests[0]) == ("2024-03-01", "2024-03-03")
     assert "march-4th.csv" not in first.cursor
 
     # Nothing new -> no run, and touching a file without changing it is not a change.
@@ -106,11 +117,8 @@ def test_sensor_new_changed_bad_name_and_nothing_new(tmp_path: Path) -> None:
     )
     second = tick(sensor, touched.cursor)
     assert len(second.run_requests) == 1
+    assert day_range(second.run_requests[0]) == ("2024-03-01", "2024-03-05")
     tags = second.run_requests[0].tags
-    assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]) == (
-        "2024-03-01",
-        "2024-03-05",
-    )
     assert tags["segment_pipeline/changed_days"] == "2024-03-01,2024-03-05"
 
 
@@ -171,7 +179,7 @@ def _tables(db: Path) -> dict[str, list[tuple]]:
         conn.close()
 
 
-INGEST = "tag:partitioned=daily"
+INGEST = "tag:partitioned=time"
 
 
 def test_dagster_cli_partition_range_equals_segment_pipeline_backfill(tmp_path: Path) -> None:
@@ -187,7 +195,7 @@ def test_dagster_cli_partition_range_equals_segment_pipeline_backfill(tmp_path: 
             "--select",
             INGEST,
             "--partition-range",
-            "2024-03-01...2024-03-04",
+            "2024-03-01...2024-03-01",  # the month partition holding the four days
         ],
         cwd=PROJECT_ROOT,
         env=_env(tmp_path, data, db_a),

@@ -1,15 +1,18 @@
-"""Raw and staging layers: daily-partitioned loading and validation of transactions, plus the
-customer and product masters.
+"""Raw and staging layers: monthly-partitioned loading and validation of transactions, plus
+the customer and product masters.
 
-Both partitioned assets use `BackfillPolicy.single_run()`: a backfill of a range of days is one
-run, and the asset walks the run's window one day at a time, so memory stays bounded by a day's
-data however long the range. Each day is delete-then-insert, so re-running a day replaces
-exactly that day's rows.
+Both partitioned assets use `BackfillPolicy.single_run()`: a backfill of a range of months is
+one run. Raw replaces the days it is asked for (the whole window by default; the schedule, the
+sensor and `segment-pipeline backfill` narrow it to the new or changed days with `first_day` /
+`last_day`) in one transaction. Staging then processes exactly the days whose raw load it has
+not seen (raw.loads vs staging.staged_days), so a new day costs a day, not its month, and the
+staging checks look at those days only.
 """
 
 from datetime import date
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
 
@@ -22,8 +25,7 @@ from segment_pipeline.logic.staging import (
     STAGED_TRANSACTIONS,
     RawLoadError,
     StagingCounts,
-    ensure_staging_tables,
-    load_raw_day,
+    load_raw_window,
     stage_master,
     stage_transactions_window,
 )
@@ -34,9 +36,9 @@ from segment_pipeline.tables import preview_markdown, table_metadata
 
 OWNERS = ["team:data-engineering"]
 
-#: Marks the daily-partitioned assets, so a selection can name them (`tag:partitioned=daily`)
-#: and everything else (`not tag:partitioned=daily`), e.g. for a two-step CLI backfill.
-DAILY_TAGS = {"partitioned": "daily"}
+#: Marks the time-partitioned assets, so a selection can name them (`tag:partitioned=time`)
+#: and everything else (`not tag:partitioned=time`), e.g. for a two-step CLI backfill.
+PARTITIONED_TAGS = {"partitioned": "time"}
 
 RAW_KEY = dg.AssetKey(["raw", "transactions"])
 STAGED_KEY = dg.AssetKey(["staging", "transactions"])
@@ -49,27 +51,72 @@ PRODUCTS_KEY = dg.AssetKey(["staging", "products"])
 STAGING_KEYS = [STAGED_KEY, CUSTOMERS_KEY, PRODUCTS_KEY]
 
 
-class StagingConfig(dg.Config):
-    """Thresholds for the staging checks."""
+class DayRangeConfig(dg.Config):
+    """Which days of the partition window to (re)process. Default: every day of the window."""
+
+    first_day: str | None = None
+    """First day, YYYY-MM-DD (days before it in the window are left as they are)."""
+    last_day: str | None = None
+    """Last day, YYYY-MM-DD."""
+
+
+class StagingConfig(DayRangeConfig):
+    """The days to stage, and thresholds for the staging checks."""
 
     max_quarantine_rate: float = 0.05
-    """Warn when more than this share of a window's raw lines is quarantined."""
+    """Warn when more than this share of the staged days' raw lines is quarantined."""
+
+
+#: The partitioned steps that take a day range, by the asset key that selects them.
+DAY_RANGE_OPS = {RAW_KEY: "raw__transactions", STAGED_KEY: "staging_transactions"}
+
+
+def day_range_run_config(
+    first: date, last: date, selected: list[dg.AssetKey] | None = None
+) -> dict:
+    """Run config that narrows raw and staging to the days `first..last` (the schedule, the
+    sensor and the CLI), for the steps among `selected` (default: both)."""
+    config = {"first_day": first.isoformat(), "last_day": last.isoformat()}
+    return {
+        "ops": {
+            op: {"config": config}
+            for key, op in DAY_RANGE_OPS.items()
+            if selected is None or key in selected
+        }
+    }
 
 
 def _window_label(days: list[date]) -> str:
     if not days:
-        return "(empty window)"
+        return "(no days)"
     return days[0].isoformat() if len(days) == 1 else f"{days[0]}..{days[-1]}"
 
 
+def _requested_days(context: AssetExecutionContext, config: DayRangeConfig) -> list[date]:
+    """The window's days within the configured range; a range that selects none is an error."""
+    try:
+        first = date.fromisoformat(config.first_day) if config.first_day else None
+        last = date.fromisoformat(config.last_day) if config.last_day else None
+    except ValueError as exc:
+        raise dg.Failure(description=f"day range config: {exc} (expected YYYY-MM-DD)") from None
+    window = window_days(context)
+    days = [d for d in window if (first is None or d >= first) and (last is None or d <= last)]
+    if not days:
+        raise dg.Failure(
+            description=f"the configured days {config.first_day}..{config.last_day} are outside "
+            f"the partition window {_window_label(window)}"
+        )
+    return days
+
+
 def build_ingest_assets(
-    partitions_def: dg.DailyPartitionsDefinition,
+    partitions_def: dg.PartitionsDefinition,
 ) -> list[dg.AssetsDefinition]:
     """The raw and staging assets for one partitions definition."""
 
     @dg.asset(
         key=RAW_KEY,
-        tags=DAILY_TAGS,
+        tags=PARTITIONED_TAGS,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
@@ -77,46 +124,43 @@ def build_ingest_assets(
         kinds={"duckdb"},
         owners=OWNERS,
         description="Each day's transaction lines exactly as found in the dataset (all text), "
-        "with the source file and line number. A day without a file is an empty partition.",
+        "with the source file and line number; raw.loads records which file and load each "
+        "day came from. A day without a file has no rows.",
         metadata=RAW_TRANSACTIONS.spec_metadata(),
     )
     def raw_transactions(
-        context: AssetExecutionContext, warehouse: DuckDBWarehouse, dataset: DatasetResource
+        context: AssetExecutionContext,
+        config: DayRangeConfig,
+        warehouse: DuckDBWarehouse,
+        dataset: DatasetResource,
     ) -> dg.MaterializeResult:
-        days = window_days(context)
+        days = _requested_days(context, config)
         try:
             source = dataset.open()
-        except DataContractError as exc:
-            raise dg.Failure(description=str(exc)) from None
-        per_day: list[dict[str, object]] = []
-        with warehouse.connect() as conn:
-            ensure_staging_tables(conn)
-            for day in days:
-                try:
-                    load = load_raw_day(conn, source, day, ensure=False)
-                except (DataContractError, RawLoadError) as exc:
-                    raise dg.Failure(description=str(exc)) from None
-                per_day.append(
-                    {
-                        "day": day.isoformat(),
-                        "file": load.source_file or "(no file: empty partition)",
-                        "rows": load.rows,
-                    }
+            with warehouse.connect() as conn:
+                load = load_raw_window(conn, source, days[0], days[-1])
+                metadata = table_metadata(
+                    conn, RAW_TRANSACTIONS, order_by="partition_date, source_line"
                 )
-                context.log.debug(f"raw.transactions {day}: {load.rows} lines")
-            metadata = table_metadata(
-                conn, RAW_TRANSACTIONS, order_by="partition_date, source_line"
-            )
+        except (DataContractError, RawLoadError) as exc:
+            raise dg.Failure(description=str(exc)) from None
+        per_day = pd.DataFrame(
+            [
+                {"day": d.isoformat(), "file": f or "", "rows": n}
+                for d, (f, n) in sorted(load.per_day.items())
+            ]
+        )
         context.log.info(
-            f"raw.transactions {_window_label(days)}: {sum(int(d['rows']) for d in per_day)} "
-            f"lines from {sum(1 for d in per_day if d['rows'])} files"
+            f"raw.transactions {_window_label(days)}: {load.rows} lines from "
+            f"{len(load.per_day)} day(s)"
         )
         metadata.update(
             {
                 "window": _window_label(days),
-                "window_rows": sum(int(d["rows"]) for d in per_day),
-                "days_without_file": sum(1 for d in per_day if d["rows"] == 0),
-                "per_day": preview_markdown(pd.DataFrame(per_day), max_rows=31),
+                "window_rows": load.rows,
+                "days_loaded": len(load.per_day),
+                "days_without_data": len(days) - len(load.per_day),
+                "per_day": preview_markdown(per_day, max_rows=31),
                 "source": source.describe(),
             }
         )
@@ -126,10 +170,10 @@ def build_ingest_assets(
         specs=[
             dg.AssetSpec(
                 STAGED_KEY,
-                tags=DAILY_TAGS,
+                tags=PARTITIONED_TAGS,
                 deps=[RAW_KEY],
                 group_name="staging",
-                kinds={"duckdb", "pandas", "pandera"},
+                kinds={"duckdb", "polars", "pandera"},
                 owners=OWNERS,
                 description="Validated sale lines: typed, amount = quantity * unit_price, checked "
                 "against the pandera model StagedTransaction.",
@@ -137,10 +181,10 @@ def build_ingest_assets(
             ),
             dg.AssetSpec(
                 RETURNS_KEY,
-                tags=DAILY_TAGS,
+                tags=PARTITIONED_TAGS,
                 deps=[RAW_KEY],
                 group_name="staging",
-                kinds={"duckdb", "pandas", "pandera"},
+                kinds={"duckdb", "polars", "pandera"},
                 owners=OWNERS,
                 description="Return and cancellation lines (negative quantity), validated "
                 "against the pandera model ReturnLine.",
@@ -148,10 +192,10 @@ def build_ingest_assets(
             ),
             dg.AssetSpec(
                 QUARANTINE_KEY,
-                tags=DAILY_TAGS,
+                tags=PARTITIONED_TAGS,
                 deps=[RAW_KEY],
                 group_name="staging",
-                kinds={"duckdb", "pandas", "pandera"},
+                kinds={"duckdb", "polars", "pandera"},
                 owners=OWNERS,
                 description="Rows that broke a rule, with the rule, the offending value and the "
                 "raw row. Transactions are partitioned by day; customer and product rows are "
@@ -166,28 +210,29 @@ def build_ingest_assets(
                 "rows_conserved",
                 asset=STAGED_KEY,
                 blocking=True,
-                description="Every raw line of every day in the window is in exactly one place: "
-                "raw = staged + returns + quarantined.",
+                description="Every raw line of every day staged by the run is in exactly one "
+                "place: raw = staged + returns + quarantined, counted from the tables.",
             ),
             dg.AssetCheckSpec(
                 "line_key_unique",
                 asset=STAGED_KEY,
                 blocking=True,
-                description="line_id is unique across staging.transactions and staging.returns.",
+                description="line_id is unique across staging.transactions and staging.returns "
+                "on the days staged by the run.",
             ),
             dg.AssetCheckSpec(
                 "required_columns_not_null",
                 asset=STAGED_KEY,
                 blocking=True,
                 description="No NULL in order_id, customer_id, order_ts, product_id, quantity, "
-                "unit_price, amount.",
+                "unit_price, amount on the days staged by the run.",
             ),
             dg.AssetCheckSpec(
                 "quarantine_rate",
                 asset=STAGED_KEY,
                 blocking=False,
-                description="Warns when the window's quarantined share exceeds "
-                "max_quarantine_rate (config).",
+                description="Warns when the quarantined share of the days staged by the run "
+                "exceeds max_quarantine_rate (config).",
             ),
         ],
         name="staging_transactions",
@@ -196,14 +241,9 @@ def build_ingest_assets(
     def staging_transactions(
         context: AssetExecutionContext, config: StagingConfig, warehouse: DuckDBWarehouse
     ):
-        days = window_days(context)
+        days = _requested_days(context, config)
         with warehouse.connect() as conn:
             counts: list[StagingCounts] = stage_transactions_window(conn, days)
-            for day_counts in counts:
-                context.log.debug(
-                    f"staging {day_counts.day}: raw={day_counts.raw} staged={day_counts.staged} "
-                    f"returns={day_counts.returns} quarantined={day_counts.quarantined}"
-                )
             context.log.info(
                 f"staging {_window_label(days)}: raw={sum(c.raw for c in counts)} "
                 f"staged={sum(c.staged for c in counts)} "
@@ -211,19 +251,16 @@ def build_ingest_assets(
                 f"quarantined={sum(c.quarantined for c in counts)}"
             )
             checks = _staging_checks(conn, counts, config.max_quarantine_rate)
-            quarantine_rules = (
-                conn.execute(
-                    "SELECT rule, count(*) AS rows FROM staging.quarantine "
-                    "WHERE entity = 'transactions' AND partition_date BETWEEN ? AND ? "
-                    "GROUP BY rule ORDER BY rows DESC, rule",
-                    [days[0], days[-1]],
-                ).df()
-                if days
-                else pd.DataFrame()
-            )
-            window = {
+            quarantine_rules = conn.execute(
+                "SELECT rule, count(*) AS rows FROM staging.quarantine "
+                "WHERE entity = 'transactions' AND list_contains(?::DATE[], partition_date) "
+                "GROUP BY rule ORDER BY rows DESC, rule",
+                [days],
+            ).df()
+            summary = {
                 "window": _window_label(days),
-                "window_raw_rows": sum(c.raw for c in counts),
+                "days_staged": len(days),
+                "staged_days_raw_rows": sum(c.raw for c in counts),
             }
             staged_meta = table_metadata(conn, STAGED_TRANSACTIONS, order_by="line_id")
             returns_meta = table_metadata(conn, STAGED_RETURNS, order_by="line_id")
@@ -232,22 +269,18 @@ def build_ingest_assets(
             )
         yield dg.MaterializeResult(
             asset_key=STAGED_KEY,
-            metadata={**staged_meta, **window, "window_staged_rows": sum(c.staged for c in counts)},
+            metadata={**staged_meta, **summary, "staged_rows": sum(c.staged for c in counts)},
         )
         yield dg.MaterializeResult(
             asset_key=RETURNS_KEY,
-            metadata={
-                **returns_meta,
-                **window,
-                "window_return_rows": sum(c.returns for c in counts),
-            },
+            metadata={**returns_meta, **summary, "return_rows": sum(c.returns for c in counts)},
         )
         yield dg.MaterializeResult(
             asset_key=QUARANTINE_KEY,
             metadata={
                 **quarantine_meta,
-                **window,
-                "window_quarantined_rows": sum(c.quarantined for c in counts),
+                **summary,
+                "quarantined_rows": sum(c.quarantined for c in counts),
                 "rules": preview_markdown(quarantine_rules, max_rows=20),
             },
         )
@@ -256,9 +289,28 @@ def build_ingest_assets(
     return [raw_transactions, staging_transactions]
 
 
+#: Duplicate line ids and rows with a NULL required column, on the given days only (the
+#: staging checks follow the days a run staged, not the whole history).
+STAGED_DAYS_INTEGRITY_SQL = """
+WITH lines AS (
+    SELECT line_id, order_id, customer_id, order_ts, product_id, quantity, unit_price, amount
+    FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
+    UNION ALL
+    SELECT line_id, order_id, customer_id, order_ts, product_id, quantity, unit_price, amount
+    FROM staging.returns WHERE list_contains(?::DATE[], partition_date)
+)
+SELECT count(*) - count(DISTINCT line_id),
+       count(*) FILTER (WHERE order_id IS NULL OR customer_id IS NULL OR order_ts IS NULL
+                        OR product_id IS NULL OR quantity IS NULL OR unit_price IS NULL
+                        OR amount IS NULL)
+FROM lines
+"""
+
+
 def _staging_checks(
-    conn, counts: list[StagingCounts], max_rate: float
+    conn: duckdb.DuckDBPyConnection, counts: list[StagingCounts], max_rate: float
 ) -> list[dg.AssetCheckResult]:
+    days = [c.day for c in counts]
     broken = [c for c in counts if not c.conserved]
     per_day = pd.DataFrame(
         [
@@ -272,31 +324,7 @@ def _staging_checks(
             for c in counts
         ]
     )
-    # Re-count from the tables themselves (not from what the code thinks it wrote).
-    recount = conn.execute(
-        """
-        WITH r AS (SELECT partition_date d, count(*) n FROM raw.transactions GROUP BY 1),
-             s AS (SELECT partition_date d, count(*) n FROM staging.transactions GROUP BY 1),
-             t AS (SELECT partition_date d, count(*) n FROM staging.returns GROUP BY 1),
-             q AS (SELECT partition_date d, count(*) n FROM staging.quarantine
-                   WHERE entity = 'transactions' GROUP BY 1)
-        SELECT d, coalesce(r.n, 0) AS raw,
-               coalesce(s.n, 0) + coalesce(t.n, 0) + coalesce(q.n, 0) AS placed
-        FROM r FULL JOIN s USING (d) FULL JOIN t USING (d) FULL JOIN q USING (d)
-        WHERE d IN (SELECT unnest(?::DATE[]))
-          AND coalesce(r.n, 0) <> coalesce(s.n, 0) + coalesce(t.n, 0) + coalesce(q.n, 0)
-        """,
-        [[c.day for c in counts]],
-    ).fetchall()
-    dup = conn.execute(
-        "SELECT count(*) - count(DISTINCT line_id) FROM "
-        "(SELECT line_id FROM staging.transactions UNION ALL SELECT line_id FROM staging.returns)"
-    ).fetchall()[0][0]
-    nulls = conn.execute(
-        "SELECT count(*) FROM staging.transactions WHERE order_id IS NULL OR customer_id IS NULL "
-        "OR order_ts IS NULL OR product_id IS NULL OR quantity IS NULL OR unit_price IS NULL "
-        "OR amount IS NULL"
-    ).fetchall()[0][0]
+    dup, nulls = conn.execute(STAGED_DAYS_INTEGRITY_SQL, [days, days]).fetchall()[0]
     raw_total = sum(c.raw for c in counts)
     quarantined_total = sum(c.quarantined for c in counts)
     rate = quarantined_total / raw_total if raw_total else 0.0
@@ -304,10 +332,10 @@ def _staging_checks(
         dg.AssetCheckResult(
             asset_key=STAGED_KEY,
             check_name="rows_conserved",
-            passed=not broken and not recount,
+            passed=not broken,
             metadata={
                 "days_checked": len(counts),
-                "days_not_conserved": len(broken) + len(recount),
+                "days_not_conserved": len(broken),
                 "per_day": preview_markdown(per_day, max_rows=31),
             },
         ),
@@ -346,7 +374,7 @@ def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.
         # the whole graph runs as one run (the CLI requires it of every selected asset).
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
-        kinds={"duckdb", "pandas", "pandera"},
+        kinds={"duckdb", "polars", "pandera"},
         owners=OWNERS,
         description=description,
         metadata=table.spec_metadata(),

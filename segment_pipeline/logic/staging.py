@@ -1,38 +1,41 @@
 """Raw -> staging: parse in DuckDB, validate with pandera, route every row to exactly one place.
 
-For each day (partition) of transactions:
+Raw: :func:`load_raw_window` replaces a window of days with the source's rows in one
+transaction (one multi-file read per source query, not one statement per day) and records
+each loaded day in `raw.loads`.
 
-1. `TYPED_TRANSACTIONS_SQL` parses the day's raw text in DuckDB. A row whose text cannot be
-   parsed (a missing id, a date that is not a date, a quantity that is not an integer, ...) or
-   that repeats an earlier line of the same order exactly gets a `parse_rule`: it goes to the
-   quarantine with that rule, the offending value, and the raw row as JSON.
-2. The parsed rows (one day: a bounded frame) are validated by pandera: negative quantities
-   against :class:`ReturnLine`, the rest against :class:`StagedTransaction`. A row a model
-   rejects goes to the quarantine with the name of the failed check.
-3. What passes goes to `staging.transactions` (sales) or `staging.returns`.
+Staging replaces the days it is given (a month, or the new day the schedule names), in batches
+of days bounded by their line count:
+
+1. `TYPED_TRANSACTIONS_SQL` parses the batch's raw text in DuckDB into a temp table. A row
+   whose text cannot be parsed (a missing id, a date that is not a date, a quantity that is
+   not an integer, ...) or that repeats an earlier line of the same order exactly gets a
+   `parse_rule`: it goes to the quarantine with that rule, the offending value, and the raw row
+   as JSON.
+2. The parsed rows are validated by pandera (polars backend, handed over through Arrow):
+   negative quantities against :class:`ReturnLine`, the rest against
+   :class:`StagedTransaction`. Only the rejected rows' keys, rules and details come back.
+3. DuckDB moves what passed to `staging.transactions` (sales) or `staging.returns`, and the
+   rest to `staging.quarantine`, in one transaction per batch, and records the day's counts in
+   `staging.staged_days`.
 
 So `raw = staged + returns + quarantined` holds by construction, and is still checked.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
-import pandas as pd
 import pandera.errors
-import pandera.pandas as pa
+import pandera.polars as pa
+import polars as pl
 
 from segment_pipeline.schemas import CustomerProfile, ProductRecord, ReturnLine, StagedTransaction
 from segment_pipeline.sources.base import DatasetSource
-from segment_pipeline.tables import (
-    Column,
-    TableDef,
-    ensure_table,
-    replace_rows,
-    replace_rows_from_frame,
-)
+from segment_pipeline.tables import Column, TableDef, ensure_table
 
 # --------------------------------------------------------------------------------------------
 # Table definitions
@@ -174,9 +177,11 @@ def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create every raw/staging table and the `staging.sales_lines` view."""
     for table in (
         RAW_TRANSACTIONS,
+        RAW_LOADS,
         STAGED_TRANSACTIONS,
         STAGED_RETURNS,
         QUARANTINE,
+        STAGED_DAYS,
         STAGED_CUSTOMERS,
         STAGED_PRODUCTS,
     ):
@@ -185,57 +190,144 @@ def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Transactions
+# Load bookkeeping: which raw load each day came from, and which load staging last processed
+# --------------------------------------------------------------------------------------------
+
+RAW_LOADS = TableDef(
+    schema="raw",
+    name="loads",
+    description="One row per loaded day: the file its lines came from and how many there are. "
+    "Which days are loaded, at a glance (the month partitions hold many days each).",
+    columns=(
+        Column("partition_date", "DATE", "The day", nullable=False),
+        Column("source_file", "VARCHAR", "File (or source) the day's lines came from"),
+        Column("rows", "BIGINT", "Lines loaded for the day", nullable=False),
+    ),
+    primary_key=("partition_date",),
+)
+
+STAGED_DAYS = TableDef(
+    schema="staging",
+    name="staged_days",
+    description="One row per staged day with raw lines: where its lines went "
+    "(raw = staged + returns + quarantined), counted from the tables after the write.",
+    columns=(
+        Column("partition_date", "DATE", "The day", nullable=False),
+        Column("raw", "BIGINT", "Raw lines of the day", nullable=False),
+        Column("staged", "BIGINT", "Lines in staging.transactions", nullable=False),
+        Column("returns", "BIGINT", "Lines in staging.returns", nullable=False),
+        Column("quarantined", "BIGINT", "Lines in staging.quarantine", nullable=False),
+    ),
+    primary_key=("partition_date",),
+)
+
+# --------------------------------------------------------------------------------------------
+# Raw: a window of days in one statement per source query, one transaction
 # --------------------------------------------------------------------------------------------
 
 
 class RawLoadError(RuntimeError):
-    """A day's input could not be read; the message names the file and what DuckDB found."""
-
-
-def load_raw_day(
-    conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date, *, ensure: bool = True
-) -> RawLoad:
-    """Replace `day`'s rows in raw.transactions with the source's rows for that day (none when
-    the day has no data: an empty partition). Raises DataContractError for a missing column and
-    RawLoadError for a file DuckDB cannot parse."""
-    query = source.raw_transactions(conn, day)
-    if query is None:
-        select_sql, params = "SELECT * FROM raw.transactions WHERE false", []
-    else:
-        select_sql = f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src"
-        params = [day, *query.params]
-    try:
-        rows = replace_rows(
-            conn,
-            RAW_TRANSACTIONS,
-            select_sql,
-            params,
-            delete_where="partition_date = ?",
-            delete_params=[day],
-            ensure=ensure,  # a loop over many days ensures the tables once, before it
-        )
-    except duckdb.Error as exc:
-        if query is None:
-            raise
-        # DuckDB names the line and shows it; its first two lines say it all.
-        reason = " | ".join(str(exc).strip().splitlines()[:2])
-        raise RawLoadError(f"{query.source_file}: could not be loaded: {reason}") from None
-    return RawLoad(day=day, source_file=query.source_file if query else None, rows=rows)
+    """An input could not be read; the message names the file and what DuckDB found."""
 
 
 @dataclass(frozen=True)
 class RawLoad:
-    day: date
-    source_file: str | None
-    rows: int
+    """What one raw load wrote: rows and file per day (days without data are left out)."""
+
+    first: date
+    last: date
+    per_day: dict[date, tuple[str | None, int]]
+
+    @property
+    def rows(self) -> int:
+        return sum(n for _, n in self.per_day.values())
+
+    @property
+    def source_file(self) -> str | None:
+        files = sorted({f for f, _ in self.per_day.values() if f})
+        return files[0] if len(files) == 1 else (", ".join(files) if files else None)
 
 
-#: Parse one day of raw lines. Rules are tested in this order; the first one broken is the
-#: row's `parse_rule`. `?` is the partition date.
+def load_raw_window(
+    conn: duckdb.DuckDBPyConnection, source: DatasetSource, first: date, last: date
+) -> RawLoad:
+    """Replace every day `first..last` of raw.transactions with the source's rows.
+
+    One transaction: a failing file leaves raw exactly as it was. Raises DataContractError for
+    a missing column and RawLoadError for a file DuckDB cannot parse.
+    """
+    ensure_staging_tables(conn)
+    queries = source.raw_window(conn, first, last)
+    columns = ", ".join(RAW_TRANSACTIONS.column_names)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            "DELETE FROM raw.transactions WHERE partition_date BETWEEN ? AND ?", [first, last]
+        )
+        for query in queries:
+            try:
+                conn.execute(
+                    f"INSERT INTO raw.transactions ({columns}) SELECT {columns} "
+                    f"FROM ({query.sql}) AS src WHERE partition_date BETWEEN ? AND ?",
+                    [*query.params, first, last],
+                )
+            except duckdb.Error as exc:
+                raise RawLoadError(_load_error_message(query.source_file, exc)) from None
+        conn.execute("DELETE FROM raw.loads WHERE partition_date BETWEEN ? AND ?", [first, last])
+        conn.execute(RECORD_LOADS_SQL, [first, last])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    per_day = {
+        day: (source_file, int(rows))
+        for day, source_file, rows in conn.execute(
+            "SELECT partition_date, source_file, rows FROM raw.loads "
+            "WHERE partition_date BETWEEN ? AND ? ORDER BY 1",
+            [first, last],
+        ).fetchall()
+    }
+    return RawLoad(first=first, last=last, per_day=per_day)
+
+
+def _load_error_message(source: str, exc: duckdb.Error) -> str:
+    """DuckDB's first two lines name the line and show it; a multi-file scan names the file
+    further down (`file = ...`), which replaces the folder the query was built for."""
+    text = str(exc).strip()
+    named = re.search(r"^\s*file = (.+)$", text, flags=re.MULTILINE)
+    reason = " | ".join(text.splitlines()[:2])
+    return f"{named.group(1).strip() if named else source}: could not be loaded: {reason}"
+
+
+#: One raw.loads row per day of the window that has lines. `?`: first, last day.
+RECORD_LOADS_SQL = """
+INSERT INTO raw.loads (partition_date, source_file, rows)
+SELECT partition_date,
+       CASE WHEN count(DISTINCT source_file) = 1 THEN min(source_file)
+            ELSE min(source_file) || ' (+' || (count(DISTINCT source_file) - 1) || ' more)' END,
+       count(*)
+FROM raw.transactions
+WHERE partition_date BETWEEN ? AND ?
+GROUP BY partition_date
+"""
+
+
+def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date) -> RawLoad:
+    """Replace one day of raw.transactions (see :func:`load_raw_window`)."""
+    return load_raw_window(conn, source, day, day)
+
+
+# --------------------------------------------------------------------------------------------
+# Staging: parse in DuckDB, validate with pandera (polars), route in DuckDB
+# --------------------------------------------------------------------------------------------
+
+#: Parse a batch of days of raw lines into the temp table `_typed`. Rules are tested in this
+#: order; the first one broken is the row's `parse_rule`. `?`: first day, last day, the days.
 TYPED_TRANSACTIONS_SQL = r"""
+CREATE OR REPLACE TEMP TABLE _typed AS
 WITH src AS (
-    SELECT * FROM raw.transactions WHERE partition_date BETWEEN ? AND ?
+    SELECT * FROM raw.transactions
+    WHERE partition_date BETWEEN ? AND ? AND list_contains(?::DATE[], partition_date)
 ),
 cleaned AS (
     SELECT
@@ -276,6 +368,10 @@ ruled AS (
             WHEN t_quantity IS NULL THEN 'quantity_not_integer'
             WHEN c_unit_price IS NULL THEN 'unit_price_missing'
             WHEN t_unit_price IS NULL THEN 'unit_price_unparseable'
+            -- The line total must fit the staged DECIMAL(18,4); a larger one is quarantined
+            -- here rather than failing the whole window's insert.
+            WHEN TRY_CAST(t_quantity * t_unit_price AS DECIMAL(18,4)) IS NULL
+                THEN 'amount_out_of_range'
             -- An exact repeat of an earlier line of the same order (same customer, time,
             -- product, quantity and price) is a duplicated record, not a second purchase.
             WHEN row_number() OVER (
@@ -297,7 +393,8 @@ SELECT
     nullif(trim(category), '') AS category,
     t_quantity AS quantity,
     t_unit_price AS unit_price,
-    t_quantity * t_unit_price AS amount,
+    CASE WHEN parse_rule IS NULL THEN CAST(t_quantity * t_unit_price AS DECIMAL(18,4)) END
+        AS amount,
     source_file,
     source_line,
     extra,
@@ -306,19 +403,87 @@ SELECT
         WHEN 'order_ts_unparseable' THEN 'order_ts=' || order_ts
         WHEN 'quantity_not_integer' THEN 'quantity=' || quantity
         WHEN 'unit_price_unparseable' THEN 'unit_price=' || unit_price
+        WHEN 'amount_out_of_range' THEN 'quantity=' || quantity || ', unit_price=' || unit_price
         WHEN 'duplicate_line' THEN 'repeats an earlier line of order ' || c_order_id
         WHEN adapter_rule THEN adapter_detail
     END AS parse_detail,
-    CAST(to_json(struct_pack(
-        order_id := order_id, customer_id := customer_id, order_ts := order_ts,
-        product_id := product_id, quantity := quantity, unit_price := unit_price,
-        product_name := product_name, category := category, extra := extra
-    )) AS VARCHAR) AS raw_values
+    -- the raw text, for the quarantine's raw_values
+    order_id AS raw_order_id, customer_id AS raw_customer_id, order_ts AS raw_order_ts,
+    product_id AS raw_product_id, quantity AS raw_quantity, unit_price AS raw_unit_price,
+    product_name AS raw_product_name, category AS raw_category
 FROM ruled
+"""
+
+#: Parsed rows of `_typed` for one pandera model (`{sign}`: `>= 0` sales, `< 0` returns).
+#: Money goes to pandera as DOUBLE: the checks compare with a tolerance, and a rejected value
+#: reads `unit_price=-3.5` in the quarantine, as the user wrote it.
+VALIDATION_FRAME_SQL = """
+SELECT line_id, partition_date, order_id, customer_id, order_ts, product_id, product_name,
+       category, quantity, CAST(unit_price AS DOUBLE) AS unit_price,
+       CAST(amount AS DOUBLE) AS amount
+FROM _typed WHERE parse_rule IS NULL AND quantity {sign}
+"""
+
+_STAGED_COLUMNS = ", ".join(c.name for c in _LINE_COLUMNS)
+
+#: Move the valid lines of `_typed` (not parse-failed, not rejected by pandera) into a table.
+INSERT_LINES_SQL = f"""
+INSERT INTO {{table}} ({_STAGED_COLUMNS})
+SELECT {_STAGED_COLUMNS} FROM _typed
+WHERE parse_rule IS NULL AND quantity {{sign}}
+  AND line_id NOT IN (SELECT line_id FROM _rejected)
 ORDER BY partition_date, source_line
 """
 
-#: Raw lines per day in a window (to cut the window into bounded batches).
+_RAW_VALUES_JSON = """CAST(to_json(struct_pack(
+        order_id := t.raw_order_id, customer_id := t.raw_customer_id,
+        order_ts := t.raw_order_ts, product_id := t.raw_product_id,
+        quantity := t.raw_quantity, unit_price := t.raw_unit_price,
+        product_name := t.raw_product_name, category := t.raw_category, extra := t.extra
+    )) AS VARCHAR)"""
+
+#: Parse failures and pandera rejections of `_typed`, with rule, detail and the raw row.
+INSERT_QUARANTINE_SQL = f"""
+INSERT INTO staging.quarantine
+    (entity, partition_date, source_file, source_line, rule, detail, raw_values)
+SELECT 'transactions', t.partition_date, t.source_file, t.source_line,
+       coalesce(t.parse_rule, r.rule),
+       coalesce(CASE WHEN t.parse_rule IS NOT NULL THEN t.parse_detail
+                     WHEN r.rule = 'order_ts_on_partition_day'
+                         THEN 'order_ts=' || t.order_ts || ', partition_date=' || t.partition_date
+                     WHEN r.rule = 'amount_is_quantity_times_price'
+                         THEN 'quantity=' || t.quantity || ', unit_price=' || t.unit_price
+                              || ', amount=' || t.amount
+                     ELSE r.detail END, ''),
+       {_RAW_VALUES_JSON}
+FROM _typed AS t LEFT JOIN _rejected AS r USING (line_id)
+WHERE t.parse_rule IS NOT NULL OR r.rule IS NOT NULL
+ORDER BY t.partition_date, t.source_line
+"""
+
+#: Where each day's lines went, counted from the tables themselves. `?`: the days, then
+#: first, last four times.
+RECORD_STAGED_DAYS_SQL = """
+INSERT INTO staging.staged_days (partition_date, raw, staged, returns, quarantined)
+WITH days AS (SELECT unnest(?::DATE[]) AS partition_date),
+r AS (SELECT partition_date, count(*) AS n FROM raw.transactions
+      WHERE partition_date BETWEEN ? AND ? GROUP BY 1),
+s AS (SELECT partition_date, count(*) AS n FROM staging.transactions
+      WHERE partition_date BETWEEN ? AND ? GROUP BY 1),
+t AS (SELECT partition_date, count(*) AS n FROM staging.returns
+      WHERE partition_date BETWEEN ? AND ? GROUP BY 1),
+q AS (SELECT partition_date, count(*) AS n FROM staging.quarantine
+      WHERE entity = 'transactions' AND partition_date BETWEEN ? AND ? GROUP BY 1)
+SELECT days.partition_date, coalesce(r.n, 0), coalesce(s.n, 0), coalesce(t.n, 0),
+       coalesce(q.n, 0)
+FROM days
+LEFT JOIN r USING (partition_date) LEFT JOIN s USING (partition_date)
+LEFT JOIN t USING (partition_date) LEFT JOIN q USING (partition_date)
+WHERE r.n > 0 OR s.n > 0 OR t.n > 0 OR q.n > 0
+ORDER BY days.partition_date
+"""
+
+#: Raw lines per day (to cut a window into bounded batches).
 RAW_DAY_COUNTS_SQL = """
 SELECT partition_date, count(*) AS n FROM raw.transactions
 WHERE partition_date BETWEEN ? AND ? GROUP BY partition_date ORDER BY partition_date
@@ -326,7 +491,7 @@ WHERE partition_date BETWEEN ? AND ? GROUP BY partition_date ORDER BY partition_
 
 #: Days are validated in batches of at most this many raw lines (a single larger day is one
 #: batch), so memory is bounded by the batch, not by the length of a backfill.
-DEFAULT_BATCH_ROWS = 250_000
+DEFAULT_BATCH_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -344,83 +509,57 @@ class StagingCounts:
         return self.raw == self.staged + self.returns + self.quarantined
 
 
-#: The columns worth showing in `detail` for each dataframe-level check.
-DATAFRAME_CHECK_COLUMNS: dict[str, tuple[str, ...]] = {
-    "order_ts_on_partition_day": ("order_ts", "partition_date"),
-    "amount_is_quantity_times_price": ("quantity", "unit_price", "amount"),
-}
+def rejected_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel], key: str) -> pl.DataFrame:
+    """Validate `frame` lazily against `model`; return `key`, `rule`, `detail` per rejected row.
 
-
-def split_by_model(
-    frame: pd.DataFrame, model: type[pa.DataFrameModel]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validate `frame` lazily against `model`; return (valid rows, rejected rows).
-
-    Rejected rows carry `rule` (the first failed check, in the model's order) and `detail`
-    (`column=value`). A failure that is not about particular rows (a missing column, a wrong
+    `rule` is the first failed check of the row, in the model's order; `detail` is
+    `column=value` for column checks (empty for dataframe-wide checks, whose callers know which
+    columns to show). A failure that is not about particular rows (a missing column, a wrong
     dtype) is a bug in the pipeline, not bad input, and is raised.
     """
-    if frame.empty:
-        return frame.copy(), frame.assign(rule=pd.Series(dtype=str), detail=pd.Series(dtype=str))
+    empty = pl.DataFrame(
+        schema={key: frame.schema.get(key, pl.String), "rule": pl.String, "detail": pl.String}
+    )
+    if frame.is_empty():
+        return empty
     try:
         model.validate(frame, lazy=True)
-        rejected_index: pd.Index = pd.Index([])
-        reasons = pd.DataFrame(columns=["rule", "detail"])
+        return empty
     except pandera.errors.SchemaErrors as errors:
-        cases = errors.failure_cases.copy()
-        structural = cases[cases["index"].isna()]
-        if not structural.empty:
-            raise RuntimeError(
-                f"{model.__name__}: schema-level validation failure (pipeline bug):\n"
-                f"{structural[['column', 'check', 'failure_case']].to_string(index=False)}"
-            ) from errors
-        cases["order"] = range(len(cases))
-        cases = cases.sort_values(["index", "order"]).drop_duplicates("index", keep="first")
-        cases["detail"] = [
-            f"{col}={value}" if isinstance(col, str) and col else str(value)
-            for col, value in zip(cases["column"], cases["failure_case"], strict=True)
-        ]
-        # Named checks (e.g. `unit_price_not_negative`) are the rule; built-in column checks
-        # (`isin(...)`, `not_nullable`) get their column in front: `gender:isin([...])`.
-        cases["check"] = [
-            f"{col}:{check}"
-            if (
-                isinstance(col, str)
-                and col
-                and not str(check).startswith(col)
-                and "(" in str(check)
-            )
-            or check in ("not_nullable", "field_uniqueness")
-            else str(check)
-            for col, check in zip(cases["column"], cases["check"], strict=True)
-        ]
-        reasons = cases.set_index("index")[["check", "detail"]].rename(columns={"check": "rule"})
-        reasons.index = reasons.index.astype(frame.index.dtype)
-        # A dataframe-level check reports every column of the row; show the ones it is about.
-        for rule, columns in DATAFRAME_CHECK_COLUMNS.items():
-            hit = reasons.index[reasons["rule"] == rule]
-            if len(hit):
-                reasons.loc[hit, "detail"] = [
-                    ", ".join(f"{c}={frame.at[i, c]}" for c in columns) for i in hit
-                ]
-        rejected_index = reasons.index
-    valid = frame.loc[~frame.index.isin(rejected_index)]
-    rejected = frame.loc[frame.index.isin(rejected_index)].join(reasons)
-    return valid, rejected
-
-
-def _quarantine_frame(rejected: pd.DataFrame, entity: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "entity": entity,
-            "partition_date": rejected.get("partition_date", pd.NaT),
-            "source_file": rejected["source_file"],
-            "source_line": rejected["source_line"],
-            "rule": rejected["rule"].astype(str),
-            "detail": rejected["detail"].fillna("").astype(str),
-            "raw_values": rejected["raw_values"],
-        }
+        cases = errors.failure_cases
+    structural = cases.filter(pl.col("index").is_null())
+    if not structural.is_empty():
+        raise RuntimeError(
+            f"{model.__name__}: schema-level validation failure (pipeline bug):\n"
+            f"{structural.select('column', 'check', 'failure_case')}"
+        )
+    cases = (
+        cases.with_row_index("order")
+        .sort("index", "order")
+        .unique("index", keep="first", maintain_order=True)
     )
+    rules = [
+        _rule_name(column, check, context == "Column")
+        for column, check, context in cases.select("column", "check", "schema_context").rows()
+    ]
+    details = [
+        f"{column}={value}" if context == "Column" else None
+        for column, value, context in cases.select(
+            "column", "failure_case", "schema_context"
+        ).rows()
+    ]
+    keys = frame[key].gather(cases["index"].cast(pl.UInt32))
+    return pl.DataFrame({key: keys, "rule": rules, "detail": details}, schema=empty.schema)
+
+
+def _rule_name(column: str, check: str, is_column_check: bool) -> str:
+    """Named checks (e.g. `unit_price_not_negative`) are the rule; built-in column checks
+    (`isin(...)`, `not_nullable`) get their column in front: `gender:isin([...])`."""
+    builtin = ("(" in check and not check.startswith(column)) or check in (
+        "not_nullable",
+        "field_uniqueness",
+    )
+    return f"{column}:{check}" if is_column_check and builtin else check
 
 
 def day_batches(day_counts: dict[date, int], days: list[date], max_rows: int) -> list[list[date]]:
@@ -445,11 +584,13 @@ def stage_transactions_window(
 ) -> list[StagingCounts]:
     """Replace the rows of every day in `days` in staging.transactions / returns / quarantine.
 
-    Days are processed in bounded batches; each batch is one transaction over all three tables.
-    Returns the counts per day (days without raw rows included, with zeros).
+    Days are processed in bounded batches; each batch is one transaction over all three tables
+    and staging.staged_days. Returns the counts per day (days without raw rows included, with
+    zeros), counted from the tables after the write.
     """
     if not days:
         return []
+    days = sorted(set(days))
     ensure_staging_tables(conn)
     raw_counts = {
         row[0]: int(row[1])
@@ -468,75 +609,48 @@ def stage_transactions_day(conn: duckdb.DuckDBPyConnection, day: date) -> Stagin
 
 def _stage_batch(conn: duckdb.DuckDBPyConnection, days: list[date]) -> list[StagingCounts]:
     first, last = days[0], days[-1]
-    typed = conn.execute(TYPED_TRANSACTIONS_SQL, [first, last]).df()
-    parse_failed = typed[typed["parse_rule"].notna()].rename(
-        columns={"parse_rule": "rule", "parse_detail": "detail"}
-    )
-    parsed = typed[typed["parse_rule"].isna()].drop(columns=["parse_rule", "parse_detail"])
-    parsed = parsed.astype({"quantity": "int64", "unit_price": "float64", "amount": "float64"})
-    for col in ("product_name", "category"):
-        parsed[col] = parsed[col].astype(object)
-
-    returns_valid, returns_rejected = split_by_model(parsed[parsed["quantity"] < 0], ReturnLine)
-    sales_valid, sales_rejected = split_by_model(parsed[parsed["quantity"] >= 0], StagedTransaction)
-    quarantined = pd.concat(
+    conn.execute(TYPED_TRANSACTIONS_SQL, [first, last, days])
+    rejected = pl.concat(
         [
-            _quarantine_frame(df, "transactions")
-            for df in (parse_failed, returns_rejected, sales_rejected)
-        ],
-        ignore_index=True,
-    ).sort_values(["partition_date", "source_line"], kind="stable")
-
-    line_cols = STAGED_TRANSACTIONS.column_names
-    window = "partition_date BETWEEN ? AND ?"
+            rejected_rows(conn.sql(VALIDATION_FRAME_SQL.format(sign=sign)).pl(), model, "line_id")
+            for sign, model in ((">= 0", StagedTransaction), ("< 0", ReturnLine))
+        ]
+    )
+    conn.register("_rejected", rejected)
+    window = "partition_date BETWEEN ? AND ? AND list_contains(?::DATE[], partition_date)"
+    params = [first, last, days]
     conn.execute("BEGIN TRANSACTION")
     try:
-        _write_frame(conn, STAGED_TRANSACTIONS, sales_valid[line_cols], window, [first, last])
-        _write_frame(conn, STAGED_RETURNS, returns_valid[line_cols], window, [first, last])
-        _write_frame(
-            conn, QUARANTINE, quarantined, f"entity = 'transactions' AND {window}", [first, last]
+        for table in ("staging.transactions", "staging.returns", "staging.staged_days"):
+            conn.execute(f"DELETE FROM {table} WHERE {window}", params)
+        conn.execute(
+            f"DELETE FROM staging.quarantine WHERE entity = 'transactions' AND {window}", params
         )
+        conn.execute(INSERT_LINES_SQL.format(table="staging.transactions", sign=">= 0"))
+        conn.execute(INSERT_LINES_SQL.format(table="staging.returns", sign="< 0"))
+        conn.execute(INSERT_QUARANTINE_SQL)
+        conn.execute(RECORD_STAGED_DAYS_SQL, [days, *[first, last] * 4])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-
-    def per_day(frame: pd.DataFrame) -> pd.Series:
-        if frame.empty:
-            return pd.Series(dtype="int64")
-        return frame.groupby(pd.to_datetime(frame["partition_date"]).dt.date).size()
-
-    raw_n, staged_n = per_day(typed), per_day(sales_valid)
-    returns_n, quarantined_n = per_day(returns_valid), per_day(quarantined)
-    return [
-        StagingCounts(
-            day=day,
-            raw=int(raw_n.get(day, 0)),
-            staged=int(staged_n.get(day, 0)),
-            returns=int(returns_n.get(day, 0)),
-            quarantined=int(quarantined_n.get(day, 0)),
-        )
-        for day in days
-    ]
+    finally:
+        conn.unregister("_rejected")
+        conn.execute("DROP TABLE IF EXISTS _typed")
+    return staged_counts(conn, days)
 
 
-def _write_frame(
-    conn: duckdb.DuckDBPyConnection,
-    table: TableDef,
-    frame: pd.DataFrame,
-    delete_where: str | None,
-    delete_params: list[object],
-) -> int:
-    """Delete then insert inside the caller's transaction (tables already ensured)."""
-    return replace_rows_from_frame(
-        conn,
-        table,
-        frame,
-        delete_where=delete_where,
-        delete_params=delete_params,
-        in_transaction=False,
-        ensure=False,
-    )
+def staged_counts(conn: duckdb.DuckDBPyConnection, days: list[date]) -> list[StagingCounts]:
+    """The recorded counts of `days` (zeros for a day staging has no record of)."""
+    found = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT partition_date, raw, staged, returns, quarantined FROM staging.staged_days "
+            "WHERE list_contains(?::DATE[], partition_date)",
+            [days],
+        ).fetchall()
+    }
+    return [StagingCounts(day, *(int(n) for n in found.get(day, (0, 0, 0, 0)))) for day in days]
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,6 +720,23 @@ class MasterCounts:
     quarantined: int
 
 
+#: The quarantine rows of a master file: parse failures and pandera rejections (keyed by
+#: source_line: one file, one line each). `?`: the entity.
+INSERT_MASTER_QUARANTINE_SQL = """
+INSERT INTO staging.quarantine
+    (entity, partition_date, source_file, source_line, rule, detail, raw_values)
+SELECT ?, NULL, t.source_file, t.source_line, coalesce(t.parse_rule, r.rule),
+       coalesce(CASE t.parse_rule
+                    WHEN 'duplicate_customer_id' THEN 'an earlier row has this customer_id'
+                    WHEN 'duplicate_product_id' THEN 'an earlier row has this product_id'
+                    ELSE r.detail END, ''),
+       t.raw_values
+FROM _typed_master AS t LEFT JOIN _rejected_master AS r USING (source_line)
+WHERE t.parse_rule IS NOT NULL OR r.rule IS NOT NULL
+ORDER BY t.source_line
+"""
+
+
 def stage_master(
     conn: duckdb.DuckDBPyConnection,
     entity: str,
@@ -618,36 +749,41 @@ def stage_master(
         "products": (STAGED_PRODUCTS, ProductRecord, TYPED_PRODUCTS_SQL),
     }[entity]
     ensure_staging_tables(conn)
-    if source_sql is None:
-        typed = pd.DataFrame(columns=[*table.column_names, "raw_values", "parse_rule"])
+    columns = ", ".join(table.column_names)
+    if source_sql is None:  # the optional file is absent: an empty master
+        typed_sql, params = (
+            f"SELECT {columns}, NULL::VARCHAR AS raw_values, NULL::VARCHAR AS parse_rule "
+            f"FROM {table.fqn} WHERE false",
+            [],
+        )
     else:
         # The adapter's SELECT is our own SQL text (not user input); its values are bound.
-        typed = conn.execute(typed_sql.format(source=source_sql), params).df()
-    parse_failed = typed[typed["parse_rule"].notna()].assign(
-        rule=lambda df: df["parse_rule"],
-        detail=lambda df: (
-            df["parse_rule"]
-            .map(
-                {
-                    "duplicate_customer_id": "an earlier row has this customer_id",
-                    "duplicate_product_id": "an earlier row has this product_id",
-                }
-            )
-            .fillna("")
-        ),
-    )
-    parsed = typed[typed["parse_rule"].isna()].drop(columns=["parse_rule"])
-    valid, rejected = split_by_model(parsed, model)
-    quarantined = pd.concat(
-        [_quarantine_frame(df, entity) for df in (parse_failed, rejected)],
-        ignore_index=True,
-    ).sort_values("source_line", kind="stable")
-    conn.execute("BEGIN TRANSACTION")
+        typed_sql = typed_sql.format(source=source_sql)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed_master AS {typed_sql}", params)
+    parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL").pl()
+    conn.register("_rejected_master", rejected_rows(parsed, model, "source_line"))
     try:
-        staged = _write_frame(conn, table, valid[table.column_names], None, [])
-        quarantined_n = _write_frame(conn, QUARANTINE, quarantined, "entity = ?", [entity])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return MasterCounts(raw=len(typed), staged=staged, quarantined=quarantined_n)
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {table.fqn}")
+            conn.execute("DELETE FROM staging.quarantine WHERE entity = ?", [entity])
+            conn.execute(
+                f"INSERT INTO {table.fqn} ({columns}) SELECT {columns} FROM _typed_master "
+                "WHERE parse_rule IS NULL "
+                "AND source_line NOT IN (SELECT source_line FROM _rejected_master) "
+                "ORDER BY source_line"
+            )
+            conn.execute(INSERT_MASTER_QUARANTINE_SQL, [entity])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        raw, staged, quarantined = conn.execute(
+            f"SELECT (SELECT count(*) FROM _typed_master), (SELECT count(*) FROM {table.fqn}), "
+            "(SELECT count(*) FROM staging.quarantine WHERE entity = ?)",
+            [entity],
+        ).fetchall()[0]
+    finally:
+        conn.unregister("_rejected_master")
+        conn.execute("DROP TABLE IF EXISTS _typed_master")
+    return MasterCounts(raw=int(raw), staged=int(staged), quarantined=int(quarantined))

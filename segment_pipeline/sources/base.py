@@ -59,6 +59,15 @@ class RawQuery:
     source_file: str = ""
 
 
+def with_partition_date(query: RawQuery, day: date) -> RawQuery:
+    """`query`'s rows, all on `day`."""
+    return RawQuery(
+        sql=f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src",
+        params=[day, *query.params],
+        source_file=query.source_file,
+    )
+
+
 class DatasetSource(ABC):
     """One dataset in one format."""
 
@@ -75,6 +84,28 @@ class DatasetSource(ABC):
     @abstractmethod
     def raw_transactions(self, conn: duckdb.DuckDBPyConnection, day: date) -> RawQuery | None:
         """Raw transaction rows of one day, or None when the day has no data (not an error)."""
+
+    def raw_window(
+        self, conn: duckdb.DuckDBPyConnection, first: date, last: date
+    ) -> list[RawQuery]:
+        """Raw transaction rows of every day `first..last`, each with its `partition_date`.
+
+        The default asks for each day in turn; adapters override it to read their input once
+        for the whole window (a multi-file scan, one pass over a single export), so the cost
+        follows the data, not the number of days.
+        """
+        queries = []
+        for day in self.transaction_days():
+            if first <= day <= last:
+                query = self.raw_transactions(conn, day)
+                if query is not None:
+                    queries.append(with_partition_date(query, day))
+        return queries
+
+    def listed_day_range(self) -> tuple[date, date] | None:
+        """The data's first and last day when they can be known without reading the data
+        (from file names), else None. The partitions follow it; it must never scan rows."""
+        return None
 
     def raw_customers(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
         """Raw customer profiles, or None when the dataset has none."""

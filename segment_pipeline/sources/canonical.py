@@ -26,6 +26,7 @@ from segment_pipeline.sources.base import (
     DataContractError,
     DatasetSource,
     RawQuery,
+    with_partition_date,
 )
 
 DAY_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
@@ -91,6 +92,36 @@ def file_columns(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return [row[0] for row in rows]
 
 
+def _field_selects(found: list[str], fields: tuple[str, ...], *, with_extra: bool) -> list[str]:
+    """The contract's `fields` as text (NULL when the file lacks one), plus `extra`: the
+    file's other columns as a JSON object."""
+    selects = [
+        f"CAST({quote_ident(name)} AS VARCHAR) AS {name}"
+        if name in found
+        else f"CAST(NULL AS VARCHAR) AS {name}"
+        for name in fields
+    ]
+    if with_extra:
+        others = [name for name in found if name not in fields]
+        if others:
+            packed = ", ".join(
+                f"{quote_ident(name)} := CAST({quote_ident(name)} AS VARCHAR)" for name in others
+            )
+            selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
+        else:
+            selects.append("CAST(NULL AS VARCHAR) AS extra")
+    return selects
+
+
+def _check_required(path: Path, found: list[str], required: tuple[str, ...]) -> None:
+    missing = [name for name in required if name not in found]
+    if missing:
+        raise DataContractError(
+            f"{path}: missing required column(s) {', '.join(missing)} "
+            f"(the file has: {', '.join(found)})"
+        )
+
+
 def build_raw_query(
     conn: duckdb.DuckDBPyConnection,
     path: Path,
@@ -105,33 +136,50 @@ def build_raw_query(
     Parquet; DuckDB preserves insertion order, so `row_number() OVER ()` follows the file.
     """
     found = file_columns(conn, path)
-    missing = [name for name in required if name not in found]
-    if missing:
-        raise DataContractError(
-            f"{path}: missing required column(s) {', '.join(missing)} "
-            f"(the file has: {', '.join(found)})"
-        )
-    selects = [
-        f"CAST({quote_ident(name)} AS VARCHAR) AS {name}"
-        if name in found
-        else f"CAST(NULL AS VARCHAR) AS {name}"
-        for name in fields
-    ]
+    _check_required(path, found, required)
+    selects = _field_selects(found, fields, with_extra=with_extra)
     line_offset = 1 if path.suffix == ".csv" else 0
     selects.append("CAST(? AS VARCHAR) AS source_file")
     selects.append(f"CAST(row_number() OVER () + {line_offset} AS BIGINT) AS source_line")
-    if with_extra:
-        others = [name for name in found if name not in fields]
-        if others:
-            packed = ", ".join(
-                f"{quote_ident(name)} := CAST({quote_ident(name)} AS VARCHAR)" for name in others
-            )
-            selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
-        else:
-            selects.append("CAST(NULL AS VARCHAR) AS extra")
     scan = scan_function(path, found if path.suffix == ".csv" else None)
     sql = f"SELECT {', '.join(selects)} FROM {scan}"
     return RawQuery(sql=sql, params=[str(path.name), str(path)], source_file=str(path))
+
+
+#: Column names the multi-file query adds; a data file's own columns never start with `_sp_`.
+_FILE_COL, _ROW_COL = "_sp_file", "_sp_row"
+
+
+def day_files_query(paths: list[Path], days: list[date], found: list[str]) -> RawQuery:
+    """One scan over day files that share a header: every line with its day (the file's
+    name), file name and line number (header = line 1).
+
+    DuckDB reads the files in the order given and keeps each file's lines in order, so a
+    running row number minus the first one of each file is the line within the file.
+    """
+    selects = _field_selects(found, RAW_TRANSACTION_FIELDS, with_extra=True)
+    scan = scan_function(paths[0], found).replace(
+        "read_csv(?, ", f"read_csv(?, filename = '{_FILE_COL}', "
+    )
+    sql = f"""
+        WITH numbered AS MATERIALIZED (
+            SELECT *, row_number() OVER () AS {_ROW_COL} FROM {scan}
+        ),
+        files AS (
+            SELECT unnest(?::VARCHAR[]) AS {_FILE_COL}, unnest(?::DATE[]) AS partition_date,
+                   unnest(?::VARCHAR[]) AS source_file
+        ),
+        starts AS (SELECT {_FILE_COL}, min({_ROW_COL}) AS _sp_first FROM numbered GROUP BY 1)
+        SELECT files.partition_date, {", ".join(selects)}, files.source_file,
+               CAST({_ROW_COL} - _sp_first + 2 AS BIGINT) AS source_line
+        FROM numbered JOIN starts USING ({_FILE_COL}) JOIN files USING ({_FILE_COL})
+    """
+    names = [str(p) for p in paths]
+    return RawQuery(
+        sql=sql,
+        params=[names, names, days, [p.name for p in paths]],
+        source_file=str(paths[0].parent) if len(paths) > 1 else str(paths[0]),
+    )
 
 
 class CanonicalSource(DatasetSource):
@@ -185,6 +233,28 @@ class CanonicalSource(DatasetSource):
 
     def transaction_days(self) -> list[date]:
         return sorted(self.day_files())
+
+    def listed_day_range(self) -> tuple[date, date] | None:
+        days = self.transaction_days()  # file names only
+        return (days[0], days[-1]) if days else None
+
+    def raw_window(
+        self, conn: duckdb.DuckDBPyConnection, first: date, last: date
+    ) -> list[RawQuery]:
+        """CSV day files sharing a header are read in one scan; Parquet files one by one."""
+        in_window = {d: p for d, p in self.day_files().items() if first <= d <= last}
+        groups: dict[tuple[str, ...], list[date]] = {}
+        queries: list[RawQuery] = []
+        for day, path in sorted(in_window.items()):
+            if path.suffix == ".csv":
+                found = csv_header(path)
+                _check_required(path, found, REQUIRED_TRANSACTION_FIELDS)
+                groups.setdefault(tuple(found), []).append(day)
+            else:
+                queries.append(with_partition_date(self.raw_transactions(conn, day), day))
+        for found, days in groups.items():
+            queries.append(day_files_query([in_window[d] for d in days], days, list(found)))
+        return queries
 
     def raw_transactions(self, conn: duckdb.DuckDBPyConnection, day: date) -> RawQuery | None:
         path = self.day_files().get(day)

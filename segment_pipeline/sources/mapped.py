@@ -582,6 +582,38 @@ class FileDatasetSource(DatasetSource):
             return None
         rows, params = found
         self.check_rows(conn, rows, params)
+        order = f"ORDER BY {INDEX_COL}, {LINE_COL}"
+        sql = f"SELECT {self._raw_select_list()} FROM ({rows}) AS src {order}"
+        files = self.files()
+        source = (
+            str(files.by_day[day])
+            if files.day_named and day in files.by_day
+            else str(files.location)
+        )
+        return RawQuery(sql=sql, params=params, source_file=source)
+
+    def raw_window(
+        self, conn: duckdb.DuckDBPyConnection, first: date, last: date
+    ) -> list[RawQuery]:
+        """Day files one by one; any other export in ONE pass for the whole window, each row on
+        the day of its own timestamp, so the cost does not grow with the days it spans. Rows
+        whose timestamp cannot be read go with the data's first day (where staging quarantines
+        them)."""
+        files = self.files()
+        ts = self.timestamp_expr()
+        if not files.files or ts is None or files.day_named:
+            return super().raw_window(conn, first, last)
+        rows, params = self.rows_sql(files.files)
+        self.check_rows(conn, rows, params)
+        day = f"CAST({ts} AS DATE)"
+        sql = (
+            f"SELECT coalesce({day}, min({day}) OVER ()) AS partition_date, "
+            f"{self._raw_select_list()} FROM ({rows}) AS src ORDER BY {INDEX_COL}, {LINE_COL}"
+        )
+        return [RawQuery(sql=sql, params=params, source_file=str(files.location))]
+
+    def _raw_select_list(self) -> str:
+        """The raw fields, source_file, source_line and extra, over `src`."""
         selects = self.transaction_selects()
         missing = [f for f in (*RAW_TRANSACTION_FIELDS, "extra") if f not in selects]
         if missing:  # pragma: no cover - a bug in an adapter
@@ -592,16 +624,13 @@ class FileDatasetSource(DatasetSource):
             f"{LINE_COL} AS source_line",
             f"{selects['extra']} AS extra",
         ]
-        sql = (
-            f"SELECT {', '.join(select_list)} FROM ({rows}) AS src ORDER BY {INDEX_COL}, {LINE_COL}"
-        )
-        files = self.files()
-        source = (
-            str(files.by_day[day])
-            if files.day_named and day in files.by_day
-            else str(files.location)
-        )
-        return RawQuery(sql=sql, params=params, source_file=source)
+        return ", ".join(select_list)
+
+    def listed_day_range(self) -> tuple[date, date] | None:
+        if self.timestamp_expr() is None:
+            return (self.undated_day, self.undated_day)
+        by_day = self.files().by_day  # file names only
+        return (min(by_day), max(by_day)) if by_day else None
 
 
 # --------------------------------------------------------------------------------------------
