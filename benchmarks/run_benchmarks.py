@@ -1,90 +1,889 @@
-"""Benchmarks: how raw loading and staging scale with data size.
+"""Benchmarks: the pipeline measured the way users run it, against the issue's eight targets.
 
-    .venv/bin/python benchmarks/run_benchmarks.py [--customers 2000 20000] [--days 60]
+    .venv/bin/python benchmarks/run_benchmarks.py [--quick] [--huge] [--skip N ...] [--only N ...]
+    make bench BENCH_ARGS=--quick
 
-For each size it generates a dataset with the project's generator, loads it into a fresh
-DuckDB file with the same functions the assets call (no Dagster bookkeeping, which is measured
-separately by `--dagster`), and prints lines, seconds, lines per second, peak memory, and the
-ratios against the smallest size: time should grow about linearly with lines (ratio of
-seconds / ratio of lines close to 1) and memory should stay bounded (staging works in batches).
+Everything goes through the public command line (`segment-pipeline generate|run|backfill`,
+`dagster asset materialize`, `python -c "import segment_pipeline.definitions"`) in
+subprocesses started in the project folder, each with its own DuckDB file and a fresh
+DAGSTER_HOME (a copy of `.dagster_home/dagster.yaml`) in a temporary folder. Speed is judged
+against `../shared/bench/reference.py`, run in the same bench run on the same files.
+
+1. `make run` equivalent on the bundled sample: wall seconds (<= 30 s).
+2. The whole graph on the tiny dataset (200 customers, 7 days): wall seconds, T_tiny (<= 15 s).
+3. Full rebuild at 745k lines, without the last day: (wall - T_tiny) / reference floor (<= 2).
+4. The same at 10M lines (<= 2), and the peak RSS of the pipeline's processes (<= 1.5 GB);
+   `--huge` adds 100M lines, `--quick` skips both.
+5. A new day: the held-back last day put back and backfilled on figure 3's warehouse:
+   (wall - T_tiny) / figure 3's (wall - T_tiny) (<= 0.10).
+6. A single CSV of ~10k lines over 1,237 days read with `--format mapped`: wall (<= 30 s).
+7. `dagster asset materialize --partition-range` over the sample's year versus
+   `segment-pipeline backfill` of the same year: time ratio (<= 1.25).
+8. Loading the definitions on the largest dataset (CSV) and on PostgreSQL (sql): <= 5 s each.
+
+Generated datasets are cached in `--workdir` (default /tmp/segment_pipeline_bench), keyed by
+the generator's arguments. The results table is printed and written, with machine facts, to
+benchmarks/results/latest.md. The exit code is 0 whether or not targets are met; it is
+non-zero only when the benchmark itself fails.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import csv
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
-from datetime import date
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = PROJECT / ".venv" / "bin"
+PYTHON = BIN / "python"
+CLI = BIN / "segment-pipeline"
+DAGSTER = BIN / "dagster"
+REFERENCE = PROJECT.parent / "shared" / "bench" / "reference.py"
+DAGSTER_YAML = PROJECT / ".dagster_home" / "dagster.yaml"
+RESULTS_FILE = PROJECT / "benchmarks" / "results" / "latest.md"
+DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "segment_pipeline_bench"
 
-from segment_pipeline.generator import generate
-from segment_pipeline.logic.staging import (
-    ensure_staging_tables,
-    load_raw_day,
-    stage_transactions_window,
+SAMPLE_FIRST_DAY = "2025-11-01"
+SAMPLE_LAST_DAY = "2026-10-31"
+SINGLE_FILE_LINES = 9_994
+SINGLE_FILE_DAYS = 1_237
+SINGLE_FILE_CUSTOMERS = (145, *range(140, 181))  # 145 gives 10,012 lines with seed 7
+SINGLE_FILE_TOLERANCE = 100
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
+TRANSACTION_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "order_ts",
+    "product_id",
+    "quantity",
+    "unit_price",
 )
-from segment_pipeline.sources import CanonicalSource
+CUSTOMER_COLUMNS = ("customer_id", "gender", "age_band", "occupation", "marital_status")
+CUSTOMER_COLUMNS += ("city_category",)
+PRODUCT_COLUMNS = ("product_id", "product_name", "category")
+ALL_FIGURES = tuple(range(1, 9))
+NO_T_TINY = "no T_tiny (figure 2 failed)"
+LOG_TAIL_LINES = 15
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# --------------------------------------------------------------------------------------------
+# Small data types
+# --------------------------------------------------------------------------------------------
 
 
-def load_and_stage(data_dir: Path, db_path: Path) -> dict[str, float]:
-    conn = duckdb.connect(str(db_path))
-    ensure_staging_tables(conn)
-    source = CanonicalSource(data_dir)
-    days = source.transaction_days()
-    started = time.perf_counter()
-    for day in days:
-        load_raw_day(conn, source, day)
-    raw_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    counts = stage_transactions_window(conn, days)
-    staging_seconds = time.perf_counter() - started
-    conn.close()
-    lines = sum(c.raw for c in counts)
-    return {"lines": lines, "days": len(days), "raw_s": raw_seconds, "staging_s": staging_seconds}
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The arguments of one `segment-pipeline generate` call (and the cache key)."""
+
+    customers: int
+    days: int
+    seed: int = 7
+    start: str | None = None
+
+    @property
+    def key(self) -> str:
+        key = f"c{self.customers}_d{self.days}_s{self.seed}"
+        return f"{key}_{self.start}" if self.start else key
+
+    def cli_args(self) -> list[str]:
+        args = ["--customers", str(self.customers), "--days", str(self.days)]
+        args += ["--seed", str(self.seed)]
+        return [*args, "--start", self.start] if self.start else args
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, nargs="+", default=[2000, 20000])
-    parser.add_argument("--days", type=int, default=60)
-    args = parser.parse_args()
-    results = []
-    for customers in args.customers:
-        with tempfile.TemporaryDirectory() as tmp:
-            data = Path(tmp) / "data"
-            t0 = time.perf_counter()
-            report = generate(
-                data, customers=customers, days=args.days, seed=7, start=date(2025, 1, 1)
-            )
-            gen_s = time.perf_counter() - t0
-            result = load_and_stage(data, Path(tmp) / "w.duckdb")
-            result.update(customers=customers, generate_s=gen_s, peak_mb=peak_rss_mb())
-            assert result["lines"] == report.transaction_lines
-            results.append(result)
-    base = results[0]
-    header = (
-        f"{'customers':>10} {'lines':>10} {'gen s':>7} {'raw s':>7} {'stage s':>8} "
-        f"{'lines/s':>9} {'peak MB':>8} {'x lines':>8} {'x time':>7} {'time/line ratio':>15}"
-    )
-    print(header)
-    for r in results:
-        total = r["raw_s"] + r["staging_s"]
-        base_total = base["raw_s"] + base["staging_s"]
-        x_lines = r["lines"] / base["lines"]
-        x_time = total / base_total
-        print(
-            f"{r['customers']:>10} {r['lines']:>10,} {r['generate_s']:>7.1f} {r['raw_s']:>7.2f} "
-            f"{r['staging_s']:>8.2f} {r['lines'] / total:>9,.0f} {r['peak_mb']:>8.0f} "
-            f"{x_lines:>8.1f} {x_time:>7.1f} {x_time / x_lines:>15.2f}"
+TINY = DatasetSpec(customers=200, days=7)
+FULL = DatasetSpec(customers=40_000, days=365)
+TEN_M = DatasetSpec(customers=540_000, days=365)
+HUNDRED_M = DatasetSpec(customers=5_400_000, days=365)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed subprocess: wall seconds, exit code (None: timed out) and peak RSS."""
+
+    seconds: float
+    returncode: int | None
+    peak_rss_mb: float
+    log: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def failure(self) -> str:
+        return "timeout" if self.returncode is None else f"failed (exit {self.returncode})"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The output of reference.py: lines, DuckDB floor seconds, pandas seconds."""
+
+    lines: int
+    floor_s: float
+    pandas_s: float
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    figure: str
+    name: str
+    measured: str
+    target: str
+    value: str
+    verdict: str
+
+
+@dataclass
+class BenchContext:
+    """What the figures share: options, folders, results and values one figure passes on."""
+
+    args: argparse.Namespace
+    workdir: Path
+    rundir: Path
+    started: float = field(default_factory=time.perf_counter)
+    rows: list[Row] = field(default_factory=list)
+    t_tiny: float | None = None
+    full_copy: Path | None = None
+    full_db: Path | None = None
+    full_home: Path | None = None
+    full_data_s: float | None = None
+    held_day_file: Path | None = None
+
+    def progress(self, message: str) -> None:
+        print(f"[{time.perf_counter() - self.started:7.1f} s] {message}", flush=True)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        self.progress(f"figure {row.figure}: {row.name}: {row.value} -> {row.verdict}")
+
+
+# --------------------------------------------------------------------------------------------
+# Running commands
+# --------------------------------------------------------------------------------------------
+
+
+def base_env(dagster_home: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without project settings, with a DAGSTER_HOME and `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SEGMENT_PIPELINE_") and k != "DAGSTER_HOME"
+    }
+    env["DAGSTER_HOME"] = str(dagster_home)
+    env.update(extra)
+    return env
+
+
+def fresh_home(folder: Path) -> Path:
+    """A new DAGSTER_HOME holding a copy of the project's dagster.yaml."""
+    home = folder / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy2(DAGSTER_YAML, home / "dagster.yaml")
+    return home
+
+
+def _kill_group(pid: int, fired: threading.Event) -> None:
+    fired.set()
+    with suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def run_measured(cmd: Sequence[str], env: dict[str, str], log: Path, timeout: float) -> Measurement:
+    """Run `cmd` in the project folder with output to `log`; wall time and the peak RSS of the
+    process and its waited-for descendants (from wait4's rusage). Killed after `timeout`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    fired = threading.Event()
+    with log.open("wb") as out:
+        out.write(f"$ {shlex.join(str(c) for c in cmd)}\n".encode())
+        out.flush()
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            cwd=PROJECT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        timer = threading.Timer(timeout, _kill_group, args=(proc.pid, fired))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            _kill_group(proc.pid, threading.Event())
+            proc.wait()
+            raise
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    returncode = None if fired.is_set() else proc.returncode
+    return Measurement(seconds, returncode, usage.ru_maxrss / 1024, log)
+
+
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    text = log.read_text(errors="replace").splitlines()
+    return "\n".join("    | " + line for line in text[-lines:])
+
+
+def report_failure(ctx: BenchContext, what: str, m: Measurement) -> None:
+    ctx.progress(f"{what} {m.failure} after {m.seconds:.1f} s; last lines of {m.log}:")
+    print(log_tail(m.log), flush=True)
+
+
+def run_checked(
+    cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 3600
+) -> str:
+    """Run a helper command (not measured); its stdout, or RuntimeError with its output."""
+    result = subprocess.run(
+        [str(c) for c in cmd],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-LOG_TAIL_LINES:])
+        raise RuntimeError(f"{shlex.join(str(c) for c in cmd)} failed:\n{tail}")
+    return result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Datasets (cached) and the reference
+# --------------------------------------------------------------------------------------------
+
+
+def dataset(ctx: BenchContext, spec: DatasetSpec) -> Path:
+    """The generated dataset for `spec`, from the cache or generated into it."""
+    target = ctx.workdir / spec.key
+    if (target / "generation_report.json").is_file():
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    ctx.progress(f"generating {spec.key} into {ctx.workdir} ...")
+    started = time.perf_counter()
+    run_checked([CLI, "generate", "--out", partial, *spec.cli_args()], timeout=ctx.args.timeout)
+    partial.rename(target)
+    ctx.progress(
+        f"generated {generated_lines(target):,} lines in {time.perf_counter() - started:.0f} s"
+    )
+    return target
+
+
+def generated_lines(data: Path) -> int:
+    return int(json.loads((data / "generation_report.json").read_text())["transaction_lines"])
+
+
+def day_files(data: Path) -> list[Path]:
+    return sorted((data / "transactions").glob("*.csv"))
+
+
+def link_copy(source: Path, target: Path) -> Path:
+    """A copy of a dataset folder made of hard links (files are only read), else real copies."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link_or_copy)
+    return target
+
+
+_REFERENCE_LINE = re.compile(r"lines (\d+)\s+floor ([\d.]+) s\s+pandas ([\d.]+) s")
+
+
+def reference(ctx: BenchContext, data: Path) -> Reference | None:
+    """reference.py on `data`; None (with a message) when it fails."""
+    ctx.progress(f"reference.py on {data} ...")
+    try:
+        out = run_checked([PYTHON, REFERENCE, data], timeout=ctx.args.timeout)
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        ctx.progress(f"reference failed: {error}")
+        return None
+    match = _REFERENCE_LINE.search(out)
+    if not match:
+        ctx.progress(f"reference printed no result line: {out.strip()!r}")
+        return None
+    ref = Reference(int(match[1]), float(match[2]), float(match[3]))
+    ctx.progress(
+        f"reference: {ref.lines:,} lines, floor {ref.floor_s:.2f} s, pandas {ref.pandas_s:.2f} s"
+    )
+    return ref
+
+
+# --------------------------------------------------------------------------------------------
+# Row helpers
+# --------------------------------------------------------------------------------------------
+
+
+def verdict(value: float, limit: float) -> str:
+    return "OK" if value <= limit else "MISS"
+
+
+def seconds_row(figure: str, name: str, m: Measurement, limit_s: float) -> Row:
+    target = f"<= {limit_s:g} s"
+    if not m.ok:
+        return Row(figure, name, f"{m.seconds:.1f} s", target, m.failure, "MISS")
+    value = f"{m.seconds:.1f} s"
+    return Row(figure, name, value, target, value, verdict(m.seconds, limit_s))
+
+
+def skipped(figure: str, name: str, target: str, why: str) -> Row:
+    return Row(figure, name, "-", target, "-", f"skipped ({why})")
+
+
+def data_seconds(ctx: BenchContext, m: Measurement) -> float:
+    """Wall seconds minus the fixed cost T_tiny (not below zero)."""
+    assert ctx.t_tiny is not None
+    return max(0.0, m.seconds - ctx.t_tiny)
+
+
+def data_expr(ctx: BenchContext, m: Measurement) -> str:
+    """How the data-dependent time was computed, e.g. `95.1 - 13.0 = 82.1 s`."""
+    raw = m.seconds - (ctx.t_tiny or 0.0)
+    result = f"= {raw:.1f} s" if raw >= 0 else "< 0, taken as 0.0 s"
+    return f"{m.seconds:.1f} - {ctx.t_tiny:.1f} {result}"
+
+
+def floor_rows(
+    ctx: BenchContext, figure: str, name: str, m: Measurement, ref: Reference | None
+) -> list[Row]:
+    """The ratio of the data-dependent time to the floor, and (info) to pandas."""
+    target = "ratio <= 2"
+    if not m.ok:
+        return [Row(figure, name, f"{m.seconds:.1f} s", target, m.failure, "MISS")]
+    if ctx.t_tiny is None:
+        floor = f"; floor {ref.floor_s:.2f} s" if ref else ""
+        return [Row(figure, name, f"wall {m.seconds:.1f} s{floor}", target, NO_T_TINY, "MISS")]
+    data_s = data_seconds(ctx, m)
+    measured = data_expr(ctx, m)
+    if ref is None:
+        return [Row(figure, name, measured, target, "no reference", "MISS")]
+    ratio = data_s / ref.floor_s
+    return [
+        Row(figure, name, f"{measured}; floor {ref.floor_s:.2f} s", target, f"{ratio:.1f}x",
+            verdict(ratio, 2)),
+        Row(figure, f"{name} vs pandas", f"pandas {ref.pandas_s:.2f} s", "(info)",
+            f"{data_s / ref.pandas_s:.2f}x", "info"),
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The figures
+# --------------------------------------------------------------------------------------------
+
+
+def figure_1_sample(ctx: BenchContext) -> None:
+    folder = ctx.rundir / "f1"
+    home = fresh_home(folder)
+    ctx.progress("figure 1: segment-pipeline run on data/sample ...")
+    m = run_measured(
+        [CLI, "run", "--db", folder / "sample.duckdb"], base_env(home), folder / "run.log",
+        ctx.args.timeout,
+    )  # fmt: skip
+    if not m.ok:
+        report_failure(ctx, "sample run", m)
+    ctx.add(seconds_row("1", "make run (bundled sample)", m, 30))
+
+
+def figure_2_tiny(ctx: BenchContext) -> None:
+    data = dataset(ctx, TINY)
+    folder = ctx.rundir / "f2"
+    home = fresh_home(folder)
+    ctx.progress(f"figure 2: whole graph on the tiny dataset ({generated_lines(data):,} lines) ...")
+    m = run_measured(
+        [CLI, "run", "--data", data, "--db", folder / "tiny.duckdb"], base_env(home),
+        folder / "run.log", ctx.args.timeout,
+    )  # fmt: skip
+    if m.ok:
+        ctx.t_tiny = m.seconds
+    else:
+        report_failure(ctx, "tiny run", m)
+    ctx.add(seconds_row("2", "tiny dataset, T_tiny", m, 15))
+
+
+def figure_3_full(ctx: BenchContext) -> None:
+    source = dataset(ctx, FULL)
+    folder = ctx.rundir / "f3"
+    folder.mkdir(parents=True)
+    data = link_copy(source, folder / "data")
+    last = day_files(data)[-1]
+    held = folder / "held_back" / last.name
+    held.parent.mkdir()
+    last.rename(held)
+    days = len(day_files(data))
+    ref = reference(ctx, data)
+    name = f"full rebuild 745k ({days} of {days + 1} days, {last.stem} held back)"
+    ctx.full_home = fresh_home(folder)
+    ctx.full_db = folder / "full.duckdb"
+    ctx.progress(f"figure 3: full rebuild, {days} days ...")
+    m = run_measured(
+        [CLI, "run", "--data", data, "--db", ctx.full_db], base_env(ctx.full_home),
+        folder / "run.log", ctx.args.timeout,
+    )  # fmt: skip
+    if m.ok:
+        ctx.full_copy, ctx.held_day_file = data, held
+        ctx.full_data_s = data_seconds(ctx, m) if ctx.t_tiny is not None else None
+    else:
+        report_failure(ctx, "full rebuild", m)
+    for row in floor_rows(ctx, "3", name, m, ref):
+        ctx.add(row)
+
+
+def figure_4_large(ctx: BenchContext, spec: DatasetSpec, label: str) -> None:
+    data = dataset(ctx, spec)
+    folder = ctx.rundir / f"f4_{spec.key}"
+    home = fresh_home(folder)
+    ref = reference(ctx, data)
+    ctx.progress(f"figure 4: full run at {label} lines ...")
+    m = run_measured(
+        [CLI, "run", "--data", data, "--db", folder / "large.duckdb"], base_env(home),
+        folder / "run.log", ctx.args.timeout,
+    )  # fmt: skip
+    if not m.ok:
+        report_failure(ctx, f"{label} run", m)
+    for row in floor_rows(ctx, "4", f"{label} lines", m, ref):
+        ctx.add(row)
+    rss_gb = m.peak_rss_mb / 1024
+    ctx.add(
+        Row("4", f"{label} lines, peak RSS", f"{m.peak_rss_mb:,.0f} MB", "<= 1.5 GB",
+            f"{rss_gb:.2f} GB", verdict(rss_gb, 1.5))
+    )  # fmt: skip
+
+
+def figure_5_new_day(ctx: BenchContext) -> None:
+    name = "new day backfill vs full rebuild"
+    target = "ratio <= 0.10"
+    if ctx.full_copy is None or ctx.held_day_file is None:
+        ctx.add(Row("5", name, "-", target, "figure 3's run did not succeed", "MISS"))
+        return
+    assert ctx.full_db is not None and ctx.full_home is not None
+    day = ctx.held_day_file.stem
+    ctx.held_day_file.rename(ctx.full_copy / "transactions" / ctx.held_day_file.name)
+    ctx.progress(f"figure 5: backfill of the new day {day} on figure 3's warehouse ...")
+    m = run_measured(
+        [CLI, "backfill", "--start", day, "--end", day, "--data", ctx.full_copy,
+         "--db", ctx.full_db],
+        base_env(ctx.full_home), ctx.rundir / "f3" / "backfill.log", ctx.args.timeout,
+    )  # fmt: skip
+    if not m.ok:
+        report_failure(ctx, "new-day backfill", m)
+        ctx.add(Row("5", name, f"{m.seconds:.1f} s", target, m.failure, "MISS"))
+        return
+    if ctx.full_data_s is None:
+        ctx.add(Row("5", f"{name} ({day})", f"wall {m.seconds:.1f} s", target, NO_T_TINY, "MISS"))
+        return
+    data_s = data_seconds(ctx, m)
+    ratio = data_s / ctx.full_data_s if ctx.full_data_s > 0 else float("inf")
+    measured = f"{data_expr(ctx, m)} vs {ctx.full_data_s:.1f} s"
+    ctx.add(Row("5", f"{name} ({day})", measured, target, f"{ratio:.3f}", verdict(ratio, 0.10)))
+
+
+def single_file_dataset(ctx: BenchContext) -> tuple[Path, Path, int]:
+    """A folder with one transactions CSV of ~10k lines over 1,237 days, customers, products
+    and a `mapped` mapping; (folder, mapping file, lines). Cached like the generated data."""
+    target = ctx.workdir / f"single_file_{SINGLE_FILE_LINES}_d{SINGLE_FILE_DAYS}_s7"
+    mapping = target / "mapping.yaml"
+    if mapping.is_file():
+        return target, mapping, generated_lines(target)
+    source = closest_single_file_source(ctx)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    concatenate_csv(day_files(source), partial / "transactions.csv")
+    for name in ("customers.csv", "products.csv", "generation_report.json"):
+        shutil.copy2(source / name, partial / name)
+    (partial / "mapping.yaml").write_text(mapping_yaml())
+    partial.rename(target)
+    return target, mapping, generated_lines(target)
+
+
+def closest_single_file_source(ctx: BenchContext) -> Path:
+    """The generated dataset over 1,237 days whose line count is closest to 9,994."""
+    best: tuple[int, Path] | None = None
+    for customers in dict.fromkeys(SINGLE_FILE_CUSTOMERS):
+        data = dataset(ctx, DatasetSpec(customers=customers, days=SINGLE_FILE_DAYS))
+        distance = abs(generated_lines(data) - SINGLE_FILE_LINES)
+        if best is None or distance < best[0]:
+            best = (distance, data)
+        if distance <= SINGLE_FILE_TOLERANCE:
+            break
+    assert best is not None
+    return best[1]
+
+
+def concatenate_csv(files: Sequence[Path], target: Path) -> None:
+    """One CSV from several with the same header (kept once)."""
+    with target.open("w", encoding="utf-8", newline="") as out:
+        for index, path in enumerate(files):
+            with path.open(encoding="utf-8", newline="") as src:
+                header = src.readline()
+                if index == 0:
+                    out.write(header)
+                for line in src:
+                    out.write(line if line.endswith("\n") else line + "\n")
+
+
+def mapping_yaml() -> str:
+    """A `mapped` mapping for canonical column names (each column maps to itself)."""
+
+    def block(entity: str, path: str, columns: Sequence[str]) -> list[str]:
+        return [f"{entity}:", f"  path: {path}", "  columns:"] + [
+            f"    {column}: {column}" for column in columns
+        ]
+
+    lines = ["# Written by benchmarks/run_benchmarks.py (figure 6)."]
+    lines += block("transactions", "transactions.csv", TRANSACTION_COLUMNS)
+    lines += block("customers", "customers.csv", CUSTOMER_COLUMNS)
+    lines += block("products", "products.csv", PRODUCT_COLUMNS)
+    # The generator writes deliberately defective values: quarantine them, as canonical does.
+    lines.append("bad_values: quarantine")
+    return "\n".join(lines) + "\n"
+
+
+def day_span(csv_file: Path) -> str:
+    """`FIRST..LAST (N days)` of the order_ts values (ISO text) in a canonical CSV."""
+    with csv_file.open(encoding="utf-8", newline="") as src:
+        days = sorted(
+            {
+                row["order_ts"][:10]
+                for row in csv.DictReader(src)
+                if DAY.match(row["order_ts"] or "")
+            }
+        )
+    if not days:
+        return "no dated rows"
+    count = (date.fromisoformat(days[-1]) - date.fromisoformat(days[0])).days + 1
+    return f"{days[0]}..{days[-1]} ({count} days)"
+
+
+def figure_6_single_file(ctx: BenchContext) -> None:
+    data, mapping, lines = single_file_dataset(ctx)
+    span = day_span(data / "transactions.csv")
+    folder = ctx.rundir / "f6"
+    home = fresh_home(folder)
+    ctx.progress(
+        f"figure 6: one CSV of {lines:,} lines, {span}, --format mapped "
+        f"(timeout {ctx.args.single_file_timeout:.0f} s) ..."
+    )
+    m = run_measured(
+        [CLI, "run", "--data", data, "--format", "mapped", "--mapping", mapping,
+         "--db", folder / "single.duckdb"],
+        base_env(home), folder / "run.log", ctx.args.single_file_timeout,
+    )  # fmt: skip
+    if not m.ok:
+        report_failure(ctx, "single-file run", m)
+    ctx.add(seconds_row("6", f"single CSV, {lines:,} lines, {span}", m, 30))
+
+
+_KEYS_SCRIPT = """
+import json, sys
+from datetime import datetime, timedelta, timezone
+import dagster as dg
+from segment_pipeline.definitions import defs
+first = datetime.fromisoformat(sys.argv[1]).replace(tzinfo=timezone.utc)
+end = datetime.fromisoformat(sys.argv[2]).replace(tzinfo=timezone.utc) + timedelta(days=1)
+pd = defs.resolve_assets_def(dg.AssetKey(["raw", "transactions"])).partitions_def
+keys = [k for k in pd.get_partition_keys()
+        if (w := pd.time_window_for_partition_key(k)).start < end and w.end > first]
+print(json.dumps(keys))
+"""
+
+
+def partition_range(ctx: BenchContext, first: str, last: str) -> tuple[str, str]:
+    """The first and last partition keys whose windows cover the days first..last."""
+    home = fresh_home(ctx.rundir / "f7" / "keys")
+    out = run_checked([PYTHON, "-c", _KEYS_SCRIPT, first, last], env=base_env(home), timeout=600)
+    keys = json.loads(out.strip().splitlines()[-1])
+    if not keys:
+        raise RuntimeError(f"no partition key covers {first}..{last}")
+    return keys[0], keys[-1]
+
+
+def figure_7_dagster_cli(ctx: BenchContext) -> None:
+    first, last = ctx.args.f7_range or (SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY)
+    name = f"dagster CLI vs segment-pipeline backfill ({first}..{last})"
+    target = "ratio <= 1.25"
+    folder = ctx.rundir / "f7"
+    key_first, key_last = partition_range(ctx, first, last)
+    ctx.progress(f"figure 7: partition keys {key_first}...{key_last}; project CLI backfill ...")
+    project = run_measured(
+        [CLI, "backfill", "--start", first, "--end", last, "--db", folder / "a.duckdb"],
+        base_env(fresh_home(folder / "a")), folder / "project.log", ctx.args.timeout,
+    )  # fmt: skip
+    if not project.ok:
+        report_failure(ctx, "segment-pipeline backfill", project)
+        ctx.add(Row("7", name, f"{project.seconds:.1f} s", target, project.failure, "MISS"))
+        return
+    ctx.progress(f"figure 7: project CLI {project.seconds:.1f} s; dagster asset materialize ...")
+    env = base_env(fresh_home(folder / "b"), SEGMENT_PIPELINE_DB=str(folder / "b.duckdb"))
+    dagster = run_measured(
+        [DAGSTER, "asset", "materialize", "-m", "segment_pipeline.definitions", "--select", "*",
+         "--partition-range", f"{key_first}...{key_last}"],
+        env, folder / "dagster.log", ctx.args.timeout,
+    )  # fmt: skip
+    measured = f"{dagster.seconds:.1f} s vs {project.seconds:.1f} s"
+    if not dagster.ok:
+        report_failure(ctx, "dagster asset materialize", dagster)
+        ctx.add(Row("7", name, measured, target, dagster.failure, "MISS"))
+        return
+    ratio = dagster.seconds / project.seconds
+    ctx.add(Row("7", name, measured, target, f"{ratio:.2f}", verdict(ratio, 1.25)))
+
+
+def time_definitions_load(ctx: BenchContext, label: str, env_extra: dict[str, str]) -> Measurement:
+    folder = ctx.rundir / "f8" / label
+    env = base_env(fresh_home(folder), SEGMENT_PIPELINE_DB=str(folder / "w.duckdb"), **env_extra)
+    return run_measured(
+        [PYTHON, "-c", "import segment_pipeline.definitions"], env, folder / "load.log",
+        ctx.args.timeout,
+    )  # fmt: skip
+
+
+def figure_8_definitions(ctx: BenchContext) -> None:
+    spec, label = (FULL, "745k") if ctx.args.quick else (TEN_M, "10M")
+    data = dataset(ctx, spec)
+    ctx.progress(f"figure 8: loading the definitions on the {label} CSV dataset ...")
+    m = time_definitions_load(ctx, "csv", {"SEGMENT_PIPELINE_DATA": str(data)})
+    if not m.ok:
+        report_failure(ctx, "definitions load (CSV)", m)
+    ctx.add(seconds_row("8", f"load definitions, {label} CSV", m, 5))
+    figure_8_sql(ctx)
+
+
+def figure_8_sql(ctx: BenchContext) -> None:
+    name = "load definitions, 745k in PostgreSQL"
+    sys.path.insert(0, str(PROJECT))
+    from segment_pipeline_tests.pg import find_pg_bin, postgres_server
+
+    if find_pg_bin() is None:
+        ctx.add(skipped("8", name, "<= 5 s", "no PostgreSQL"))
+        return
+    data = dataset(ctx, FULL)
+    ctx.progress("figure 8: starting a throwaway PostgreSQL and loading the 745k dataset ...")
+    with postgres_server() as server:
+        load_postgres(server.dsn(), data)
+        m = time_definitions_load(
+            ctx, "sql", {"SEGMENT_PIPELINE_FORMAT": "sql", "SEGMENT_PIPELINE_SQL_URL": server.url()}
+        )
+    if not m.ok:
+        report_failure(ctx, "definitions load (sql)", m)
+    ctx.add(seconds_row("8", name, m, 5))
+
+
+def load_postgres(dsn: str, data: Path) -> None:
+    """transactions, customers and products as text tables, filled with COPY."""
+    import psycopg2
+
+    tables = {
+        "transactions": (TRANSACTION_COLUMNS, day_files(data)),
+        "customers": (CUSTOMER_COLUMNS, [data / "customers.csv"]),
+        "products": (PRODUCT_COLUMNS, [data / "products.csv"]),
+    }
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        for table, (columns, files) in tables.items():
+            cur.execute(f"CREATE TABLE {table} ({', '.join(f'{c} text' for c in columns)})")
+            copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, HEADER true)"
+            for path in files:
+                with path.open(encoding="utf-8") as src:
+                    cur.copy_expert(copy, src)
+        cur.execute("ANALYZE")
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration and output
+# --------------------------------------------------------------------------------------------
+
+
+def selected_figures(args: argparse.Namespace) -> list[int]:
+    wanted = set(args.only or ALL_FIGURES) - set(args.skip or ())
+    return sorted(wanted)
+
+
+def run_figures(ctx: BenchContext, figures: list[int]) -> None:
+    """Each selected figure, plus what it depends on (T_tiny for 3-5, figure 3 for 5)."""
+    needed = set(figures)
+    if needed & {5}:
+        needed.add(3)
+    if needed & {3, 4, 5}:
+        needed.add(2)
+    large: list[tuple[DatasetSpec, str]] = [] if ctx.args.quick else [(TEN_M, "10M")]
+    if ctx.args.huge:
+        large.append((HUNDRED_M, "100M"))
+    steps: dict[int, Callable[[], None]] = {
+        1: lambda: figure_1_sample(ctx),
+        2: lambda: figure_2_tiny(ctx),
+        3: lambda: figure_3_full(ctx),
+        4: lambda: figure_4(ctx, large),
+        5: lambda: figure_5_new_day(ctx),
+        6: lambda: figure_6_single_file(ctx),
+        7: lambda: figure_7_dagster_cli(ctx),
+        8: lambda: figure_8_definitions(ctx),
+    }
+    order = (2, 1, 3, 5, 4, 6, 7, 8)  # T_tiny first; 5 right after 3 (same warehouse)
+    for number in order:
+        if number in needed:
+            steps[number]()
+    for number in sorted(set(ALL_FIGURES) - needed):
+        ctx.rows.append(skipped(str(number), f"figure {number}", "-", "--skip/--only"))
+
+
+def figure_4(ctx: BenchContext, sizes: list[tuple[DatasetSpec, str]]) -> None:
+    if not sizes:
+        ctx.add(skipped("4", "10M lines (ratio and peak RSS)", "ratio <= 2, <= 1.5 GB", "--quick"))
+    for spec, label in sizes:
+        figure_4_large(ctx, spec, label)
+
+
+COLUMNS = ("#", "figure", "measured", "target", "ratio / value", "verdict")
+
+
+def table_cells(rows: list[Row]) -> list[tuple[str, ...]]:
+    ordered = sorted(rows, key=lambda r: int(r.figure))
+    return [(r.figure, r.name, r.measured, r.target, r.value, r.verdict) for r in ordered]
+
+
+def text_table(rows: list[Row]) -> str:
+    cells = [COLUMNS, *table_cells(rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += [
+        "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table_cells(rows)
+    ]
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, str]:
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+
+    cpu = re.search(r"^model name\s*:\s*(.+)$", read("/proc/cpuinfo"), re.M)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", read("/proc/meminfo"), re.M)
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
+        "nproc": str(os.cpu_count()),
+        "RAM": f"{int(mem[1]) / 1024**2:.1f} GiB" if mem else "?",
+        "CPU": cpu[1].strip() if cpu else "?",
+    }
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", "--no-optional-locks", *args], cwd=PROJECT, capture_output=True, text=True
+        )
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "segment_pipeline")
+    return f"{commit} (+ uncommitted changes in segment_pipeline/)" if dirty else commit
+
+
+def write_results(path: Path, rows: list[Row], argv: list[str]) -> None:
+    info = machine_info()
+    facts = "\n".join(f"- {key}: {value}" for key, value in info.items())
+    command = shlex.join(["benchmarks/run_benchmarks.py", *argv])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Benchmark results\n\n"
+        f"`{command}` (written by the script; `make bench` to refresh).\n\n"
+        f"{facts}\n\n{markdown_table(rows)}\n\n"
+        "T_tiny is figure 2's wall time (the fixed cost), subtracted in figures 3-5. "
+        "floor / pandas come from ../shared/bench/reference.py on the same files.\n"
+    )
+
+
+@contextmanager
+def run_folder(args: argparse.Namespace) -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="run_", dir=args.workdir))
+    try:
+        yield folder
+    finally:
+        if args.keep:
+            print(f"kept run folder (databases, DAGSTER_HOMEs, logs): {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    figures = {"type": int, "nargs": "+", "choices": ALL_FIGURES, "metavar": "N"}
+    parser.add_argument("--quick", action="store_true", help="skip the 10M-line size (figure 4)")
+    parser.add_argument("--huge", action="store_true", help="add a 100M-line size to figure 4")
+    parser.add_argument("--skip", **figures, help="figures not to run (1-8)")
+    parser.add_argument("--only", **figures, help="run only these figures (1-8)")
+    parser.add_argument(
+        "--workdir", type=Path, default=DEFAULT_WORKDIR,
+        help=f"dataset cache and run folders (default {DEFAULT_WORKDIR})",
+    )  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep this run's DBs and logs")
+    parser.add_argument(
+        "--timeout", type=float, default=3600, help="seconds per command (default 3600)"
+    )
+    parser.add_argument(
+        "--single-file-timeout", type=float, default=1200,
+        help="seconds for figure 6's run (default 1200)",
+    )  # fmt: skip
+    parser.add_argument("--results", type=Path, default=RESULTS_FILE, help="Markdown results file")
+    # Development only: figure 7 on a shorter range of days (FIRST LAST, YYYY-MM-DD).
+    parser.add_argument("--f7-range", nargs=2, metavar="DAY", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    for tool in (CLI, DAGSTER, PYTHON, REFERENCE, DAGSTER_YAML):
+        if not tool.exists():
+            print(f"missing {tool} (run `make install` first?)", file=sys.stderr)
+            return 2
+    if (PROJECT / ".env").is_file():
+        print("note: ./.env exists; its settings apply where the bench sets none", flush=True)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    with run_folder(args) as rundir:
+        ctx = BenchContext(args=args, workdir=args.workdir, rundir=rundir)
+        ctx.progress(f"datasets cached in {args.workdir}; this run's files in {rundir}")
+        run_figures(ctx, selected_figures(args))
+    print()
+    print(text_table(ctx.rows))
+    write_results(args.results, ctx.rows, argv)
+    print(f"\nwritten to {args.results}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
