@@ -369,6 +369,15 @@ def test_postgres_gives_the_same_tables_as_files(
     )
     assert loaded == in_files
 
+    # Per-day counts differ by exactly those rows (quarantined, on the first day): every day is
+    # conserved, and staged and returned lines are the files' to the line.
+    got_days, expected_days = got.pop("staging.staged_days"), expected.pop("staging.staged_days")
+    assert (got_days["raw"] == got_days[["staged", "returns", "quarantined"]].sum(axis=1)).all()
+    for column in ("staged", "returns"):
+        assert got_days[column].sum() == expected_days[column].sum()
+    surplus = got_days[["raw", "quarantined"]].sum() - expected_days[["raw", "quarantined"]].sum()
+    assert surplus["raw"] == surplus["quarantined"]
+
     assert {
         "staging.transactions",
         "staging.returns",

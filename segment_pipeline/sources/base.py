@@ -17,6 +17,7 @@ rows stream from the file into the warehouse without passing through Python.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -87,20 +88,19 @@ class DatasetSource(ABC):
 
     def raw_window(
         self, conn: duckdb.DuckDBPyConnection, first: date, last: date
-    ) -> list[RawQuery]:
+    ) -> Iterable[RawQuery]:
         """Raw transaction rows of every day `first..last`, each with its `partition_date`.
 
-        The default asks for each day in turn; adapters override it to read their input once
-        for the whole window (a multi-file scan, one pass over a single export), so the cost
-        follows the data, not the number of days.
+        The caller runs each query before asking for the next, so a query may read a temp
+        table its adapter filled for it. The default asks for each day in turn; adapters
+        override it to read their input once for the whole window (a multi-file scan, one pass
+        over a single export), so the cost follows the data, not the number of days.
         """
-        queries = []
         for day in self.transaction_days():
             if first <= day <= last:
                 query = self.raw_transactions(conn, day)
                 if query is not None:
-                    queries.append(with_partition_date(query, day))
-        return queries
+                    yield with_partition_date(query, day)
 
     def listed_day_range(self) -> tuple[date, date] | None:
         """The data's first and last day when they can be known without reading the data

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -240,7 +241,7 @@ class CanonicalSource(DatasetSource):
 
     def raw_window(
         self, conn: duckdb.DuckDBPyConnection, first: date, last: date
-    ) -> list[RawQuery]:
+    ) -> Iterable[RawQuery]:
         """CSV day files sharing a header are read in one scan; Parquet files one by one."""
         in_window = {d: p for d, p in self.day_files().items() if first <= d <= last}
         groups: dict[tuple[str, ...], list[date]] = {}

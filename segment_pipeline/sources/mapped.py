@@ -22,7 +22,7 @@ into the warehouse without passing through Python.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -594,7 +594,7 @@ class FileDatasetSource(DatasetSource):
 
     def raw_window(
         self, conn: duckdb.DuckDBPyConnection, first: date, last: date
-    ) -> list[RawQuery]:
+    ) -> Iterable[RawQuery]:
         """Day files one by one; any other export in ONE pass for the whole window, each row on
         the day of its own timestamp, so the cost does not grow with the days it spans. Rows
         whose timestamp cannot be read go with the data's first day (where staging quarantines

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -424,6 +424,69 @@ class SqlSource(DatasetSource):
             f"{table.label}@{day.isoformat()}",
             with_extra=True,
         )
+
+    def raw_window(
+        self, conn: duckdb.DuckDBPyConnection, first: date, last: date
+    ) -> Iterable[RawQuery]:
+        """The window's rows in one streamed read (not one query per day), each on its day;
+        rows whose date cannot be read go with the data's first day, as in `raw_transactions`.
+        Lines are numbered per day in the same order as a day-by-day read, so line ids match."""
+        all_days, undated = self._scan_days()
+        days = [d for d in all_days if first <= d <= last]
+        if not days:
+            return []
+        table = self._required("transactions", REQUIRED_TRANSACTION_FIELDS)
+        ts = table.table.c["order_ts"]
+        if isinstance(ts.type, sa.DateTime):
+            condition = sa.and_(
+                ts >= datetime.combine(days[0], time()),
+                ts < datetime.combine(days[-1] + timedelta(days=1), time()),
+            )
+        elif isinstance(ts.type, sa.Date):
+            condition = ts.between(days[0], days[-1])
+        else:
+            condition = self._day_key(table).between(days[0].isoformat(), days[-1].isoformat())
+        if days[0] == all_days[0]:
+            texts = [k for k in undated if k is not None]
+            extra = [self._day_key(table).in_(texts)] if texts else []
+            condition = sa.or_(condition, ts.is_(None), *extra)
+        temp = self._load(conn, "transactions", table, condition)
+        present = table.columns
+        order = [
+            quote_ident(c)
+            for c in (
+                "order_ts",
+                "order_id",
+                "product_id",
+                "customer_id",
+                "quantity",
+                "unit_price",
+                "product_name",
+                "category",
+            )
+            if c in present
+        ]
+        others = [c for c in present if c not in RAW_TRANSACTION_FIELDS]
+        order += [quote_ident(c) for c in others]
+        selects = [
+            quote_ident(f) if f in present else f"CAST(NULL AS VARCHAR) AS {f}"
+            for f in RAW_TRANSACTION_FIELDS
+        ]
+        if others:
+            packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in others)
+            selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
+        else:
+            selects.append("CAST(NULL AS VARCHAR) AS extra")
+        day = "coalesce(TRY_CAST(substr(CAST(order_ts AS VARCHAR), 1, 10) AS DATE), ?::DATE)"
+        sql = f"""
+            WITH dated AS (SELECT *, {day} AS partition_date FROM {temp})
+            SELECT partition_date, {", ".join(selects)},
+                   ? || '@' || CAST(partition_date AS VARCHAR) AS source_file,
+                   CAST(row_number() OVER (PARTITION BY partition_date ORDER BY {", ".join(order)})
+                        AS BIGINT) AS source_line
+            FROM dated
+        """
+        return [RawQuery(sql=sql, params=[all_days[0], table.label], source_file=table.label)]
 
     def _master(
         self, conn: duckdb.DuckDBPyConnection, entity: str, fields: tuple[str, ...]
