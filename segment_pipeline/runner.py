@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import threading
 import time
 import uuid
@@ -24,6 +25,12 @@ from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
 from segment_pipeline.partitions import range_tags
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import DataContractError, open_source
+
+#: Every run the CLI starts records the process that executes it, so a later CLI run can tell
+#: a run whose process died (kill -9, a reboot) from one that is still going.
+RUN_PID_TAG = "segment_pipeline/pid"
+RUN_HOST_TAG = "segment_pipeline/host"
+_UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 _SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION"}
@@ -124,6 +131,7 @@ def _execute_run(
 ) -> RunOutcome:
     """One in-process run of `keys`, printing progress read back from the event log."""
     run_id = str(uuid.uuid4())
+    tags = {**tags, RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()}
     holder: dict[str, dg.ExecuteInProcessResult | BaseException] = {}
 
     def target() -> None:
@@ -278,6 +286,44 @@ def project_instance() -> dg.DagsterInstance:
     return instance
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the runs this machine's CLI started whose process is gone, and free their pool
+    slots.
+
+    A run killed with kill -9 never records its end: it stays STARTED and keeps its slot of
+    the `duckdb_warehouse` pool (limit 1), so every later run would wait for it forever.
+    Returns one line per recovered run, for the console.
+    """
+    host = socket.gethostname()
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=_UNFINISHED, tags={RUN_HOST_TAG: host})
+    )
+    recovered = []
+    for record in records:
+        run = record.dagster_run
+        pid = int(run.tags.get(RUN_PID_TAG, "0") or 0)
+        if pid <= 0 or pid == os.getpid() or _process_alive(pid):
+            continue
+        message = (
+            f"the process that executed this run (pid {pid} on {host}) is gone; marked failed "
+            "by the next segment-pipeline run"
+        )
+        instance.report_run_failed(run, message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        recovered.append(f"run {run.run_id}: its process {pid} is gone; marked FAILED, slot freed")
+    return recovered
+
+
 def run_pipeline(
     settings: PipelineSettings,
     *,
@@ -286,10 +332,13 @@ def run_pipeline(
     end: date | None = None,
 ) -> int:
     """The CLI's `run`: execute, print progress and a summary, return the exit code."""
+    instance = project_instance()
+    for line in recover_dead_runs(instance):
+        print(f"recovered {line}")
     try:
         outcome = execute_pipeline(
             settings,
-            instance=project_instance(),
+            instance=instance,
             selection=selection,
             start=start,
             end=end,

@@ -1,0 +1,129 @@
+"""Fault injection: a run killed with kill -9 must never block the next one.
+
+Run alone with `.venv/bin/pytest -m fault`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from segment_pipeline.generator import generate
+from segment_pipeline.partitions import PARTITION_RANGE_START_TAG
+from segment_pipeline.runner import RUN_PID_TAG
+from segment_pipeline.settings import PROJECT_ROOT
+
+BIN = Path(sys.executable).parent
+TABLES = (
+    "raw.transactions",
+    "staging.transactions",
+    "staging.returns",
+    "staging.quarantine",
+    "marts.rfm_customer_segments",
+    "marts.behavioural_segments",
+)
+
+pytestmark = [pytest.mark.fault, pytest.mark.e2e]
+
+
+def _env(home: Path, data: Path, db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_PIPELINE_")}
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / ".dagster_home/dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_run_records(limit=1)  # create the storage before the CLI and the poller
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "SEGMENT_PIPELINE_DATA": str(data),
+            "SEGMENT_PIPELINE_DB": str(db),
+        }
+    )
+    return env
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "segment-pipeline"), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _kill_when_started(proc: subprocess.Popen, home: Path, ranged: bool) -> str:
+    """kill -9 the CLI once its (ranged, or downstream) run is STARTED; return the run id."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            for record in instance.get_run_records(
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+            ):
+                run = record.dagster_run
+                if (PARTITION_RANGE_START_TAG in run.tags) == ranged and RUN_PID_TAG in run.tags:
+                    time.sleep(1.0)  # let it write something
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=30)
+                    return run.run_id
+        time.sleep(0.2)
+    raise AssertionError("the run never started")
+
+
+def _tables(db: Path) -> dict[str, list[tuple]]:
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}
+    finally:
+        conn.close()
+
+
+def test_a_run_after_kill_9_recovers_and_equals_a_clean_run(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    generate(data, customers=200, days=10, seed=3, start=date(2025, 3, 1))
+    home, db = tmp_path / "home", tmp_path / "w" / "w.duckdb"
+    env = _env(home, data, db)
+
+    # Killed while loading (the month partitions), then while the analysis layers run.
+    killed = [
+        _kill_when_started(_start(env), home, ranged=True),
+        _kill_when_started(_start(env), home, ranged=False),
+    ]
+
+    started = time.monotonic()
+    again = subprocess.run(
+        [str(BIN / "segment-pipeline"), "run"], env=env, capture_output=True, text=True, timeout=300
+    )
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]
+    assert time.monotonic() - started < 200
+    # Each CLI run recovers what the one before left (the second recovered the first).
+    assert f"recovered run {killed[-1]}" in out, out[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # A killed run either finished before the kill (SUCCESS: the kill hit between runs)
+        # or was marked FAILED by the next CLI run; none is left STARTED holding its slot.
+        statuses = {instance.get_run_by_id(run_id).status for run_id in killed}
+        assert statuses <= {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS}
+        assert instance.get_run_by_id(killed[-1]).status == dg.DagsterRunStatus.FAILURE
+
+    clean_db = tmp_path / "clean" / "w.duckdb"
+    clean = subprocess.run(
+        [str(BIN / "segment-pipeline"), "run"],
+        env=_env(tmp_path / "clean_home", data, clean_db),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    assert _tables(db) == _tables(clean_db)
