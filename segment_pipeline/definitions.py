@@ -28,6 +28,7 @@ from segment_pipeline.sources import open_source
 LAYER_MODULES: tuple[str, ...] = (
     "segment_pipeline.assets.rfm",
     "segment_pipeline.assets.behaviour",
+    "segment_pipeline.assets.clv",
 )
 
 

@@ -82,6 +82,9 @@ RFM_KEYS = [
     dg.AssetKey(["marts", "rfm_summary"]),
     dg.AssetKey(["marts", "segment_category_preference"]),
 ]
+#: The CLV layer's table and figure for the section "Value by segment and class" (omitted
+#: when absent).
+CLV_KEYS = [dg.AssetKey(["marts", "clv_by_segment"]), dg.AssetKey(["figures", "clv_by_segment"])]
 
 FIGURE_NAMES = {
     "distribution": "bsa_purchase_distribution",
@@ -645,6 +648,7 @@ def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
             SUMMARY_KEY,
             *FIGURE_KEYS.values(),
             *RFM_KEYS,
+            *CLV_KEYS,
         ],
         group_name=REPORT_GROUP,
         kinds={"duckdb", "markdown"},

@@ -7,7 +7,10 @@ frames into Markdown and computes nothing but formatting, ratios of numbers it w
 hand-built frames.
 
 The RFM section reads `marts.rfm_summary` and `marts.segment_category_preference` (the RFM
-layer's tables) only when they exist; without them the section says how to add it.
+layer's tables) only when they exist; without them the section says how to add it. The section
+"Value by segment and class" reads `marts.clv_by_segment` (the CLV layer) and is left out
+entirely when that table does not exist; when the CLV models could not be fitted it says why
+(`marts.clv_model_fit.not_fitted_reason`).
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ class ReportInputs:
     rfm_preferences: pd.DataFrame | None = None
     rfm_actions: Mapping[str, str] = field(default_factory=dict)
     missing_rfm_tables: Sequence[str] = ()
+    clv_by_segment: pd.DataFrame | None = None
+    clv_horizon_months: int | None = None
+    clv_not_fitted: Mapping[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +128,51 @@ def table_columns(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> li
 
 RFM_SUMMARY_COLUMNS = ("segment", "customers", "customer_share", "revenue_share")
 RFM_PREFERENCE_COLUMNS = ("segment", "category", "preference_index")
+CLV_COLUMNS = (
+    "dimension",
+    "segment",
+    "segment_order",
+    "customers",
+    "total_clv",
+    "mean_clv",
+    "clv_share",
+    "mean_p_alive",
+)
+CLV_FIGURE = ("clv_by_segment.png", "Predicted CLV by RFM segment, strategy class and segment")
+
+
+@dataclass(frozen=True)
+class ClvInputs:
+    """What the report reads from the CLV layer (all None / empty without it)."""
+
+    by_segment: pd.DataFrame | None = None
+    horizon_months: int | None = None
+    #: model label (BG/NBD, Gamma-Gamma) -> why it was not fitted (marts.clv_model_fit)
+    not_fitted: Mapping[str, str] = field(default_factory=dict)
+
+
+CLV_MODEL_LABELS = {"bgnbd": "BG/NBD", "gamma_gamma": "Gamma-Gamma"}
+
+
+def collect_clv(conn: duckdb.DuckDBPyConnection) -> ClvInputs:
+    """marts.clv_by_segment, the prediction horizon and the models not fitted (with the
+    reason), or an empty ClvInputs without the CLV layer."""
+    if not all(c in table_columns(conn, "marts", "clv_by_segment") for c in CLV_COLUMNS):
+        return ClvInputs()
+    frame = conn.execute("SELECT * FROM marts.clv_by_segment").df()
+    horizon = None
+    if "horizon_months" in table_columns(conn, "marts", "clv_customer_predictions"):
+        horizon = conn.execute(
+            "SELECT max(horizon_months) FROM marts.clv_customer_predictions"
+        ).fetchall()[0][0]
+    not_fitted: dict[str, str] = {}
+    if "not_fitted_reason" in table_columns(conn, "marts", "clv_model_fit"):
+        rows = conn.execute(
+            "SELECT model, min(not_fitted_reason) FROM marts.clv_model_fit "
+            "WHERE NOT fitted GROUP BY model ORDER BY model"
+        ).fetchall()
+        not_fitted = {CLV_MODEL_LABELS.get(m, m): str(r) for m, r in rows}
+    return ClvInputs(frame, int(horizon) if horizon is not None else None, not_fitted)
 
 
 def collect_report_inputs(
@@ -157,6 +208,7 @@ def collect_report_inputs(
         rfm_preferences = conn.execute("SELECT * FROM marts.segment_category_preference").df()
     else:
         missing.append("marts.segment_category_preference")
+    clv_inputs = collect_clv(conn)
     return ReportInputs(
         headline=headline,
         demographics=demographics,
@@ -172,6 +224,9 @@ def collect_report_inputs(
         rfm_preferences=rfm_preferences,
         rfm_actions=rfm_actions,
         missing_rfm_tables=missing,
+        clv_by_segment=clv_inputs.by_segment,
+        clv_horizon_months=clv_inputs.horizon_months,
+        clv_not_fitted=clv_inputs.not_fitted,
     )
 
 
@@ -281,6 +336,7 @@ def render_report(inputs: ReportInputs, *, embed_images: bool = True) -> str:
     parts += _segments_section(inputs, figures, embed_images)
     parts += _strategy_section(inputs, figures, embed_images)
     parts += _rfm_section(inputs)
+    parts += _clv_section(inputs, embed_images)
     parts += _method_section(inputs)
     return "\n".join(parts).rstrip() + "\n"
 
@@ -600,6 +656,83 @@ def _rfm_section(inputs: ReportInputs) -> list[str]:
     if len(empty):
         out += [f"No customers in: {', '.join(str(e) for e in empty)}.", ""]
     return out
+
+
+def _clv_table(frame: pd.DataFrame, dimension: str, label: str, top: int | None) -> str:
+    rows = frame[frame["dimension"] == dimension]
+    if top is None:
+        rows = rows.sort_values(["segment_order", "segment"])
+    else:
+        rows = rows.sort_values(["total_clv", "segment"], ascending=[False, True]).head(top)
+    table = pd.DataFrame(
+        {
+            label: rows["segment"],
+            "customers": rows["customers"].map(count),
+            "predicted CLV": rows["total_clv"].map(money),
+            "CLV share": rows["clv_share"].map(pct),
+            "CLV / customer": rows["mean_clv"].map(money),
+            "mean P(alive)": rows["mean_p_alive"].map(pct),
+        }
+    )
+    return _md_table(table)
+
+
+def _clv_section(inputs: ReportInputs, embed: bool) -> list[str]:
+    """Predicted value per strategy class, RFM segment and top behavioural segments; nothing
+    when the CLV tables do not exist, the reason when the models could not be fitted."""
+    frame = inputs.clv_by_segment
+    not_fitted = dict(inputs.clv_not_fitted)
+    if frame is None or (frame.empty and not not_fitted):
+        return []
+    notes = list(not_fitted.values())  # each reason names its model
+    if frame.empty:
+        return [
+            "## Value by segment and class",
+            "",
+            "CLV not available: the model was not fitted, so there are no predictions "
+            "(docs/clv.md).",
+            "",
+            *[f"- {note}" for note in notes],
+            "",
+        ]
+    months = inputs.clv_horizon_months
+    horizon = f"the next {months} months" if months else "the prediction horizon"
+    total = frame.loc[frame["dimension"] == "strategy_class", "total_clv"].sum()
+    customers = frame.loc[frame["dimension"] == "strategy_class", "customers"].sum()
+    spend = "Gamma-Gamma spend per purchase day"
+    caveat: list[str] = []
+    if "Gamma-Gamma" in not_fitted:
+        spend = "each customer's own mean spend per purchase day"
+        caveat = [
+            f"Note: Gamma-Gamma was not fitted ({not_fitted['Gamma-Gamma']}); the expected "
+            "spend per purchase day is therefore the customer's own mean in the window (no "
+            "shrinkage towards the population mean).",
+            "",
+        ]
+    return [
+        "## Value by segment and class",
+        "",
+        f"Predicted customer lifetime value (CLV) over {horizon}: {money(total)} from "
+        f"{count(customers)} customers (BG/NBD purchase days x {spend}, discounted monthly; "
+        "docs/clv.md). P(alive) is the probability that a customer is still active at the "
+        "end of the data.",
+        "",
+        *caveat,
+        "**By strategy class**",
+        "",
+        _clv_table(frame, "strategy_class", "class", None),
+        "",
+        "**By RFM segment**",
+        "",
+        _clv_table(frame, "rfm_segment", "segment", None),
+        "",
+        "**Most valuable behavioural segments**",
+        "",
+        _clv_table(frame, "behavioural_segment", "segment", inputs.top_n),
+        "",
+        _figure(*CLV_FIGURE, embed),
+        "",
+    ]
 
 
 def _method_section(inputs: ReportInputs) -> list[str]:
