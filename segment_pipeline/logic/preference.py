@@ -269,7 +269,6 @@ FROM lines AS l
 JOIN marts.rfm_customer_segments AS r USING (customer_id)
 JOIN product_price AS p USING (product_id)
 JOIN category_threshold AS t USING (category)
-ORDER BY l.line_id
 """
 
 #: Check: sale lines (and revenue) in the window vs rows of segment_product_purchases.

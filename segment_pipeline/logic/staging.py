@@ -491,7 +491,7 @@ WHERE partition_date BETWEEN ? AND ? GROUP BY partition_date ORDER BY partition_
 
 #: Days are validated in batches of at most this many raw lines (a single larger day is one
 #: batch), so memory is bounded by the batch, not by the length of a backfill.
-DEFAULT_BATCH_ROWS = 1_000_000
+DEFAULT_BATCH_ROWS = 500_000
 
 
 @dataclass(frozen=True)
