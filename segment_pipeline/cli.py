@@ -123,6 +123,10 @@ def _use_project_instance(settings: PipelineSettings) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from segment_pipeline.generator import generate
 
+    for name in ("customers", "days"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1, got {getattr(args, name)}")
+
     report = generate(
         args.out, customers=args.customers, days=args.days, seed=args.seed, start=args.start
     )
@@ -137,10 +141,67 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
+    check_database_path(Path(settings.db_path))
     _use_project_instance(settings)
     from segment_pipeline.runner import run_pipeline
 
     return run_pipeline(settings, selection=args.select, start=args.start, end=args.end)
+
+
+#: Exit codes: 0 success, 1 the pipeline ran and a step or a blocking check failed (or an
+#: internal error, with its trace in a log file), 2 a usage or input error (one line says what).
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+class UserError(ValueError):
+    """Something the user can fix: the message says what, where and what to do."""
+
+
+def check_database_path(db_path: Path) -> None:
+    """Refuse a --db that is a folder or a file DuckDB cannot open, before any work."""
+    if db_path.is_dir():
+        raise UserError(f"--db {db_path} is a folder; give a file such as {db_path}/w.duckdb")
+    if db_path.exists():
+        import duckdb
+
+        try:
+            duckdb.connect(str(db_path), read_only=True).close()
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                return  # a running pipeline holds it: the run will wait for its turn
+            raise UserError(
+                f"--db {db_path} is not a DuckDB database ({str(exc).splitlines()[0]}); "
+                "choose another file name or delete this file"
+            ) from None
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
+
+    from segment_pipeline.resources import WarehouseLockTimeout
+    from segment_pipeline.sources import DataContractError
+    from segment_pipeline.tables import TableShapeError
+
+    return (
+        UserError,
+        ValueError,  # SettingsError, DataContractError, bad dates and ranges
+        DataContractError,
+        DagsterInvalidAssetSelectionError,
+        WarehouseLockTimeout,
+        TableShapeError,
+    )
+
+
+def _write_trace(exc: BaseException) -> Path:
+    """The full traceback of an internal error, in a file next to the project's run logs."""
+    import traceback
+
+    folder = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME) / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"segment-pipeline-error-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,6 +216,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if isinstance(exc, _user_error_types()):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        path = _write_trace(exc)
+        print(
+            f"internal error: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}\n"
+            f"  (a bug in segment-pipeline; the full trace is in {path})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
     if args.command != "generate":
         print(f"({time.monotonic() - started:.1f} s)")
     return code

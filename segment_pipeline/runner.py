@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
-from segment_pipeline.partitions import range_tags
+from segment_pipeline.partitions import has_partition_for, range_tags
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import DataContractError, open_source
 
@@ -32,7 +32,10 @@ RUN_PID_TAG = "segment_pipeline/pid"
 RUN_HOST_TAG = "segment_pipeline/host"
 _UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
-_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Dagster's own console output is off: the runner prints progress from the event log, one
+#: line per step or check, and a failing step's full trace goes to a log file (its path is
+#: printed), not 100 lines of stack trace on the console.
+_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION"}
 
 
@@ -52,7 +55,13 @@ def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.As
     if not selection:
         return None
     graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    try:
+        keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    except Exception as exc:  # Dagster raises several types for a bad selection string
+        raise ValueError(
+            f"--select {selection!r} is not a valid asset selection ({exc}); examples: "
+            "'key:\"staging/*\"', 'group:rfm', 'key:\"marts/rfm_summary\"+'"
+        ) from None
     if not keys:
         raise ValueError(f"the selection {selection!r} matches no asset")
     return sorted(keys)
@@ -96,6 +105,8 @@ def execute_pipeline(
     selected = keys or sorted(graph.get_all_asset_keys())
     partitioned = [k for k in selected if graph.get(k).is_partitioned]
     unpartitioned = [k for k in selected if not graph.get(k).is_partitioned]
+    if partitioned:
+        _check_range_has_partitions(graph.get(partitioned[0]).partitions_def, start, end)
     say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
 
     # Two runs: the month partitions over the range (raw narrowed to the days asked for),
@@ -119,6 +130,21 @@ def execute_pipeline(
         downstream.run_ids = outcome.run_ids + downstream.run_ids
         outcome = downstream
     return outcome
+
+
+def _check_range_has_partitions(
+    partitions_def: dg.PartitionsDefinition, start: date, end: date
+) -> None:
+    """A range outside the partitions is a usage error, said in one line (not a Dagster
+    invariant failure inside the run)."""
+    for name, day in (("--start", start), ("--end", end)):
+        if not has_partition_for(partitions_def, day):
+            keys = partitions_def.get_partition_keys()
+            span = f"{keys[0]} .. {keys[-1]}" if keys else "none"
+            raise ValueError(
+                f"{name} {day} is outside the partitions (months {span}); they start at the "
+                "dataset's first day file, or at SEGMENT_PIPELINE_START_DATE if you set it"
+            )
 
 
 def _execute_run(
@@ -199,6 +225,9 @@ def _progress_line(
         return f"{stamp}  {record.step_key:<28} done ({took})"
     if kind == "STEP_FAILURE":
         text = _failure_text(event, record)
+        trace = _write_failure_trace(event, record)
+        if trace is not None:
+            text = f"{text} (an unexpected error: full trace in {trace})"
         messages.append(f"{record.step_key}: {text}")
         return f"{stamp}  {record.step_key:<28} FAILED: {text}"
     evaluation = event.event_specific_data
@@ -230,6 +259,21 @@ def _failure_text(event: dg.DagsterEvent, record: dg.EventLogEntry) -> str:
     )
 
 
+def _write_failure_trace(event: dg.DagsterEvent, record: dg.EventLogEntry) -> Path | None:
+    """A failure that is not a deliberate `Failure` (bad input says what to do in its
+    description) is a bug: its full trace goes to `$DAGSTER_HOME/logs/<run>-<step>.log`."""
+    data = event.step_failure_data
+    if data is None or data.error is None or data.user_failure_data is not None:
+        return None
+    if data.error.cls_name in ("Failure", "DagsterAssetCheckFailedError"):
+        return None
+    folder = Path(os.environ.get("DAGSTER_HOME", ".")) / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{record.run_id}-{record.step_key}.log"
+    path.write_text(data.error.to_string())
+    return path
+
+
 def summarise(settings: PipelineSettings) -> str:
     """Rows per table, quarantined rows by rule, and where the figures are."""
     if not Path(settings.db_path).exists():
@@ -250,7 +294,26 @@ def summarise(settings: PipelineSettings) -> str:
     figures = sorted(Path(settings.figures_dir).glob("*.png"))
     if figures:
         lines.append(f"Figures ({len(figures)}): {settings.figures_dir}")
+    lines.extend(_not_loaded_summary(settings))
     return "\n".join(lines)
+
+
+def _not_loaded_summary(settings: PipelineSettings) -> list[str]:
+    """The dataset's files that were not loaded, so none is skipped without a word."""
+    try:
+        skipped = open_source(settings).unrecognised_inputs()
+    except DataContractError:
+        return []
+    if not skipped:
+        return []
+    lines = [
+        f"NOT LOADED: {len(skipped)} file(s) whose names are not YYYY-MM-DD.csv or .parquet "
+        "(rename them to load them):"
+    ]
+    lines.extend(f"  {path}" for path in skipped[:20])
+    if len(skipped) > 20:
+        lines.append(f"  ... and {len(skipped) - 20} more")
+    return lines
 
 
 def _quarantine_summary(conn: duckdb.DuckDBPyConnection) -> list[str]:

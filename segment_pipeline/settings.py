@@ -64,16 +64,16 @@ class PipelineSettings:
 
         defaults = cls()
         mapping = get("MAPPING")
-        undated = get("UNDATED_DAY")
-        start = get("START_DATE")
+        undated = _day_setting("UNDATED_DAY", get("UNDATED_DAY"))
+        start = _day_setting("START_DATE", get("START_DATE"))
         return cls(
             data_dir=_path(get("DATA")) or defaults.data_dir,
             source_format=(get("FORMAT") or defaults.source_format).lower(),
             mapping_file=_path(mapping),
             db_path=_path(get("DB")) or defaults.db_path,
             figures_dir=_path(get("FIGURES_DIR")),
-            undated_day=date.fromisoformat(undated) if undated else defaults.undated_day,
-            start_date=date.fromisoformat(start) if start else None,
+            undated_day=undated or defaults.undated_day,
+            start_date=start,
         )
 
     def __post_init__(self) -> None:
@@ -107,6 +107,22 @@ class PipelineSettings:
         if self.start_date is not None:
             env[ENV_PREFIX + "START_DATE"] = self.start_date.isoformat()
         return env
+
+
+class SettingsError(ValueError):
+    """A setting from the environment or `.env` is not usable; the message names it."""
+
+
+def _day_setting(name: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(
+            f"{ENV_PREFIX}{name}={value!r} is not a date; write it as YYYY-MM-DD "
+            "(in the environment or .env)"
+        ) from None
 
 
 def figures_dir_for(db_path: Path) -> Path:

@@ -193,3 +193,23 @@ def test_bundled_sample_staging_matches_the_generator_report(
     assert counts["staged"] == report["sale_lines"]
     assert counts["returns"] == report["return_lines"]
     assert counts["quarantined"] == sum(report["defective_lines"].values())
+
+
+def test_a_bug_in_a_step_gives_a_short_message_and_its_trace_in_a_file(
+    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segment_pipeline.assets.ingest as ingest
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom: a bug, not bad input")
+
+    monkeypatch.setattr(ingest, "stage_transactions_window", broken)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    data = make_dataset(tmp_path / "data")
+    outcome = run(settings_for(data, tmp_path / "w" / "w.duckdb"), instance)
+    assert not outcome.success
+    [message] = [m for m in outcome.messages if m.startswith("staging_transactions")]
+    assert "RuntimeError: boom: a bug, not bad input" in message
+    trace = Path(message.split("full trace in ")[1].rstrip(")"))
+    assert trace.is_file() and "Traceback" not in message
+    assert "in broken" in trace.read_text()  # the whole stack, down to the failing function

@@ -168,3 +168,69 @@ def test_cli_generate_writes_a_dataset(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len(list((out_dir / "transactions").glob("*.csv"))) >= 5
     assert (out_dir / "customers.csv").is_file()
+
+
+def test_files_that_are_not_loaded_are_reported_never_skipped_silently(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_day(root, "2024-03-01", [line("O1", "C1", "2024-03-01 10:00:00", "P1", 2, "3.50")])
+    folder = root / "transactions"
+    names = ["2024-02-30.csv", "2024-03-02.CSV", "not-a-date.csv"]
+    for name in names:
+        (folder / name).write_text("order_id,customer_id,order_ts,product_id,quantity,unit_price\n")
+    result = subprocess.run(
+        [str(BIN / "segment-pipeline"), "run", "--data", str(root), "--select", 'key:"raw/*"'],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out  # a warning, not a failure: the valid day is loaded
+    assert "NOT LOADED: 3 file(s)" in out
+    assert all(str(folder / name) in out for name in names), out
+    assert "check raw/transactions:every_file_loaded FAILED (WARN)" in out
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        record = instance.get_latest_materialization_event(dg.AssetKey(["raw", "transactions"]))
+        assert record.asset_materialization.metadata["files_not_loaded"].value == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["run", "--db", "{tmp}"], {}, "is a folder"),
+        (["run", "--db", "{tmp}/not-duckdb.duckdb"], {}, "is not a DuckDB database"),
+        (
+            ["generate", "--out", "{tmp}/g", "--customers", "0"],
+            {},
+            "--customers must be at least 1",
+        ),
+        (["run", "--select", 'key:"raw/*'], {}, "is not a valid asset selection"),
+        (["run"], {"SEGMENT_PIPELINE_UNDATED_DAY": "notaday"}, "is not a date; write it as"),
+        (
+            ["backfill", "--start", "2020-01-01", "--end", "2020-01-02"],
+            {},
+            "--start 2020-01-01 is outside the partitions",
+        ),
+    ],
+    ids=["db-folder", "db-not-duckdb", "zero-customers", "bad-select", "bad-day", "before-start"],
+)
+def test_user_errors_get_one_clear_line_and_exit_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], says: str
+) -> None:
+    root = tmp_path / "data"
+    write_day(root, "2024-03-01", [line("O1", "C1", "2024-03-01 10:00:00", "P1", 2, "3.50")])
+    (tmp_path / "not-duckdb.duckdb").write_text("hello\n")
+    command = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if command[0] != "generate":
+        command += ["--data", str(root)]
+    result = subprocess.run(
+        [str(BIN / "segment-pipeline"), *command],
+        env=_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert says in out, out
+    assert "Traceback" not in out and "Stack Trace" not in out, out

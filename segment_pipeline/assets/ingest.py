@@ -127,6 +127,16 @@ def build_ingest_assets(
         "with the source file and line number; raw.loads records which file and load each "
         "day came from. A day without a file has no rows.",
         metadata=RAW_TRANSACTIONS.spec_metadata(),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "every_file_loaded",
+                asset=RAW_KEY,
+                blocking=False,
+                description="Warns when the dataset holds files that are not loaded (a day "
+                "file named 2025-02-30.csv, notes.txt, 2025-11-06.CSV): nothing is skipped "
+                "without a word.",
+            )
+        ],
     )
     def raw_transactions(
         context: AssetExecutionContext,
@@ -154,6 +164,9 @@ def build_ingest_assets(
             f"raw.transactions {_window_label(days)}: {load.rows} lines from "
             f"{len(load.per_day)} day(s)"
         )
+        skipped = source.unrecognised_inputs()
+        for path in skipped:
+            context.log.warning(f"not loaded: {path} (not a YYYY-MM-DD.csv or .parquet day file)")
         metadata.update(
             {
                 "window": _window_label(days),
@@ -162,9 +175,25 @@ def build_ingest_assets(
                 "days_without_data": len(days) - len(load.per_day),
                 "per_day": preview_markdown(per_day, max_rows=31),
                 "source": source.describe(),
+                "files_not_loaded": len(skipped),
             }
         )
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(
+            metadata=metadata,
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="every_file_loaded",
+                    passed=not skipped,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={
+                        "files_not_loaded": len(skipped),
+                        "files": dg.MetadataValue.md(
+                            "\n".join(f"- `{p}`" for p in skipped[:50]) or "_(none)_"
+                        ),
+                    },
+                )
+            ],
+        )
 
     @dg.multi_asset(
         specs=[

@@ -102,6 +102,11 @@ class DatasetSource(ABC):
                 if query is not None:
                     yield with_partition_date(query, day)
 
+    def unrecognised_inputs(self) -> list[str]:
+        """Files the dataset holds but that will not be loaded (a day file whose name is not a
+        real YYYY-MM-DD date, a wrong extension): every file is loaded or reported."""
+        return []
+
     def listed_day_range(self) -> tuple[date, date] | None:
         """The data's first and last day when they can be known without reading the data
         (from file names), else None. The partitions follow it; it must never scan rows."""

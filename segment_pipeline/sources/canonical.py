@@ -232,6 +232,9 @@ class CanonicalSource(DatasetSource):
             if p.is_file() and not p.name.startswith(".") and parse_day_file_name(p.name) is None
         ]
 
+    def unrecognised_inputs(self) -> list[str]:
+        return [str(p) for p in self.unrecognised_files()]
+
     def transaction_days(self) -> list[date]:
         return sorted(self.day_files())
 
