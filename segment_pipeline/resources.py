@@ -149,6 +149,9 @@ class DatasetResource(dg.ConfigurableResource):
     source_format: str = "canonical"
     mapping_file: str | None = None
     undated_day: str = DEFAULT_UNDATED_DAY.isoformat()
+    timezone: str = "UTC"
+    """The dataset's time zone: a timestamp with an explicit offset (`...-05:00`, `...Z`) is
+    converted to this zone's local time; timestamps without one are taken as local already."""
 
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> DatasetResource:
@@ -157,6 +160,7 @@ class DatasetResource(dg.ConfigurableResource):
             source_format=settings.source_format,
             mapping_file=str(settings.mapping_file) if settings.mapping_file else None,
             undated_day=settings.undated_day.isoformat(),
+            timezone=settings.timezone,
         )
 
     def settings(self) -> PipelineSettings:
@@ -165,6 +169,7 @@ class DatasetResource(dg.ConfigurableResource):
             source_format=self.source_format,
             mapping_file=Path(self.mapping_file) if self.mapping_file else None,
             undated_day=date.fromisoformat(self.undated_day),
+            timezone=self.timezone,
         )
 
     def open(self) -> DatasetSource:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
@@ -36,7 +37,9 @@ class PipelineSettings:
     Environment variables (all optional), also read from `.env` in the working directory:
     `SEGMENT_PIPELINE_DATA`, `SEGMENT_PIPELINE_FORMAT`, `SEGMENT_PIPELINE_MAPPING`,
     `SEGMENT_PIPELINE_DB`, `SEGMENT_PIPELINE_FIGURES_DIR`, `SEGMENT_PIPELINE_UNDATED_DAY`,
-    `SEGMENT_PIPELINE_START_DATE` (first partition when the dataset has no dated files yet).
+    `SEGMENT_PIPELINE_START_DATE` (first partition when the dataset has no dated files yet),
+    `SEGMENT_PIPELINE_TIMEZONE` (the dataset's zone: timestamps with an offset are converted
+    to its local time; default UTC).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -45,6 +48,7 @@ class PipelineSettings:
     db_path: Path = DEFAULT_DB_PATH
     figures_dir: Path | None = None  # None: next to the database (see figures_dir_for)
     undated_day: date = DEFAULT_UNDATED_DAY
+    timezone: str = "UTC"  # timestamps with an offset are converted to this zone's local time
     start_date: date | None = None
 
     @classmethod
@@ -73,6 +77,7 @@ class PipelineSettings:
             db_path=_path(get("DB")) or defaults.db_path,
             figures_dir=_path(get("FIGURES_DIR")),
             undated_day=undated or defaults.undated_day,
+            timezone=_timezone_setting(get("TIMEZONE")) or defaults.timezone,
             start_date=start,
         )
 
@@ -101,6 +106,7 @@ class PipelineSettings:
             ENV_PREFIX + "DB": str(self.db_path),
             ENV_PREFIX + "FIGURES_DIR": str(self.figures_dir),
             ENV_PREFIX + "UNDATED_DAY": self.undated_day.isoformat(),
+            ENV_PREFIX + "TIMEZONE": self.timezone,
         }
         if self.mapping_file is not None:
             env[ENV_PREFIX + "MAPPING"] = str(self.mapping_file)
@@ -123,6 +129,19 @@ def _day_setting(name: str, value: str | None) -> date | None:
             f"{ENV_PREFIX}{name}={value!r} is not a date; write it as YYYY-MM-DD "
             "(in the environment or .env)"
         ) from None
+
+
+def _timezone_setting(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{ENV_PREFIX}TIMEZONE={value!r} is not a time zone; use an IANA name such as "
+            "UTC, Europe/London or Asia/Seoul"
+        ) from None
+    return value
 
 
 def figures_dir_for(db_path: Path) -> Path:

@@ -217,3 +217,62 @@ def test_customers_and_products_are_validated(tmp_path: Path) -> None:
         ("P1", "Tea", "Groceries", "products.csv", 2),
         ("P2", "P2", "Unknown", "products.csv", 3),
     ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        (
+            "UTC",
+            {
+                "O1": "2024-03-01 01:00:00",  # 10:00+09:00
+                "O2": "2024-03-01 12:00:00",  # Z
+                "O4": "2024-03-01 10:00:00",  # no offset: local time as written
+            },
+        ),
+        (
+            "America/New_York",
+            {
+                "O1": "2024-02-29 20:00:00",  # 10:00+09:00 is the evening before in New York
+                "O2": "2024-03-01 07:00:00",
+                "O3": "2024-03-01 23:30:00",  # -05:00 is New York's own offset in March
+                "O4": "2024-03-01 10:00:00",
+            },
+        ),
+    ],
+)
+def test_timestamps_with_an_offset_are_converted_never_dropped(
+    tmp_path: Path, zone: str, expected: dict[str, str]
+) -> None:
+    root = tmp_path / "data"
+    write_day(
+        root,
+        DAY,
+        [
+            line("O1", "C1", "2024-03-01 10:00:00+09:00", "P1", 1, "2"),
+            line("O2", "C1", "2024-03-01T12:00:00Z", "P1", 1, "2"),
+            line("O3", "C1", "2024-03-01 23:30:00-05:00", "P1", 1, "2"),
+            line("O4", "C1", "2024-03-01 10:00:00", "P1", 1, "2"),
+        ],
+    )
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_staging_tables(conn)
+    load_raw(conn, CanonicalSource(root), date(2024, 3, 1))
+    stage_transactions_window(conn, [date(2024, 3, 1)], timezone=zone)
+    staged = dict(
+        conn.execute(
+            "SELECT order_id, strftime(order_ts, '%Y-%m-%d %H:%M:%S') FROM staging.transactions"
+        ).fetchall()
+    )
+    # Converted to a local time on another day, a line is quarantined by the day check.
+    quarantined = dict(
+        conn.execute(
+            "SELECT json_extract_string(raw_values, '$.order_id'), rule FROM staging.quarantine"
+        ).fetchall()
+    )
+    on_other_day = {o for o, ts in expected.items() if not ts.startswith(DAY)}
+    assert staged == {o: ts for o, ts in expected.items() if o not in on_other_day}
+    assert quarantined == {
+        **dict.fromkeys(on_other_day, "order_ts_on_partition_day"),
+        **({"O3": "order_ts_on_partition_day"} if zone == "UTC" else {}),
+    }

@@ -268,11 +268,16 @@ def build_ingest_assets(
         pool=WAREHOUSE_POOL,
     )
     def staging_transactions(
-        context: AssetExecutionContext, config: StagingConfig, warehouse: DuckDBWarehouse
+        context: AssetExecutionContext,
+        config: StagingConfig,
+        warehouse: DuckDBWarehouse,
+        dataset: DatasetResource,
     ):
         days = _requested_days(context, config)
         with warehouse.connect() as conn:
-            counts: list[StagingCounts] = stage_transactions_window(conn, days)
+            counts: list[StagingCounts] = stage_transactions_window(
+                conn, days, timezone=dataset.timezone
+            )
             context.log.info(
                 f"staging {_window_label(days)}: raw={sum(c.raw for c in counts)} "
                 f"staged={sum(c.staged for c in counts)} "

@@ -322,7 +322,8 @@ def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: da
 # --------------------------------------------------------------------------------------------
 
 #: Parse a batch of days of raw lines into the temp table `_typed`. Rules are tested in this
-#: order; the first one broken is the row's `parse_rule`. `?`: first day, last day, the days.
+#: order; the first one broken is the row's `parse_rule`. `?`: first day, last day, the days,
+#: the dataset's time zone.
 TYPED_TRANSACTIONS_SQL = r"""
 CREATE OR REPLACE TEMP TABLE _typed AS
 WITH src AS (
@@ -345,7 +346,11 @@ cleaned AS (
 typed AS (
     SELECT
         *,
-        TRY_CAST(c_order_ts AS TIMESTAMP) AS t_order_ts,
+        -- A timestamp with an explicit offset is an instant: convert it to the dataset's zone
+        -- (the last `?`), never drop the offset. Without one it is local time already.
+        CASE WHEN regexp_matches(c_order_ts, '\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$')
+             THEN timezone(?, TRY_CAST(c_order_ts AS TIMESTAMPTZ))
+             ELSE TRY_CAST(c_order_ts AS TIMESTAMP) END AS t_order_ts,
         CASE WHEN regexp_full_match(c_quantity, '[+-]?[0-9]+')
              THEN TRY_CAST(c_quantity AS BIGINT) END AS t_quantity,
         CASE WHEN regexp_full_match(c_unit_price, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)')
@@ -580,7 +585,10 @@ def day_batches(day_counts: dict[date, int], days: list[date], max_rows: int) ->
 
 
 def stage_transactions_window(
-    conn: duckdb.DuckDBPyConnection, days: list[date], max_batch_rows: int = DEFAULT_BATCH_ROWS
+    conn: duckdb.DuckDBPyConnection,
+    days: list[date],
+    max_batch_rows: int = DEFAULT_BATCH_ROWS,
+    timezone: str = "UTC",
 ) -> list[StagingCounts]:
     """Replace the rows of every day in `days` in staging.transactions / returns / quarantine.
 
@@ -598,7 +606,7 @@ def stage_transactions_window(
     }
     counts: list[StagingCounts] = []
     for batch in day_batches(raw_counts, days, max_batch_rows):
-        counts.extend(_stage_batch(conn, batch))
+        counts.extend(_stage_batch(conn, batch, timezone))
     return counts
 
 
@@ -607,9 +615,11 @@ def stage_transactions_day(conn: duckdb.DuckDBPyConnection, day: date) -> Stagin
     return stage_transactions_window(conn, [day])[0]
 
 
-def _stage_batch(conn: duckdb.DuckDBPyConnection, days: list[date]) -> list[StagingCounts]:
+def _stage_batch(
+    conn: duckdb.DuckDBPyConnection, days: list[date], timezone: str
+) -> list[StagingCounts]:
     first, last = days[0], days[-1]
-    conn.execute(TYPED_TRANSACTIONS_SQL, [first, last, days])
+    conn.execute(TYPED_TRANSACTIONS_SQL, [first, last, days, timezone])
     rejected = pl.concat(
         [
             rejected_rows(conn.sql(VALIDATION_FRAME_SQL.format(sign=sign)).pl(), model, "line_id")
