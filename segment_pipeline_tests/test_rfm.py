@@ -7,6 +7,7 @@ docs/rfm_and_preference.md; invariants are checked with hypothesis on random sma
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -533,3 +534,20 @@ def test_default_map_file_is_valid_yaml_on_disk() -> None:
         Path(__file__).resolve().parents[1] / "segment_pipeline" / "config" / "segment_map.yaml"
     ).read_text(encoding="utf-8")
     assert parse_segment_map(yaml.safe_load(text)).segments == SEGMENT_NAMES
+
+
+def test_monetary_holds_any_sum_of_valid_lines() -> None:
+    # Each line fits DECIMAL(18,4) (< 1e14); their sum does not, and must not overflow.
+    big = "90000000000000.0000"
+    conn = make_staging(
+        [
+            ("O1", "A", "2026-01-01 10:00:00", "P1", "X", 1, big),
+            ("O2", "A", "2026-01-02 10:00:00", "P1", "X", 1, big),
+            ("O3", "B", "2026-01-02 11:00:00", "P1", "X", 1, "1.00"),
+        ]
+    )
+    build_rfm(conn)
+    exact = dict(
+        conn.execute("SELECT customer_id, monetary FROM marts.rfm_customer_segments").fetchall()
+    )
+    assert exact == {"A": Decimal("180000000000000.0000"), "B": Decimal("1.0000")}

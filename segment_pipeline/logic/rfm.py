@@ -357,7 +357,8 @@ RFM_CUSTOMER_SEGMENTS = TableDef(
         Column("frequency", "BIGINT", "Distinct orders in the window", nullable=False),
         Column(
             "monetary",
-            "DECIMAL(18,4)",
+            # A line fits DECIMAL(18,4); a customer's sum of lines needs the widest decimal.
+            "DECIMAL(38,4)",
             "Total spend in the window (sum of line amounts)",
             nullable=False,
         ),
@@ -466,7 +467,7 @@ segment_map AS (
 )
 SELECT
     s.customer_id, s.first_purchase_date, s.last_purchase_date, s.recency_days, s.frequency,
-    CAST(s.monetary AS DECIMAL(18,4)) AS monetary,
+    CAST(s.monetary AS DECIMAL(38,4)) AS monetary,
     s.r_score, s.f_score, s.m_score,
     'R' || s.r_score || 'F' || s.f_score AS rf_cell,
     CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
