@@ -10,6 +10,8 @@ password authentication are what this tests.
 from __future__ import annotations
 
 import json
+import re
+import socket
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -387,3 +389,23 @@ def test_postgres_gives_the_same_tables_as_files(
     assert len(got["staging.transactions"]) > 1000 and len(got["staging.returns"]) > 0
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(got[name], frame, obj=name)
+
+
+@pytest.mark.parametrize("password", ["p@ss:w/rd%x", "se:cr@t/2%40z", "100%@x:yz/w@q"])
+def test_unencoded_special_characters_never_leak(
+    pg: PostgresServer, password: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    fragments = [f for f in re.split(r"[@:/%]", password) if len(f) >= 3] + [password]
+    for host in (f"127.0.0.1:{port}", f"127.0.0.1:{pg.port}"):  # closed port, real server
+        url = f"postgresql+psycopg2://{pg.user}:{password}@{host}/postgres"
+        for text in (mask_url(url), SqlSource(url).describe(), repr(SqlSource(url))):
+            assert not [f for f in fragments if f in text], text
+        with pytest.raises(DataContractError) as error:
+            SqlSource(url).transaction_days()
+        message = str(error.value)
+        assert "SQL database" in message and "***" in message
+        assert not [f for f in fragments if f in message], message

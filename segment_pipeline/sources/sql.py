@@ -80,8 +80,33 @@ _QUERY_PASSWORD = re.compile(r"(?i)(?P<head>password=)(?P<pw>[^&\s]*)")
 # --------------------------------------------------------------------------------------------
 
 
+#: `scheme://user:PASSWORD@host...`, where the password runs to the LAST `@`: hosts never
+#: contain `@`, while a password that was not URL-encoded may contain `@`, `:`, `/` or `%`.
+_RAW_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:(?P<pw>.*)@[^@]*$", re.DOTALL)
+_PASSWORD_SEPARATORS = re.compile(r"[@:/%]")
+
+
+def _password_fragments(password: str) -> set[str]:
+    """A password and every piece of it a driver may echo after mis-parsing the URL (e.g. the
+    part after an unencoded `@` taken for a host name): each prefix ending and suffix starting
+    at a separator, and each piece between separators. Pieces of one or two characters are
+    left out: they would mask those letters all over a message ("ss" in "address") and give
+    away almost nothing of the password."""
+    cuts = [0, *(m.start() for m in _PASSWORD_SEPARATORS.finditer(password)), len(password)]
+    fragments = {password}
+    for i, start in enumerate(cuts):
+        for end in cuts[i + 1 :]:
+            for a in (start, start + 1):
+                piece = password[a:end]
+                fragments.update({piece, piece.strip("@:/%")})
+    return {f for f in fragments if len(f) >= 3}
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by `***` (also for URLs SQLAlchemy cannot parse)."""
+    raw = _RAW_PASSWORD.match(url)
+    if raw and raw["pw"]:
+        url = url[: raw.start("pw")] + MASK + url[raw.end("pw") :]
     try:
         masked = make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparseable URL must still be masked, never echoed
@@ -103,6 +128,10 @@ def _secrets(url: str) -> list[str]:
             found.add(str(password))
     except Exception:
         pass
+    raw = _RAW_PASSWORD.match(url)
+    if raw and raw["pw"]:
+        found.update(_password_fragments(raw["pw"]))
+        found.update(_password_fragments(unquote(raw["pw"])))
     for value in list(found):
         found.update({unquote(value), quote(value, safe="")})
     return sorted((s for s in found if s and s != MASK), key=len, reverse=True)
