@@ -551,3 +551,19 @@ def test_monetary_holds_any_sum_of_valid_lines() -> None:
         conn.execute("SELECT customer_id, monetary FROM marts.rfm_customer_segments").fetchall()
     )
     assert exact == {"A": Decimal("180000000000000.0000"), "B": Decimal("1.0000")}
+
+
+def test_rfm_summary_orders_are_distinct_orders() -> None:
+    # One order id shared by two customers of the same segment is one order, not two.
+    conn = make_staging(
+        [
+            ("S1", "X", "2026-01-05 10:00:00", "P1", "X", 1, "10.00"),
+            ("S1", "Y", "2026-01-05 10:00:00", "P2", "X", 1, "30.00"),
+        ]
+    )
+    build_rfm(conn)
+    replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, load_segment_map().segments_param())
+    summary = conn.execute("SELECT * FROM marts.rfm_summary WHERE customers > 0").df()
+    assert len(summary) == 1  # both customers in one segment
+    assert summary.loc[0, "customers"] == 2 and summary.loc[0, "orders"] == 1
+    assert summary.loc[0, "aov"] == pytest.approx(40.0)

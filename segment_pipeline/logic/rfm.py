@@ -502,10 +502,18 @@ per_segment AS (
         avg(r_score) AS mean_r_score,
         avg(f_score) AS mean_f_score,
         avg(m_score) AS mean_m_score,
-        sum(frequency) AS orders,
         sum(monetary) AS revenue
     FROM c
     GROUP BY segment
+),
+-- Distinct orders of the segment's customers in the window: an order id shared by two
+-- customers of a segment is one order (sum(frequency) would count it twice).
+segment_orders AS (
+    SELECT c.segment, count(DISTINCT l.order_id) AS orders
+    FROM staging.sales_lines AS l
+    JOIN c USING (customer_id)
+    WHERE CAST(l.order_ts AS DATE) BETWEEN c.window_start AND c.window_end
+    GROUP BY c.segment
 )
 SELECT
     CAST(l.segment_order AS INTEGER) AS segment_order,
@@ -521,14 +529,15 @@ SELECT
     CAST(p.mean_r_score AS DOUBLE) AS mean_r_score,
     CAST(p.mean_f_score AS DOUBLE) AS mean_f_score,
     CAST(p.mean_m_score AS DOUBLE) AS mean_m_score,
-    coalesce(p.orders, 0) AS orders,
+    coalesce(o.orders, 0) AS orders,
     CAST(coalesce(p.revenue, 0) AS DOUBLE) AS revenue,
     CAST(coalesce(p.revenue, 0) AS DOUBLE) / nullif(CAST(t.revenue AS DOUBLE), 0)
         AS revenue_share,
-    CAST(p.revenue AS DOUBLE) / nullif(p.orders, 0) AS aov
+    CAST(p.revenue AS DOUBLE) / nullif(o.orders, 0) AS aov
 FROM segment_list AS l
 CROSS JOIN totals AS t
 LEFT JOIN per_segment AS p USING (segment)
+LEFT JOIN segment_orders AS o USING (segment)
 ORDER BY l.segment_order
 """
 
