@@ -675,3 +675,25 @@ def test_renamed_sample_gives_exactly_the_canonical_tables(
     }
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(got[name], frame, obj=name)
+
+
+def test_integral_decimal_quantities_are_integers(tmp_path: Path) -> None:
+    # "2,0" under the declared decimal comma, as spreadsheets export whole counts; "1,5" is not
+    # a whole count and is quarantined, never rounded.
+    mapping = {**BASE_MAPPING, "bad_values": "quarantine"}
+    source = mapped_source(
+        tmp_path,
+        [
+            ["A1", "K1", "03/11/2025 09:30", "P1", "2,0", "1,50", "", "", "DE"],
+            ["A2", "K1", "03/11/2025 09:30", "P2", "3", "1,00", "", "", "DE"],
+            ["A3", "K1", "03/11/2025 09:30", "P3", "1,5", "1,00", "", "", "DE"],
+        ],
+        mapping,
+    )
+    conn = duckdb.connect()
+    stage(conn, source)
+    assert rows(conn, "SELECT order_id, quantity FROM staging.transactions ORDER BY 1") == [
+        ("A1", 2),
+        ("A2", 3),
+    ]
+    assert rows(conn, "SELECT rule FROM staging.quarantine") == [("quantity_not_integer",)]

@@ -61,6 +61,8 @@ CASES: list[tuple[dict[str, object], str, str | None]] = [
     (line("R1", "C1", TS, "P1", -1, "3.50"), "returns", None),
     (line("R2", "C1", TS, "P1", -1, "-3.50"), "quarantine", "unit_price_not_negative"),
     (line("O8", "C4", "2024-03-01T23:59:59", "P3", 3, "0"), "staged", None),
+    (line("O9", "C4", TS, "P3", "2.0", "1.5"), "staged", None),  # an integral decimal
+    (line("R3", "C4", TS, "P3", "-1.00", "1.5"), "returns", None),
 ]
 
 
@@ -101,15 +103,21 @@ def test_staged_values_are_typed_and_amount_computed(staged: duckdb.DuckDBPyConn
         "SELECT line_id, quantity, CAST(unit_price AS DOUBLE), CAST(amount AS DOUBLE), order_ts "
         "FROM staging.transactions ORDER BY source_line"
     ).fetchall()
-    assert [r[0] for r in rows] == ["2024-03-01.csv:2", "2024-03-01.csv:3", "2024-03-01.csv:23"]
+    assert [r[0] for r in rows] == [
+        "2024-03-01.csv:2",
+        "2024-03-01.csv:3",
+        "2024-03-01.csv:23",
+        "2024-03-01.csv:24",
+    ]
     assert rows[0][1:4] == (2, 3.5, 7.0)  # 2 x 3.50
     assert rows[1][1:4] == (1, 10.0, 10.0)
     assert rows[2][1:4] == (3, 0.0, 0.0)  # a free item is a sale at price 0
     assert str(rows[2][4]) == "2024-03-01 23:59:59"  # ISO 'T' separator parses
+    assert rows[3][1:4] == (2, 1.5, 3.0)  # quantity "2.0" is the integer 2
     returned = staged.execute(
-        "SELECT quantity, CAST(amount AS DOUBLE) FROM staging.returns"
+        "SELECT quantity, CAST(amount AS DOUBLE) FROM staging.returns ORDER BY source_line"
     ).fetchall()
-    assert returned == [(-1, -3.5)]
+    assert returned == [(-1, -3.5), (-1, -1.5)]
 
 
 def test_quarantine_keeps_the_raw_row_and_the_offending_value(
@@ -276,3 +284,12 @@ def test_timestamps_with_an_offset_are_converted_never_dropped(
         **dict.fromkeys(on_other_day, "order_ts_on_partition_day"),
         **({"O3": "order_ts_on_partition_day"} if zone == "UTC" else {}),
     }
+
+
+def test_a_repeated_header_name_is_a_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    header = ["order_id", "customer_id", "order_ts", "product_id", "quantity", "quantity"]
+    write_day(root, DAY, [["O1", "C1", TS, "P1", "1", "2"]], header=header)
+    conn = duckdb.connect()
+    with pytest.raises(DataContractError, match="repeats the column name"):
+        load_raw(conn, CanonicalSource(root), date(2024, 3, 1))

@@ -351,8 +351,12 @@ typed AS (
         CASE WHEN regexp_matches(c_order_ts, '\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$')
              THEN timezone(?, TRY_CAST(c_order_ts AS TIMESTAMPTZ))
              ELSE TRY_CAST(c_order_ts AS TIMESTAMP) END AS t_order_ts,
+        -- An integral decimal ("2.0", as exports and Parquet DOUBLE columns write counts) is
+        -- an integer; "1.5" is not.
         CASE WHEN regexp_full_match(c_quantity, '[+-]?[0-9]+')
-             THEN TRY_CAST(c_quantity AS BIGINT) END AS t_quantity,
+             THEN TRY_CAST(c_quantity AS BIGINT)
+             WHEN regexp_full_match(c_quantity, '[+-]?[0-9]+\.0*')
+             THEN TRY_CAST(split_part(c_quantity, '.', 1) AS BIGINT) END AS t_quantity,
         CASE WHEN regexp_full_match(c_unit_price, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)')
              THEN TRY_CAST(c_unit_price AS DECIMAL(18,4)) END AS t_unit_price
     FROM cleaned

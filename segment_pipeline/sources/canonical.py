@@ -60,7 +60,14 @@ def csv_header(path: Path) -> list[str]:
         raise DataContractError(f"{path}: cannot read the header line: {exc}") from exc
     if not header:
         raise DataContractError(f"{path}: the file is empty (no header line)")
-    return [name.strip() for name in header]
+    names = [name.strip() for name in header]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataContractError(
+            f"{path}: line 1 (the header) repeats the column name(s) {', '.join(repeated)}; "
+            "every column needs its own name"
+        )
+    return names
 
 
 def scan_function(path: Path, columns: list[str] | None = None) -> str:

@@ -274,7 +274,7 @@ ORDER BY file_index, source_line
 # --------------------------------------------------------------------------------------------
 
 #: What staging accepts as text (logic/staging.py TYPED_TRANSACTIONS_SQL).
-STAGING_INT_RE = r"[+-]?[0-9]+"
+STAGING_INT_RE = r"[+-]?[0-9]+(\.0*)?"  # staging reads integral decimals as integers
 STAGING_DEC_RE = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)"
 _SEPARATOR_RE = {".": r"\.", ",": ",", " ": " ", "'": "'", "_": "_"}
 
@@ -304,7 +304,9 @@ class ValueRules:
 
     @property
     def int_re(self) -> str:
-        return f"[+-]?{self._int_re}"
+        # An integral decimal (`2.0`, `2,00` under a decimal comma) is an integer too.
+        dec = _SEPARATOR_RE[self.decimal_separator]
+        return f"[+-]?{self._int_re}({dec}0*)?"
 
     @property
     def dec_re(self) -> str:
