@@ -21,7 +21,6 @@ matplotlib.use("Agg")  # headless
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -29,7 +28,14 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from segment_pipeline.logic.rfm import SEGMENT_NAMES
 
-_PALETTE = sns.color_palette("colorblind", len(SEGMENT_NAMES)).as_hex()
+#: seaborn's "colorblind" palette, written out: importing seaborn (and the scipy.stats it
+#: pulls in) costs about 0.9 s on every load of the definitions, for ten colours. It cycles
+#: past ten, as seaborn's does. seaborn itself is imported only by the heatmap.
+_COLORBLIND = (
+    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
+    "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9",
+)  # fmt: skip
+_PALETTE = [_COLORBLIND[i % len(_COLORBLIND)] for i in range(len(SEGMENT_NAMES))]
 _NEUTRAL = "#999999"
 TITLE_SIZE = 15
 SUBTITLE_SIZE = 10.5
@@ -505,6 +511,8 @@ def plot_segment_category_heatmap(
 
     fig = Figure(figsize=(max(10.0, 0.72 * len(columns) + 4.5), 2.6 + 0.5 * len(rows)))
     ax = fig.subplots()
+    import seaborn as sns  # here only: see _COLORBLIND
+
     cmap = sns.color_palette("RdBu_r", as_cmap=True)
     sns.heatmap(
         plotted,
