@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
-from segment_pipeline.partitions import has_partition_for, range_tags
+from segment_pipeline.partitions import has_partition_for, month_key, range_tags
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import DataContractError, open_source
 
@@ -30,6 +30,7 @@ from segment_pipeline.sources import DataContractError, open_source
 #: a run whose process died (kill -9, a reboot) from one that is still going.
 RUN_PID_TAG = "segment_pipeline/pid"
 RUN_HOST_TAG = "segment_pipeline/host"
+PARTITION_TAG = "dagster/partition"
 _UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 #: Dagster's own console output is off: the runner prints progress from the event log, one
@@ -78,7 +79,6 @@ def execute_pipeline(
     run_config: dict | None = None,
 ) -> RunOutcome:
     """Materialize `selection` for the days `start..end` (default: every day in the dataset)."""
-    from segment_pipeline.assets.ingest import day_range_run_config
     from segment_pipeline.definitions import build_definitions
 
     def say(line: str) -> None:
@@ -109,27 +109,37 @@ def execute_pipeline(
         _check_range_has_partitions(graph.get(partitioned[0]).partitions_def, start, end)
     say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
 
-    # Two runs: the month partitions over the range (raw narrowed to the days asked for),
-    # then the unpartitioned analysis layers once. In a single partition-range run Dagster
-    # plans every asset once per partition; split, each asset is planned once per partition
-    # it really has. The second run only starts if the first succeeded (its blocking checks
-    # included).
-    outcome = RunOutcome(success=True, run_id="")
+    # Days within one month (the daily case: a new day, a corrected day, a short dataset):
+    # one run of that month's partition and everything downstream, as the schedule does.
+    # A longer range: two runs, the month partitions over the range, then the unpartitioned
+    # analysis layers once (in one partition-range run Dagster plans every asset once per
+    # partition). The second run only starts if the first succeeded, blocking checks
+    # included; in a single run the blocking checks stop the downstream steps the same way.
     config = {**_QUIET_CONSOLE, **(run_config or {})}
+    day_config = _with_day_range(config, start, end, partitioned)
+    if partitioned and month_key(start) == month_key(end):
+        tags = {PARTITION_TAG: month_key(start)}
+        return _execute_run(job, instance, selected, tags, day_config, say)
+    outcome = RunOutcome(success=True, run_id="")
     if partitioned:
-        ops = dict(config.get("ops", {}))
-        for op, day_range in day_range_run_config(start, end, partitioned)["ops"].items():
-            given = ops.get(op, {}).get("config", {})
-            ops[op] = {"config": {**day_range["config"], **given}}
-        ranged_config = {**config, "ops": ops}
-        outcome = _execute_run(
-            job, instance, partitioned, range_tags(start, end), ranged_config, say
-        )
+        outcome = _execute_run(job, instance, partitioned, range_tags(start, end), day_config, say)
     if unpartitioned and outcome.success:
         downstream = _execute_run(job, instance, unpartitioned, {}, config, say)
         downstream.run_ids = outcome.run_ids + downstream.run_ids
         outcome = downstream
     return outcome
+
+
+def _with_day_range(config: dict, start: date, end: date, keys: list[dg.AssetKey]) -> dict:
+    """`config` with raw and staging (among `keys`) narrowed to the days `start..end`; config
+    the caller gave for those steps wins."""
+    from segment_pipeline.assets.ingest import day_range_run_config
+
+    ops = dict(config.get("ops", {}))
+    for op, day_range in day_range_run_config(start, end, keys)["ops"].items():
+        given = ops.get(op, {}).get("config", {})
+        ops[op] = {"config": {**day_range["config"], **given}}
+    return {**config, "ops": ops}
 
 
 def _check_range_has_partitions(
@@ -165,7 +175,8 @@ def _execute_run(
             holder["result"] = job.execute_in_process(
                 instance=instance,
                 run_id=run_id,
-                tags=tags,
+                tags={k: v for k, v in tags.items() if k != PARTITION_TAG},
+                partition_key=tags.get(PARTITION_TAG),
                 asset_selection=keys,
                 raise_on_error=False,
                 run_config=run_config,

@@ -91,7 +91,8 @@ def _tables(db: Path) -> dict[str, list[tuple]]:
 
 def test_a_run_after_kill_9_recovers_and_equals_a_clean_run(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    generate(data, customers=200, days=10, seed=3, start=date(2025, 3, 1))
+    # Two months, so the CLI makes two runs (the months, then the analysis layers).
+    generate(data, customers=200, days=10, seed=3, start=date(2025, 3, 27))
     home, db = tmp_path / "home", tmp_path / "w" / "w.duckdb"
     env = _env(home, data, db)
 
