@@ -60,7 +60,7 @@ def dataset_partitions(
     except DataContractError:
         listed = None  # a missing folder is reported by the run, not when the definitions load
     start = settings.start_date or (listed[0] if listed else DEFAULT_PARTITION_START)
-    last_day = max(listed[1] if listed else today, today, start)
+    last_day = max(listed[1] if listed else today, settings.end_date or today, today, start)
     # end_offset=1 includes the current (incomplete) month, so today's files have a partition;
     # more when the data runs past this month (a generated dataset, a timezone ahead of UTC).
     end_offset = 1 + max(0, _months_between(today, last_day))

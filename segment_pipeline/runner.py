@@ -93,10 +93,12 @@ def execute_pipeline(
     end = end or days[-1]
     if start > end:
         raise ValueError(f"--start {start} is after --end {end}")
-    if settings.start_date is None and source.listed_day_range() is None:
+    if source.listed_day_range() is None:
         # The partitions of a source that cannot be listed (one export, a SQL table) start at
-        # a fixed default; this run has read the data, so start them at its first day.
-        settings = settings.with_overrides(start_date=min(days[0], start))
+        # a fixed default and end this month; this run has read the data, so they follow it.
+        settings = settings.with_overrides(
+            start_date=settings.start_date or min(days[0], start), end_date=max(days[-1], end)
+        )
 
     defs = build_definitions(settings)
     job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)

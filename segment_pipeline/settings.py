@@ -50,6 +50,9 @@ class PipelineSettings:
     undated_day: date = DEFAULT_UNDATED_DAY
     timezone: str = "UTC"  # timestamps with an offset are converted to this zone's local time
     start_date: date | None = None
+    #: The data's last day when the CLI has read it (a single export, a SQL table): the
+    #: partitions then reach it even when it lies after the current month. Not an env setting.
+    end_date: date | None = None
 
     @classmethod
     def from_env(

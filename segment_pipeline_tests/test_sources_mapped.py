@@ -697,3 +697,33 @@ def test_integral_decimal_quantities_are_integers(tmp_path: Path) -> None:
         ("A2", 3),
     ]
     assert rows(conn, "SELECT rule FROM staging.quarantine") == [("quantity_not_integer",)]
+
+
+def test_one_export_spanning_years_past_this_month_runs_once_per_window(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    # One file, no day in its name, dates from 2029 into 2031 (after the current month): the
+    # CLI reads the data once, the partitions follow it, and raw reads the file once.
+    mapping = {**BASE_MAPPING, "transactions": {**BASE_MAPPING["transactions"], "path": "tx"}}
+    day = "0{0}/0{0}/{1} 09:30"
+    lines = [
+        [f"A{i}", f"K{i % 3}", day.format(1 + i % 9, 2029 + i % 3), "P1", "1", "2,00", "", "", "DE"]
+        for i in range(9)
+    ]
+    mapped_source(tmp_path, lines, mapping, file_name="export.csv")
+    settings = settings_for(
+        tmp_path, tmp_path / "w" / "w.duckdb", source_format="mapped",
+        mapping_file=tmp_path / "mapping.yaml",
+    )  # fmt: skip
+    outcome = execute_pipeline(
+        settings, instance=instance, selection='key:"raw/*" or key:"staging/*"', echo=False
+    )
+    assert outcome.success, outcome.messages
+    conn = duckdb.connect(str(tmp_path / "w" / "w.duckdb"), read_only=True)
+    try:
+        assert rows(conn, "SELECT count(*), min(partition_date) FROM raw.transactions") == [
+            (9, date(2029, 1, 1))
+        ]
+        assert rows(conn, "SELECT count(*) FROM staging.transactions") == [(9,)]
+    finally:
+        conn.close()
