@@ -204,6 +204,31 @@ class _Table:
         return [c.name for c in self.table.columns]
 
 
+#: The order a day's lines are numbered in (then the table's other columns): a table has no
+#: line numbers, so `source_line` is the rank in this order, stable across runs.
+TRANSACTION_LINE_ORDER = (
+    "order_ts", "order_id", "product_id", "customer_id", "quantity", "unit_price",
+    "product_name", "category",
+)  # fmt: skip
+
+
+def _select_parts(
+    table: _Table, fields: tuple[str, ...], order: tuple[str, ...], *, with_extra: bool = True
+) -> tuple[str, list[str]]:
+    """The ORDER BY list that numbers the rows, and the SELECT list of `fields` as text (NULL
+    when the table lacks one) plus `extra`: the table's other columns as a JSON object."""
+    present = table.columns
+    others = [c for c in present if c not in fields]
+    order_by = ", ".join(quote_ident(c) for c in (*[f for f in order if f in present], *others))
+    selects = [quote_ident(f) if f in present else f"CAST(NULL AS VARCHAR) AS {f}" for f in fields]
+    if with_extra and others:
+        packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in others)
+        selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
+    elif with_extra:
+        selects.append("CAST(NULL AS VARCHAR) AS extra")
+    return order_by, selects
+
+
 class SqlSource(DatasetSource):
     """A dataset in a SQL database (see the module docstring)."""
 
@@ -412,20 +437,9 @@ class SqlSource(DatasetSource):
         *,
         with_extra: bool,
     ) -> RawQuery:
-        present = table.columns
-        others = [c for c in present if c not in fields]
-        order_by = ", ".join(quote_ident(c) for c in (*[f for f in order if f in present], *others))
-        selects = [
-            quote_ident(f) if f in present else f"CAST(NULL AS VARCHAR) AS {f}" for f in fields
-        ]
+        order_by, selects = _select_parts(table, fields, order, with_extra=with_extra)
         selects.append("CAST(? AS VARCHAR) AS source_file")
         selects.append(f"CAST(row_number() OVER (ORDER BY {order_by}) AS BIGINT) AS source_line")
-        if with_extra:
-            if others:
-                packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in others)
-                selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
-            else:
-                selects.append("CAST(NULL AS VARCHAR) AS extra")
         sql = f"SELECT {', '.join(selects)} FROM {temp} ORDER BY source_line"
         return RawQuery(sql=sql, params=[source_file], source_file=source_file)
 
@@ -440,16 +454,7 @@ class SqlSource(DatasetSource):
             temp,
             table,
             RAW_TRANSACTION_FIELDS,
-            (
-                "order_ts",
-                "order_id",
-                "product_id",
-                "customer_id",
-                "quantity",
-                "unit_price",
-                "product_name",
-                "category",
-            ),
+            TRANSACTION_LINE_ORDER,
             f"{table.label}@{day.isoformat()}",
             with_extra=True,
         )
@@ -480,38 +485,13 @@ class SqlSource(DatasetSource):
             extra = [self._day_key(table).in_(texts)] if texts else []
             condition = sa.or_(condition, ts.is_(None), *extra)
         temp = self._load(conn, "transactions", table, condition)
-        present = table.columns
-        order = [
-            quote_ident(c)
-            for c in (
-                "order_ts",
-                "order_id",
-                "product_id",
-                "customer_id",
-                "quantity",
-                "unit_price",
-                "product_name",
-                "category",
-            )
-            if c in present
-        ]
-        others = [c for c in present if c not in RAW_TRANSACTION_FIELDS]
-        order += [quote_ident(c) for c in others]
-        selects = [
-            quote_ident(f) if f in present else f"CAST(NULL AS VARCHAR) AS {f}"
-            for f in RAW_TRANSACTION_FIELDS
-        ]
-        if others:
-            packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in others)
-            selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
-        else:
-            selects.append("CAST(NULL AS VARCHAR) AS extra")
+        order_by, selects = _select_parts(table, RAW_TRANSACTION_FIELDS, TRANSACTION_LINE_ORDER)
         day = "coalesce(TRY_CAST(substr(CAST(order_ts AS VARCHAR), 1, 10) AS DATE), ?::DATE)"
         sql = f"""
             WITH dated AS (SELECT *, {day} AS partition_date FROM {temp})
             SELECT partition_date, {", ".join(selects)},
                    ? || '@' || CAST(partition_date AS VARCHAR) AS source_file,
-                   CAST(row_number() OVER (PARTITION BY partition_date ORDER BY {", ".join(order)})
+                   CAST(row_number() OVER (PARTITION BY partition_date ORDER BY {order_by})
                         AS BIGINT) AS source_line
             FROM dated
         """
