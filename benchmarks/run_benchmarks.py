@@ -48,6 +48,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from segment_pipeline.sources.base import (
+    CUSTOMER_FIELDS,
+    PRODUCT_FIELDS,
+    REQUIRED_TRANSACTION_FIELDS,
+)
+
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = PROJECT / ".venv" / "bin"
 PYTHON = BIN / "python"
@@ -65,17 +71,10 @@ SINGLE_FILE_DAYS = 1_237
 SINGLE_FILE_CUSTOMERS = (145, *range(140, 181))  # 145 gives 10,012 lines with seed 7
 SINGLE_FILE_TOLERANCE = 100
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
-TRANSACTION_COLUMNS = (
-    "order_id",
-    "customer_id",
-    "order_ts",
-    "product_id",
-    "quantity",
-    "unit_price",
-)
-CUSTOMER_COLUMNS = ("customer_id", "gender", "age_band", "occupation", "marital_status")
-CUSTOMER_COLUMNS += ("city_category",)
-PRODUCT_COLUMNS = ("product_id", "product_name", "category")
+# The data contract's columns, from the package (the one place they are declared).
+TRANSACTION_COLUMNS = REQUIRED_TRANSACTION_FIELDS
+CUSTOMER_COLUMNS = CUSTOMER_FIELDS
+PRODUCT_COLUMNS = PRODUCT_FIELDS
 ALL_FIGURES = tuple(range(1, 9))
 NO_T_TINY = "no T_tiny (figure 2 failed)"
 LOG_TAIL_LINES = 15
