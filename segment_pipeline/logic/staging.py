@@ -242,11 +242,6 @@ class RawLoad:
     def rows(self) -> int:
         return sum(n for _, n in self.per_day.values())
 
-    @property
-    def source_file(self) -> str | None:
-        files = sorted({f for f, _ in self.per_day.values() if f})
-        return files[0] if len(files) == 1 else (", ".join(files) if files else None)
-
 
 def load_raw_window(
     conn: duckdb.DuckDBPyConnection, source: DatasetSource, first: date, last: date

@@ -39,6 +39,15 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def extra_json_select(columns: list[str], alias: str = "extra") -> str:
+    """The input's columns outside the contract, kept as one JSON object of text (NULL when
+    there are none), so no input column is lost."""
+    if not columns:
+        return f"CAST(NULL AS VARCHAR) AS {alias}"
+    packed = ", ".join(f"{quote_ident(c)} := CAST({quote_ident(c)} AS VARCHAR)" for c in columns)
+    return f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS {alias}"
+
+
 def parse_day_file_name(name: str) -> date | None:
     """`2025-11-03.csv` -> date(2025, 11, 3); None for anything else (including impossible
     dates such as `2025-02-30.csv`)."""
@@ -110,14 +119,7 @@ def _field_selects(found: list[str], fields: tuple[str, ...], *, with_extra: boo
         for name in fields
     ]
     if with_extra:
-        others = [name for name in found if name not in fields]
-        if others:
-            packed = ", ".join(
-                f"{quote_ident(name)} := CAST({quote_ident(name)} AS VARCHAR)" for name in others
-            )
-            selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
-        else:
-            selects.append("CAST(NULL AS VARCHAR) AS extra")
+        selects.append(extra_json_select([name for name in found if name not in fields]))
     return selects
 
 

@@ -39,7 +39,11 @@ from segment_pipeline.sources.base import (
     DatasetSource,
     RawQuery,
 )
-from segment_pipeline.sources.canonical import parse_day_file_name, quote_ident
+from segment_pipeline.sources.canonical import (
+    extra_json_select,
+    parse_day_file_name,
+    quote_ident,
+)
 
 DATA_SUFFIXES = (".csv", ".parquet")
 DEMOGRAPHIC_FIELDS: tuple[str, ...] = CUSTOMER_FIELDS[1:]
@@ -198,14 +202,7 @@ def file_select(
         for name, col in mapped.items()
     ]
     used = {col for col in mapped.values() if col}
-    others = [name for name in columns if name not in used]
-    if others:
-        packed = ", ".join(
-            f"{quote_ident(name)} := CAST({quote_ident(name)} AS VARCHAR)" for name in others
-        )
-        selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS {EXTRA_COL}")
-    else:
-        selects.append(f"CAST(NULL AS VARCHAR) AS {EXTRA_COL}")
+    selects.append(extra_json_select([c for c in columns if c not in used], EXTRA_COL))
     line_offset = 1 if path.suffix.lower() == ".csv" else 0
     selects += [
         f"CAST(? AS VARCHAR) AS {FILE_COL}",

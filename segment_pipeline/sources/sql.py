@@ -54,7 +54,7 @@ from segment_pipeline.sources.base import (
     DatasetSource,
     RawQuery,
 )
-from segment_pipeline.sources.canonical import quote_ident
+from segment_pipeline.sources.canonical import extra_json_select, quote_ident
 
 URL_ENV = "SEGMENT_PIPELINE_SQL_URL"
 TABLE_ENVS: dict[str, str] = {
@@ -221,11 +221,8 @@ def _select_parts(
     others = [c for c in present if c not in fields]
     order_by = ", ".join(quote_ident(c) for c in (*[f for f in order if f in present], *others))
     selects = [quote_ident(f) if f in present else f"CAST(NULL AS VARCHAR) AS {f}" for f in fields]
-    if with_extra and others:
-        packed = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in others)
-        selects.append(f"CAST(to_json(struct_pack({packed})) AS VARCHAR) AS extra")
-    elif with_extra:
-        selects.append("CAST(NULL AS VARCHAR) AS extra")
+    if with_extra:
+        selects.append(extra_json_select(others))
     return order_by, selects
 
 
