@@ -9,6 +9,7 @@ No connection is ever opened at import time.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -134,12 +135,27 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                     # which DuckDB reads each file (row_number() OVER ()).
                 },
             )
+            _OPEN_CONNECTIONS.add(conn)
             try:
                 yield conn
             finally:
+                _OPEN_CONNECTIONS.discard(conn)
                 conn.close()
         finally:
             lock.release()
+
+
+#: Connections currently open by `DuckDBWarehouse.connect` in this process, so that Ctrl-C
+#: can interrupt a long query (a Python exception cannot reach a thread inside DuckDB).
+_OPEN_CONNECTIONS: set[duckdb.DuckDBPyConnection] = set()
+
+
+def interrupt_open_connections() -> None:
+    """Interrupt the running query of every open warehouse connection (its transaction then
+    rolls back in the asset's own error handling)."""
+    for conn in list(_OPEN_CONNECTIONS):
+        with contextlib.suppress(duckdb.Error):  # closed meanwhile
+            conn.interrupt()
 
 
 class DatasetResource(dg.ConfigurableResource):

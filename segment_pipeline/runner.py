@@ -49,6 +49,22 @@ class RunOutcome:
     failed_checks: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    bugs: list[str] = field(default_factory=list)
+    """Steps that failed with an unexpected error (their trace is in a log file); the other
+    step failures are deliberate messages about the input."""
+
+    @property
+    def input_error(self) -> bool:
+        """Failed only because of the input (a `Failure` naming the file and what to do)."""
+        return not self.success and not self.failed_checks and not self.bugs
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code: 0 success, 2 bad input (a user error: the messages say which
+        file, line and what to do), 1 a failed blocking check or an unexpected error."""
+        if self.success:
+            return 0
+        return 2 if self.input_error else 1
 
 
 def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.AssetKey] | None:
@@ -186,27 +202,35 @@ def _execute_run(
         except BaseException as exc:  # surfaced below, never swallowed
             holder["error"] = exc
 
-    worker = threading.Thread(target=target, name="segment-pipeline-run")
+    # A daemon thread: a second Ctrl-C ends the process even if the step does not stop.
+    worker = threading.Thread(target=target, name="segment-pipeline-run", daemon=True)
     worker.start()
     failed_checks: list[str] = []
     messages: list[str] = []
+    bugs: list[str] = []
     # Read only the events added since the last poll (a cursor): a backfill writes one event
     # per partition and asset, and re-reading the whole log each time grew quadratically.
     cursor: str | None = None
-    while True:
-        alive = worker.is_alive()
+    try:
         while True:
-            page = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
-            for event_record in page.records:
-                line = _progress_line(event_record.event_log_entry, failed_checks, messages)
-                if line:
-                    say(line)
-            cursor = page.cursor
-            if not page.has_more:
+            alive = worker.is_alive()
+            while True:
+                page = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+                for event_record in page.records:
+                    line = _progress_line(
+                        event_record.event_log_entry, failed_checks, messages, bugs
+                    )
+                    if line:
+                        say(line)
+                cursor = page.cursor
+                if not page.has_more:
+                    break
+            if not alive:
                 break
-        if not alive:
-            break
-        time.sleep(0.5)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        _stop_run(worker, instance, run_id, say)
+        raise
     worker.join()
     if "error" in holder:
         raise holder["error"]  # type: ignore[misc]
@@ -218,11 +242,45 @@ def _execute_run(
         failed_checks=failed_checks,
         messages=messages,
         run_ids=[run_id],
+        bugs=bugs,
     )
 
 
+def _stop_run(
+    worker: threading.Thread,
+    instance: dg.DagsterInstance,
+    run_id: str,
+    say: Callable[[str], None],
+) -> None:
+    """Ctrl-C: stop the run's step now, roll back what it was writing, and record the run
+    as canceled (never SUCCESS). The interrupt is delivered to the run's thread as a
+    KeyboardInterrupt (Dagster then fails the step and the run) and to the open DuckDB
+    queries, which otherwise finish first."""
+    import ctypes
+
+    from segment_pipeline.resources import interrupt_open_connections
+
+    say("interrupted: stopping the run (the step in progress is rolled back)")
+    if worker.ident is not None:
+        # Once: a second delivery could land in Dagster's own failure handling.
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(worker.ident), ctypes.py_object(KeyboardInterrupt)
+        )
+    deadline = time.monotonic() + 30
+    while worker.is_alive() and time.monotonic() < deadline:
+        interrupt_open_connections()
+        worker.join(0.5)
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_canceled(run, message="Interrupted (Ctrl-C) in segment-pipeline")
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    run = instance.get_run_by_id(run_id)
+    status = run.status.value if run is not None else "unknown"
+    say(f"run {run_id} stopped: {status}")
+
+
 def _progress_line(
-    record: dg.EventLogEntry, failed_checks: list[str], messages: list[str]
+    record: dg.EventLogEntry, failed_checks: list[str], messages: list[str], bugs: list[str]
 ) -> str | None:
     stamp = time.strftime("%H:%M:%S", time.localtime(record.timestamp))
     if not record.is_dagster_event:
@@ -241,6 +299,7 @@ def _progress_line(
         trace = _write_failure_trace(event, record)
         if trace is not None:
             text = f"{text} (an unexpected error: full trace in {trace})"
+            bugs.append(record.step_key or "")
         messages.append(f"{record.step_key}: {text}")
         return f"{stamp}  {record.step_key:<28} FAILED: {text}"
     evaluation = event.event_specific_data
@@ -426,10 +485,10 @@ def run_pipeline(
     print(summarise(settings))
     if outcome.success:
         print(f"Run(s) {', '.join(outcome.run_ids)} succeeded.")
-        return 0
+        return outcome.exit_code
     print(f"Run {outcome.run_id} FAILED (see it in the UI: make ui -> Runs).")
     for message in outcome.messages:
         print(f"  {message}")
     for check in outcome.failed_checks:
         print(f"  failed check: {check}")
-    return 1
+    return outcome.exit_code

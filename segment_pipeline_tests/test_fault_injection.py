@@ -128,3 +128,55 @@ def test_a_run_after_kill_9_recovers_and_equals_a_clean_run(tmp_path: Path) -> N
     )
     assert clean.returncode == 0, clean.stdout[-3000:]
     assert _tables(db) == _tables(clean_db)
+
+
+def test_ctrl_c_stops_the_run_at_once_records_it_canceled_and_a_rerun_is_clean(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) during the analysis run:
+    the CLI exits 130 within seconds, the run is recorded as stopped (never SUCCESS, never
+    left STARTED), and the next run equals a clean one."""
+    data = tmp_path / "data"
+    generate(data, customers=200, days=10, seed=3, start=date(2025, 3, 27))
+    home, db = tmp_path / "home", tmp_path / "w" / "w.duckdb"
+    env = _env(home, data, db)
+
+    proc = _start(env)
+    deadline = time.monotonic() + 120
+    interrupted: str | None = None
+    while interrupted is None and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            for record in instance.get_run_records(
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+            ):
+                if PARTITION_RANGE_START_TAG not in record.dagster_run.tags:
+                    interrupted = record.dagster_run.run_id
+        time.sleep(0.2)
+    assert interrupted is not None, "the analysis run never started"
+    time.sleep(1.0)
+    sent = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out[-3000:]
+    assert time.monotonic() - sent < 30, "the run kept going after Ctrl-C"
+    assert "interrupted" in out
+    assert "Traceback" not in out
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        status = instance.get_run_by_id(interrupted).status
+    assert status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE), status
+
+    again = subprocess.run(
+        [str(BIN / "segment-pipeline"), "run"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    clean_db = tmp_path / "clean" / "w.duckdb"
+    clean = subprocess.run(
+        [str(BIN / "segment-pipeline"), "run"],
+        env=_env(tmp_path / "clean_home", data, clean_db),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    assert _tables(db) == _tables(clean_db)

@@ -213,3 +213,61 @@ def test_a_bug_in_a_step_gives_a_short_message_and_its_trace_in_a_file(
     trace = Path(message.split("full trace in ")[1].rstrip(")"))
     assert trace.is_file() and "Traceback" not in message
     assert "in broken" in trace.read_text()  # the whole stack, down to the failing function
+
+
+def test_identity_warnings_name_shared_orders_and_case_only_ids(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """An order id used by two customers, and ids equal but for case, are staged as found
+    (case-sensitive ids) and flagged by two warning checks that name them; a later day is
+    compared with history, and a clean day passes."""
+    data = tmp_path / "data"
+    write_day(
+        data,
+        "2024-03-01",
+        [
+            line("O1", "C1", "2024-03-01 10:00:00", "P1", 1, "2"),
+            line("O9", "C7", "2024-03-01 10:05:00", "P2", 1, "2"),
+        ],
+    )
+    write_day(
+        data,
+        "2024-03-02",
+        [
+            line("O1", "C2", "2024-03-02 10:00:00", "P1", 1, "2"),  # O1 again, another customer
+            line("O2", "c1", "2024-03-02 11:00:00", "p1", 1, "2"),  # C1 and P1 in lower case
+        ],
+    )
+    outcome = run(settings_for(data, tmp_path / "w.duckdb"), instance)
+    assert outcome.success, outcome.messages
+    evaluations = {
+        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
+        for run_id in outcome.run_ids
+        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    }
+    shared = evaluations["order_id_single_customer"]
+    assert not shared.passed and shared.severity == dg.AssetCheckSeverity.WARN
+    assert shared.metadata["shared_order_ids"].value == 1
+    assert "C1, C2" in shared.metadata["examples"].value
+    folded = evaluations["ids_distinct_ignoring_case"]
+    assert not folded.passed and folded.severity == dg.AssetCheckSeverity.WARN
+    assert folded.metadata["customer_id_groups"].value == 1
+    assert folded.metadata["product_id_groups"].value == 1
+    assert "P1, p1" in folded.metadata["examples"].value
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as conn:
+        customers = conn.execute(
+            "SELECT DISTINCT customer_id FROM staging.transactions ORDER BY 1"
+        ).fetchall()
+    assert customers == [("C1",), ("C2",), ("C7",), ("c1",)]
+
+
+def test_identity_checks_pass_on_clean_days(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    outcome = run(settings_for(make_dataset(tmp_path / "data"), tmp_path / "w.duckdb"), instance)
+    assert outcome.success, outcome.messages
+    passed = {
+        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+        for e in instance.all_logs(
+            outcome.run_ids[-1], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    }
+    assert passed["order_id_single_customer"] and passed["ids_distinct_ignoring_case"]

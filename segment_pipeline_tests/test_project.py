@@ -75,6 +75,8 @@ def test_definitions_contain_the_ingest_graph(tmp_path: Path, sample_dir: Path) 
         "line_key_unique",
         "required_columns_not_null",
         "quarantine_rate",
+        "order_id_single_customer",
+        "ids_distinct_ignoring_case",
     }
 
 
@@ -140,7 +142,7 @@ def test_cli_run_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
         timeout=300,
     )
     out = result.stdout + result.stderr
-    assert result.returncode == 1, out
+    assert result.returncode == 2, out  # bad input: a user error
     assert "2024-03-01.csv: missing required column(s) quantity, unit_price" in out
     assert "Traceback" not in out
 

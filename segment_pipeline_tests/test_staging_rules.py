@@ -63,6 +63,14 @@ CASES: list[tuple[dict[str, object], str, str | None]] = [
     (line("O8", "C4", "2024-03-01T23:59:59", "P3", 3, "0"), "staged", None),
     (line("O9", "C4", TS, "P3", "2.0", "1.5"), "staged", None),  # an integral decimal
     (line("R3", "C4", TS, "P3", "-1.00", "1.5"), "returns", None),
+    # Prices: staging keeps 4 decimals; more significant ones are quarantined, not rounded.
+    (line("O10", "C5", TS, "P4", 1, "2.08333"), "quarantine", "unit_price_too_precise"),
+    (line("O11", "C5", TS, "P4", 1, "2.500000"), "staged", None),  # trailing zeros only
+    # Identity: invisible characters at the ends are trimmed like spaces (line 29 is staged
+    # as O13/C5/P5); inside an id they would make a look-alike second id, so: quarantine.
+    (line("O12", "C\u200b5", TS, "P4", 1, "1"), "quarantine", "id_invisible_character"),
+    (line("\u00a0O13 ", "\u200bC5", TS, "P5\ufeff", 1, "1"), "staged", None),
+    (line("O14", "C5", TS, "P\x074", 1, "1"), "quarantine", "id_invisible_character"),
 ]
 
 
@@ -108,12 +116,18 @@ def test_staged_values_are_typed_and_amount_computed(staged: duckdb.DuckDBPyConn
         "2024-03-01.csv:3",
         "2024-03-01.csv:23",
         "2024-03-01.csv:24",
+        "2024-03-01.csv:27",
+        "2024-03-01.csv:29",
     ]
     assert rows[0][1:4] == (2, 3.5, 7.0)  # 2 x 3.50
     assert rows[1][1:4] == (1, 10.0, 10.0)
     assert rows[2][1:4] == (3, 0.0, 0.0)  # a free item is a sale at price 0
     assert str(rows[2][4]) == "2024-03-01 23:59:59"  # ISO 'T' separator parses
     assert rows[3][1:4] == (2, 1.5, 3.0)  # quantity "2.0" is the integer 2
+    ids = staged.execute(
+        "SELECT order_id, customer_id, product_id FROM staging.transactions WHERE source_line = 29"
+    ).fetchall()
+    assert ids == [("O13", "C5", "P5")]
     returned = staged.execute(
         "SELECT quantity, CAST(amount AS DOUBLE) FROM staging.returns ORDER BY source_line"
     ).fetchall()
@@ -133,6 +147,13 @@ def test_quarantine_keeps_the_raw_row_and_the_offending_value(
     assert by_line.loc[17, "detail"] == "unit_price=3,50"
     assert by_line.loc[19, "detail"] == "unit_price=-3.5"
     assert json.loads(by_line.loc[16, "raw_values"])["unit_price"] == "N/A"
+    assert by_line.loc[26, "detail"] == "unit_price=2.08333 has more than 4 decimals"
+    assert by_line.loc[28, "detail"] == (
+        "customer_id contains U+200B (an invisible or control character)"
+    )
+    assert by_line.loc[30, "detail"] == (
+        "product_id contains U+0007 (an invisible or control character)"
+    )
     assert set(frame["source_file"]) == {"2024-03-01.csv"}
 
 

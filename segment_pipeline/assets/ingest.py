@@ -257,6 +257,22 @@ def build_ingest_assets(
                 "unit_price, amount on the days staged by the run.",
             ),
             dg.AssetCheckSpec(
+                "order_id_single_customer",
+                asset=STAGED_KEY,
+                blocking=False,
+                description="Warns when an order id of the staged days also has lines of "
+                "another customer (in any staged day). Both customers keep their lines; "
+                "distinct-order counts count the order once.",
+            ),
+            dg.AssetCheckSpec(
+                "ids_distinct_ignoring_case",
+                asset=STAGED_KEY,
+                blocking=False,
+                description="Warns when a customer or product id of the staged days differs "
+                "from another staged id only by letter case (ids are case-sensitive: 85123A "
+                "and 85123a are two products unless the source says otherwise).",
+            ),
+            dg.AssetCheckSpec(
                 "quarantine_rate",
                 asset=STAGED_KEY,
                 blocking=False,
@@ -341,6 +357,73 @@ FROM lines
 """
 
 
+#: Order ids of the given days that have lines of more than one customer (across history).
+SHARED_ORDER_IDS_SQL = """
+SELECT order_id, list(DISTINCT customer_id ORDER BY customer_id) AS customers
+FROM staging.transactions
+WHERE order_id IN (
+    SELECT order_id FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
+)
+GROUP BY order_id
+HAVING count(DISTINCT customer_id) > 1
+ORDER BY order_id
+"""
+
+#: Customer and product ids of the given days that equal another staged id but for case.
+CASE_ONLY_ID_COLLISIONS_SQL = """
+WITH ids AS (
+    SELECT DISTINCT 'customer_id' AS kind, customer_id AS id FROM staging.transactions
+    UNION
+    SELECT DISTINCT 'product_id', product_id FROM staging.transactions
+),
+day_ids AS (
+    SELECT DISTINCT 'customer_id' AS kind, lower(customer_id) AS folded
+    FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
+    UNION
+    SELECT DISTINCT 'product_id', lower(product_id)
+    FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
+)
+SELECT ids.kind, list(ids.id ORDER BY ids.id) AS ids
+FROM ids JOIN day_ids ON ids.kind = day_ids.kind AND lower(ids.id) = day_ids.folded
+GROUP BY ids.kind, day_ids.folded
+HAVING count(*) > 1
+ORDER BY ids.kind, min(ids.id)
+"""
+
+
+def _identity_checks(
+    conn: duckdb.DuckDBPyConnection, days: list[date]
+) -> list[dg.AssetCheckResult]:
+    """The two identity warnings: order ids shared by customers, ids equal but for case."""
+    shared = conn.execute(SHARED_ORDER_IDS_SQL, [days]).df()
+    folded = conn.execute(CASE_ONLY_ID_COLLISIONS_SQL, [days, days]).df()
+    for frame, column in ((shared, "customers"), (folded, "ids")):
+        frame[column] = frame[column].map(", ".join)
+    return [
+        dg.AssetCheckResult(
+            asset_key=STAGED_KEY,
+            check_name="order_id_single_customer",
+            passed=shared.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "shared_order_ids": len(shared),
+                "examples": preview_markdown(shared, max_rows=10),
+            },
+        ),
+        dg.AssetCheckResult(
+            asset_key=STAGED_KEY,
+            check_name="ids_distinct_ignoring_case",
+            passed=folded.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "customer_id_groups": int((folded["kind"] == "customer_id").sum()),
+                "product_id_groups": int((folded["kind"] == "product_id").sum()),
+                "examples": preview_markdown(folded, max_rows=10),
+            },
+        ),
+    ]
+
+
 def _staging_checks(
     conn: duckdb.DuckDBPyConnection, counts: list[StagingCounts], max_rate: float
 ) -> list[dg.AssetCheckResult]:
@@ -363,6 +446,7 @@ def _staging_checks(
     quarantined_total = sum(c.quarantined for c in counts)
     rate = quarantined_total / raw_total if raw_total else 0.0
     return [
+        *_identity_checks(conn, days),
         dg.AssetCheckResult(
             asset_key=STAGED_KEY,
             check_name="rows_conserved",

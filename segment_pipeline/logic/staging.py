@@ -316,6 +316,19 @@ def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: da
 # Staging: parse in DuckDB, validate with pandera (polars), route in DuckDB
 # --------------------------------------------------------------------------------------------
 
+#: Characters trimmed from both ends of an id (and of every text field): besides the ASCII
+#: blanks, the invisible ones spreadsheets and web exports leave there (no-break space U+00A0,
+#: zero-width space U+200B, byte-order mark U+FEFF). Inside an id they are not trimmed: an id
+#: carrying one is quarantined (`id_invisible_character`), since "C1" and "C<U+200B>1" look
+#: the same to a user but would be two customers.
+ID_PAD_SQL = (
+    "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(160) || chr(8203) "
+    "|| chr(65279)"
+)
+
+#: An invisible or control character left inside an id after trimming (RE2 syntax).
+INVISIBLE_IN_ID_RE = r"[\x00-\x1F\x7F\x{00A0}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
+
 #: Parse a batch of days of raw lines into the temp table `_typed`. Rules are tested in this
 #: order; the first one broken is the row's `parse_rule`. `?`: first day, last day, the days,
 #: the dataset's time zone.
@@ -328,9 +341,9 @@ WITH src AS (
 cleaned AS (
     SELECT
         *,
-        nullif(trim(order_id), '') AS c_order_id,
-        nullif(trim(customer_id), '') AS c_customer_id,
-        nullif(trim(product_id), '') AS c_product_id,
+        nullif(trim(order_id, __ID_PAD__), '') AS c_order_id,
+        nullif(trim(customer_id, __ID_PAD__), '') AS c_customer_id,
+        nullif(trim(product_id, __ID_PAD__), '') AS c_product_id,
         nullif(trim(order_ts), '') AS c_order_ts,
         nullif(trim(quantity), '') AS c_quantity,
         nullif(trim(unit_price), '') AS c_unit_price,
@@ -366,12 +379,19 @@ ruled AS (
             -- in Online Retail) with `extra.adapter_rule`; it is quarantined under that name.
             WHEN adapter_rule IS NOT NULL THEN adapter_rule
             WHEN c_product_id IS NULL THEN 'product_id_missing'
+            WHEN regexp_matches(c_order_id || c_customer_id || c_product_id, '__INVISIBLE__')
+                THEN 'id_invisible_character'
             WHEN c_order_ts IS NULL THEN 'order_ts_missing'
             WHEN t_order_ts IS NULL THEN 'order_ts_unparseable'
             WHEN c_quantity IS NULL THEN 'quantity_missing'
             WHEN t_quantity IS NULL THEN 'quantity_not_integer'
             WHEN c_unit_price IS NULL THEN 'unit_price_missing'
             WHEN t_unit_price IS NULL THEN 'unit_price_unparseable'
+            -- Staging keeps 4 decimals; a price with more significant decimals would be
+            -- rounded (and its line total with it), so it is quarantined, not rounded.
+            WHEN contains(c_unit_price, '.')
+                 AND length(rtrim(c_unit_price, '0')) - strpos(c_unit_price, '.') > 4
+                THEN 'unit_price_too_precise'
             -- The line total must fit the staged DECIMAL(18,4); a larger one is quarantined
             -- here rather than failing the whole window's insert.
             WHEN TRY_CAST(t_quantity * t_unit_price AS DECIMAL(18,4)) IS NULL
@@ -407,6 +427,15 @@ SELECT
         WHEN 'order_ts_unparseable' THEN 'order_ts=' || order_ts
         WHEN 'quantity_not_integer' THEN 'quantity=' || quantity
         WHEN 'unit_price_unparseable' THEN 'unit_price=' || unit_price
+        WHEN 'unit_price_too_precise'
+            THEN 'unit_price=' || unit_price || ' has more than 4 decimals'
+        WHEN 'id_invisible_character' THEN
+            CASE WHEN regexp_matches(c_order_id, '__INVISIBLE__') THEN 'order_id'
+                 WHEN regexp_matches(c_customer_id, '__INVISIBLE__') THEN 'customer_id'
+                 ELSE 'product_id' END
+            || ' contains ' || printf('U+%04X', unicode(regexp_extract(
+                c_order_id || c_customer_id || c_product_id, '__INVISIBLE__')))
+            || ' (an invisible or control character)'
         WHEN 'amount_out_of_range' THEN 'quantity=' || quantity || ', unit_price=' || unit_price
         WHEN 'duplicate_line' THEN 'repeats an earlier line of order ' || c_order_id
         WHEN adapter_rule THEN adapter_detail
@@ -416,7 +445,7 @@ SELECT
     product_id AS raw_product_id, quantity AS raw_quantity, unit_price AS raw_unit_price,
     product_name AS raw_product_name, category AS raw_category
 FROM ruled
-"""
+""".replace("__ID_PAD__", ID_PAD_SQL).replace("__INVISIBLE__", INVISIBLE_IN_ID_RE)
 
 #: Parsed rows of `_typed` for one pandera model (`{sign}`: `>= 0` sales, `< 0` returns).
 #: Money goes to pandera as DOUBLE: the checks compare with a tolerance, and a rejected value
@@ -672,7 +701,7 @@ TYPED_CUSTOMERS_SQL = """
 WITH src AS ({source}),
 cleaned AS (
     SELECT
-        nullif(trim(customer_id), '') AS customer_id,
+        nullif(trim(customer_id, __ID_PAD__), '') AS customer_id,
         coalesce(nullif(upper(trim(gender)), ''), 'Unknown') AS gender,
         coalesce(nullif(trim(age_band), ''), 'Unknown') AS age_band,
         coalesce(nullif(trim(occupation), ''), 'Unknown') AS occupation,
@@ -690,19 +719,21 @@ SELECT
     *,
     CASE
         WHEN customer_id IS NULL THEN 'customer_id_missing'
+        WHEN regexp_matches(customer_id, '__INVISIBLE__') THEN 'id_invisible_character'
         WHEN row_number() OVER (PARTITION BY customer_id ORDER BY source_line) > 1
             THEN 'duplicate_customer_id'
     END AS parse_rule
 FROM cleaned
 ORDER BY source_line
-"""
+""".replace("__ID_PAD__", ID_PAD_SQL).replace("__INVISIBLE__", INVISIBLE_IN_ID_RE)
 
 TYPED_PRODUCTS_SQL = """
 WITH src AS ({source}),
 cleaned AS (
     SELECT
-        nullif(trim(product_id), '') AS product_id,
-        coalesce(nullif(trim(product_name), ''), nullif(trim(product_id), '')) AS product_name,
+        nullif(trim(product_id, __ID_PAD__), '') AS product_id,
+        coalesce(nullif(trim(product_name), ''), nullif(trim(product_id, __ID_PAD__), ''))
+            AS product_name,
         coalesce(nullif(trim(category), ''), 'Unknown') AS category,
         source_file, source_line,
         CAST(to_json(struct_pack(
@@ -714,12 +745,13 @@ SELECT
     *,
     CASE
         WHEN product_id IS NULL THEN 'product_id_missing'
+        WHEN regexp_matches(product_id, '__INVISIBLE__') THEN 'id_invisible_character'
         WHEN row_number() OVER (PARTITION BY product_id ORDER BY source_line) > 1
             THEN 'duplicate_product_id'
     END AS parse_rule
 FROM cleaned
 ORDER BY source_line
-"""
+""".replace("__ID_PAD__", ID_PAD_SQL).replace("__INVISIBLE__", INVISIBLE_IN_ID_RE)
 
 
 @dataclass(frozen=True)
@@ -738,6 +770,8 @@ SELECT ?, NULL, t.source_file, t.source_line, coalesce(t.parse_rule, r.rule),
        coalesce(CASE t.parse_rule
                     WHEN 'duplicate_customer_id' THEN 'an earlier row has this customer_id'
                     WHEN 'duplicate_product_id' THEN 'an earlier row has this product_id'
+                    WHEN 'id_invisible_character'
+                        THEN 'the id contains an invisible or control character'
                     ELSE r.detail END, ''),
        t.raw_values
 FROM _typed_master AS t LEFT JOIN _rejected_master AS r USING (source_line)
@@ -767,7 +801,7 @@ def stage_master(
         )
     else:
         # The adapter's SELECT is our own SQL text (not user input); its values are bound.
-        typed_sql = typed_sql.format(source=source_sql)
+        typed_sql = typed_sql.replace("{source}", source_sql)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed_master AS {typed_sql}", params)
     parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL").pl()
     conn.register("_rejected_master", rejected_rows(parsed, model, "source_line"))
