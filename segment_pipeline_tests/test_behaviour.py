@@ -33,6 +33,8 @@ from segment_pipeline.logic.behaviour import (
     smooth_counts,
     tercile_tiers,
 )
+from segment_pipeline.logic.seed_b_figures import plot_price_segments
+from segment_pipeline.logic.strategy import assign_strategy, load_rule_table
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
 
 LINE_COLUMNS = (
@@ -252,6 +254,69 @@ def test_price_segments_hand_computed_with_tied_medians() -> None:
     assert prices.loc["X", "lines"] == 3 and prices.loc["X", "gross_sales"] == 104
 
 
+def test_unknown_category_takes_no_tier_and_does_not_move_the_cut_points() -> None:
+    # Issue 11: five lines without a category made Unknown the only Price_High category.
+    # Four real categories, medians A 10, B 20, C 30, D 40, and a tiny, expensive Unknown.
+    rows = []
+    for category, amounts in {
+        "A": [10, 10, 10],
+        "B": [20, 20, 20],
+        "C": [30, 30],
+        "D": [39, 40, 41],
+        "Unknown": [900, 1000, 1100],
+    }.items():
+        rows += [
+            {"customer_id": "c", "order_id": f"o{category}{i}", "category": category, "amount": a}
+            for i, a in enumerate(amounts)
+        ]
+    prices = build_category_price_segments(lines_db(rows)).set_index("category")
+    # n = 4 ranked medians 10, 20, 30, 40: tiers 1 + floor(3 * (rank - 1) / 4) = 1, 1, 2, 3.
+    # (Ranking Unknown too, n = 5 gives 1, 1, 2, 2 and Unknown Price_High: D would drop to Mid.)
+    real = ["A", "B", "C", "D"]
+    assert prices.loc[real, "tier_rank"].tolist() == [1, 2, 3, 4]
+    assert prices.loc[real, "price_segment"].tolist() == [
+        "Price_Low",
+        "Price_Low",
+        "Price_Mid",
+        "Price_High",
+    ]
+    unknown = prices.loc["Unknown"]
+    assert unknown["price_segment"] == "Unknown"
+    assert pd.isna(unknown["tier_rank"])
+    # the category keeps its row, with its real statistics
+    assert (unknown["lines"], unknown["median_line_amount"]) == (3, 1000)
+    # the explicit schema holds (price_segment NOT NULL, tier_rank nullable)
+    conn = lines_db(rows)
+    run_chain(conn)
+    stored = conn.execute(
+        "SELECT category, tier_rank, price_segment FROM marts.category_price_segments "
+        "ORDER BY category"
+    ).fetchall()
+    assert stored[-1] == ("Unknown", None, "Unknown")
+
+
+def test_price_segment_figure_leaves_unknown_out() -> None:
+    rows = [
+        {"customer_id": "c", "order_id": f"o{c}", "category": c, "amount": a}
+        for c, a in [("A", 10), ("B", 20), ("C", 30), ("Unknown", 940)]
+    ]
+    fig = plot_price_segments(build_category_price_segments(lines_db(rows)))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["A", "B", "C"]  # Unknown is not drawn among the categories
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["Price_High (1 category)", "Price_Mid (1 category)", "Price_Low (1 category)"]
+    # ... and the footnote says so: 1 line, 940 of 1,000 = 94.0% of gross sales
+    footnote = " ".join(t.get_text() for t in fig.texts)
+    assert "Not drawn: Unknown (lines without a category; 1 line, 94.0% of gross sales)" in footnote
+
+
+def test_only_unknown_category_gives_no_tier() -> None:
+    rows = [{"customer_id": "c", "order_id": "o1", "category": "Unknown", "amount": 5}]
+    prices = build_category_price_segments(lines_db(rows))
+    assert prices["price_segment"].tolist() == ["Unknown"]
+    assert prices["tier_rank"].isna().all()
+
+
 # --------------------------------------------------------------------------------------------
 # Dominant price segment and segment metrics
 # --------------------------------------------------------------------------------------------
@@ -410,6 +475,60 @@ def test_unknown_demographics_stay_in_the_analysis() -> None:
     assert "Unknown | Unknown | Occ_Other | Price_Low" in set(seg)
 
 
+def test_customer_price_segment_ignores_unknown_spend() -> None:
+    rows = []
+    rows += _customer_rows("low", {"L": 5})
+    rows += _customer_rows("mid", {"M": 50})
+    rows += _customer_rows("high", {"H": 500})
+    # most of the spend is on lines without a category: the tiered spend (L) decides
+    rows += _customer_rows("mixed", {"L": 5, "Unknown": 9000})
+    # nothing but lines without a category, and another occupation
+    rows += [
+        {"customer_id": "only_unknown", "order_id": f"u{i}", "category": "Unknown", "amount": a}
+        for i, a in enumerate([9000, 1])
+    ]
+    for row in rows:
+        row["occupation"] = "9" if row["customer_id"] == "only_unknown" else "1"
+    conn = lines_db(rows)
+    run_chain(conn)
+    # medians: L 5, M 50, H 500 -> n = 3 -> Low, Mid, High (Unknown, median 9000, unranked).
+    # Ranking Unknown would give n = 4: L, M Low, H Mid, Unknown High, and both "mixed" and
+    # "only_unknown" would be Price_High on the strength of uncategorised lines.
+    got = conn.execute("SELECT * FROM marts.customer_behaviour").df().set_index("customer_id")
+    assert got["price_segment"].to_dict() == {
+        "high": "Price_High",
+        "low": "Price_Low",
+        "mid": "Price_Mid",
+        "mixed": "Price_Low",
+        "only_unknown": "Unknown",
+    }
+    spend_cols = ["spend_price_low", "spend_price_mid", "spend_price_high"]
+    assert got.loc["mixed", [*spend_cols, "spend_unknown_category", "spend"]].tolist() == [
+        5,
+        0,
+        0,
+        9000,
+        9005,
+    ]
+    assert got.loc["only_unknown", spend_cols].tolist() == [0, 0, 0]
+    assert got.loc["only_unknown", "spend_unknown_category"] == got.loc["only_unknown", "spend"]
+    assert got.loc["only_unknown", ["lines", "orders"]].tolist() == [2, 2]
+    # the Unknown price segment says nothing about the profile
+    assert not got["unknown_demographics"].any()
+
+    # every customer once, in one segment; the label carries Unknown like a missing profile
+    seg = conn.execute("SELECT * FROM marts.behavioural_segments").df().set_index("segment")
+    assert int(seg["customers"].sum()) == 5
+    assert seg["gross_sales"].sum() == pytest.approx(5 + 50 + 500 + 9005 + 9001)
+    # occupation 9 (mean log1p of 9000 and 1 = 4.90) ranks above 1 (mean 4.57) -> Occ_Mid
+    unknown_seg = seg.loc["26-35 | M | Occ_Mid | Unknown"]
+    assert (unknown_seg["customers"], unknown_seg["gross_sales"]) == (1, 9001)
+
+    # and a strategy class from the rules: no price level -> Maintain, not Defend
+    strategy = assign_strategy(seg.reset_index(), load_rule_table()).set_index("segment")
+    assert strategy.loc["26-35 | M | Occ_Mid | Unknown", "strategy_class"] == "Maintain"
+
+
 _customer = st.fixed_dictionaries(
     {
         "gender": st.sampled_from(["M", "F", "Unknown"]),
@@ -420,7 +539,7 @@ _customer = st.fixed_dictionaries(
 _line = st.tuples(
     st.integers(min_value=0, max_value=11),  # customer index
     st.integers(min_value=0, max_value=3),  # order index within the customer
-    st.sampled_from(["K1", "K2", "K3", "K4", "K5"]),
+    st.sampled_from(["K1", "K2", "K3", "K4", "K5", "Unknown"]),
     st.integers(min_value=0, max_value=50_000).map(lambda cents: cents / 100),
 )
 
@@ -458,12 +577,19 @@ def test_each_customer_in_exactly_one_segment(customers, lines, min_customers) -
     # each customer's segment cell exists exactly once
     keys = behaviour[["age_band", "gender", "occupation_group", "price_segment"]].drop_duplicates()
     assert len(keys) == len(seg)
+    # the spend columns add up to the customer's spend
+    spend_cols = ["spend_price_low", "spend_price_mid", "spend_price_high"]
+    parts = behaviour[[*spend_cols, "spend_unknown_category"]].sum(axis=1)
+    assert parts.to_numpy() == pytest.approx(behaviour["spend"].to_numpy())
+    # Unknown price segment exactly for the customers with no line in a tiered category
+    tiered = {r["customer_id"] for r in rows if r["category"] != "Unknown"}
+    unpriced = behaviour["price_segment"] == "Unknown"
+    assert set(behaviour.loc[~unpriced, "customer_id"]) == tiered
     # the dominant segment holds at least as much spend as any other tier
-    spends = behaviour[["spend_price_low", "spend_price_mid", "spend_price_high"]].to_numpy()
-    chosen = (
-        behaviour["price_segment"].map({"Price_Low": 0, "Price_Mid": 1, "Price_High": 2}).to_numpy()
-    )
-    assert (spends[np.arange(len(spends)), chosen] >= spends.max(axis=1) - 1e-9).all()
+    priced = behaviour[~unpriced]
+    spends = priced[spend_cols].to_numpy()
+    chosen = priced["price_segment"].map({"Price_Low": 0, "Price_Mid": 1, "Price_High": 2})
+    assert (spends[np.arange(len(spends)), chosen.to_numpy()] >= spends.max(axis=1) - 1e-9).all()
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segment_pipeline.logic import preference as pref
+from segment_pipeline.logic import seed_a_figures as figs
 from segment_pipeline.logic.rfm import read_window
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
 from segment_pipeline_tests.test_rfm import Line, build_rfm, make_staging
@@ -77,7 +78,11 @@ def _build_downstream(
         conn,
         pref.SEGMENT_CATEGORY_PREFERENCE,
         pref.SEGMENT_CATEGORY_PREFERENCE_SQL,
-        {"prior_strength": prior_strength, "min_support_customers": min_support},
+        {
+            "prior_strength": prior_strength,
+            "min_support_customers": min_support,
+            "unknown_category": pref.UNKNOWN_CATEGORY,
+        },
     )
     replace_rows(conn, pref.SEGMENT_TOP_PRODUCTS, pref.SEGMENT_TOP_PRODUCTS_SQL, {"top_n": top_n})
     replace_rows(
@@ -136,6 +141,71 @@ def test_preference_and_shrunk_index_worked_example() -> None:
         ("New Customers", "X"): True,
         ("New Customers", "Y"): True,
     }
+
+
+def test_unknown_category_is_left_out_of_the_index() -> None:
+    # The worked example plus 200 of uncategorised spend by c2 (Champions). Left in the shares,
+    # it would pull Champions' real categories down: X 80 / 400 = 0.2 vs 120 / 440 -> 0.73.
+    unknown_line = ("l6", "o5", "c2", "2026-01-06 10:00", "Champions", 1, "P9", "Unknown", 1, 200.0)
+    conn = _purchases_conn([*PURCHASES, (*unknown_line, False)])
+    _build_downstream(conn, prior_strength=1.0, min_support=2)
+    p = _table(conn, "segment_category_preference").set_index(["segment", "category"])
+    # no Unknown row; the known categories' numbers are exactly the worked example's
+    assert sorted(p.index) == [
+        ("Champions", "X"),
+        ("Champions", "Y"),
+        ("New Customers", "X"),
+        ("New Customers", "Y"),
+    ]
+    assert p.loc[("Champions", "X"), "segment_revenue"] == 200  # 80 + 120, not 400
+    assert p.loc[("Champions", "X"), "spend_share"] == pytest.approx(0.4)
+    assert p.loc[("Champions", "X"), "overall_share"] == pytest.approx(0.5)  # 120 / 240
+    assert p.loc[("Champions", "X"), "preference_index"] == pytest.approx(0.8)
+    assert p.loc[("New Customers", "X"), "preference_index"] == pytest.approx(2.0)
+    # K = 1 x 240 (spend with a category) / 3 customers = 80, as before
+    assert p.loc[("Champions", "X"), "shrunk_index"] == pytest.approx(120 / 280 / 0.5)
+    # the left-out spend is given per segment
+    assert p.xs("Champions")["segment_uncategorised_revenue"].unique().tolist() == [200]
+    assert p.xs("New Customers")["segment_uncategorised_revenue"].unique().tolist() == [0]
+    # customers are counted whole: c2 is still one of the 2 Champions
+    assert p.loc[("Champions", "X"), "segment_customers"] == 2
+    # the other tables keep Unknown as a category of the segment's spend
+    summary = _table(conn, "segment_product_summary")
+    cats = summary[(summary["level"] == "category") & (summary["segment"] == "Champions")]
+    assert cats.set_index("item_id")["revenue_share"].to_dict() == pytest.approx(
+        {"X": 0.2, "Y": 0.3, "Unknown": 0.5}
+    )
+
+    # The heatmap draws the known categories only and says what it left out (200 of 440).
+    fig = figs.plot_segment_category_heatmap(
+        _table(conn, "segment_category_preference"), ["Champions", "New Customers"]
+    )
+    columns = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert columns == ["X (50.0%)", "Y (50.0%)"]
+    texts = " ".join(t.get_text() for t in fig.texts)
+    assert "Lines without a category (Unknown, 45.5% of spend)" in texts
+
+
+def test_segment_with_only_unknown_spend() -> None:
+    rows = [
+        *PURCHASES,
+        ("l6", "o5", "c4", "2026-01-02 10:00", "Hibernating", 9, "P9", "Unknown", 1, 50.0, False),
+    ]
+    conn = _purchases_conn(rows)
+    _build_downstream(conn, prior_strength=1.0, min_support=2)
+    p = _table(conn, "segment_category_preference").set_index(["segment", "category"])
+    # the segment keeps its rows (every segment x every known category), with nothing bought
+    hib = p.xs("Hibernating")
+    assert sorted(hib.index) == ["X", "Y"]
+    assert hib["revenue"].tolist() == [0, 0]
+    assert hib["segment_revenue"].tolist() == [0, 0]
+    assert hib["segment_uncategorised_revenue"].tolist() == [50, 50]
+    assert hib["spend_share"].isna().all() and hib["preference_index"].isna().all()
+    # no information: the shrunk index is the prior's, 1
+    assert hib["shrunk_index"].tolist() == pytest.approx([1.0, 1.0])
+    assert hib["low_support"].all()
+    # K = 1 x 240 / 4 customers = 60 for everyone
+    assert p["prior_spend"].unique().tolist() == pytest.approx([60.0])
 
 
 def test_zero_prior_strength_gives_the_raw_index() -> None:
@@ -326,7 +396,7 @@ def test_tables_keep_every_line_and_shares_sum_to_one(
             f"c{c}",
             str(pd.Timestamp("2026-05-01") + pd.Timedelta(days=(c + 3 * o))),
             f"p{p}",
-            f"cat{p % 3}",
+            f"cat{p % 3}" if p < 6 else pref.UNKNOWN_CATEGORY,
             q,
             price,
         )
@@ -348,9 +418,16 @@ def test_tables_keep_every_line_and_shares_sum_to_one(
         assert group["revenue_share"].sum() == pytest.approx(1)
         assert sorted(group["rank_in_segment"]) == list(range(1, len(group) + 1))
     p = _table(conn, "segment_category_preference")
-    for _, group in p.groupby("segment"):
-        assert group["spend_share"].sum() == pytest.approx(1)
-        assert group["shrunk_share"].sum() == pytest.approx(1)
+    assert pref.UNKNOWN_CATEGORY not in set(p["category"])
+    spend = purchases.assign(amount=purchases["amount"].astype(float)).groupby("segment")["amount"]
+    for segment, group in p.groupby("segment"):
+        # spend with and without a category adds up to the segment's spend
+        total = group["segment_revenue"].iloc[0] + group["segment_uncategorised_revenue"].iloc[0]
+        assert total == pytest.approx(spend.sum()[segment])
+        if group["segment_revenue"].iloc[0] > 0:
+            assert group["spend_share"].sum() == pytest.approx(1)
+        if prior_strength > 0 or group["segment_revenue"].iloc[0] > 0:
+            assert group["shrunk_share"].sum() == pytest.approx(1)
     # the shrunk index always lies between the raw index and 1
     low = p[["preference_index"]].assign(one=1.0).min(axis=1) - 1e-9
     high = p[["preference_index"]].assign(one=1.0).max(axis=1) + 1e-9

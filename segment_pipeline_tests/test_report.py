@@ -285,6 +285,41 @@ def test_headline_numbers_and_notes() -> None:
     assert "AOV here is the average line amount" not in report
 
 
+def test_lines_without_a_category_are_said_and_take_no_tier() -> None:
+    base = make_inputs()
+    prices = pd.concat(
+        [
+            base.price_segments.assign(gross_sales=300.0),
+            pd.DataFrame(
+                [
+                    {
+                        "category": "Unknown",
+                        "median_line_amount": 5000.0,
+                        "price_segment": "Unknown",
+                        "gross_sales": 100.0,
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    extra = _segment(4, "26-35", "M", "Occ_Mid", "Unknown", "Maintain", 2, 2, 40.0, 1000, 100)
+    segments = pd.concat([base.segments, pd.DataFrame([extra])], ignore_index=True)
+    report = render_report(make_inputs(price_segments=prices, segments=segments))
+    # 100 of the headline's 1,000 = 10.0%; 2 customers bought nothing else
+    assert (
+        "10.0% of gross sales is on lines without a category (Unknown): they take no price "
+        "tier and do not decide a customer's price segment; 2 customers bought only such "
+        "lines and have the price segment Unknown."
+    ) in report
+    assert "- Unknown (lines without a category): no price tier" in report
+    assert "- Price_High: Jewelry (" in report  # the tiers are listed as before
+    # without such lines, nothing is said
+    plain = render_report(base)
+    assert "is on lines without a category" not in plain
+    assert "- Unknown (lines without a category)" not in plain
+
+
 def test_complete_demographics_and_single_line_orders_are_said() -> None:
     inputs = make_inputs(
         demographics={
@@ -402,6 +437,15 @@ def test_degenerate_recency_is_said_instead_of_recency_actions() -> None:
             },
             "Customers of unknown gender of unknown age in rare or unknown occupations "
             "(Occ_Other) buying mostly Price_Mid categories",
+        ),
+        (
+            {
+                "gender": "M",
+                "age_band": "26-35",
+                "occupation_group": "Occ_High",
+                "price_segment": "Unknown",
+            },
+            "Men aged 26-35 in Occ_High occupations buying only products without a category",
         ),
     ],
 )

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_pipeline.logic.behaviour import OCCUPATION_GROUPS, PRICE_SEGMENTS
+from segment_pipeline.logic.behaviour import CUSTOMER_PRICE_SEGMENTS, OCCUPATION_GROUPS
 from segment_pipeline.logic.strategy import (
     SEGMENT_STRATEGY,
     STRATEGY_SUMMARY,
@@ -24,17 +24,18 @@ from segment_pipeline.logic.strategy import (
 )
 
 #: The documented default (docs/behaviour_and_strategy.md and the YAML header), written out by
-#: hand: occupation group -> (Price_Low, Price_Mid, Price_High).
+#: hand: occupation group -> (Price_Low, Price_Mid, Price_High, Unknown). Unknown = no spend in
+#: a tiered category (only products without a category).
 DEFAULT_GRID = {
-    "Occ_High": ("Expand", "Grow", "Defend"),
-    "Occ_Mid": ("Expand", "Grow", "Defend"),
-    "Occ_Low": ("Maintain", "Maintain", "Maintain"),
-    "Occ_Other": ("Maintain", "Maintain", "Maintain"),
+    "Occ_High": ("Expand", "Grow", "Defend", "Maintain"),
+    "Occ_Mid": ("Expand", "Grow", "Defend", "Maintain"),
+    "Occ_Low": ("Maintain", "Maintain", "Maintain", "Maintain"),
+    "Occ_Other": ("Maintain", "Maintain", "Maintain", "Maintain"),
 }
 DEFAULT_CELLS = [
     (occ, price, DEFAULT_GRID[occ][i])
     for occ in DEFAULT_GRID
-    for i, price in enumerate(("Price_Low", "Price_Mid", "Price_High"))
+    for i, price in enumerate(("Price_Low", "Price_Mid", "Price_High", "Unknown"))
 ]
 
 
@@ -51,10 +52,11 @@ def test_default_rule_table_every_cell(
 
 
 def test_default_table_covers_the_whole_grid(default_table) -> None:
-    assert len(DEFAULT_CELLS) == len(OCCUPATION_GROUPS) * len(PRICE_SEGMENTS) == 12
+    assert len(DEFAULT_CELLS) == len(OCCUPATION_GROUPS) * len(CUSTOMER_PRICE_SEGMENTS) == 16
     assert default_table.class_names == ["Defend", "Grow", "Expand", "Maintain"]
     grid = default_table.grid()
     assert grid.loc["Occ_High", "Price_High"] == "Defend"
+    assert grid.loc["Occ_High", "Unknown"] == "Maintain"
 
 
 def test_default_playbooks_follow_seed_b(default_table) -> None:
@@ -86,7 +88,7 @@ def test_a_cell_matched_by_no_rule_is_named() -> None:
             {
                 "class": "B",
                 "occupation_group": ["Occ_Low"],
-                "price_segment": ["Price_Low", "Price_Mid"],
+                "price_segment": ["Price_Low", "Price_Mid", "Unknown"],
             },
         ]
     )
@@ -100,7 +102,11 @@ def test_a_cell_matched_by_two_rules_is_named_with_both_rules() -> None:
     data = _table(
         [
             {"class": "A", "occupation_group": "*", "price_segment": ["Price_High"]},
-            {"class": "B", "occupation_group": "*", "price_segment": ["Price_Low", "Price_Mid"]},
+            {
+                "class": "B",
+                "occupation_group": "*",
+                "price_segment": ["Price_Low", "Price_Mid", "Unknown"],
+            },
             {"class": "B", "occupation_group": ["Occ_Mid"], "price_segment": ["Price_High"]},
         ]
     )
@@ -146,7 +152,7 @@ def test_wildcard_rule_covers_everything() -> None:
     table = parse_rule_table(_table([{"class": "A"}], classes=("A",)))
     assert {
         table.rule_for(o, p).class_name
-        for o, p in itertools.product(OCCUPATION_GROUPS, PRICE_SEGMENTS)
+        for o, p in itertools.product(OCCUPATION_GROUPS, CUSTOMER_PRICE_SEGMENTS)
     } == {"A"}
 
 
@@ -170,7 +176,7 @@ def test_custom_rules_file_is_used(tmp_path: Path) -> None:
             _table(
                 [
                     {"class": "A", "price_segment": ["Price_High"]},
-                    {"class": "B", "price_segment": ["Price_Low", "Price_Mid"]},
+                    {"class": "B", "price_segment": ["Price_Low", "Price_Mid", "Unknown"]},
                 ]
             )
         )
@@ -244,23 +250,23 @@ def test_assign_and_summarise_hand_computed(default_table) -> None:
     assert summary["revenue_share"].sum() == pytest.approx(1)
 
 
-_CELL = st.tuples(st.sampled_from(OCCUPATION_GROUPS), st.sampled_from(PRICE_SEGMENTS))
+_CELL = st.tuples(st.sampled_from(OCCUPATION_GROUPS), st.sampled_from(CUSTOMER_PRICE_SEGMENTS))
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    assignment=st.lists(st.sampled_from(["A", "B", "C"]), min_size=12, max_size=12),
+    assignment=st.lists(st.sampled_from(["A", "B", "C"]), min_size=16, max_size=16),
     segments=st.lists(
         st.tuples(_CELL, st.integers(1, 50), st.integers(1, 1000)), min_size=1, max_size=40
     ),
-    drop=st.one_of(st.none(), st.integers(0, 11)),
-    duplicate=st.one_of(st.none(), st.integers(0, 11)),
+    drop=st.one_of(st.none(), st.integers(0, 15)),
+    duplicate=st.one_of(st.none(), st.integers(0, 15)),
 )
 def test_every_segment_gets_exactly_one_class(assignment, segments, drop, duplicate) -> None:
     """Random rule tables (one rule per cell, grouped by class in random ways): a table that
     covers every cell once classifies every segment exactly once with the intended class; a
     table with a dropped or a duplicated cell is rejected naming that cell."""
-    cells = list(itertools.product(OCCUPATION_GROUPS, PRICE_SEGMENTS))
+    cells = list(itertools.product(OCCUPATION_GROUPS, CUSTOMER_PRICE_SEGMENTS))
     intended = dict(zip(cells, assignment, strict=True))
     rules = [
         {"class": cls, "occupation_group": [occ], "price_segment": [price]}

@@ -24,6 +24,7 @@ from segment_pipeline.logic.behaviour import (
     CUSTOMER_BEHAVIOUR_SQL,
     OCC_OTHER,
     OCCUPATION_GROUPS_TABLE,
+    PRICE_UNKNOWN,
     PURCHASE_DISTRIBUTION,
     ModeSettings,
     build_category_price_segments,
@@ -255,7 +256,8 @@ def occupation_groups(
     owners=OWNERS,
     metadata=CATEGORY_PRICE_SEGMENTS.spec_metadata(),
     description="Per product category: median line amount and its price segment (terciles of "
-    "the category medians: Price_Low / Price_Mid / Price_High).",
+    "the category medians: Price_Low / Price_Mid / Price_High). Unknown (lines without a "
+    "category) takes no tier: its price segment is Unknown and it does not move the cut points.",
 )
 def category_price_segments(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
@@ -289,7 +291,8 @@ def category_price_segments(
     owners=OWNERS,
     metadata=CUSTOMER_BEHAVIOUR.spec_metadata(),
     description="One row per customer with a sale: age band, gender, occupation group, dominant "
-    "price segment (most spend; an exact tie goes to the higher tier), lines, orders, spend.",
+    "price segment (most spend in tiered categories; an exact tie goes to the higher tier; "
+    "Unknown for a customer who bought only products without a category), lines, orders, spend.",
     check_specs=[
         dg.AssetCheckSpec(
             "every_customer_once",
@@ -314,12 +317,21 @@ def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehous
         unknown = scalar(
             conn, "SELECT count(*) FROM marts.customer_behaviour WHERE unknown_demographics"
         )
+        unpriced = scalar(
+            conn,
+            "SELECT count(*) FROM marts.customer_behaviour WHERE price_segment = ?",
+            [PRICE_UNKNOWN],
+        )
         metadata = table_metadata(conn, CUSTOMER_BEHAVIOUR, order_by="customer_id")
-    context.log.info(f"{rows} customers, {unknown} with Unknown demographics")
+    context.log.info(
+        f"{rows} customers, {unknown} with Unknown demographics, {unpriced} with no spend in a "
+        "tiered category (price segment Unknown)"
+    )
     yield dg.MaterializeResult(
         metadata={
             **metadata,
             "customers_with_unknown_demographics": int(unknown),
+            "customers_with_unknown_price_segment": int(unpriced),
         }
     )
     yield dg.AssetCheckResult(

@@ -456,13 +456,15 @@ def segment_product_summary(
     [PURCHASES_KEY],
     "Segment x category preference: raw index = segment's spend share / overall share; shrunk "
     "index (empirical Bayes toward 1, prior worth prior_strength average customers); customer "
-    "penetration index; support and a low-support flag.",
+    "penetration index; support and a low-support flag. Lines without a category (Unknown) are "
+    "left out of the shares and shown apart per segment.",
     check_specs=[
         dg.AssetCheckSpec(
             "shares_sum_to_one",
             asset=PREFERENCE_KEY,
             blocking=False,
-            description="Per segment, spend shares and shrunk shares each sum to 1.",
+            description="Per segment with spend on lines with a category, spend shares and "
+            "shrunk shares each sum to 1.",
         ),
     ],
 )
@@ -477,11 +479,13 @@ def segment_category_preference(
             {
                 "prior_strength": rfm_settings.prior_strength,
                 "min_support_customers": rfm_settings.min_support_customers,
+                "unknown_category": pref.UNKNOWN_CATEGORY,
             },
         )
         off = conn.execute(
             "SELECT count(*) FROM (SELECT segment, sum(spend_share) AS a, sum(shrunk_share) AS b "
-            "FROM marts.segment_category_preference GROUP BY segment) "
+            "FROM marts.segment_category_preference GROUP BY segment "
+            "HAVING max(segment_revenue) > 0) "
             "WHERE abs(a - 1) > ? OR abs(b - 1) > ?",
             [1e-6, 1e-6],
         ).fetchall()[0][0]

@@ -17,11 +17,14 @@ Definitions pinned here (and in docs/behaviour_and_strategy.md):
   other codes split into terciles of their mean `log1p(line amount)` (over lines):
   `Occ_Low`, `Occ_Mid`, `Occ_High`.
 - **Price segments**: each category's median line amount; categories split into terciles of
-  the medians: `Price_Low`, `Price_Mid`, `Price_High`. `Unknown` (products without a
-  category) is priced like any other category.
-- **Dominant price segment** of a customer: the price segment holding most of their spend; on
+  the medians: `Price_Low`, `Price_Mid`, `Price_High`. `Unknown` (lines without a category)
+  takes no tier and does not move the cut points: its price segment is `Unknown`. It is not a
+  category, and ranking it would put a mix of every category's products into one tier.
+- **Dominant price segment** of a customer: the price segment holding most of their spend in
+  tiered categories (spend in `Unknown` is counted apart, in `spend_unknown_category`); on
   an exact tie the **higher** tier wins (a customer spending as much on premium as on cheap
-  categories is not "stuck on low prices"). Amounts are exact decimals, so ties are exact.
+  categories is not "stuck on low prices"). Amounts are exact decimals, so ties are exact. A
+  customer without a line in a tiered category has the price segment `Unknown`.
 - **Behavioural segment** = age band x gender x occupation group x dominant price segment.
   AOV = gross sales / distinct orders (for data without order ids each line is an order).
 """
@@ -46,7 +49,12 @@ OCC_LOW, OCC_MID, OCC_HIGH, OCC_OTHER = "Occ_Low", "Occ_Mid", "Occ_High", "Occ_O
 OCCUPATION_GROUPS: tuple[str, ...] = (OCC_LOW, OCC_MID, OCC_HIGH, OCC_OTHER)
 
 PRICE_LOW, PRICE_MID, PRICE_HIGH = "Price_Low", "Price_Mid", "Price_High"
+#: The tiers (terciles of the category medians), low to high.
 PRICE_SEGMENTS: tuple[str, ...] = (PRICE_LOW, PRICE_MID, PRICE_HIGH)
+#: Price segment of the `Unknown` category, and of a customer with no line in a tiered one.
+PRICE_UNKNOWN = UNKNOWN
+#: Every price segment a customer (and so a behavioural segment) can have.
+CUSTOMER_PRICE_SEGMENTS: tuple[str, ...] = (*PRICE_SEGMENTS, PRICE_UNKNOWN)
 
 _OCC_BY_TIER = {1: OCC_LOW, 2: OCC_MID, 3: OCC_HIGH}
 _PRICE_BY_TIER = {1: PRICE_LOW, 2: PRICE_MID, 3: PRICE_HIGH}
@@ -128,15 +136,25 @@ CATEGORY_PRICE_SEGMENTS = TableDef(
     schema="marts",
     name="category_price_segments",
     description="Per product category: median line amount and its price segment (terciles "
-    "of the category medians).",
+    "of the category medians; Unknown, the lines without a category, takes no tier).",
     columns=(
         Column("category", "VARCHAR", "Product category (or Unknown)", nullable=False),
         Column("lines", "BIGINT", "Sale lines"),
         Column("customers", "BIGINT", "Distinct customers"),
         Column("gross_sales", "DOUBLE", "Sum of line amounts"),
         Column("median_line_amount", "DOUBLE", "Median line amount (quantity x unit price)"),
-        Column("tier_rank", "INTEGER", "Rank (min method) of the median, 1 = cheapest"),
-        Column("price_segment", "VARCHAR", "Price_Low, Price_Mid or Price_High", nullable=False),
+        Column(
+            "tier_rank",
+            "INTEGER",
+            "Rank (min method) of the median among the tiered categories, 1 = cheapest; "
+            "NULL for Unknown",
+        ),
+        Column(
+            "price_segment",
+            "VARCHAR",
+            "Price_Low, Price_Mid or Price_High; Unknown for the Unknown category (no tier)",
+            nullable=False,
+        ),
     ),
     primary_key=("category",),
 )
@@ -145,7 +163,8 @@ CUSTOMER_BEHAVIOUR = TableDef(
     schema="marts",
     name="customer_behaviour",
     description="One row per customer with a sale: demographics, occupation group, dominant "
-    "price segment (most spend; exact tie -> higher tier), lines, orders and spend.",
+    "price segment (most spend in tiered categories; exact tie -> higher tier; Unknown "
+    "without a line in one), lines, orders and spend.",
     columns=(
         Column("customer_id", "VARCHAR", "Customer id", nullable=False),
         Column("age_band", "VARCHAR", "Age band (or Unknown)", nullable=False),
@@ -154,10 +173,22 @@ CUSTOMER_BEHAVIOUR = TableDef(
         Column(
             "occupation_group", "VARCHAR", "Occ_Low, Occ_Mid, Occ_High or Occ_Other", nullable=False
         ),
-        Column("price_segment", "VARCHAR", "Dominant price segment", nullable=False),
+        Column(
+            "price_segment",
+            "VARCHAR",
+            "Dominant price segment; Unknown when the customer has no line in a tiered "
+            "category (only lines without a category)",
+            nullable=False,
+        ),
         Column("spend_price_low", "DOUBLE", "Spend in Price_Low categories"),
         Column("spend_price_mid", "DOUBLE", "Spend in Price_Mid categories"),
         Column("spend_price_high", "DOUBLE", "Spend in Price_High categories"),
+        Column(
+            "spend_unknown_category",
+            "DOUBLE",
+            "Spend on lines without a category (Unknown): no tier, not used for the dominant "
+            "price segment",
+        ),
         Column("lines", "BIGINT", "Sale lines"),
         Column("orders", "BIGINT", "Distinct orders"),
         Column("spend", "DOUBLE", "Total spend (sum of line amounts)"),
@@ -185,7 +216,12 @@ BEHAVIOURAL_SEGMENTS = TableDef(
         Column("age_band", "VARCHAR", "Age band", nullable=False),
         Column("gender", "VARCHAR", "Gender", nullable=False),
         Column("occupation_group", "VARCHAR", "Occupation group", nullable=False),
-        Column("price_segment", "VARCHAR", "Dominant price segment", nullable=False),
+        Column(
+            "price_segment",
+            "VARCHAR",
+            "Dominant price segment (Unknown: no spend in a tiered category)",
+            nullable=False,
+        ),
         Column("customers", "BIGINT", "Customers in the segment"),
         Column("transactions", "BIGINT", "Sale lines of those customers"),
         Column("orders", "BIGINT", "Distinct orders of those customers"),
@@ -296,11 +332,18 @@ ORDER BY category
 
 
 def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
-    """Add `tier_rank` and `price_segment` (terciles of the medians) to CATEGORY_STATS_SQL."""
+    """Add `tier_rank` and `price_segment` (terciles of the medians) to CATEGORY_STATS_SQL.
+
+    `Unknown` takes no part in the split: its tier_rank is NULL and its price segment Unknown.
+    """
     out = stats.copy().sort_values("category", kind="stable").reset_index(drop=True)
-    medians = out["median_line_amount"].astype(float).tolist()
-    out["tier_rank"] = pd.array(rank_min(medians), dtype="Int32")
-    out["price_segment"] = [_PRICE_BY_TIER[t] for t in tercile_tiers(medians)]
+    tiered = out["category"] != UNKNOWN
+    out["tier_rank"] = pd.array([pd.NA] * len(out), dtype="Int32")
+    out["price_segment"] = PRICE_UNKNOWN
+    if tiered.any():
+        medians = out.loc[tiered, "median_line_amount"].astype(float).tolist()
+        out.loc[tiered, "tier_rank"] = rank_min(medians)
+        out.loc[tiered, "price_segment"] = [_PRICE_BY_TIER[t] for t in tercile_tiers(medians)]
     return out[CATEGORY_PRICE_SEGMENTS.column_names]
 
 
@@ -309,7 +352,9 @@ def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 #: One row per customer from the sale lines and the two lookup tables. The dominant price
-#: segment is the one with the largest (exact decimal) spend; a tie goes to the higher tier.
+#: segment is the one with the largest (exact decimal) spend in tiered categories; a tie goes
+#: to the higher tier. Lines without a category (price segment Unknown) are counted in the
+#: customer's totals but never choose the segment; a customer with no tiered line is Unknown.
 CUSTOMER_BEHAVIOUR_SQL = """
 WITH lines AS (
     SELECT l.customer_id, l.order_id, l.amount, l.age_band, l.gender, l.occupation,
@@ -321,6 +366,7 @@ WITH lines AS (
 by_tier AS (
     SELECT customer_id, price_segment, sum(amount) AS spend
     FROM lines
+    WHERE price_segment <> 'Unknown'
     GROUP BY customer_id, price_segment
 ),
 dominant AS (
@@ -347,6 +393,8 @@ customers AS (
             AS spend_price_mid,
         CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_High'), 0) AS DOUBLE)
             AS spend_price_high,
+        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Unknown'), 0) AS DOUBLE)
+            AS spend_unknown_category,
         count(*) AS lines,
         count(DISTINCT order_id) AS orders,
         CAST(sum(amount) AS DOUBLE) AS spend
@@ -355,13 +403,13 @@ customers AS (
 )
 SELECT
     c.customer_id, c.age_band, c.gender, c.occupation, c.occupation_group,
-    d.price_segment,
-    c.spend_price_low, c.spend_price_mid, c.spend_price_high,
+    coalesce(d.price_segment, 'Unknown') AS price_segment,
+    c.spend_price_low, c.spend_price_mid, c.spend_price_high, c.spend_unknown_category,
     c.lines, c.orders, c.spend,
     (c.age_band = 'Unknown' OR c.gender = 'Unknown' OR c.occupation = 'Unknown')
         AS unknown_demographics
 FROM customers AS c
-JOIN dominant AS d USING (customer_id)
+LEFT JOIN dominant AS d USING (customer_id)
 ORDER BY c.customer_id
 """
 

@@ -9,6 +9,10 @@ Definitions (docs/rfm_and_preference.md explains them for analysts):
 - **spend share** of category c in segment s = revenue(s, c) / revenue(s);
   **overall share** = revenue(c) / revenue(all customers).
 - **preference index** = spend share / overall share (1 = buys c like everyone else).
+- The preference table leaves out `Unknown` (lines without a category): every revenue above
+  is over lines with a category, so a segment with more uncategorised spend than others does
+  not see all its real categories' indices pulled down. Its uncategorised spend is reported
+  apart (`segment_uncategorised_revenue`). The other tables keep `Unknown` as a category.
 - **shrunk index**: the segment's category mix is given a Dirichlet prior centred on the
   overall mix, worth `k` average customers' spend (k = `prior_strength`, in "pseudo-customers";
   prior spend K = k * revenue(all) / customers(all)). Its posterior mean is
@@ -38,6 +42,8 @@ from segment_pipeline.tables import Column, TableDef
 
 CHAMPIONS = "Champions"
 NEW_CUSTOMERS = "New Customers"
+#: The category of lines without one (staging); left out of the preference index.
+UNKNOWN_CATEGORY = "Unknown"
 
 # --------------------------------------------------------------------------------------------
 # Tables
@@ -120,7 +126,9 @@ SEGMENT_CATEGORY_PREFERENCE = TableDef(
     name="segment_category_preference",
     description="Segment x category preference: spend share vs overall share (raw index), "
     "the shrunk index (empirical Bayes toward 1), the customer-penetration index, support and "
-    "a low-support flag. Every segment with customers x every category.",
+    "a low-support flag. Every segment with customers x every category except Unknown (lines "
+    "without a category): shares are of the spend on lines with a category, and each "
+    "segment's uncategorised spend is given apart.",
     columns=(
         Column("segment_order", "INTEGER", "Display position of the segment", nullable=False),
         Column("segment", "VARCHAR", "RFM segment", nullable=False),
@@ -135,14 +143,28 @@ SEGMENT_CATEGORY_PREFERENCE = TableDef(
         Column("lines", "BIGINT", "Sale lines", nullable=False),
         Column("revenue", "DOUBLE", "The segment's spend in the category", nullable=False),
         Column("segment_customers", "BIGINT", "Customers in the segment", nullable=False),
-        Column("segment_revenue", "DOUBLE", "The segment's total spend", nullable=False),
+        Column(
+            "segment_revenue",
+            "DOUBLE",
+            "The segment's spend on lines with a category (the shares' denominator)",
+            nullable=False,
+        ),
+        Column(
+            "segment_uncategorised_revenue",
+            "DOUBLE",
+            "The segment's spend on lines without a category (Unknown), left out of every share",
+            nullable=False,
+        ),
         Column("spend_share", "DOUBLE", "revenue / segment_revenue"),
-        Column("overall_share", "DOUBLE", "The category's share of all spend"),
+        Column(
+            "overall_share", "DOUBLE", "The category's share of all spend on lines with a category"
+        ),
         Column("preference_index", "DOUBLE", "spend_share / overall_share (1 = average)"),
         Column(
             "prior_spend",
             "DOUBLE",
-            "K = prior_strength x mean spend per customer (the prior's weight)",
+            "K = prior_strength x mean spend per customer on lines with a category (the "
+            "prior's weight)",
         ),
         Column("shrunk_share", "DOUBLE", "(revenue + K * overall_share) / (segment_revenue + K)"),
         Column("shrunk_index", "DOUBLE", "shrunk_share / overall_share"),
@@ -322,30 +344,38 @@ JOIN segment_revenue AS s USING (segment)
 ORDER BY i.level DESC, i.segment_order, rank_in_segment
 """
 
-#: Parameters: $prior_strength (pseudo-customers), $min_support_customers.
+#: Parameters: $prior_strength (pseudo-customers), $min_support_customers, $unknown_category
+#: (UNKNOWN_CATEGORY: its lines take no part in the shares; customers are counted whole).
 SEGMENT_CATEGORY_PREFERENCE_SQL = """
-WITH p AS (SELECT * FROM marts.segment_product_purchases),
+WITH p AS (
+    SELECT *, category = $unknown_category AS uncategorised
+    FROM marts.segment_product_purchases
+),
 totals AS (
-    SELECT CAST(sum(amount) AS DOUBLE) AS all_revenue,
+    SELECT CAST(coalesce(sum(amount) FILTER (WHERE NOT uncategorised), 0) AS DOUBLE)
+               AS all_revenue,
            count(DISTINCT customer_id) AS all_customers
     FROM p
 ),
 segments AS (
     SELECT segment, min(segment_order) AS segment_order,
-           CAST(sum(amount) AS DOUBLE) AS segment_revenue,
+           CAST(coalesce(sum(amount) FILTER (WHERE NOT uncategorised), 0) AS DOUBLE)
+               AS segment_revenue,
+           CAST(coalesce(sum(amount) FILTER (WHERE uncategorised), 0) AS DOUBLE)
+               AS segment_uncategorised_revenue,
            count(DISTINCT customer_id) AS segment_customers
     FROM p GROUP BY segment
 ),
 categories AS (
     SELECT category, CAST(sum(amount) AS DOUBLE) AS category_revenue,
            count(DISTINCT customer_id) AS category_customers
-    FROM p GROUP BY category
+    FROM p WHERE NOT uncategorised GROUP BY category
 ),
 cells AS (
     SELECT segment, category,
            count(DISTINCT customer_id) AS customers, count(DISTINCT order_id) AS orders,
            count(*) AS lines, CAST(sum(amount) AS DOUBLE) AS revenue
-    FROM p GROUP BY segment, category
+    FROM p WHERE NOT uncategorised GROUP BY segment, category
 ),
 grid AS (
     SELECT s.*, c.*, t.*,
@@ -373,7 +403,7 @@ shrunk AS (
 SELECT
     CAST(segment_order AS INTEGER) AS segment_order, segment, category,
     customers, orders, lines, revenue, segment_customers, segment_revenue,
-    spend_share, overall_share,
+    segment_uncategorised_revenue, spend_share, overall_share,
     spend_share / nullif(overall_share, 0) AS preference_index,
     prior_spend, shrunk_share,
     shrunk_share / nullif(overall_share, 0) AS shrunk_index,

@@ -24,7 +24,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from segment_pipeline.logic.behaviour import OCC_OTHER, OCCUPATION_GROUPS, PRICE_SEGMENTS
+from segment_pipeline.logic.behaviour import (
+    OCC_OTHER,
+    OCCUPATION_GROUPS,
+    PRICE_SEGMENTS,
+    PRICE_UNKNOWN,
+)
 from segment_pipeline.logic.strategy import ACTION_SEPARATOR
 from segment_pipeline.tables import Column, TableDef
 
@@ -295,6 +300,8 @@ def describe_segment(row: Mapping[str, Any]) -> str:
         if occ == OCC_OTHER
         else f"in {occ} occupations"
     )
+    if row["price_segment"] == PRICE_UNKNOWN:
+        return f"{gender} {age_text} {occ_text} buying only products without a category"
     return f"{gender} {age_text} {occ_text} buying mostly {row['price_segment']} categories"
 
 
@@ -389,6 +396,9 @@ def _data_notes(inputs: ReportInputs) -> list[str]:
             f"All {count(customers)} customers have complete demographics (no "
             "Unknown age band, gender or occupation)."
         )
+    unpriced = _unpriced_note(inputs)
+    if unpriced:
+        notes.append(unpriced)
     h = inputs.headline
     if not _missing(h.get("orders")) and h.get("orders") == h.get("lines"):
         notes.append(
@@ -402,6 +412,30 @@ def _data_notes(inputs: ReportInputs) -> list[str]:
             "purchase frequency, and this report reads no recency differences into them."
         )
     return notes
+
+
+def _unpriced_note(inputs: ReportInputs) -> str | None:
+    """What the lines without a category hold, and who bought nothing else (None without such
+    lines)."""
+    prices = inputs.price_segments
+    part = prices[prices["price_segment"] == PRICE_UNKNOWN]
+    if part.empty:
+        return None
+    revenue = inputs.headline.get("revenue")
+    sales = part["gross_sales"].sum() if "gross_sales" in part else None
+    share = sales / revenue if not _missing(sales) and not _missing(revenue) and revenue else None
+    seg = inputs.segments
+    only = int(seg.loc[seg["price_segment"] == PRICE_UNKNOWN, "customers"].sum())
+    who = (
+        "no customer bought only such lines"
+        if only == 0
+        else f"{count(only)} customer{'s' if only > 1 else ''} bought only such lines and "
+        f"{'have' if only > 1 else 'has'} the price segment Unknown"
+    )
+    return (
+        f"{pct(share)} of gross sales is on lines without a category (Unknown): they take no "
+        f"price tier and do not decide a customer's price segment; {who}."
+    )
 
 
 def _distribution_section(inputs: ReportInputs, figures: dict[str, str], embed: bool) -> list[str]:
@@ -531,6 +565,8 @@ def _groups_text(inputs: ReportInputs) -> list[str]:
             f"{money(part['median_line_amount'].min())} to "
             f"{money(part['median_line_amount'].max())})."
         )
+    if (prices["price_segment"] == PRICE_UNKNOWN).any():
+        out.append("- Unknown (lines without a category): no price tier; not part of the terciles.")
     out.append("")
     return out
 
@@ -744,8 +780,9 @@ def _method_section(inputs: ReportInputs) -> list[str]:
         "and split into terciles (tier = 1 + floor(3 (rank - 1) / n), equal means share the "
         "lower tier); the rest, and Unknown, are Occ_Other.",
         "- Price segments: categories split into terciles of their median line amount (same "
-        "rule). A customer's price segment is the one holding most of their spend; on an exact "
-        "tie the higher tier wins.",
+        "rule); lines without a category (Unknown) take no tier. A customer's price segment is "
+        "the one holding most of their spend in tiered categories; on an exact tie the higher "
+        "tier wins; a customer with no such spend is Unknown.",
         "- Behavioural segment = age band x gender x occupation group x price segment; AOV = "
         "gross sales / distinct orders; revenue share sums to 1.",
         "- Strategy classes come from the rule table (occupation group x price segment; every "

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from segment_pipeline.logic.report import pct
 from segment_pipeline.logic.rfm import SEGMENT_NAMES
 
 #: seaborn's "colorblind" palette, written out: importing seaborn (and the scipy.stats it
@@ -88,7 +89,7 @@ def _finish(
         )
     lines = subtitle.count("\n") + 1 if subtitle else 0
     top = 1 - (0.55 + 0.25 * lines) / height
-    bottom = (0.30 if footnote else 0.05) / height
+    bottom = (0.05 + 0.25 * (footnote.count("\n") + 1 if footnote else 0)) / height
     fig.tight_layout(rect=(0, bottom, 1, top), **tight)
 
 
@@ -477,11 +478,14 @@ def plot_segment_category_heatmap(
     red = the segment buys more of the category than all customers do, blue = less). Cells
     with low support have grey italic numbers.
 
-    `preference`: rows of marts.segment_category_preference.
+    `preference`: rows of marts.segment_category_preference, which has no `Unknown` column
+    (lines without a category take no part in the index); when there were such lines, the
+    footnote gives their share of spend.
     """
     title = "Category preference by RFM segment"
     if preference.empty:
-        return _empty_figure(title, "No purchases in the analysis window.")
+        return _empty_figure(title, "No purchases with a category in the analysis window.")
+    uncategorised = _uncategorised_share(preference)
     categories = (
         preference.groupby("category")["overall_share"]
         .first()
@@ -563,7 +567,12 @@ def plot_segment_category_heatmap(
     )
     ax.set_yticks(np.arange(len(rows)) + 0.5, rows, rotation=0, fontsize=10)
     ax.tick_params(length=0)
-    ax.set_xlabel("category (its share of all spend)", fontsize=10)
+    ax.set_xlabel(
+        "category (its share of all spend on lines with a category)"
+        if uncategorised
+        else "category (its share of all spend)",
+        fontsize=10,
+    )
     ax.set_ylabel("RFM segment", fontsize=10)
     kind = (
         "shrunk toward 1 by empirical Bayes so small segments do not dominate"
@@ -585,6 +594,25 @@ def plot_segment_category_heatmap(
             note,
         ),
         f"Source: marts.segment_category_preference ({value}). Grey italic numbers: low "
-        f"support ({support}). Colours saturate beyond {1 / limit:.2g} and {limit:.2g}.",
+        f"support ({support}). Colours saturate beyond {1 / limit:.2g} and {limit:.2g}."
+        + (
+            f"\nLines without a category (Unknown, {pct(uncategorised)} of spend) take no "
+            "part in the index and are not shown."
+            if uncategorised
+            else ""
+        ),
     )
     return fig
+
+
+def _uncategorised_share(preference: pd.DataFrame) -> float:
+    """Share of all spend on lines without a category, from the per-segment columns of
+    marts.segment_category_preference (0 when the column is absent)."""
+    if "segment_uncategorised_revenue" not in preference:
+        return 0.0
+    per_segment = preference.groupby("segment")[
+        ["segment_revenue", "segment_uncategorised_revenue"]
+    ].first()
+    left_out = float(per_segment["segment_uncategorised_revenue"].sum())
+    total = left_out + float(per_segment["segment_revenue"].sum())
+    return left_out / total if total > 0 else 0.0

@@ -32,8 +32,9 @@ from segment_pipeline.logic.behaviour import (
     PRICE_HIGH,
     PRICE_LOW,
     PRICE_MID,
+    PRICE_UNKNOWN,
 )
-from segment_pipeline.logic.report import skew_words
+from segment_pipeline.logic.report import pct, skew_words
 
 TIER_COLOURS: dict[str, str] = {
     OCC_LOW: OKABE_ITO[5],
@@ -327,11 +328,30 @@ def _plural(n: int, word: str, prefix: str = "") -> str:
 
 
 def plot_price_segments(categories: pd.DataFrame) -> Figure:
-    """One bar per category: median line amount (log scale), coloured by price segment."""
+    """One bar per tiered category: median line amount (log scale), coloured by price segment.
+
+    `Unknown` (lines without a category) takes no tier: it is not drawn among the categories,
+    and the footnote gives its lines and share of gross sales.
+    """
     title = "Price segments: categories by median line amount"
     if categories.empty:
         return _empty_figure(title, "No categories in the data.")
-    data = categories.sort_values(["median_line_amount", "category"]).reset_index(drop=True)
+    untiered = categories["price_segment"] == PRICE_UNKNOWN
+    footnote = "Source: marts.category_price_segments."
+    if untiered.any():
+        total = float(categories["gross_sales"].sum())
+        left_out = categories[untiered]
+        footnote = (
+            "Not drawn: Unknown (lines without a category; "
+            f"{_plural(int(left_out['lines'].sum()), 'line')}, "
+            f"{pct(float(left_out['gross_sales'].sum()) / total if total else None)} of "
+            "gross sales) takes no price tier. " + footnote
+        )
+    if untiered.all():
+        return _empty_figure(title, "No line has a category, so no category has a price tier.")
+    data = (
+        categories[~untiered].sort_values(["median_line_amount", "category"]).reset_index(drop=True)
+    )
     fig = Figure(figsize=(11, max(4.0, 0.32 * len(data) + 1.9)))
     ax = fig.subplots()
     y = np.arange(len(data))
@@ -380,7 +400,7 @@ def plot_price_segments(categories: pd.DataFrame) -> Figure:
         "Categories split into terciles of their median line amount; "
         "equal medians share the lower tier.",
     )
-    _footnote(fig, "Source: marts.category_price_segments.")
+    _footnote(fig, footnote)
     longest = max(len(code_label(c, "Category")) for c in data["category"])
     _layout(fig, left=min(0.4, 0.03 + 0.0085 * longest), top_in=1.25)
     return fig

@@ -1,9 +1,10 @@
 """Seed B, part 2: the Defend / Grow / Expand (/ Maintain) strategy for behavioural segments.
 
 The classes and rules are configuration (`segment_pipeline/config/strategy_rules.yaml` by
-default). A rule matches cells of the occupation group x price segment grid; the rule table is
-validated before anything is computed: every one of the 12 cells must be matched by exactly one
-rule, every rule must name a defined class and only known group / segment values. A table that
+default). A rule matches cells of the occupation group x price segment grid (the three tiers
+and Unknown, for customers with no spend in a tiered category); the rule table is validated
+before anything is computed: every one of the 16 cells must be matched by exactly one rule,
+every rule must name a defined class and only known group / segment values. A table that
 breaks this is refused with a message naming the cell(s) and rule(s), so a typo never leaves a
 segment without a strategy or with two.
 """
@@ -22,8 +23,8 @@ import yaml
 
 from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
+    CUSTOMER_PRICE_SEGMENTS,
     OCCUPATION_GROUPS,
-    PRICE_SEGMENTS,
 )
 from segment_pipeline.tables import Column, TableDef
 
@@ -35,7 +36,7 @@ WILDCARD = "*"
 #: The rule dimensions and the values each can take (the grid every rule table must cover).
 RULE_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "occupation_group": OCCUPATION_GROUPS,
-    "price_segment": PRICE_SEGMENTS,
+    "price_segment": CUSTOMER_PRICE_SEGMENTS,
 }
 
 
@@ -104,16 +105,16 @@ class RuleTable:
         """The class of every cell: occupation groups as rows, price segments as columns."""
         return pd.DataFrame(
             [
-                [self.rule_for(occ, price).class_name for price in PRICE_SEGMENTS]
+                [self.rule_for(occ, price).class_name for price in CUSTOMER_PRICE_SEGMENTS]
                 for occ in OCCUPATION_GROUPS
             ],
             index=list(OCCUPATION_GROUPS),
-            columns=list(PRICE_SEGMENTS),
+            columns=list(CUSTOMER_PRICE_SEGMENTS),
         )
 
 
 def all_cells() -> list[dict[str, str]]:
-    """Every cell of the rule grid (4 occupation groups x 3 price segments)."""
+    """Every cell of the rule grid (4 occupation groups x 4 price segments: 3 tiers + Unknown)."""
     dims = list(RULE_DIMENSIONS)
     return [
         dict(zip(dims, combo, strict=True))
