@@ -522,6 +522,11 @@ def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.
                 metadata = table_metadata(conn, table, order_by=table.primary_key[0])
         except DataContractError as exc:
             raise dg.Failure(description=str(exc)) from None
+        except duckdb.Error as exc:
+            message = source.explain_read_error(exc)  # a byte not in the file's encoding
+            if message is None:
+                raise
+            raise dg.Failure(description=message) from None
         context.log.info(
             f"staging.{entity}: raw={counts.raw} staged={counts.staged} "
             f"quarantined={counts.quarantined}"

@@ -267,7 +267,8 @@ def load_raw_window(
                     [*query.params, first, last],
                 )
             except duckdb.Error as exc:
-                raise RawLoadError(_load_error_message(query.source_file, exc)) from None
+                message = source.explain_read_error(exc)
+                raise RawLoadError(message or _load_error_message(query.source_file, exc)) from None
         conn.execute("DELETE FROM raw.loads WHERE partition_date BETWEEN ? AND ?", [first, last])
         conn.execute(RECORD_LOADS_SQL, [first, last])
         conn.execute("COMMIT")

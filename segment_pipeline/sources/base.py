@@ -116,6 +116,11 @@ class DatasetSource(ABC):
         """Raw customer profiles, or None when the dataset has none."""
         return None
 
+    def explain_read_error(self, error: BaseException) -> str | None:
+        """A clearer message for a DuckDB error reading this dataset's files (a byte that is
+        not in the file's encoding: file, line, byte offset), or None to keep DuckDB's."""
+        return None
+
     def raw_products(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
         """Raw product master rows, or None when the dataset has none."""
         return None

@@ -29,9 +29,17 @@ from segment_pipeline.sources.base import (
     RawQuery,
     with_partition_date,
 )
+from segment_pipeline.sources.text_encodings import explain_read_error, header_decode_error
 
 DAY_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
 SUPPORTED_SUFFIXES = (".csv", ".parquet")
+
+#: What to do about a canonical file that is not UTF-8.
+UTF8_ADVICE = (
+    "Canonical files are UTF-8: convert the file (for example "
+    "`iconv -f CP1252 -t UTF-8 in.csv > out.csv`), or read the dataset with --format mapped "
+    "and an `encoding:` (docs/sources.md)."
+)
 
 
 def quote_ident(name: str) -> str:
@@ -65,7 +73,9 @@ def csv_header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        raise header_decode_error(path, "utf-8", UTF8_ADVICE) from None
+    except (OSError, csv.Error) as exc:
         raise DataContractError(f"{path}: cannot read the header line: {exc}") from exc
     if not header:
         raise DataContractError(f"{path}: the file is empty (no header line)")
@@ -250,6 +260,11 @@ class CanonicalSource(DatasetSource):
     def listed_day_range(self) -> tuple[date, date] | None:
         days = self.transaction_days()  # file names only
         return (days[0], days[-1]) if days else None
+
+    def explain_read_error(self, error: BaseException) -> str | None:
+        files = [*self.day_files().values()]
+        files += [p for p in map(self._optional_file, ("customers", "products")) if p]
+        return explain_read_error(error, files, "utf-8", UTF8_ADVICE)
 
     def raw_window(
         self, conn: duckdb.DuckDBPyConnection, first: date, last: date

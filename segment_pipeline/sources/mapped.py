@@ -21,8 +21,9 @@ into the warehouse without passing through Python.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -44,6 +45,14 @@ from segment_pipeline.sources.canonical import (
     parse_day_file_name,
     quote_ident,
 )
+from segment_pipeline.sources.text_encodings import (
+    ACCEPTED_ENCODINGS,
+    csv_input,
+    explain_read_error,
+    header_decode_error,
+    normalise_encoding,
+    open_text,
+)
 
 DATA_SUFFIXES = (".csv", ".parquet")
 DEMOGRAPHIC_FIELDS: tuple[str, ...] = CUSTOMER_FIELDS[1:]
@@ -56,9 +65,6 @@ EXTRA_COL = "_sp_extra"
 
 #: Time of day given to rows of undated data (Black Friday, or a mapping without order_ts).
 UNDATED_TIME = "12:00:00"
-
-#: DuckDB's CSV reader encodings, and the Python codec used to read the header line.
-ENCODINGS: dict[str, str] = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
 
 
 def sql_literal(value: str) -> str:
@@ -80,10 +86,29 @@ def mcol(name: str) -> str:
 @dataclass(frozen=True)
 class CsvOptions:
     """How CSV files are read. The dialect is declared, not sniffed, so a file is read the same
-    way every day (and small daily files do not pay for DuckDB's sniffer)."""
+    way every day (and small daily files do not pay for DuckDB's sniffer).
+
+    `encoding` is one of text_encodings.ENCODINGS; `declared_in` is the mapping file that
+    declared these options (None: an adapter's fixed dialect), for the advice in errors.
+    """
 
     delimiter: str = ","
     encoding: str = "utf-8"
+    declared_in: Path | None = field(default=None, compare=False)
+
+    @property
+    def encoding_advice(self) -> str:
+        """What to do about a file that is not in the declared encoding."""
+        if self.declared_in is not None:
+            return (
+                f"Set `encoding:` in the mapping {self.declared_in} to the file's encoding, "
+                f"one of: {ACCEPTED_ENCODINGS} (docs/sources.md)."
+            )
+        return (
+            f"This format reads {self.encoding}: convert the file (for example "
+            "`iconv -f CP1252 -t UTF-8 in.csv > out.csv`), or read it with --format mapped "
+            "and an `encoding:` (docs/sources.md)."
+        )
 
 
 @dataclass(frozen=True)
@@ -154,8 +179,10 @@ def read_columns(path: Path, options: CsvOptions) -> list[str]:
             conn.close()
         return [row[0] for row in rows]
     try:
-        with path.open(newline="", encoding=ENCODINGS[options.encoding]) as handle:
+        with open_text(path, options.encoding) as handle:
             header = next(csv.reader(handle, delimiter=options.delimiter), None)
+    except UnicodeDecodeError:
+        raise header_decode_error(path, options.encoding, options.encoding_advice) from None
     except (OSError, UnicodeError, csv.Error) as exc:
         raise DataContractError(f"{path}: cannot read the header line: {exc}") from None
     if not header:
@@ -167,9 +194,10 @@ def read_columns(path: Path, options: CsvOptions) -> list[str]:
     return names
 
 
-def scan_sql(path: Path, columns: Sequence[str], options: CsvOptions) -> str:
+def scan_sql(path: Path, columns: Sequence[str], options: CsvOptions, encoding: str) -> str:
     """The DuckDB table function reading `path` (bound as a parameter) with every CSV column
-    as text: raw is loaded as found; typing and quarantine are staging's job."""
+    as text: raw is loaded as found; typing and quarantine are staging's job. `encoding` is
+    DuckDB's name for the encoding of the file it reads (see `csv_input`)."""
     if path.suffix.lower() == ".parquet":
         return "read_parquet(?)"
     declared = ", ".join(f"{sql_literal(name)}: 'VARCHAR'" for name in columns)
@@ -177,7 +205,7 @@ def scan_sql(path: Path, columns: Sequence[str], options: CsvOptions) -> str:
         "read_csv(?, header = true, auto_detect = false, "
         f"delim = {sql_literal(options.delimiter)}, quote = '\"', escape = '\"', "
         "strict_mode = true, "
-        f"encoding = {sql_literal(options.encoding)}, columns = {{{declared}}})"
+        f"encoding = {sql_literal(encoding)}, columns = {{{declared}}})"
     )
 
 
@@ -194,7 +222,12 @@ def file_select(
 
     `source_line` is the line in the file (header = line 1) for CSV, the row number for
     Parquet; DuckDB preserves insertion order, so `row_number() OVER ()` follows the file.
+    A CSV file in an encoding DuckDB cannot decode is read from a UTF-8 copy (`csv_input`);
+    `source_file` still names the original.
     """
+    read_path, encoding = path, "utf-8"
+    if path.suffix.lower() == ".csv":
+        read_path, encoding = csv_input(path, options.encoding, options.encoding_advice)
     selects = [
         f"CAST({quote_ident(col)} AS VARCHAR) AS {mcol(name)}"
         if col
@@ -209,8 +242,8 @@ def file_select(
         f"CAST(row_number() OVER () + {line_offset} AS BIGINT) AS {LINE_COL}",
         f"CAST({int(index)} AS INTEGER) AS {INDEX_COL}",
     ]
-    sql = f"SELECT {', '.join(selects)} FROM {scan_sql(path, columns, options)}"
-    return sql, [path.name, str(path)]
+    sql = f"SELECT {', '.join(selects)} FROM {scan_sql(path, columns, options, encoding)}"
+    return sql, [path.name, str(read_path)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,11 +439,12 @@ def check_declared_types(
     strict: bool,
     mapping_file: Path | None,
     location: str = "",
+    explain: Callable[[BaseException], str | None] | None = None,
 ) -> None:
     """Stop (DataContractError naming the file, line, column and value) when values do not fit
     their declared type: any value when `strict`, otherwise only when *no* non-empty value of a
     column fits (the declaration itself is then wrong, and quarantining every row would hide
-    that)."""
+    that). `explain` may turn a read error into a clearer message (an undecodable byte)."""
     if not typed:
         return
     parts = []
@@ -430,7 +464,10 @@ def check_declared_types(
         sql = f"SELECT {', '.join(parts)} FROM ({rows_sql}) AS src"
         row = conn.execute(sql, params).fetchall()[0]
     except duckdb.Error as exc:
-        raise DataContractError(f"{location or 'the data'}: could not be read: {exc}") from None
+        message = explain(exc) if explain else None
+        raise DataContractError(
+            message or f"{location or 'the data'}: could not be read: {exc}"
+        ) from None
     for i, column in enumerate(typed):
         present, bad, example = row[3 * i], row[3 * i + 1], row[3 * i + 2]
         if not bad or (not strict and bad < present):
@@ -493,6 +530,20 @@ class FileDatasetSource(DatasetSource):
     def check_rows(self, conn: duckdb.DuckDBPyConnection, rows_sql: str, params: list[Any]) -> None:
         """Stop on values that break the data contract (mapped: declared types)."""
 
+    def input_files(self) -> list[Path]:
+        """Every data file the dataset reads (transactions first)."""
+        return list(self.files().files)
+
+    def explain_read_error(self, error: BaseException) -> str | None:
+        """A clearer message for DuckDB's `error` reading the files (an undecodable byte: the
+        file, line, byte offset and byte, and what to do), or None."""
+        return explain_read_error(
+            error,
+            self.input_files(),
+            self.csv_options.encoding,
+            self.csv_options.encoding_advice,
+        )
+
     # -- files -----------------------------------------------------------------------------
 
     @property
@@ -547,7 +598,10 @@ class FileDatasetSource(DatasetSource):
                 params,
             ).fetchall()
         except duckdb.Error as exc:
-            raise DataContractError(f"{files.location}: could not be read: {exc}") from None
+            message = self.explain_read_error(exc)
+            raise DataContractError(
+                message or f"{files.location}: could not be read: {exc}"
+            ) from None
         finally:
             conn.close()
         days = [row[0] for row in found if row[0] is not None]
@@ -809,9 +863,12 @@ def load_mapping(mapping_file: Path | None) -> DatasetMapping:
     delimiter = str(doc.get("delimiter", ","))
     if len(delimiter) != 1 and delimiter != "\\t":
         raise _fail(mapping_file, f"delimiter must be one character (not {delimiter!r})")
-    encoding = str(doc.get("encoding", "utf-8")).lower()
-    if encoding not in ENCODINGS:
-        raise _fail(mapping_file, f"encoding must be one of {', '.join(ENCODINGS)}")
+    encoding = normalise_encoding(doc.get("encoding", "utf-8"))
+    if encoding is None:
+        raise _fail(
+            mapping_file,
+            f"encoding {doc.get('encoding')!r} is not supported; use one of: {ACCEPTED_ENCODINGS}",
+        )
     bad_values = str(doc.get("bad_values", "stop"))
     if bad_values not in BAD_VALUE_MODES:
         raise _fail(mapping_file, f"bad_values must be one of {', '.join(BAD_VALUE_MODES)}")
@@ -832,7 +889,7 @@ def load_mapping(mapping_file: Path | None) -> DatasetMapping:
         customers=customers,
         products=products,
         rules=ValueRules(ts_format, decimal, thousands),
-        csv=CsvOptions("\t" if delimiter == "\\t" else delimiter, encoding),
+        csv=CsvOptions("\t" if delimiter == "\\t" else delimiter, encoding, mapping_file),
         bad_values=bad_values,
         recode=recode,
     )
@@ -870,6 +927,14 @@ class MappedSource(FileDatasetSource):
 
     def describe(self) -> str:
         return f"mapped dataset at {self.transaction_location} (mapping {self.mapping.source})"
+
+    def input_files(self) -> list[Path]:
+        found = super().input_files()
+        for entity in (self.mapping.customers, self.mapping.products):
+            if entity is not None:
+                with contextlib.suppress(DataContractError):  # reported when it is read
+                    found.extend(discover_files(self._resolve(entity)).files)
+        return found
 
     def _check_columns(self, path: Path, columns: list[str], wanted: Mapping[str, str]) -> None:
         for name, column in wanted.items():
@@ -960,6 +1025,7 @@ class MappedSource(FileDatasetSource):
             strict=self.mapping.bad_values == "stop",
             mapping_file=self.mapping.source,
             location=str(self.transaction_location),
+            explain=self.explain_read_error,
         )
 
     # -- customers and products ------------------------------------------------------------
