@@ -32,9 +32,26 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
 
 from segment_pipeline.tables import Column, TableDef
+
+
+class _ImportedOnUse:
+    """A module imported at its first attribute access. scipy costs about 0.6 s to import,
+    and loading the definitions (every CLI run, the UI, every launched run) must not pay for
+    it when no CLV model is fitted."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> object:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+optimize = _ImportedOnUse("scipy.optimize")
+special = _ImportedOnUse("scipy.special")
 
 DAYS_PER_MONTH = 365.25 / 12
 #: 10 % a year, as a monthly rate: (1.10)^(1/12) - 1.
