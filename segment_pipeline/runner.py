@@ -10,8 +10,10 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -261,6 +263,22 @@ def _stop_run(
     from segment_pipeline.resources import interrupt_open_connections
 
     say("interrupted: stopping the run (the step in progress is rolled back)")
+    # The interrupt abandons the step's context managers mid-way; their late clean-up (for
+    # example a connection's lock released by the garbage collector from this thread) may
+    # complain. That is expected noise after Ctrl-C: it goes to a log file, not the console.
+    log = Path(os.environ.get("DAGSTER_HOME", ".")) / "logs" / f"{run_id}-interrupt.log"
+
+    def to_log(unraisable: sys.UnraisableHookArgs) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as handle:
+            handle.write(f"{unraisable.err_msg or 'Exception ignored'}: {unraisable.object!r}\n")
+            handle.writelines(
+                traceback.format_exception(
+                    unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback
+                )
+            )
+
+    sys.unraisablehook = to_log
     if worker.ident is not None:
         # Once: a second delivery could land in Dagster's own failure handling.
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
