@@ -25,7 +25,7 @@ So `raw = staged + returns + quarantined` holds by construction, and is still ch
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import duckdb
@@ -232,11 +232,13 @@ class RawLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class RawLoad:
-    """What one raw load wrote: rows and file per day (days without data are left out)."""
+    """What one raw load wrote: rows and file per day (days without data are left out), and
+    the blank lines skipped in the files read (not transactions, but never dropped unsaid)."""
 
     first: date
     last: date
     per_day: dict[date, tuple[str | None, int]]
+    blank_lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -254,6 +256,7 @@ def load_raw_window(
     ensure_staging_tables(conn)
     queries = source.raw_window(conn, first, last)
     columns = ", ".join(RAW_TRANSACTIONS.column_names)
+    blank_lines: dict[str, int] = {}
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(
@@ -268,6 +271,9 @@ def load_raw_window(
                 )
             except duckdb.Error as exc:
                 raise RawLoadError(_load_error_message(query.source_file, exc)) from None
+            for csv_file in query.csv_files:
+                if blank := csv_file.shifts().blank_lines:
+                    blank_lines[str(csv_file.path)] = blank
         conn.execute("DELETE FROM raw.loads WHERE partition_date BETWEEN ? AND ?", [first, last])
         conn.execute(RECORD_LOADS_SQL, [first, last])
         conn.execute("COMMIT")
@@ -282,7 +288,7 @@ def load_raw_window(
             [first, last],
         ).fetchall()
     }
-    return RawLoad(first=first, last=last, per_day=per_day)
+    return RawLoad(first=first, last=last, per_day=per_day, blank_lines=blank_lines)
 
 
 def _load_error_message(source: str, exc: duckdb.Error) -> str:

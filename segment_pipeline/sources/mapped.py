@@ -44,6 +44,7 @@ from segment_pipeline.sources.canonical import (
     parse_day_file_name,
     quote_ident,
 )
+from segment_pipeline.sources.lines import CsvFile, numbered_scan
 
 DATA_SUFFIXES = (".csv", ".parquet")
 DEMOGRAPHIC_FIELDS: tuple[str, ...] = CUSTOMER_FIELDS[1:]
@@ -192,8 +193,10 @@ def file_select(
     (`m_<name>`, NULL when the mapping leaves it out), the other columns as a JSON object
     (`_sp_extra`, NULL when there are none), and the file name, line number and file index.
 
-    `source_line` is the line in the file (header = line 1) for CSV, the row number for
-    Parquet; DuckDB preserves insertion order, so `row_number() OVER ()` follows the file.
+    `source_line` is the line in the file where the row starts, as an editor shows it (header
+    = line 1) for CSV, the row number for Parquet; DuckDB preserves insertion order, so
+    `row_number() OVER ()` follows the file (see `lines.numbered_scan` for blank lines and
+    multi-line fields).
     """
     selects = [
         f"CAST({quote_ident(col)} AS VARCHAR) AS {mcol(name)}"
@@ -203,14 +206,26 @@ def file_select(
     ]
     used = {col for col in mapped.values() if col}
     selects.append(extra_json_select([c for c in columns if c not in used], EXTRA_COL))
-    line_offset = 1 if path.suffix.lower() == ".csv" else 0
+    csv_file = csv_file_of(path, options)
+    source, line, line_params = numbered_scan(
+        scan_sql(path, columns, options),
+        csv_file.shifts() if csv_file else None,
+        offset=1 if csv_file else 0,
+    )
     selects += [
         f"CAST(? AS VARCHAR) AS {FILE_COL}",
-        f"CAST(row_number() OVER () + {line_offset} AS BIGINT) AS {LINE_COL}",
+        f"CAST({line} AS BIGINT) AS {LINE_COL}",
         f"CAST({int(index)} AS INTEGER) AS {INDEX_COL}",
     ]
-    sql = f"SELECT {', '.join(selects)} FROM {scan_sql(path, columns, options)}"
-    return sql, [path.name, str(path)]
+    sql = f"SELECT {', '.join(selects)} FROM {source}"
+    return sql, [path.name, str(path), *line_params]
+
+
+def csv_file_of(path: Path, options: CsvOptions) -> CsvFile | None:
+    """How to read `path` again in Python (None for Parquet)."""
+    if path.suffix.lower() != ".csv":
+        return None
+    return CsvFile(path, options.delimiter, ENCODINGS[options.encoding])
 
 
 # --------------------------------------------------------------------------------------------
@@ -589,7 +604,8 @@ class FileDatasetSource(DatasetSource):
             if files.day_named and day in files.by_day
             else str(files.location)
         )
-        return RawQuery(sql=sql, params=params, source_file=source)
+        read = [files.by_day[day]] if files.day_named and day in files.by_day else files.files
+        return RawQuery(sql=sql, params=params, source_file=source, csv_files=self._csv(read))
 
     def raw_window(
         self, conn: duckdb.DuckDBPyConnection, first: date, last: date
@@ -609,7 +625,18 @@ class FileDatasetSource(DatasetSource):
             f"SELECT coalesce({day}, min({day}) OVER ()) AS partition_date, "
             f"{self._raw_select_list()} FROM ({rows}) AS src ORDER BY {INDEX_COL}, {LINE_COL}"
         )
-        return [RawQuery(sql=sql, params=params, source_file=str(files.location))]
+        return [
+            RawQuery(
+                sql=sql,
+                params=params,
+                source_file=str(files.location),
+                csv_files=self._csv(files.files),
+            )
+        ]
+
+    def _csv(self, paths: Sequence[Path]) -> tuple[CsvFile, ...]:
+        """The CSV files among `paths`, for the loader (blank lines, error lines)."""
+        return tuple(f for p in paths if (f := csv_file_of(p, self.csv_options)) is not None)
 
     def _raw_select_list(self) -> str:
         """The raw fields, source_file, source_line and extra, over `src`."""
