@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from segment_pipeline.logic.staging import (
+    RawLoadError,
     ensure_staging_tables,
     load_raw_window,
     stage_master,
@@ -20,6 +21,7 @@ from segment_pipeline.sources import CanonicalSource, DataContractError
 from segment_pipeline.sources.lines import (
     CsvFile,
     LineShifts,
+    first_undecodable_byte,
     line_shifts,
     may_shift,
 )
@@ -200,6 +202,75 @@ def test_online_retail_source_numbers_editor_lines(tmp_path: Path) -> None:
     assert rows(conn, "SELECT source_line, rule FROM staging.quarantine") == [
         (6, "non_product_line")
     ]
+
+
+def latin1_day(root: Path, pad: int) -> tuple[Path, int]:
+    """A day file whose line 5 has a Latin-1 'é'; lines 2-4 carry `pad` characters each."""
+    lines = [f"O{i},C1,{TS},P1,1,2.00,Cup{'x' * pad},Kitchen" for i in (1, 2, 3)]
+    data = "\n".join([HEADER, *lines]).encode() + b"\n"
+    data += f"O4,C1,{TS},P1,1,2.00,Caf".encode() + b"\xe9,Kitchen\n"
+    data += f"O5,C1,{TS},P1,1,2.00,Cup,Kitchen\n".encode()
+    path = write_bytes(root / "transactions" / "2024-03-01.csv", data)
+    return path, data.index(b"\xe9")
+
+
+@pytest.mark.parametrize(
+    "pad",
+    [0, 3000],
+    ids=["small file (read with the header)", "past the first 8 KB (found by the DuckDB scan)"],
+)
+def test_a_latin1_byte_is_reported_at_its_line_and_byte_offset(tmp_path: Path, pad: int) -> None:
+    root = tmp_path / "data"
+    path, offset = latin1_day(root, pad)
+    assert (offset > 8192) == (pad > 0)
+    conn = duckdb.connect()
+    with pytest.raises(DataContractError) as raised:
+        load_raw_window(conn, CanonicalSource(root), DAY1, DAY1)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: line 5: byte 0xE9 at byte offset {offset} ")
+    assert "header" not in message
+    assert ",2.00,Caf'" in message  # the text just before the byte
+    assert "Save the file as UTF-8" in message
+
+
+def test_first_undecodable_byte_across_chunk_boundaries(tmp_path: Path) -> None:
+    # A valid two-byte character split by the 1 MiB read boundary is not an error; the first
+    # bad byte after it is found with its line and offset.
+    head = b"a" * ((1 << 20) - 1) + "é".encode() + b"\nline two\nthree \xff\n"
+    path = write_bytes(tmp_path / "big.csv", head)
+    found = first_undecodable_byte(path)
+    assert found is not None
+    assert (found.line, found.offset, found.byte) == (3, head.index(b"\xff"), 0xFF)
+    assert found.before == "three "
+    assert first_undecodable_byte(write_bytes(tmp_path / "ok.csv", "é\n".encode())) is None
+
+
+def test_a_load_error_after_a_multiline_field_names_the_editor_line(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    day_file(
+        root,
+        DAY1,
+        [
+            f'O1,C1,{TS},P1,1,2.00,"Mug\nlarge",Kitchen',  # lines 2-3
+            "",  # line 4
+            f"O2,C1,{TS},P1,1,2.00,Cup,Kitchen",  # line 5
+            f"O3,C1,{TS},P1,1",  # line 6: too few fields (DuckDB says line 5)
+        ],
+    )
+    with pytest.raises(RawLoadError) as raised:
+        load_raw_window(duckdb.connect(), CanonicalSource(root), DAY1, DAY1)
+    message = str(raised.value)
+    assert "2024-03-01.csv: could not be loaded: " in message
+    assert "CSV Error on Line: 6 " in message
+    assert "run again" in message
+    assert isinstance(raised.value, DataContractError)  # a user error (exit code 2)
+
+
+def test_a_blank_first_line_is_named(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_bytes(root / "transactions" / "2024-03-01.csv", f"\n{HEADER}\n".encode())
+    with pytest.raises(DataContractError, match=r"2024-03-01\.csv: line 1 is blank"):
+        load_raw_window(duckdb.connect(), CanonicalSource(root), DAY1, DAY1)
 
 
 @pytest.mark.parametrize(

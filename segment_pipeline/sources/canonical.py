@@ -29,7 +29,7 @@ from segment_pipeline.sources.base import (
     RawQuery,
     with_partition_date,
 )
-from segment_pipeline.sources.lines import CsvFile, numbered_scan
+from segment_pipeline.sources.lines import CsvFile, first_undecodable_byte, numbered_scan
 
 DAY_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
 SUPPORTED_SUFFIXES = (".csv", ".parquet")
@@ -66,8 +66,19 @@ def csv_header(path: Path) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        # Python decodes ahead of the header, so the byte may be on any line: find it.
+        found = first_undecodable_byte(path)
+        raise DataContractError(
+            found.message(path) if found else f"{path}: cannot read the header line: {exc}"
+        ) from None
+    except (OSError, csv.Error) as exc:
         raise DataContractError(f"{path}: cannot read the header line: {exc}") from exc
+    if header == []:
+        raise DataContractError(
+            f"{path}: line 1 is blank; the column names must be on line 1 (delete the blank "
+            "line(s) at the top)"
+        )
     if not header:
         raise DataContractError(f"{path}: the file is empty (no header line)")
     names = [name.strip() for name in header]

@@ -17,6 +17,7 @@ Blank lines are not transactions: they are skipped (DuckDB does), and counted
 
 from __future__ import annotations
 
+import codecs
 import csv
 import mmap
 import os
@@ -33,6 +34,8 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 #: (possessively: linear time), then a quote whose field runs into a CR or LF. Doubled quotes
 #: (`""`, an escaped quote) pair up like any other two, so they never hide a break.
 _QUOTED_BREAK = re.compile(rb'(?:[^"]*+"[^"\r\n]*+")*+[^"]*+"[^"\r\n]*+[\r\n]')
+#: Bytes read at a time when looking for an undecodable byte.
+_CHUNK = 1 << 20
 #: Files up to this size are read into memory for the byte check (faster than mapping them);
 #: larger ones are memory-mapped, so a big export is never copied into Python.
 _READ_LIMIT = 1 << 25
@@ -182,3 +185,67 @@ def numbered_scan(scan: str, shifts: LineShifts | None, *, offset: int) -> tuple
     )
     line = f"{_REC} + {offset} + coalesce({_SHIFT}, 0)"
     return source, line, [list(shifts.breaks), list(shifts.shifts)]
+
+
+def physical_line_of_scan_line(csv_file: CsvFile, scan_line: int) -> int | None:
+    """The editor line of the line DuckDB names in an error ("CSV Error on Line: N"). DuckDB
+    counts the header, records and blank lines, but not line breaks inside quoted fields, so
+    after a multi-line field its number is too small. None when the file ends first."""
+    if scan_line < 1:
+        return None
+    if _ascii_compatible(csv_file.codec):
+        with _file_bytes(csv_file.path) as data:
+            if not _has_quoted_break(data):
+                return scan_line
+    for n, (start, _) in enumerate(_items(csv_file.path, csv_file.delimiter, csv_file.codec), 1):
+        if n == scan_line:
+            return start
+    return None
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """The first byte of a file that is not valid UTF-8."""
+
+    line: int
+    offset: int
+    byte: int
+    before: str
+
+    def message(self, path: Path | str) -> str:
+        hint = " (it looks like Latin-1 or Windows-1252 text)" if self.byte >= 0x80 else ""
+        context = f", after {self.before!r}" if self.before else ""
+        return (
+            f"{path}: line {self.line}: byte 0x{self.byte:02X} at byte offset {self.offset} "
+            f"is not UTF-8{context}{hint}. Save the file as UTF-8 (e.g. `iconv -f latin1 "
+            f"-t utf-8`, or 'CSV UTF-8' in a spreadsheet) and run again"
+        )
+
+
+def first_undecodable_byte(path: Path) -> Undecodable | None:
+    """Where the file stops being valid UTF-8 (line, byte offset), read in chunks; None when
+    it is valid throughout."""
+    carry = b""
+    base = 0  # file offset of carry[0]
+    newlines = 0  # line breaks before `base`
+    with Path(path).open("rb") as handle:
+        while True:
+            chunk = handle.read(_CHUNK)
+            data = carry + chunk
+            final = not chunk
+            try:
+                _, consumed = codecs.utf_8_decode(data, "strict", final)
+            except UnicodeDecodeError as exc:
+                line_start = data.rfind(b"\n", 0, exc.start) + 1
+                before = data[max(line_start, exc.start - 30) : exc.start]
+                return Undecodable(
+                    line=newlines + data.count(b"\n", 0, exc.start) + 1,
+                    offset=base + exc.start,
+                    byte=data[exc.start],
+                    before=before.decode("utf-8", "replace").lstrip("\ufeff"),
+                )
+            if final:
+                return None
+            newlines += data.count(b"\n", 0, consumed)
+            base += consumed
+            carry = data[consumed:]
