@@ -64,7 +64,9 @@ RAW_TRANSACTIONS = TableDef(
         ),
         *_RAW_TEXT_COLUMNS,
         Column("source_file", "VARCHAR", "File (or source table) the line came from"),
-        Column("source_line", "BIGINT", "Line number in the file (header = line 1)"),
+        Column(
+            "source_line", "BIGINT", "Line where the row starts, as an editor shows it (header = 1)"
+        ),
         Column("extra", "VARCHAR", "Other input columns, as a JSON object"),
     ),
 )
