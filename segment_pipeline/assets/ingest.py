@@ -164,6 +164,11 @@ def build_ingest_assets(
             f"raw.transactions {_window_label(days)}: {load.rows} lines from "
             f"{len(load.per_day)} day(s)"
         )
+        if load.blank_lines:
+            context.log.info(
+                f"skipped {sum(load.blank_lines.values())} blank line(s), not transactions: "
+                + ", ".join(f"{f} ({n})" for f, n in sorted(load.blank_lines.items())[:10])
+            )
         skipped = source.unrecognised_inputs()
         for path in skipped:
             context.log.warning(f"not loaded: {path} (not a YYYY-MM-DD.csv or .parquet day file)")
@@ -173,6 +178,7 @@ def build_ingest_assets(
                 "window_rows": load.rows,
                 "days_loaded": len(load.per_day),
                 "days_without_data": len(days) - len(load.per_day),
+                "blank_lines_skipped": sum(load.blank_lines.values()),
                 "per_day": preview_markdown(per_day, max_rows=31),
                 "source": source.describe(),
                 "files_not_loaded": len(skipped),

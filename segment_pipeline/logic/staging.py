@@ -25,8 +25,9 @@ So `raw = staged + returns + quarantined` holds by construction, and is still ch
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pandera.errors
@@ -34,7 +35,8 @@ import pandera.polars as pa
 import polars as pl
 
 from segment_pipeline.schemas import CustomerProfile, ProductRecord, ReturnLine, StagedTransaction
-from segment_pipeline.sources.base import DatasetSource
+from segment_pipeline.sources.base import DataContractError, DatasetSource, RawQuery
+from segment_pipeline.sources.lines import first_undecodable_byte, physical_line_of_scan_line
 from segment_pipeline.tables import Column, TableDef, ensure_table
 
 # --------------------------------------------------------------------------------------------
@@ -62,7 +64,9 @@ RAW_TRANSACTIONS = TableDef(
         ),
         *_RAW_TEXT_COLUMNS,
         Column("source_file", "VARCHAR", "File (or source table) the line came from"),
-        Column("source_line", "BIGINT", "Line number in the file (header = line 1)"),
+        Column(
+            "source_line", "BIGINT", "Line where the row starts, as an editor shows it (header = 1)"
+        ),
         Column("extra", "VARCHAR", "Other input columns, as a JSON object"),
     ),
 )
@@ -226,17 +230,20 @@ STAGED_DAYS = TableDef(
 # --------------------------------------------------------------------------------------------
 
 
-class RawLoadError(RuntimeError):
-    """An input could not be read; the message names the file and what DuckDB found."""
+class RawLoadError(DataContractError):
+    """An input could not be read (bad input: a user error); the message names the file, the
+    line as an editor shows it, and what DuckDB found."""
 
 
 @dataclass(frozen=True)
 class RawLoad:
-    """What one raw load wrote: rows and file per day (days without data are left out)."""
+    """What one raw load wrote: rows and file per day (days without data are left out), and
+    the blank lines skipped in the files read (not transactions, but never dropped unsaid)."""
 
     first: date
     last: date
     per_day: dict[date, tuple[str | None, int]]
+    blank_lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -254,6 +261,7 @@ def load_raw_window(
     ensure_staging_tables(conn)
     queries = source.raw_window(conn, first, last)
     columns = ", ".join(RAW_TRANSACTIONS.column_names)
+    blank_lines: dict[str, int] = {}
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(
@@ -268,7 +276,12 @@ def load_raw_window(
                 )
             except duckdb.Error as exc:
                 message = source.explain_read_error(exc)
-                raise RawLoadError(message or _load_error_message(query.source_file, exc)) from None
+                if message:
+                    raise RawLoadError(message) from None
+                raise _load_error(query, exc) from None
+            for csv_file in query.csv_files:
+                if blank := csv_file.shifts().blank_lines:
+                    blank_lines[str(csv_file.path)] = blank
         conn.execute("DELETE FROM raw.loads WHERE partition_date BETWEEN ? AND ?", [first, last])
         conn.execute(RECORD_LOADS_SQL, [first, last])
         conn.execute("COMMIT")
@@ -283,16 +296,33 @@ def load_raw_window(
             [first, last],
         ).fetchall()
     }
-    return RawLoad(first=first, last=last, per_day=per_day)
+    return RawLoad(first=first, last=last, per_day=per_day, blank_lines=blank_lines)
 
 
-def _load_error_message(source: str, exc: duckdb.Error) -> str:
-    """DuckDB's first two lines name the line and show it; a multi-file scan names the file
-    further down (`file = ...`), which replaces the folder the query was built for."""
+def _load_error(query: RawQuery, exc: duckdb.Error) -> DataContractError:
+    """DuckDB's first two lines name the line and show it; it names the file further down
+    (`file = ...`), which replaces the folder a multi-file query was built for.
+
+    DuckDB's line number does not count line breaks inside quoted fields: it is replaced by
+    the editor's line. A byte that is not UTF-8 is reported at its line and byte offset.
+    """
     text = str(exc).strip()
     named = re.search(r"^\s*file = (.+)$", text, flags=re.MULTILINE)
+    where = named.group(1).strip() if named else query.source_file
     reason = " | ".join(text.splitlines()[:2])
-    return f"{named.group(1).strip() if named else source}: could not be loaded: {reason}"
+    csv_file = next((f for f in query.csv_files if str(f.path) == where), None)
+    read_as_utf8 = csv_file is None or csv_file.codec.startswith("utf-8")
+    if "Invalid unicode" in text and read_as_utf8 and Path(where).is_file():
+        found = first_undecodable_byte(Path(where))
+        if found is not None:
+            return DataContractError(found.message(where))
+    numbered = re.search(r"CSV Error on Line: (\d+)", reason)
+    if numbered and csv_file is not None:
+        line = physical_line_of_scan_line(csv_file, int(numbered.group(1)))
+        if line is not None:
+            reason = reason.replace(numbered.group(0), f"CSV Error on Line: {line}", 1)
+    todo = " (correct that line in the file, then run again)" if numbered else ""
+    return RawLoadError(f"{where}: could not be loaded: {reason}{todo}")
 
 
 #: One raw.loads row per day of the window that has lines. `?`: first, last day.

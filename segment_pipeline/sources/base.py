@@ -24,6 +24,8 @@ from typing import Any
 
 import duckdb
 
+from segment_pipeline.sources.lines import CsvFile
+
 RAW_TRANSACTION_FIELDS: tuple[str, ...] = (
     "order_id",
     "customer_id",
@@ -53,11 +55,13 @@ class DataContractError(ValueError):
 
 @dataclass(frozen=True)
 class RawQuery:
-    """A SQL SELECT producing raw rows, with its bound parameters."""
+    """A SQL SELECT producing raw rows, with its bound parameters, and the CSV files it reads
+    (so the loader can count their blank lines and name the line of a load error)."""
 
     sql: str
     params: list[Any] = field(default_factory=list)
     source_file: str = ""
+    csv_files: tuple[CsvFile, ...] = ()
 
 
 def with_partition_date(query: RawQuery, day: date) -> RawQuery:
@@ -66,6 +70,7 @@ def with_partition_date(query: RawQuery, day: date) -> RawQuery:
         sql=f"SELECT CAST(? AS DATE) AS partition_date, src.* FROM ({query.sql}) AS src",
         params=[day, *query.params],
         source_file=query.source_file,
+        csv_files=query.csv_files,
     )
 
 

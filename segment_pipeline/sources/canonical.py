@@ -29,6 +29,7 @@ from segment_pipeline.sources.base import (
     RawQuery,
     with_partition_date,
 )
+from segment_pipeline.sources.lines import CsvFile, numbered_scan
 from segment_pipeline.sources.text_encodings import explain_read_error, header_decode_error
 
 DAY_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
@@ -77,6 +78,11 @@ def csv_header(path: Path) -> list[str]:
         raise header_decode_error(path, "utf-8", UTF8_ADVICE) from None
     except (OSError, csv.Error) as exc:
         raise DataContractError(f"{path}: cannot read the header line: {exc}") from exc
+    if header == []:
+        raise DataContractError(
+            f"{path}: line 1 is blank; the column names must be on line 1 (delete the blank "
+            "line(s) at the top)"
+        )
     if not header:
         raise DataContractError(f"{path}: the file is empty (no header line)")
     names = [name.strip() for name in header]
@@ -152,18 +158,30 @@ def build_raw_query(
 ) -> RawQuery:
     """SELECT the contract's `fields` as text from one file, with its file name and line number.
 
-    `source_line` is the line in the file (the header is line 1) for CSV, the row number for
-    Parquet; DuckDB preserves insertion order, so `row_number() OVER ()` follows the file.
+    `source_line` is the line in the file where the row starts, as an editor shows it (the
+    header is line 1) for CSV, the row number for Parquet; DuckDB preserves insertion order,
+    so `row_number() OVER ()` follows the file (see `lines.numbered_scan` for blank lines and
+    multi-line fields).
     """
     found = file_columns(conn, path)
     _check_required(path, found, required)
     selects = _field_selects(found, fields, with_extra=with_extra)
-    line_offset = 1 if path.suffix == ".csv" else 0
+    is_csv = path.suffix == ".csv"
+    csv_files = (CsvFile(path),) if is_csv else ()
+    source, line, line_params = numbered_scan(
+        scan_function(path, found if is_csv else None),
+        csv_files[0].shifts() if is_csv else None,
+        offset=1 if is_csv else 0,
+    )
     selects.append("CAST(? AS VARCHAR) AS source_file")
-    selects.append(f"CAST(row_number() OVER () + {line_offset} AS BIGINT) AS source_line")
-    scan = scan_function(path, found if path.suffix == ".csv" else None)
-    sql = f"SELECT {', '.join(selects)} FROM {scan}"
-    return RawQuery(sql=sql, params=[str(path.name), str(path)], source_file=str(path))
+    selects.append(f"CAST({line} AS BIGINT) AS source_line")
+    sql = f"SELECT {', '.join(selects)} FROM {source}"
+    return RawQuery(
+        sql=sql,
+        params=[str(path.name), str(path), *line_params],
+        source_file=str(path),
+        csv_files=csv_files,
+    )
 
 
 #: Column names the multi-file query adds; a data file's own columns never start with `_sp_`.
@@ -175,12 +193,46 @@ def day_files_query(paths: list[Path], days: list[date], found: list[str]) -> Ra
     name), file name and line number (header = line 1).
 
     DuckDB reads the files in the order given and keeps each file's lines in order, so a
-    running row number minus the first one of each file is the line within the file.
+    running row number minus the first one of each file is the record within the file, and
+    the record + 1 its line, unless the file has blank lines or multi-line fields: then the
+    breakpoints of those files (`lines.line_shifts`) are joined in. Other files, and scans
+    without such files, pay nothing for it.
     """
     selects = _field_selects(found, RAW_TRANSACTION_FIELDS, with_extra=True)
     scan = scan_function(paths[0], found).replace(
         "read_csv(?, ", f"read_csv(?, filename = '{_FILE_COL}', "
     )
+    csv_files = tuple(CsvFile(p) for p in paths)
+    shifted = [(str(f.path), f.shifts()) for f in csv_files]
+    shifted = [(name, s) for name, s in shifted if s.breaks]
+    line = f"{_ROW_COL} - _sp_first + 2"
+    shift_ctes, shift_join, line_params = "", "", []
+    if shifted:
+        # The breakpoints meet the rows of their own files only (ASOF), and the shifts join
+        # back by row number: the other files' rows see one cheap hash-join probe.
+        shift_ctes = f""",
+        breaks AS (
+            SELECT unnest(?::VARCHAR[]) AS _sp_break_file, unnest(?::BIGINT[]) AS _sp_from,
+                   unnest(?::BIGINT[]) AS _sp_shift
+        ),
+        shifted AS (
+            SELECT r.{_ROW_COL}, breaks._sp_shift
+            FROM (
+                SELECT {_FILE_COL}, {_ROW_COL}, {_ROW_COL} - _sp_first + 1 AS _sp_rec
+                FROM numbered JOIN starts USING ({_FILE_COL})
+                WHERE list_contains(?::VARCHAR[], {_FILE_COL})
+            ) AS r
+            ASOF JOIN breaks
+                ON r.{_FILE_COL} = breaks._sp_break_file AND r._sp_rec >= breaks._sp_from
+        )"""
+        shift_join = f" LEFT JOIN shifted USING ({_ROW_COL})"
+        line += " + coalesce(_sp_shift, 0)"
+        line_params = [
+            [name for name, s in shifted for _ in s.breaks],
+            [b for _, s in shifted for b in s.breaks],
+            [v for _, s in shifted for v in s.shifts],
+            [name for name, _ in shifted],
+        ]
     sql = f"""
         WITH numbered AS MATERIALIZED (
             SELECT *, row_number() OVER () AS {_ROW_COL} FROM {scan}
@@ -190,15 +242,17 @@ def day_files_query(paths: list[Path], days: list[date], found: list[str]) -> Ra
                    unnest(?::VARCHAR[]) AS source_file
         ),
         starts AS (SELECT {_FILE_COL}, min({_ROW_COL}) AS _sp_first FROM numbered GROUP BY 1)
+        {shift_ctes}
         SELECT files.partition_date, {", ".join(selects)}, files.source_file,
-               CAST({_ROW_COL} - _sp_first + 2 AS BIGINT) AS source_line
-        FROM numbered JOIN starts USING ({_FILE_COL}) JOIN files USING ({_FILE_COL})
+               CAST({line} AS BIGINT) AS source_line
+        FROM numbered JOIN starts USING ({_FILE_COL}) JOIN files USING ({_FILE_COL}){shift_join}
     """
     names = [str(p) for p in paths]
     return RawQuery(
         sql=sql,
-        params=[names, names, days, [p.name for p in paths]],
+        params=[names, names, days, [p.name for p in paths], *line_params],
         source_file=str(paths[0].parent) if len(paths) > 1 else str(paths[0]),
+        csv_files=csv_files,
     )
 
 

@@ -45,6 +45,7 @@ from segment_pipeline.sources.canonical import (
     parse_day_file_name,
     quote_ident,
 )
+from segment_pipeline.sources.lines import CsvFile, numbered_scan
 from segment_pipeline.sources.text_encodings import (
     ACCEPTED_ENCODINGS,
     csv_input,
@@ -220,10 +221,11 @@ def file_select(
     (`m_<name>`, NULL when the mapping leaves it out), the other columns as a JSON object
     (`_sp_extra`, NULL when there are none), and the file name, line number and file index.
 
-    `source_line` is the line in the file (header = line 1) for CSV, the row number for
-    Parquet; DuckDB preserves insertion order, so `row_number() OVER ()` follows the file.
-    A CSV file in an encoding DuckDB cannot decode is read from a UTF-8 copy (`csv_input`);
-    `source_file` still names the original.
+    `source_line` is the line in the file where the row starts, as an editor shows it (header
+    = line 1) for CSV, the row number for Parquet; DuckDB preserves insertion order, so
+    `row_number() OVER ()` follows the file (see `lines.numbered_scan` for blank lines and
+    multi-line fields). A CSV file in an encoding DuckDB cannot decode is read from a UTF-8
+    copy (`csv_input`); `source_file` still names the original.
     """
     read_path, encoding = path, "utf-8"
     if path.suffix.lower() == ".csv":
@@ -236,14 +238,32 @@ def file_select(
     ]
     used = {col for col in mapped.values() if col}
     selects.append(extra_json_select([c for c in columns if c not in used], EXTRA_COL))
-    line_offset = 1 if path.suffix.lower() == ".csv" else 0
+    csv_file = csv_file_of(read_path, options, encoding)
+    source, line, line_params = numbered_scan(
+        scan_sql(path, columns, options, encoding),
+        csv_file.shifts() if csv_file else None,
+        offset=1 if csv_file else 0,
+    )
     selects += [
         f"CAST(? AS VARCHAR) AS {FILE_COL}",
-        f"CAST(row_number() OVER () + {line_offset} AS BIGINT) AS {LINE_COL}",
+        f"CAST({line} AS BIGINT) AS {LINE_COL}",
         f"CAST({int(index)} AS INTEGER) AS {INDEX_COL}",
     ]
-    sql = f"SELECT {', '.join(selects)} FROM {scan_sql(path, columns, options, encoding)}"
-    return sql, [path.name, str(read_path)]
+    sql = f"SELECT {', '.join(selects)} FROM {source}"
+    return sql, [path.name, str(read_path), *line_params]
+
+
+def csv_file_of(path: Path, options: CsvOptions, encoding: str) -> CsvFile | None:
+    """How to read the file DuckDB reads (`path`: the input, or its UTF-8 copy) again in
+    Python, for line numbers; None for Parquet. `encoding` is DuckDB's name for it."""
+    if path.suffix.lower() != ".csv":
+        return None
+    if encoding == "utf-16":  # DuckDB reads it as little-endian, with or without a BOM
+        with path.open("rb") as handle:
+            codec = "utf-16" if handle.read(2) == b"\xff\xfe" else "utf-16-le"
+    else:
+        codec = {"utf-8": "utf-8-sig"}.get(encoding, encoding)
+    return CsvFile(path, options.delimiter, codec)
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,7 +663,8 @@ class FileDatasetSource(DatasetSource):
             if files.day_named and day in files.by_day
             else str(files.location)
         )
-        return RawQuery(sql=sql, params=params, source_file=source)
+        read = [files.by_day[day]] if files.day_named and day in files.by_day else files.files
+        return RawQuery(sql=sql, params=params, source_file=source, csv_files=self._csv(read))
 
     def raw_window(
         self, conn: duckdb.DuckDBPyConnection, first: date, last: date
@@ -663,7 +684,25 @@ class FileDatasetSource(DatasetSource):
             f"SELECT coalesce({day}, min({day}) OVER ()) AS partition_date, "
             f"{self._raw_select_list()} FROM ({rows}) AS src ORDER BY {INDEX_COL}, {LINE_COL}"
         )
-        return [RawQuery(sql=sql, params=params, source_file=str(files.location))]
+        return [
+            RawQuery(
+                sql=sql,
+                params=params,
+                source_file=str(files.location),
+                csv_files=self._csv(files.files),
+            )
+        ]
+
+    def _csv(self, paths: Sequence[Path]) -> tuple[CsvFile, ...]:
+        """The CSV files among `paths`, for the loader (blank lines, error lines)."""
+        options = self.csv_options
+        found = []
+        for path in paths:
+            if path.suffix.lower() == ".csv":
+                # The file DuckDB read: the input, or its UTF-8 copy (made once per process).
+                read_path, encoding = csv_input(path, options.encoding, options.encoding_advice)
+                found.append(csv_file_of(read_path, options, encoding))
+        return tuple(f for f in found if f is not None)
 
     def _raw_select_list(self) -> str:
         """The raw fields, source_file, source_line and extra, over `src`."""
