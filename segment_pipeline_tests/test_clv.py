@@ -385,9 +385,15 @@ def _assert_short_holdout_is_skipped(settings, instance: dg.DagsterInstance) -> 
     with duckdb.connect(str(settings.db_path), read_only=True) as conn:
         end = conn.execute("SELECT max(window_end) FROM marts.rfm_customer_segments").fetchall()
     calibration_end = (pd.Timestamp(end[0][0]) - pd.Timedelta(days=5)).date().isoformat()
-    holdout = [a for a in clv_assets.build_defs(settings).assets if "holdout" in a.key.path[-1]]
+    holdout = [
+        a
+        for a in clv_assets.build_defs(settings).assets
+        if any("holdout" in k.path[-1] for k in a.keys)
+    ]
     result = dg.materialize(
         holdout,
+        # the table and its figure (the figures multi-asset also holds clv_by_segment)
+        selection=[k for a in holdout for k in a.keys if "holdout" in k.path[-1]],
         instance=instance,
         resources={
             "warehouse": DuckDBWarehouse(path=str(settings.db_path)),
@@ -404,7 +410,7 @@ def _analysis_assets(settings) -> list:
     behaviour = [
         a
         for a in behaviour_assets.build_defs(settings).assets
-        if a.key.path[0] != "figures"  # the bsa_* figures are not needed here
+        if all(k.path[0] != "figures" for k in a.keys)  # the bsa_* figures are not needed
     ]
     return [
         rfm_assets.rfm_customer_segments,

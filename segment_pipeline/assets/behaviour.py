@@ -10,11 +10,12 @@ import itertools
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
-from segment_pipeline.figures import publish_figure
+from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
 from segment_pipeline.logic import seed_b_figures as figs
 from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
@@ -62,7 +63,6 @@ RESOURCE_KEY = "behaviour_settings"
 
 BEHAVIOUR_GROUP = "behaviour"
 STRATEGY_GROUP = "strategy"
-FIGURES_GROUP = "figures"
 REPORT_GROUP = "report"
 
 
@@ -547,99 +547,78 @@ def strategy_summary(
 # --------------------------------------------------------------------------------------------
 
 
-def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """The five bsa_* figure assets, writing into `figures_dir`."""
+def _distribution_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
+    frame = conn.execute("SELECT * FROM marts.purchase_distribution").df()
+    return PlotCall(figs.plot_purchase_distribution, (frame,))
 
-    def figure_asset(kind: str, deps: list[dg.AssetKey], description: str):
-        stem = FIGURE_NAMES[kind]
-        key = FIGURE_KEYS[kind]
 
-        def decorate(render):
-            @dg.asset(
-                backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-                pool=WAREHOUSE_POOL,
-                key=key,
-                deps=deps,
-                group_name=FIGURES_GROUP,
-                kinds={"matplotlib", "png"},
-                owners=OWNERS,
-                description=description,
-                metadata={"file_name": f"{stem}.png"},
-            )
-            def _asset(
-                context: AssetExecutionContext,
-                warehouse: DuckDBWarehouse,
-                behaviour_settings: BehaviourSettings,
-            ) -> dg.MaterializeResult:
-                with warehouse.connect() as conn:
-                    fig = render(conn, behaviour_settings)
-                    metadata = publish_figure(
-                        conn, fig, f"{stem}.png", figures_dir, key.to_user_string()
-                    )
-                context.log.info(f"wrote {figures_dir / (stem + '.png')}")
-                return dg.MaterializeResult(metadata=metadata)
+def _occupation_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
+    frame = conn.execute("SELECT * FROM marts.occupation_groups").df()
+    return PlotCall(figs.plot_occupation_groups, (frame, s.min_customers_per_occupation))
 
-            return _asset
 
-        return decorate
+def _price_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
+    frame = conn.execute("SELECT * FROM marts.category_price_segments").df()
+    return PlotCall(figs.plot_price_segments, (frame,))
 
-    @figure_asset(
-        "distribution",
-        [DISTRIBUTION_KEY],
-        "Raw and log1p line-amount histograms "
-        "side by side, the price clusters shaded and their modes marked.",
+
+def _value_map_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
+    table = s.rule_table()
+    frame = conn.execute("SELECT * FROM marts.segment_strategy").df()
+    return PlotCall(
+        figs.plot_segment_value_map,
+        (frame, table.class_names, _class_colours(table)),
+        {"top_n": min(5, s.top_segments)},
     )
-    def _distribution(conn, settings: BehaviourSettings):
-        return figs.plot_purchase_distribution(
-            conn.execute("SELECT * FROM marts.purchase_distribution").df()
-        )
 
-    @figure_asset(
-        "occupation",
-        [OCCUPATION_KEY],
-        "Occupation codes by typical line amount, "
-        "coloured by occupation group (Occ_Other hatched).",
-    )
-    def _occupation(conn, settings: BehaviourSettings):
-        return figs.plot_occupation_groups(
-            conn.execute("SELECT * FROM marts.occupation_groups").df(),
-            settings.min_customers_per_occupation,
-        )
 
-    @figure_asset(
-        "price",
-        [PRICE_KEY],
+def _strategy_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
+    frame = conn.execute("SELECT * FROM marts.strategy_summary").df()
+    return PlotCall(figs.plot_strategy_summary, (frame, _class_colours(s.rule_table())))
+
+
+#: The five bsa_* figures.
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
+        FIGURE_NAMES["distribution"],
+        (DISTRIBUTION_KEY,),
+        "Raw and log1p line-amount histograms side by side, the price clusters shaded and "
+        "their modes marked.",
+        _distribution_plot,
+    ),
+    FigureSpec(
+        FIGURE_NAMES["occupation"],
+        (OCCUPATION_KEY,),
+        "Occupation codes by typical line amount, coloured by occupation group (Occ_Other "
+        "hatched).",
+        _occupation_plot,
+    ),
+    FigureSpec(
+        FIGURE_NAMES["price"],
+        (PRICE_KEY,),
         "Categories by median line amount (log scale), coloured by price segment.",
-    )
-    def _price(conn, settings: BehaviourSettings):
-        return figs.plot_price_segments(
-            conn.execute("SELECT * FROM marts.category_price_segments").df()
-        )
+        _price_plot,
+    ),
+    FigureSpec(
+        FIGURE_NAMES["value_map"],
+        (STRATEGY_KEY,),
+        "Behavioural segments: customers vs AOV, bubble area = gross sales, colour = strategy "
+        "class, the top 5 by gross sales labelled.",
+        _value_map_plot,
+    ),
+    FigureSpec(
+        FIGURE_NAMES["strategy"],
+        (SUMMARY_KEY,),
+        "Customer share vs revenue share per strategy class.",
+        _strategy_plot,
+    ),
+)
 
-    @figure_asset(
-        "value_map",
-        [STRATEGY_KEY],
-        "Behavioural segments: customers vs AOV, bubble "
-        "area = gross sales, colour = strategy class, the top 5 by gross sales "
-        "labelled.",
-    )
-    def _value_map(conn, settings: BehaviourSettings):
-        table = settings.rule_table()
-        return figs.plot_segment_value_map(
-            conn.execute("SELECT * FROM marts.segment_strategy").df(),
-            table.class_names,
-            _class_colours(table),
-            top_n=min(5, settings.top_segments),
-        )
 
-    @figure_asset("strategy", [SUMMARY_KEY], "Customer share vs revenue share per strategy class.")
-    def _strategy(conn, settings: BehaviourSettings):
-        table = settings.rule_table()
-        return figs.plot_strategy_summary(
-            conn.execute("SELECT * FROM marts.strategy_summary").df(), _class_colours(table)
-        )
-
-    return [_distribution, _occupation, _price, _value_map, _strategy]
+def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
+    """The five bsa_* figures as one multi-asset (drawn in parallel), writing into
+    `figures_dir`."""
+    return [figure_assets("behaviour_figures", FIGURES, Path(figures_dir), RESOURCE_KEY, OWNERS)]
 
 
 def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:

@@ -18,7 +18,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext
-from matplotlib.figure import Figure
 from pydantic import Field
 
 from segment_pipeline.assets.behaviour import (
@@ -27,9 +26,10 @@ from segment_pipeline.assets.behaviour import (
     SUMMARY_KEY,
     BehaviourSettings,
 )
+from segment_pipeline.assets.behaviour import RESOURCE_KEY as BEHAVIOUR_RESOURCE_KEY
 from segment_pipeline.assets.ingest import STAGING_KEYS
 from segment_pipeline.assets.rfm import RFM_KEY
-from segment_pipeline.figures import publish_figure
+from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
@@ -567,37 +567,6 @@ def clv_by_segment(
 # Figures (closures over the figures folder)
 # --------------------------------------------------------------------------------------------
 
-Renderer = Callable[[duckdb.DuckDBPyConnection, BehaviourSettings, AssetExecutionContext], Figure]
-
-
-def _clv_figure(kind: str, deps: list, description: str, render: Renderer, figures_dir: Path):
-    """A figure asset writing `figures_dir/<stem>.png` (and its row in figures.figures)."""
-    stem, key = FIGURE_STEMS[kind], FIGURE_KEYS[kind]
-
-    @dg.asset(
-        key=key,
-        deps=deps,
-        description=description,
-        metadata={"file_name": f"{stem}.png"},
-        kinds={"matplotlib", "png"},
-        group_name="figures",
-        owners=OWNERS,
-        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-        pool=WAREHOUSE_POOL,
-    )
-    def _figure(
-        context: AssetExecutionContext,
-        warehouse: DuckDBWarehouse,
-        behaviour_settings: BehaviourSettings,
-    ) -> dg.MaterializeResult:
-        with warehouse.connect() as conn:
-            fig = render(conn, behaviour_settings, context)
-            metadata = publish_figure(conn, fig, f"{stem}.png", figures_dir, key.to_user_string())
-        context.log.info(f"wrote {figures_dir / (stem + '.png')}")
-        return dg.MaterializeResult(metadata=metadata)
-
-    return _figure
-
 
 def _not_predicted_reason(conn: duckdb.DuckDBPyConnection) -> str:
     """Why there are no CLV predictions, from marts.clv_model_fit."""
@@ -610,15 +579,15 @@ def _not_predicted_reason(conn: duckdb.DuckDBPyConnection) -> str:
     return "no customers in the RFM window"
 
 
-def _render_by_segment(
+def _by_segment_plot(
     conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: AssetExecutionContext
-) -> Figure:
+) -> PlotCall:
     table = settings.rule_table()
     colours = {c.name: figs.class_colour(c.colour) for c in table.classes}
     horizon = scalar(conn, "SELECT max(horizon_months) FROM marts.clv_customer_predictions")
     by_segment = _frame(conn, clv.CLV_BY_SEGMENT)
     unavailable = _not_predicted_reason(conn) if by_segment.empty else None
-    return figs.plot_clv_by_segment(by_segment, colours, int(horizon or 0), unavailable)
+    return PlotCall(figs.plot_clv_by_segment, (by_segment, colours, int(horizon or 0), unavailable))
 
 
 def _holdout_skip_reason(context: AssetExecutionContext) -> str | None:
@@ -630,34 +599,37 @@ def _holdout_skip_reason(context: AssetExecutionContext) -> str | None:
     return str(text) if text and text != "(not skipped)" else None
 
 
-def _render_holdout(
+def _holdout_plot(
     conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: AssetExecutionContext
-) -> Figure:
+) -> PlotCall:
     holdout = _frame(conn, clv.CLV_CALIBRATION_HOLDOUT)
-    return figs.plot_calibration_holdout(
-        holdout, _holdout_skip_reason(context) if holdout.empty else None
-    )
+    reason = _holdout_skip_reason(context) if holdout.empty else None
+    return PlotCall(figs.plot_calibration_holdout, (holdout, reason))
+
+
+#: The two CLV figures (drawn with the behaviour layer's strategy colours).
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
+        FIGURE_STEMS["by_segment"],
+        (BY_SEGMENT_KEY,),
+        "Predicted CLV by RFM segment, strategy class and top behavioural segments.",
+        _by_segment_plot,
+    ),
+    FigureSpec(
+        FIGURE_STEMS["holdout"],
+        (HOLDOUT_KEY,),
+        "BG/NBD calibration / holdout check: mean predicted vs actual holdout purchase "
+        "days per calibration-frequency group.",
+        _holdout_plot,
+    ),
+)
 
 
 def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """figures/clv_by_segment and figures/clv_calibration_holdout, written into
-    `figures_dir`."""
+    """figures/clv_by_segment and figures/clv_calibration_holdout as one multi-asset,
+    written into `figures_dir`."""
     return [
-        _clv_figure(
-            "by_segment",
-            [BY_SEGMENT_KEY],
-            "Predicted CLV by RFM segment, strategy class and top behavioural segments.",
-            _render_by_segment,
-            figures_dir,
-        ),
-        _clv_figure(
-            "holdout",
-            [HOLDOUT_KEY],
-            "BG/NBD calibration / holdout check: mean predicted vs actual holdout purchase "
-            "days per calibration-frequency group.",
-            _render_holdout,
-            figures_dir,
-        ),
+        figure_assets("clv_figures", FIGURES, Path(figures_dir), BEHAVIOUR_RESOURCE_KEY, OWNERS)
     ]
 
 

@@ -7,7 +7,6 @@ The assets are thin: the SQL and the plots live in `segment_pipeline.logic.rfm`,
 (:class:`RfmSettings`), validated - segment map included - before any asset does work.
 """
 
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -15,11 +14,10 @@ import dagster as dg
 import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
-from matplotlib.figure import Figure
 from pydantic import Field
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
-from segment_pipeline.figures import publish_figure
+from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic import seed_a_figures as figs
 from segment_pipeline.logic.rfm import (
@@ -590,109 +588,106 @@ def segment_purchase_patterns(
 # Figures
 # --------------------------------------------------------------------------------------------
 
-Renderer = Callable[[duckdb.DuckDBPyConnection, RfmSettings, SegmentMap, str], Figure]
-
-
-def _figure_asset(
-    stem: str, deps: list[dg.AssetKey], description: str, render: Renderer, figures_dir: Path
-) -> dg.AssetsDefinition:
-    """A figure asset writing `figures_dir/<stem>.png`. The folder is a pipeline setting bound
-    here (not resource config: a partial run-config override of a resource resets the fields
-    it does not name to their class defaults, which would move the figures)."""
-    key = dg.AssetKey(["figures", stem])
-
-    @dg.asset(
-        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-        pool=WAREHOUSE_POOL,
-        key=key,
-        deps=deps,
-        group_name="figures",
-        kinds={"seaborn"},
-        owners=OWNERS,
-        description=description,
-    )
-    def _figure(
-        context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
-    ) -> dg.MaterializeResult:
-        segment_map = rfm_settings.segment_map()
-        with warehouse.connect() as conn:
-            note = _window_note(read_window(conn))
-            fig = render(conn, rfm_settings, segment_map, note)
-            metadata = publish_figure(conn, fig, f"{stem}.png", figures_dir, key.to_user_string())
-        context.log.info(f"wrote {figures_dir / (stem + '.png')}")
-        return dg.MaterializeResult(metadata=metadata)
-
-    return _figure
-
 
 def _frame(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
     return conn.execute(f"SELECT * FROM {table.fqn}").df()
 
 
-#: (stem, deps, description, renderer) of the five seed-A figures (file names are the seed's).
-FIGURES: list[tuple[str, list[dg.AssetKey], str, Renderer]] = [
-    (
+def _figure_inputs(
+    conn: duckdb.DuckDBPyConnection, settings: RfmSettings
+) -> tuple[SegmentMap, str]:
+    """The segment map and the window note every seed-A figure carries."""
+    return settings.segment_map(), _window_note(read_window(conn))
+
+
+def _patterns_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> PlotCall:
+    segment_map, note = _figure_inputs(conn, s)
+    return PlotCall(
+        figs.plot_segment_purchase_patterns,
+        (_frame(conn, pref.SEGMENT_PURCHASE_PATTERNS), segment_map.segments),
+        {"note": note, "premium_top_share": s.premium_top_share},
+    )
+
+
+def _comparison_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> PlotCall:
+    _, note = _figure_inputs(conn, s)
+    return PlotCall(
+        figs.plot_champions_vs_new_comparison,
+        (_frame(conn, pref.SEGMENT_PURCHASE_PATTERNS), pref.CHAMPIONS, pref.NEW_CUSTOMERS),
+        {"note": note, "premium_top_share": s.premium_top_share},
+    )
+
+
+def _champions_vs_new_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> PlotCall:
+    _, note = _figure_inputs(conn, s)
+    return PlotCall(
+        figs.plot_champions_vs_new_top_products,
+        (_frame(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS),),
+        {"top_n": 10, "note": note},
+    )
+
+
+def _top5_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> PlotCall:
+    segment_map, note = _figure_inputs(conn, s)
+    shown = [seg for seg in segment_map.segments if seg in s.top5_segments]
+    return PlotCall(
+        figs.plot_segment_top_products,
+        (_frame(conn, pref.SEGMENT_TOP_PRODUCTS), shown),
+        {"top_n": 5, "note": note},
+    )
+
+
+def _heatmap_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> PlotCall:
+    segment_map, note = _figure_inputs(conn, s)
+    return PlotCall(
+        figs.plot_segment_category_heatmap,
+        (_frame(conn, pref.SEGMENT_CATEGORY_PREFERENCE), segment_map.segments),
+        {"note": note, "min_support_customers": s.min_support_customers},
+    )
+
+
+#: The five seed-A figures (file names are the seed's).
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
         "spa_segment_purchase_patterns",
-        [PATTERNS_KEY],
+        (PATTERNS_KEY,),
         "Six panels per segment: orders per customer, AOV, units per order, category "
         "diversity, premium share, days between orders.",
-        lambda conn, s, m, note: figs.plot_segment_purchase_patterns(
-            _frame(conn, pref.SEGMENT_PURCHASE_PATTERNS),
-            m.segments,
-            note=note,
-            premium_top_share=s.premium_top_share,
-        ),
+        _patterns_plot,
     ),
-    (
+    FigureSpec(
         "spa_champions_vs_new_comparison",
-        [PATTERNS_KEY],
+        (PATTERNS_KEY,),
         "Champions vs New Customers: category diversity, AOV, purchase frequency and premium "
         "share.",
-        lambda conn, s, m, note: figs.plot_champions_vs_new_comparison(
-            _frame(conn, pref.SEGMENT_PURCHASE_PATTERNS),
-            pref.CHAMPIONS,
-            pref.NEW_CUSTOMERS,
-            note=note,
-            premium_top_share=s.premium_top_share,
-        ),
+        _comparison_plot,
     ),
-    (
+    FigureSpec(
         "spa_champions_vs_new_top_products",
-        [CHAMPIONS_VS_NEW_KEY],
+        (CHAMPIONS_VS_NEW_KEY,),
         "Each group's top 10 products (share of the group's revenue), Champions vs New Customers.",
-        lambda conn, s, m, note: figs.plot_champions_vs_new_top_products(
-            _frame(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS), top_n=10, note=note
-        ),
+        _champions_vs_new_plot,
     ),
-    (
+    FigureSpec(
         "spa_segment_top5_products",
-        [TOP_PRODUCTS_KEY],
+        (TOP_PRODUCTS_KEY,),
         "Top 5 products (share of the segment's revenue) of the main segments (top5_segments).",
-        lambda conn, s, m, note: figs.plot_segment_top_products(
-            _frame(conn, pref.SEGMENT_TOP_PRODUCTS),
-            [seg for seg in m.segments if seg in s.top5_segments],
-            top_n=5,
-            note=note,
-        ),
+        _top5_plot,
     ),
-    (
+    FigureSpec(
         "spa_segment_product_heatmap",
-        [PREFERENCE_KEY],
+        (PREFERENCE_KEY,),
         "Segment x category heatmap of the shrunk preference index (diverging, log scale, "
         "centred on 1); low-support cells marked.",
-        lambda conn, s, m, note: figs.plot_segment_category_heatmap(
-            _frame(conn, pref.SEGMENT_CATEGORY_PREFERENCE),
-            m.segments,
-            note=note,
-            min_support_customers=s.min_support_customers,
-        ),
+        _heatmap_plot,
     ),
-]
+)
 
 
 def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """The five figure assets, writing PNGs into `figures_dir`."""
-    return [_figure_asset(*spec, figures_dir=Path(figures_dir)) for spec in FIGURES]
+    """The five seed-A figures as one multi-asset (drawn in parallel), writing PNGs into
+    `figures_dir`."""
+    return [figure_assets("rfm_figures", FIGURES, Path(figures_dir), RESOURCE_KEY, OWNERS)]
 
 
 TABLE_ASSETS = [

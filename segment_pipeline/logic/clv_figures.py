@@ -3,8 +3,8 @@
 Same visual standard as the seed-A figures (their title / subtitle / footnote layout, value
 labels and axes helpers are reused): RFM segments in their own colours and display order,
 strategy classes in the rule table's colours, amounts in the data's currency units, and every
-figure names its source table in a footnote. `segment_pipeline.figures.publish_figure` writes
-the PNGs (deterministic bytes).
+figure names its source table in a footnote. `segment_pipeline.figures.figure_assets` draws
+and stores the PNGs (deterministic bytes).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every function takes the (small) mart table it draws, already read into pandas, and returns a
 `matplotlib.figure.Figure` built without pyplot state, so rendering is headless and repeatable.
-`segment_pipeline.figures.publish_figure` writes the PNG.
+The figure assets (`segment_pipeline.figures.figure_assets`) draw and store the PNGs.
 
 Conventions shared by all five: segments appear in the segment map's display order (Champions
 first), each segment keeps one colour (seaborn's colour-blind palette, assigned by the segment

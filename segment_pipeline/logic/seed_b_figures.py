@@ -1,11 +1,11 @@
 """The five seed-B figures: small mart tables in (pandas), a matplotlib Figure out.
 
-Built without pyplot state (headless, repeatable); `segment_pipeline.figures.publish_figure`
-writes the PNGs. Shared conventions: the Okabe-Ito palette; low / mid / high tiers always in
-the same three colours (light blue, dark blue, orange; Occ_Other grey), strategy classes in the
-colours of the rule table and in its order; amounts are in the data's currency units; codes
-that are bare numbers (Black Friday's occupations and categories) are labelled "Occupation 8",
-"Category 5"; each figure names its source table in a footnote.
+Built without pyplot state (headless, repeatable); `segment_pipeline.figures.figure_assets`
+draws and stores the PNGs. Shared conventions: the Okabe-Ito palette; low / mid / high tiers
+always in the same three colours (light blue, dark blue, orange; Occ_Other grey), strategy
+classes in the colours of the rule table and in its order; amounts are in the data's currency
+units; codes that are bare numbers (Black Friday's occupations and categories) are labelled
+"Occupation 8", "Category 5"; each figure names its source table in a footnote.
 """
 
 from __future__ import annotations
