@@ -20,8 +20,11 @@ from pandera.api.polars.types import PolarsData
 AGE_BANDS: tuple[str, ...] = ("0-17", "18-25", "26-35", "36-45", "46-50", "51-55", "55+")
 UNKNOWN = "Unknown"
 
-#: Largest absolute difference between `amount` and `quantity * unit_price` that is rounding.
+#: Largest absolute difference between `amount` and `quantity * unit_price` that is rounding:
+#: half a cent, plus half the last unit-price decimal per unit (a unit price derived from a
+#: stated line total is rounded to 4 decimals; the stated amount stays exact).
 AMOUNT_TOLERANCE = 0.005
+UNIT_PRICE_HALF_STEP = 0.00005
 
 
 class _FilterConfig(BaseConfig):
@@ -49,7 +52,8 @@ class _TransactionLine(pa.DataFrameModel):
     @pa.dataframe_check(name="amount_is_quantity_times_price")
     def amount_is_quantity_times_price(cls, data: PolarsData) -> pl.LazyFrame:
         difference = pl.col("amount") - pl.col("quantity") * pl.col("unit_price")
-        return data.lazyframe.select(difference.abs() <= AMOUNT_TOLERANCE)
+        rounding = AMOUNT_TOLERANCE + pl.col("quantity").abs() * UNIT_PRICE_HALF_STEP
+        return data.lazyframe.select(difference.abs() <= rounding)
 
     @pa.dataframe_check(name="order_ts_on_partition_day")
     def order_ts_on_partition_day(cls, data: PolarsData) -> pl.LazyFrame:

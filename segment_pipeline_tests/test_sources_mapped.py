@@ -468,8 +468,12 @@ def test_amount_instead_of_unit_price(tmp_path: Path) -> None:
     source = mapped_source(
         tmp_path,
         [
-            # 10,00 for 3 units -> unit_price round(10/3, 4) = 3.3333; amount = 3 * 3.3333 = 9.9999
+            # 10,00 for 3 units -> unit_price round(10/3, 4) = 3.3333 (for display); the amount
+            # stays the stated 10.00 (3 x 3.3333 would be 9.9999)
             ["A1", "K1", "03/11/2025 09:30", "P1", "3", "10,00", "", "", "DE"],
+            # the export's case: 26,547 units for 65,01 -> unit_price 0.0024, amount 65.01
+            # exactly (3 x 0.0024 x 26547 would be 63.7128)
+            ["A4", "K2", "03/11/2025 10:00", "P2", "26547", "65,01", "", "", "DE"],
             # a return of 2 units worth -5,00 -> unit_price 2.5, amount -5
             ["A2", "K1", "03/11/2025 09:40", "P1", "-2", "-5,00", "", "", "DE"],
             # zero quantity: the amount is passed on; the line is quarantined for its quantity
@@ -479,15 +483,17 @@ def test_amount_instead_of_unit_price(tmp_path: Path) -> None:
     )
     conn = duckdb.connect()
     stage(conn, source)
-    assert rows(conn, "SELECT unit_price, amount FROM staging.transactions") == [
-        (Decimal("3.3333"), Decimal("9.9999"))
+    assert rows(conn, "SELECT unit_price, amount FROM staging.transactions ORDER BY 2") == [
+        (Decimal("3.3333"), Decimal("10.0000")),
+        (Decimal("0.0024"), Decimal("65.0100")),
     ]
     assert rows(conn, "SELECT unit_price, amount FROM staging.returns") == [
         (Decimal("2.5000"), Decimal("-5.0000"))
     ]
     assert rows(conn, "SELECT rule FROM staging.quarantine") == [("quantity_positive_for_sale",)]
-    extra = rows(conn, "SELECT extra FROM staging.transactions")[0][0]
+    extra = rows(conn, "SELECT extra FROM staging.transactions ORDER BY amount")[0][0]
     assert json.loads(extra)["amount_as_found"] == "10,00"
+    assert json.loads(extra)["stated_amount"] == "10.00"
 
 
 def test_demographics_in_rows_and_conflicting_profiles(tmp_path: Path) -> None:

@@ -378,6 +378,7 @@ cleaned AS (
         nullif(trim(order_ts), '') AS c_order_ts,
         nullif(trim(quantity), '') AS c_quantity,
         nullif(trim(unit_price), '') AS c_unit_price,
+        nullif(trim(json_extract_string(extra, '$.stated_amount')), '') AS c_stated_amount,
         json_extract_string(extra, '$.adapter_rule') AS adapter_rule,
         json_extract_string(extra, '$.adapter_detail') AS adapter_detail
     FROM src
@@ -397,7 +398,11 @@ typed AS (
              WHEN regexp_full_match(c_quantity, '[+-]?[0-9]+\.0*')
              THEN TRY_CAST(split_part(c_quantity, '.', 1) AS BIGINT) END AS t_quantity,
         CASE WHEN regexp_full_match(c_unit_price, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)')
-             THEN TRY_CAST(c_unit_price AS DECIMAL(18,4)) END AS t_unit_price
+             THEN TRY_CAST(c_unit_price AS DECIMAL(18,4)) END AS t_unit_price,
+        -- A line total the source states (mapped exports with `amount:`) is the line's
+        -- amount, exactly; otherwise the amount is quantity x unit price.
+        CASE WHEN regexp_full_match(c_stated_amount, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)')
+             THEN TRY_CAST(c_stated_amount AS DECIMAL(18,4)) END AS t_stated_amount
     FROM cleaned
 ),
 ruled AS (
@@ -425,7 +430,10 @@ ruled AS (
                 THEN 'unit_price_too_precise'
             -- The line total must fit the staged DECIMAL(18,4); a larger one is quarantined
             -- here rather than failing the whole window's insert.
-            WHEN TRY_CAST(t_quantity * t_unit_price AS DECIMAL(18,4)) IS NULL
+            WHEN c_stated_amount IS NOT NULL AND t_stated_amount IS NULL
+                THEN 'amount_unparseable'
+            WHEN c_stated_amount IS NULL
+                 AND TRY_CAST(t_quantity * t_unit_price AS DECIMAL(18,4)) IS NULL
                 THEN 'amount_out_of_range'
             -- An exact repeat of an earlier line of the same order (same customer, time,
             -- product, quantity and price) is a duplicated record, not a second purchase.
@@ -448,7 +456,8 @@ SELECT
     nullif(trim(category), '') AS category,
     t_quantity AS quantity,
     t_unit_price AS unit_price,
-    CASE WHEN parse_rule IS NULL THEN CAST(t_quantity * t_unit_price AS DECIMAL(18,4)) END
+    CASE WHEN parse_rule IS NULL
+         THEN coalesce(t_stated_amount, CAST(t_quantity * t_unit_price AS DECIMAL(18,4))) END
         AS amount,
     source_file,
     source_line,
@@ -468,6 +477,7 @@ SELECT
                 c_order_id || c_customer_id || c_product_id, '__INVISIBLE__')))
             || ' (an invisible or control character)'
         WHEN 'amount_out_of_range' THEN 'quantity=' || quantity || ', unit_price=' || unit_price
+        WHEN 'amount_unparseable' THEN 'amount=' || c_stated_amount
         WHEN 'duplicate_line' THEN 'repeats an earlier line of order ' || c_order_id
         WHEN adapter_rule THEN adapter_detail
     END AS parse_detail,

@@ -1014,8 +1014,8 @@ class MappedSource(FileDatasetSource):
         if "unit_price" in cols:
             unit_price = rules.dec_text(m("unit_price"))
         else:
-            # unit_price = amount / quantity (4 decimals; staging's amount = quantity *
-            # unit_price is then within 0.005 of the input's amount). When the quantity is
+            # unit_price = amount / quantity, 4 decimals, for display: staging keeps the
+            # stated amount (extra.stated_amount) as the line's amount. When the quantity is
             # zero or unreadable the amount is passed on as found: the line is quarantined
             # for its quantity either way.
             amount, qty = m("amount"), m("quantity")
@@ -1030,7 +1030,10 @@ class MappedSource(FileDatasetSource):
             )
         extra_pairs = []
         if "amount" in cols:
+            # The stated line total is the truth (staging's `amount`, exactly); the unit price
+            # derived from it above is for display. `stated_amount` is its normalised text.
             extra_pairs.append(("amount_as_found", m("amount")))
+            extra_pairs.append(("stated_amount", rules.dec_text(m("amount"))))
         return {
             "order_id": order_id,
             "customer_id": m("customer_id"),
