@@ -733,3 +733,47 @@ def test_one_export_spanning_years_past_this_month_runs_once_per_window(
         assert rows(conn, "SELECT count(*) FROM staging.transactions") == [(9,)]
     finally:
         conn.close()
+
+
+def test_currency_symbols_and_exponent_notation(tmp_path: Path) -> None:
+    """Declared currency symbols are dropped, exponent notation is read (a spreadsheet's
+    floating-point noise such as 4,440892e-16 is then too precise to stage, and says so), and
+    a value that is still not a number is quarantined with its rule."""
+    mapping = json.loads(json.dumps(BASE_MAPPING))
+    mapping["currency_symbols"] = ["€", "EUR"]
+    mapping["bad_values"] = "quarantine"  # (the default, stop, names line 6 and stops)
+    source = mapped_source(
+        tmp_path,
+        [
+            ["A1", "K1", "03/11/2025 09:30", "P1", "2", "1.234,50 €", "", "", "DE"],
+            ["A2", "K1", "03/11/2025 09:31", "P1", "1", "EUR 3,5", "", "", "DE"],
+            ["A3", "K1", "03/11/2025 09:32", "P1", "1", "1,5E2", "", "", "DE"],
+            ["A4", "K1", "03/11/2025 09:33", "P1", "1", "4,440892e-16", "", "", "DE"],
+            ["A5", "K1", "03/11/2025 09:34", "P1", "1", "$ 3,50", "", "", "DE"],
+        ],
+        mapping,
+    )
+    conn = duckdb.connect()
+    stage(conn, source)
+    assert rows(
+        conn, "SELECT order_id, unit_price, amount FROM staging.transactions ORDER BY 1"
+    ) == [
+        ("A1", Decimal("1234.5000"), Decimal("2469.0000")),
+        ("A2", Decimal("3.5000"), Decimal("3.5000")),
+        ("A3", Decimal("150.0000"), Decimal("150.0000")),
+    ]
+    quarantined = rows(
+        conn, "SELECT source_line, rule, detail FROM staging.quarantine ORDER BY source_line"
+    )
+    assert quarantined == [
+        (5, "unit_price_too_precise", "unit_price=0.00000000000000044409 has more than 4 decimals"),
+        (6, "unit_price_unparseable", "unit_price=$ 3,50"),  # $ was not declared
+    ]
+
+
+def test_currency_symbols_must_be_symbols(tmp_path: Path) -> None:
+    mapping = json.loads(json.dumps(BASE_MAPPING))
+    mapping["currency_symbols"] = ["1"]
+    path = write_mapping(tmp_path / "m.yaml", mapping)
+    with pytest.raises(DataContractError, match="currency_symbols must be a list of symbols"):
+        load_mapping(path)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -344,6 +345,9 @@ class ValueRules:
     timestamp_format: str | None = None
     decimal_separator: str = "."
     thousands_separator: str = ""
+    currency_symbols: tuple[str, ...] = ()
+    """Symbols written before or after amounts (`$3.50`, `3,50 €`), declared in the mapping;
+    they are dropped before the number is read."""
 
     @property
     def _int_re(self) -> str:
@@ -360,15 +364,24 @@ class ValueRules:
 
     @property
     def dec_re(self) -> str:
-        if not self.thousands_separator and self.decimal_separator == ".":
-            return STAGING_DEC_RE
         dec = _SEPARATOR_RE[self.decimal_separator]
-        return f"[+-]?({self._int_re}({dec}[0-9]*)?|{dec}[0-9]+)"
+        # Exponent notation (`4.440892e-16`, as spreadsheets and numpy write tiny or huge
+        # values) is a decimal in any declared format.
+        number = f"[+-]?({self._int_re}({dec}[0-9]*)?|{dec}[0-9]+)([eE][+-]?[0-9]+)?"
+        if not self.currency_symbols:
+            return number
+        symbol = "(" + "|".join(re.escape(c) for c in self.currency_symbols) + ")"
+        # -$3.50, $-3.50, $ 3.50, 3,50 EUR, -3,50 €
+        return f"([+-]?{symbol} ?)?{number}( ?{symbol})?"
 
     @property
     def numbers_as_found(self) -> bool:
         """True when staging reads the declared number format as it is (no rewrite needed)."""
-        return not self.thousands_separator and self.decimal_separator == "."
+        return (
+            not self.thousands_separator
+            and self.decimal_separator == "."
+            and not self.currency_symbols
+        )
 
     # -- timestamps ------------------------------------------------------------------------
 
@@ -401,14 +414,30 @@ class ValueRules:
     def dec_fits(self, v: str) -> str:
         return f"regexp_full_match(trim({v}), {sql_literal(self.dec_re)})"
 
-    def _number_text(self, v: str, fits: str, staging_re: str, expected: str) -> str:
-        if self.numbers_as_found:
-            return v
+    def _number_text(
+        self, v: str, fits: str, staging_re: str, expected: str, *, exponent: bool = False
+    ) -> str:
         cleaned = f"trim({v})"
+        for symbol in self.currency_symbols:
+            cleaned = f"replace({cleaned}, {sql_literal(symbol)}, '')"
+        if self.currency_symbols:
+            cleaned = f"replace({cleaned}, ' ', '')"
         if self.thousands_separator:
             cleaned = f"replace({cleaned}, {sql_literal(self.thousands_separator)}, '')"
         if self.decimal_separator != ".":
             cleaned = f"replace({cleaned}, {sql_literal(self.decimal_separator)}, '.')"
+        if exponent:
+            # Staging reads plain decimals: write an exponent out (to 20 decimals, exact for
+            # any price or amount; staging then quarantines what it cannot keep in 4).
+            plain = (
+                f"rtrim(rtrim(CAST(TRY_CAST({cleaned} AS DECIMAL(38,20)) AS VARCHAR), '0'), '.')"
+            )
+            cleaned = (
+                f"CASE WHEN regexp_matches({cleaned}, '[eE]') "
+                f"THEN coalesce({plain}, {cleaned}) ELSE {cleaned} END"
+            )
+        if self.numbers_as_found and not exponent:
+            return v
         note = sql_literal(f" [expected {expected}]")
         return (
             f"CASE WHEN {fits} THEN {cleaned} "
@@ -422,13 +451,17 @@ class ValueRules:
             parts.append(f"separator {self.decimal_separator!r}")
         if self.thousands_separator:
             parts.append(f"thousands separator {self.thousands_separator!r}")
+        if kind == "decimal" and self.currency_symbols:
+            parts.append(f"currency symbols {', '.join(self.currency_symbols)}")
         return " ".join(parts)
 
     def int_text(self, v: str) -> str:
         return self._number_text(v, self.int_fits(v), STAGING_INT_RE, self._expected("integer"))
 
     def dec_text(self, v: str) -> str:
-        return self._number_text(v, self.dec_fits(v), STAGING_DEC_RE, self._expected("decimal"))
+        return self._number_text(
+            v, self.dec_fits(v), STAGING_DEC_RE, self._expected("decimal"), exponent=True
+        )
 
     def describe(self, kind: str) -> str:
         if kind == "timestamp":
@@ -748,6 +781,7 @@ TOP_LEVEL_KEYS = (
     "timestamp_format",
     "decimal_separator",
     "thousands_separator",
+    "currency_symbols",
     "delimiter",
     "encoding",
     "bad_values",
@@ -899,6 +933,21 @@ def load_mapping(mapping_file: Path | None) -> DatasetMapping:
             f"thousands_separator {thousands!r} must be one of "
             f"{', '.join(repr(s) for s in _SEPARATOR_RE if s != decimal)} or empty",
         )
+    symbols = doc.get("currency_symbols") or []
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    if not isinstance(symbols, list) or any(
+        not isinstance(c, str)
+        or not c.strip()
+        or any(ch.isdigit() for ch in c)
+        or c in (decimal, thousands)
+        for c in symbols
+    ):
+        raise _fail(
+            mapping_file,
+            "currency_symbols must be a list of symbols written around amounts, such as "
+            "['$', '€', 'EUR'] (no digits, not a separator)",
+        )
     delimiter = str(doc.get("delimiter", ","))
     if len(delimiter) != 1 and delimiter != "\\t":
         raise _fail(mapping_file, f"delimiter must be one character (not {delimiter!r})")
@@ -927,7 +976,7 @@ def load_mapping(mapping_file: Path | None) -> DatasetMapping:
         demographics=demographics,
         customers=customers,
         products=products,
-        rules=ValueRules(ts_format, decimal, thousands),
+        rules=ValueRules(ts_format, decimal, thousands, tuple(c.strip() for c in symbols)),
         csv=CsvOptions("\t" if delimiter == "\\t" else delimiter, encoding, mapping_file),
         bad_values=bad_values,
         recode=recode,
