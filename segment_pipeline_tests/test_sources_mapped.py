@@ -72,7 +72,13 @@ def stage(
         stage_transactions_day(conn, day)
     for entity in ("customers", "products"):
         query = source.raw_customers(conn) if entity == "customers" else source.raw_products(conn)
-        stage_master(conn, entity, query.sql if query else None, query.params if query else [])
+        stage_master(
+            conn,
+            entity,
+            query.sql if query else None,
+            query.params if query else [],
+            declared=source.declared_demographics(),
+        )
 
 
 def rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list:
@@ -776,4 +782,74 @@ def test_currency_symbols_must_be_symbols(tmp_path: Path) -> None:
     mapping["currency_symbols"] = ["1"]
     path = write_mapping(tmp_path / "m.yaml", mapping)
     with pytest.raises(DataContractError, match="currency_symbols must be a list of symbols"):
+        load_mapping(path)
+
+
+def test_a_household_file_keeps_its_own_bands_and_words(tmp_path: Path) -> None:
+    """A source's own demographics (age bands 19-24 / 65+, marital status words) are kept as
+    they are; with `demographic_values` declared, a value outside them becomes Unknown for that
+    field only, with a note, and the profile is staged."""
+    header = ["Kunde", "Artikel", "Menge", "Betrag", "Alter", "Stand", "Sex"]
+    write_csv(
+        tmp_path / "sales.csv",
+        header,
+        [
+            ["K1", "P1", "1", "10", "19-24", "Single", "Female"],
+            ["K2", "P1", "1", "20", "65+", "Married", "m"],
+            ["K3", "P2", "1", "30", "25-34", "Widowed", "Male"],
+            ["K4", "P2", "1", "40", "1-2", "Married", "F"],  # a typo in the band
+        ],
+    )
+    mapping = {
+        "transactions": {
+            "path": "sales.csv",
+            "columns": {
+                "customer_id": "Kunde",
+                "product_id": "Artikel",
+                "quantity": "Menge",
+                "amount": "Betrag",
+            },
+            "demographics": {"age_band": "Alter", "marital_status": "Stand", "gender": "Sex"},
+        },
+    }
+
+    def staged_profiles(declared: dict | None) -> tuple[list, list]:
+        doc = dict(mapping, **({"demographic_values": declared} if declared else {}))
+        path = write_mapping(tmp_path / "m.yaml", doc)
+        source = MappedSource(tmp_path, load_mapping(path), undated_day=date(2024, 11, 29))
+        conn = duckdb.connect()
+        stage(conn, source)
+        profiles = rows(
+            conn,
+            "SELECT customer_id, age_band, marital_status, gender FROM staging.customers "
+            "ORDER BY 1",
+        )
+        notes = rows(
+            conn,
+            "SELECT entity, source_line, rule FROM staging.quarantine ORDER BY source_line",
+        )
+        return profiles, notes
+
+    # Nothing declared: the source's own values, all four profiles.
+    assert staged_profiles(None) == (
+        [
+            ("K1", "19-24", "Single", "Female"),
+            ("K2", "65+", "Married", "M"),
+            ("K3", "25-34", "Widowed", "Male"),
+            ("K4", "1-2", "Married", "F"),
+        ],
+        [],
+    )
+    # Declared bands: the typo is Unknown (noted); the other fields keep their values.
+    profiles, notes = staged_profiles({"age_band": ["19-24", "25-34", "35-64", "65+"]})
+    assert profiles[3] == ("K4", "Unknown", "Married", "F")
+    assert [p[1] for p in profiles[:3]] == ["19-24", "65+", "25-34"]
+    assert notes == [("customer_fields", 5, "age_band_not_declared")]
+
+
+def test_demographic_values_must_be_lists_of_known_fields(tmp_path: Path) -> None:
+    mapping = json.loads(json.dumps(BASE_MAPPING))
+    mapping["demographic_values"] = {"shoe_size": ["42"]}
+    path = write_mapping(tmp_path / "m.yaml", mapping)
+    with pytest.raises(DataContractError, match="demographic_values"):
         load_mapping(path)

@@ -204,11 +204,11 @@ def test_customers_and_products_are_validated(tmp_path: Path) -> None:
         CUSTOMER_HEADER,
         [
             ["C1", "M", "26-35", "4", "0", "A"],
-            ["C2", "X", "26-35", "4", "0", "A"],  # gender not M/F
+            ["C2", "X", "26-35", "4", "0", "A"],  # gender not M/F: Unknown, profile kept
             ["C1", "F", "18-25", "1", "1", "B"],  # duplicate id: first row wins
             ["", "M", "0-17", "1", "0", "A"],  # no id
             ["C3", "", "", "", "", ""],  # all demographics unknown: kept
-            ["C4", "f", "99-100", "2", "0", "C"],  # age band outside the contract
+            ["C4", "f", "99-100", "2", "0", "C"],  # f is F; age band outside: Unknown
         ],
     )
     write_csv(
@@ -224,21 +224,40 @@ def test_customers_and_products_are_validated(tmp_path: Path) -> None:
     source = CanonicalSource(root)
     query = source.raw_customers(conn)
     counts = stage_master(conn, "customers", query.sql, query.params)
-    assert (counts.raw, counts.staged, counts.quarantined) == (6, 2, 4)
+    # One field outside the contract's codes never costs the profile: only rows without an
+    # id or with a repeated one are quarantined.
+    assert (counts.raw, counts.staged, counts.quarantined) == (6, 4, 2)
     staged = conn.execute("SELECT * FROM staging.customers ORDER BY customer_id").fetchall()
-    assert staged[0][:6] == ("C1", "M", "26-35", "4", "0", "A")
-    assert staged[1][:6] == ("C3", "Unknown", "Unknown", "Unknown", "Unknown", "Unknown")
+    assert [row[:6] for row in staged] == [
+        ("C1", "M", "26-35", "4", "0", "A"),
+        ("C2", "Unknown", "26-35", "4", "0", "A"),
+        ("C3", "Unknown", "Unknown", "Unknown", "Unknown", "Unknown"),
+        ("C4", "F", "Unknown", "2", "0", "C"),
+    ]
     rules = dict(
         conn.execute(
             "SELECT source_line, rule FROM staging.quarantine WHERE entity = 'customers'"
         ).fetchall()
     )
-    assert rules == {
-        3: "gender:isin(['M', 'F', 'Unknown'])",
-        4: "duplicate_customer_id",
-        5: "customer_id_missing",
-        7: "age_band:isin(['0-17', '18-25', '26-35', '36-45', '46-50', '51-55', '55+', 'Unknown'])",
-    }
+    assert rules == {4: "duplicate_customer_id", 5: "customer_id_missing"}
+    notes = conn.execute(
+        "SELECT source_line, rule, detail FROM staging.quarantine "
+        "WHERE entity = 'customer_fields' ORDER BY source_line"
+    ).fetchall()
+    assert notes == [
+        (
+            3,
+            "gender_not_declared",
+            'gender="X" is not one of the values the source declares (M, F); the profile is '
+            "kept with it Unknown",
+        ),
+        (
+            7,
+            "age_band_not_declared",
+            'age_band="99-100" is not one of the values the source declares (0-17, 18-25, '
+            "26-35, 36-45, 46-50, 51-55, 55+); the profile is kept with it Unknown",
+        ),
+    ]
     query = source.raw_products(conn)
     counts = stage_master(conn, "products", query.sql, query.params)
     assert (counts.raw, counts.staged, counts.quarantined) == (3, 2, 1)

@@ -523,7 +523,11 @@ def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.
                     else source.raw_products(conn)
                 )
                 counts = stage_master(
-                    conn, entity, query.sql if query else None, query.params if query else []
+                    conn,
+                    entity,
+                    query.sql if query else None,
+                    query.params if query else [],
+                    declared=source.declared_demographics(),
                 )
                 metadata = table_metadata(conn, table, order_by=table.primary_key[0])
         except DataContractError as exc:

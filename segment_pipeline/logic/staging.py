@@ -25,6 +25,7 @@ So `raw = staged + returns + quarantined` holds by construction, and is still ch
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,7 +36,12 @@ import pandera.polars as pa
 import polars as pl
 
 from segment_pipeline.schemas import CustomerProfile, ProductRecord, ReturnLine, StagedTransaction
-from segment_pipeline.sources.base import DataContractError, DatasetSource, RawQuery
+from segment_pipeline.sources.base import (
+    CONTRACT_DEMOGRAPHICS,
+    DataContractError,
+    DatasetSource,
+    RawQuery,
+)
 from segment_pipeline.sources.lines import first_undecodable_byte, physical_line_of_scan_line
 from segment_pipeline.tables import Column, TableDef, ensure_table
 
@@ -743,7 +749,9 @@ WITH src AS ({source}),
 cleaned AS (
     SELECT
         nullif(trim(customer_id, __ID_PAD__), '') AS customer_id,
-        coalesce(nullif(upper(trim(gender)), ''), 'Unknown') AS gender,
+        -- m/f are M/F; other values (words, other codes) are kept as the source has them
+        coalesce(nullif(CASE WHEN length(trim(gender)) = 1 THEN upper(trim(gender))
+                             ELSE trim(gender) END, ''), 'Unknown') AS gender,
         coalesce(nullif(trim(age_band), ''), 'Unknown') AS age_band,
         coalesce(nullif(trim(occupation), ''), 'Unknown') AS occupation,
         coalesce(nullif(trim(marital_status), ''), 'Unknown') AS marital_status,
@@ -821,13 +829,60 @@ ORDER BY t.source_line
 """
 
 
+#: The quarantine entity of field-level notes: a customer kept with one field set to Unknown.
+CUSTOMER_FIELDS_ENTITY = "customer_fields"
+
+#: Notes for the values of one demographic field (`{field}`, one of DEMOGRAPHIC_FIELDS: our
+#: own name, never input) outside what the source declares (`?`: the field name twice, the
+#: declared values twice). The profile is kept; the value becomes Unknown (next statement).
+FIELD_NOTES_SQL = """
+INSERT INTO _field_notes
+SELECT source_file, source_line, ? || '_not_declared',
+       ? || '=' || to_json({field}) || ' is not one of the values the source declares ('
+           || array_to_string(?::VARCHAR[], ', ') || '); the profile is kept with it Unknown',
+       raw_values
+FROM _typed_master
+WHERE parse_rule IS NULL AND {field} <> 'Unknown' AND NOT list_contains(?::VARCHAR[], {field})
+"""
+UNDECLARED_TO_UNKNOWN_SQL = """
+UPDATE _typed_master SET {field} = 'Unknown'
+WHERE parse_rule IS NULL AND {field} <> 'Unknown' AND NOT list_contains(?::VARCHAR[], {field})
+"""
+DEMOGRAPHIC_FIELDS = ("gender", "age_band", "occupation", "marital_status", "city_category")
+
+
+def _note_undeclared_values(
+    conn: duckdb.DuckDBPyConnection, declared: Mapping[str, Sequence[str]]
+) -> None:
+    """Fill `_field_notes` and set undeclared demographic values of `_typed_master` to
+    Unknown: one field outside the source's list never costs the whole profile."""
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _field_notes (source_file VARCHAR, source_line BIGINT, "
+        "rule VARCHAR, detail VARCHAR, raw_values VARCHAR)"
+    )
+    for name, values in declared.items():
+        if name not in DEMOGRAPHIC_FIELDS:
+            raise ValueError(f"unknown demographic field {name!r}")
+        allowed = [str(v) for v in values]
+        conn.execute(FIELD_NOTES_SQL.format(field=name), [name, name, allowed, allowed])
+        conn.execute(UNDECLARED_TO_UNKNOWN_SQL.format(field=name), [allowed])
+
+
 def stage_master(
     conn: duckdb.DuckDBPyConnection,
     entity: str,
     source_sql: str | None,
     params: list[object],
+    declared: Mapping[str, Sequence[str]] | None = None,
 ) -> MasterCounts:
-    """Replace staging.customers or staging.products (and their quarantine rows)."""
+    """Replace staging.customers or staging.products (and their quarantine rows).
+
+    `declared`: the demographic values the source declares (default: the canonical
+    contract's codes); a customer's value outside them becomes Unknown with a note
+    (entity `customer_fields` in staging.quarantine), and the profile is staged.
+    """
+    if declared is None:
+        declared = CONTRACT_DEMOGRAPHICS
     table, model, typed_sql = {
         "customers": (STAGED_CUSTOMERS, CustomerProfile, TYPED_CUSTOMERS_SQL),
         "products": (STAGED_PRODUCTS, ProductRecord, TYPED_PRODUCTS_SQL),
@@ -844,6 +899,7 @@ def stage_master(
         # The adapter's SELECT is our own SQL text (not user input); its values are bound.
         typed_sql = typed_sql.replace("{source}", source_sql)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed_master AS {typed_sql}", params)
+    _note_undeclared_values(conn, declared if entity == "customers" else {})
     parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL").pl()
     conn.register("_rejected_master", rejected_rows(parsed, model, "source_line"))
     try:
@@ -858,6 +914,17 @@ def stage_master(
                 "ORDER BY source_line"
             )
             conn.execute(INSERT_MASTER_QUARANTINE_SQL, [entity])
+            if entity == "customers":
+                conn.execute(
+                    "DELETE FROM staging.quarantine WHERE entity = ?", [CUSTOMER_FIELDS_ENTITY]
+                )
+                conn.execute(
+                    "INSERT INTO staging.quarantine (entity, partition_date, source_file, "
+                    "source_line, rule, detail, raw_values) SELECT ?, NULL, source_file, "
+                    "source_line, rule, detail, raw_values FROM _field_notes "
+                    "ORDER BY source_line, rule",
+                    [CUSTOMER_FIELDS_ENTITY],
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -870,4 +937,5 @@ def stage_master(
     finally:
         conn.unregister("_rejected_master")
         conn.execute("DROP TABLE IF EXISTS _typed_master")
+        conn.execute("DROP TABLE IF EXISTS _field_notes")
     return MasterCounts(raw=int(raw), staged=int(staged), quarantined=int(quarantined))

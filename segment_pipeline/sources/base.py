@@ -74,6 +74,14 @@ def with_partition_date(query: RawQuery, day: date) -> RawQuery:
     )
 
 
+#: The canonical contract's demographic codes (those of the Black Friday data), in order.
+CONTRACT_DEMOGRAPHICS: dict[str, tuple[str, ...]] = {
+    "gender": ("M", "F"),
+    "age_band": ("0-17", "18-25", "26-35", "36-45", "46-50", "51-55", "55+"),
+    "marital_status": ("0", "1"),
+}
+
+
 class DatasetSource(ABC):
     """One dataset in one format."""
 
@@ -120,6 +128,13 @@ class DatasetSource(ABC):
     def raw_customers(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
         """Raw customer profiles, or None when the dataset has none."""
         return None
+
+    def declared_demographics(self) -> dict[str, tuple[str, ...]]:
+        """The values the source declares for each demographic field, in the source's order.
+        A staged value outside them becomes `Unknown` for that field, with a quarantine note
+        (the profile is kept). A field not listed takes whatever values the source has.
+        The canonical contract declares Black Friday's codes."""
+        return dict(CONTRACT_DEMOGRAPHICS)
 
     def explain_read_error(self, error: BaseException) -> str | None:
         """A clearer message for a DuckDB error reading this dataset's files (a byte that is

@@ -288,8 +288,8 @@ def profile_rows_sql(rows_sql: str, customer_expr: str, demographics: Mapping[st
     A customer whose rows all agree yields one row. One whose rows disagree yields one row per
     version; staging keeps the earliest and quarantines the rest as `duplicate_customer_id`
     (entity `customers`), which is how conflicting profiles are reported. Values are trimmed
-    (gender upper-cased) first, so `m` and `M ` are not a conflict. Rows without a customer id
-    yield no profile (the transaction line itself is quarantined as `customer_id_missing`).
+    (a one-letter gender upper-cased) first, so `m` and `M ` are not a conflict. Rows without
+    a customer id yield no profile (the line itself is quarantined as `customer_id_missing`).
     """
 
     def norm(name: str) -> str:
@@ -297,7 +297,9 @@ def profile_rows_sql(rows_sql: str, customer_expr: str, demographics: Mapping[st
         if expr is None:
             return f"CAST(NULL AS VARCHAR) AS {name}"
         value = f"nullif(trim({expr}), '')"
-        return f"{'upper(' + value + ')' if name == 'gender' else value} AS {name}"
+        if name == "gender":  # m/f are M/F; words and other codes stay as the source has them
+            value = f"CASE WHEN length({value}) = 1 THEN upper({value}) ELSE {value} END"
+        return f"{value} AS {name}"
 
     fields = ", ".join(norm(name) for name in DEMOGRAPHIC_FIELDS)
     demo = ", ".join(DEMOGRAPHIC_FIELDS)
@@ -786,6 +788,7 @@ TOP_LEVEL_KEYS = (
     "encoding",
     "bad_values",
     "recode",
+    "demographic_values",
 )
 BAD_VALUE_MODES = ("stop", "quarantine")
 
@@ -812,6 +815,7 @@ class DatasetMapping:
     csv: CsvOptions = CsvOptions()
     bad_values: str = "stop"
     recode: dict[str, dict[str, str]] = field(default_factory=dict)
+    demographic_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _fail(mapping_file: Path, message: str) -> DataContractError:
@@ -970,6 +974,18 @@ def load_mapping(mapping_file: Path | None) -> DatasetMapping:
             f"canonical value}}; fields: {', '.join(DEMOGRAPHIC_FIELDS)}",
         )
     recode = {k: {str(a): str(b) for a, b in v.items()} for k, v in recode_doc.items()}
+    values_doc = doc.get("demographic_values") or {}
+    if not isinstance(values_doc, dict) or any(
+        k not in DEMOGRAPHIC_FIELDS or not isinstance(v, list) or not v
+        for k, v in values_doc.items()
+    ):
+        raise _fail(
+            mapping_file,
+            "`demographic_values` lists, per demographic field, the values the source uses "
+            f"(in their order), e.g. age_band: [19-24, 25-34, 65+]; fields: "
+            f"{', '.join(DEMOGRAPHIC_FIELDS)}",
+        )
+    demographic_values = {k: tuple(str(x).strip() for x in v) for k, v in values_doc.items()}
     return DatasetMapping(
         source=mapping_file,
         transactions=tx,
@@ -980,6 +996,7 @@ def load_mapping(mapping_file: Path | None) -> DatasetMapping:
         csv=CsvOptions("\t" if delimiter == "\\t" else delimiter, encoding, mapping_file),
         bad_values=bad_values,
         recode=recode,
+        demographic_values=demographic_values,
     )
 
 
@@ -1005,6 +1022,12 @@ class MappedSource(FileDatasetSource):
         self.mapping = mapping
         self.csv_options = mapping.csv
         self.rules = mapping.rules
+
+    def declared_demographics(self) -> dict[str, tuple[str, ...]]:
+        """The mapping's `demographic_values` (after `recode`); a field it does not list
+        keeps the source's own values, whatever they are (age bands such as 19-24 / 65+,
+        marital status words)."""
+        return dict(self.mapping.demographic_values)
 
     def _resolve(self, entity: EntityMapping) -> Path:
         return self.location / entity.path if entity.path else self.location
