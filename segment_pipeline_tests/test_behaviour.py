@@ -8,6 +8,7 @@ columns as the real view), so every expected value below is computed by hand in 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 
 import duckdb
@@ -24,13 +25,14 @@ from segment_pipeline.logic.behaviour import (
     CUSTOMER_BEHAVIOUR,
     CUSTOMER_BEHAVIOUR_SQL,
     OCCUPATION_GROUPS_TABLE,
-    ModeSettings,
+    ClusterSettings,
     build_category_price_segments,
     build_occupation_groups,
     build_purchase_distribution,
-    cluster_edges,
-    find_modes,
-    smooth_counts,
+    fit_log_mixture,
+    mixture_clusters,
+    purchase_distribution_with_fit,
+    sample_log_amounts,
     tercile_tiers,
 )
 from segment_pipeline.logic.seed_b_figures import plot_price_segments
@@ -593,28 +595,189 @@ def test_each_customer_in_exactly_one_segment(customers, lines, min_customers) -
 
 
 # --------------------------------------------------------------------------------------------
-# Purchase distribution and modes
+# Purchase distribution and price clusters
 # --------------------------------------------------------------------------------------------
 
 
-def test_find_modes_hand_built() -> None:
-    # two clear peaks (heights 5 and 3) separated by zeros
-    assert find_modes([0, 1, 5, 1, 0, 0, 3, 3, 1, 0], 0.05) == [2, 6]
-    # a monotone slope has one mode, at the edge
-    assert find_modes([5, 4, 3, 2, 1], 0.05) == [0]
-    # a bump of prominence 0.1 on a peak of 3: 0.1 / 3 = 0.033 < 0.05 -> dropped,
-    # but kept with a 0.01 threshold
-    assert find_modes([1, 2, 3, 2.9, 3.0, 1], 0.05) == [2]
-    assert find_modes([1, 2, 3, 2.9, 3.0, 1], 0.01) == [2, 4]
-    assert find_modes([0, 0, 0], 0.05) == []
-    assert cluster_edges([0, 1, 5, 1, 0, 0, 3, 3, 1, 0], [2, 6]) == [0, 4, 10]
+def amounts_db(amounts: Sequence[float]) -> duckdb.DuckDBPyConnection:
+    """Like `lines_db`, for many lines at once: one line (and order) per amount, keys l0, l1,
+    ... (only line_id and amount matter to the distribution)."""
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA staging")
+    conn.execute(f"CREATE TABLE staging.sales_lines ({LINE_COLUMNS})")
+    frame = pd.DataFrame({"amount": [str(Decimal(str(a))) for a in amounts]})
+    conn.register("amounts", frame)
+    conn.execute(
+        "INSERT INTO staging.sales_lines SELECT 'l' || (row_number() OVER () - 1), "
+        "DATE '2025-01-01', 'o' || (row_number() OVER ()), 'c', TIMESTAMP '2025-01-01 10:00:00', "
+        "'p', 'p', 'X', 1, CAST(amount AS DECIMAL(18,4)), CAST(amount AS DECIMAL(18,4)), 'M', "
+        "'26-35', '1', '0', 'A' FROM amounts"
+    )
+    conn.unregister("amounts")
+    return conn
 
 
-def test_smoothing_keeps_mass_away_from_the_edges() -> None:
-    counts = [0.0] * 10 + [100.0] + [0.0] * 10
-    smoothed = smooth_counts(counts, 1.5)
-    assert smoothed.sum() == pytest.approx(100)
-    assert int(np.argmax(smoothed)) == 10
+def log_normal_groups(groups: Sequence[tuple[float, float, int]], seed: int = 7) -> np.ndarray:
+    """Amounts from log-normal groups (median amount, sd of log amount, lines), to the cent."""
+    rng = np.random.default_rng(seed)
+    parts = [np.exp(rng.normal(math.log(median), sd, n)) for median, sd, n in groups]
+    return np.concatenate(parts).round(2)
+
+
+def clusters_of(dist: pd.DataFrame) -> pd.DataFrame:
+    return dist[dist.measure == "cluster"].reset_index(drop=True)
+
+
+def test_mixture_clusters_cut_where_the_weighted_densities_cross() -> None:
+    # equal weights and spreads: the cut is halfway between the means
+    centres, cuts = mixture_clusters([(0.0, 1.0, 0.5), (2.0, 1.0, 0.5)])
+    assert centres == [0.0, 2.0]
+    assert cuts == [pytest.approx(1.0, abs=1e-4)]
+    # weights 3:1, sd 1: log 3 - x^2/2 = -(x-2)^2/2  ->  x = 1 + ln(3)/2 = 1.5493
+    _, cuts = mixture_clusters([(2.0, 1.0, 0.25), (0.0, 1.0, 0.75)])  # any input order
+    assert cuts == [pytest.approx(1 + math.log(3) / 2, abs=1e-4)]
+    # three components: two cuts, ascending
+    centres, cuts = mixture_clusters([(0.0, 0.3, 0.3), (2.0, 0.3, 0.4), (4.0, 0.3, 0.3)])
+    assert centres == [0.0, 2.0, 4.0] and len(cuts) == 2 and 0 < cuts[0] < 2 < cuts[1] < 4
+
+
+@pytest.mark.parametrize("spike", [0.0, 0.0021, 0.1234, 9.0])
+def test_a_single_price_next_to_a_wide_level_is_not_cut_through(spike: float) -> None:
+    # one price (sd 0.001, finer than the grid's step of ~0.008) next to a wide level: the cut
+    # is where the two weighted densities are equal, a few sd from the price, on its side
+    wide = (7.0 if spike < 7 else 3.0, 2.0, 0.7)
+    centres, cuts = mixture_clusters([(spike, 0.001, 0.3), wide])
+    assert spike in centres and len(cuts) == 1
+    (cut,) = cuts
+
+    def log_density(x: float, mean: float, sd: float, weight: float) -> float:
+        return math.log(weight / (sd * math.sqrt(2 * math.pi))) - 0.5 * ((x - mean) / sd) ** 2
+
+    assert log_density(cut, spike, 0.001, 0.3) == pytest.approx(log_density(cut, *wide), abs=1e-6)
+    assert 0.003 < abs(cut - spike) < 0.006
+
+
+def test_mixture_clusters_merge_a_component_that_never_wins_at_its_own_mean() -> None:
+    # a flat component (mean 0.5, sd 1, weight 0.1) under a narrow one (0.6, 0.2, 0.9): at
+    # x = 0.5 the flat one's density is 0.1 / (1 sqrt(2 pi)) = 0.040 and the narrow one's
+    # 0.9 / (0.2 sqrt(2 pi)) exp(-0.125) = 1.58, so it is no cluster of its own: one cluster,
+    # whose mode (read off the grid) is near the narrow component's mean.
+    centres, cuts = mixture_clusters([(0.5, 1.0, 0.1), (0.6, 0.2, 0.9)])
+    assert cuts == [] and centres == [pytest.approx(0.6, abs=0.01)]
+    assert mixture_clusters([]) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("groups", "share_tolerance"),
+    [
+        # 1,500 lines around 8, 1,000 around 60, 500 around 900 (sd 0.25 on the log scale):
+        # far apart, every line lands in its own group's cluster
+        ([(8.0, 0.25, 1500), (60.0, 0.25, 1000), (900.0, 0.25, 500)], 0.01),
+        # overlapping: medians 10 / 25 / 70 are ~3 sd apart (ln 2.5 = 0.92, sd 0.3), so a few
+        # lines of each group fall past the cut into the neighbour
+        ([(10.0, 0.3, 2000), (25.0, 0.3, 1200), (70.0, 0.3, 800)], 0.03),
+    ],
+)
+def test_three_log_normal_groups_found_with_their_means_and_shares(
+    groups: list[tuple[float, float, int]], share_tolerance: float
+) -> None:
+    amounts = log_normal_groups(groups)
+    dist, fit = purchase_distribution_with_fit(amounts_db(amounts), ClusterSettings())
+    clusters = clusters_of(dist)
+    assert fit is not None and fit.method == "gaussian_mixture" and fit.k == 3
+    assert min(fit.bic, key=fit.bic.get) == 3 and sorted(fit.bic) == [1, 2, 3, 4, 5, 6]
+    assert clusters["name"].tolist() == ["cluster_1", "cluster_2", "cluster_3"]
+    # value = expm1 of the component's mean log1p amount, i.e. close to the group's median
+    for value, (median, _, _) in zip(clusters["value"], groups, strict=True):
+        assert value == pytest.approx(median, rel=0.05)
+    total = sum(n for _, _, n in groups)
+    weights = [n / total for _, _, n in groups]
+    assert clusters["share"].to_numpy() == pytest.approx(weights, abs=share_tolerance)
+    assert [w for _, _, w in fit.components] == pytest.approx(weights, abs=share_tolerance)
+    assert int(clusters["lines"].sum()) == total
+    assert clusters["share"].sum() == pytest.approx(1)
+    # the clusters tile the amount range: first from the minimum, last to the maximum, each
+    # upper bound the next one's lower bound, the centre inside
+    assert clusters["lower"].iloc[0] == pytest.approx(amounts.min())
+    assert clusters["upper"].iloc[-1] == pytest.approx(amounts.max())
+    assert clusters["lower"].iloc[1:].tolist() == clusters["upper"].iloc[:-1].tolist()
+    assert ((clusters["lower"] < clusters["value"]) & (clusters["value"] < clusters["upper"])).all()
+    # and the line counts are the lines between the bounds, counted exactly
+    edges = np.log1p(clusters["upper"].iloc[:-1].to_numpy())
+    expected = np.bincount(np.searchsorted(edges, np.log1p(amounts), side="right"), minlength=3)
+    assert clusters["lines"].tolist() == expected.tolist()
+
+
+def test_fit_on_a_sample_still_counts_every_line() -> None:
+    # the mixture sees 600 of the 3,000 lines; the clusters still hold all 3,000
+    groups = [(8.0, 0.25, 1500), (60.0, 0.25, 1000), (900.0, 0.25, 500)]
+    conn = amounts_db(log_normal_groups(groups))
+    dist, fit = purchase_distribution_with_fit(conn, ClusterSettings(sample_lines=600))
+    clusters = clusters_of(dist)
+    assert fit is not None and fit.sample_lines == 600 and len(clusters) == 3
+    assert int(clusters["lines"].sum()) == 3000
+    assert clusters["share"].to_numpy() == pytest.approx([0.5, 1 / 3, 1 / 6], abs=0.02)
+
+
+def test_sample_is_deterministic_and_independent_of_threads() -> None:
+    conn = amounts_db(log_normal_groups([(20.0, 1.0, 5000)]))
+    conn.execute("SET threads = 1")
+    one = sample_log_amounts(conn, 700)
+    conn.execute("SET threads = 4")
+    four = sample_log_amounts(conn, 700)
+    assert len(one) == 700 and one.tolist() == four.tolist()
+    assert (np.diff(one) >= 0).all()  # sorted
+    assert len(sample_log_amounts(conn, 10_000)) == 5000  # never more than there are
+    # the same data give the same clusters
+    first = build_purchase_distribution(conn, ClusterSettings(sample_lines=700))
+    again = build_purchase_distribution(conn, ClusterSettings(sample_lines=700))
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_one_log_normal_group_is_one_cluster() -> None:
+    amounts = log_normal_groups([(40.0, 0.5, 3000)])
+    dist, fit = purchase_distribution_with_fit(amounts_db(amounts), ClusterSettings())
+    clusters = clusters_of(dist)
+    assert fit is not None and fit.k == 1 and len(clusters) == 1
+    assert clusters["value"].iloc[0] == pytest.approx(40, rel=0.05)
+    assert clusters["lines"].iloc[0] == 3000 and clusters["share"].iloc[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("amounts", "value"),
+    [
+        ([9.99] * 50, 9.99),  # one distinct amount: one cluster, no mixture
+        ([1.0, 2.0, 3.0, 10.0, 1000.0, 3.0], math.expm1(np.log1p([1, 2, 3, 10, 1000, 3]).mean())),
+    ],
+)
+def test_degenerate_amounts_give_one_cluster(amounts: list[float], value: float) -> None:
+    # fewer than min_lines (10) lines, or all equal: no mixture is fitted; one cluster holds
+    # every line, at expm1 of their mean log1p amount
+    dist, fit = purchase_distribution_with_fit(amounts_db(amounts), ClusterSettings())
+    clusters = clusters_of(dist)
+    assert fit is not None and fit.method == "single_group" and fit.bic == {}
+    assert len(clusters) == 1
+    assert clusters["value"].iloc[0] == pytest.approx(value)
+    assert clusters["lines"].iloc[0] == len(amounts) and clusters["share"].iloc[0] == 1
+    assert clusters["lower"].iloc[0] == pytest.approx(min(amounts))
+    assert clusters["upper"].iloc[0] == pytest.approx(max(amounts))
+
+
+def test_no_lines_no_clusters() -> None:
+    dist, fit = purchase_distribution_with_fit(amounts_db([]), ClusterSettings())
+    assert fit is None and clusters_of(dist).empty
+    assert fit_log_mixture(np.array([]), ClusterSettings()) is None
+
+
+def test_a_few_distinct_amounts_cap_the_components() -> None:
+    # 300 lines at three prices: k never exceeds the distinct values, and each price is a
+    # cluster of its own
+    amounts = [5.0] * 100 + [50.0] * 150 + [500.0] * 50
+    dist, fit = purchase_distribution_with_fit(amounts_db(amounts), ClusterSettings())
+    clusters = clusters_of(dist)
+    assert fit is not None and max(fit.bic) == 3
+    assert clusters["value"].to_numpy() == pytest.approx([5, 50, 500])
+    assert clusters["lines"].tolist() == [100, 150, 50]
 
 
 def test_purchase_distribution_hand_computed() -> None:
@@ -624,7 +787,7 @@ def test_purchase_distribution_hand_computed() -> None:
         {"customer_id": "c", "order_id": f"o{i}", "category": "X", "amount": a}
         for i, a in enumerate(amounts)
     ]
-    dist = build_purchase_distribution(lines_db(rows), ModeSettings(bins=10))
+    dist = build_purchase_distribution(lines_db(rows), ClusterSettings(bins=10))
 
     def value(measure: str, name: str) -> float:
         return float(dist[(dist.measure == measure) & (dist.name == name)]["value"].iloc[0])
@@ -640,7 +803,8 @@ def test_purchase_distribution_hand_computed() -> None:
     assert len(log_hist) == 10 and log_hist["lines"].sum() == 5
     raw_hist = dist[dist.measure == "histogram_raw"]
     assert raw_hist["lines"].sum() == 5  # bins up to p99 plus the overflow row
-    assert dist[dist.measure == "cluster"]["lines"].sum() == 5
+    # 5 lines are fewer than min_lines: one cluster holding all of them
+    assert dist[dist.measure == "cluster"]["lines"].tolist() == [5]
     assert set(dist.groupby(["measure", "name"]).size()) == {1}  # the primary key holds
 
 
@@ -654,7 +818,7 @@ def test_price_clusters_found_in_bimodal_amounts() -> None:
         {"customer_id": "c", "order_id": f"o{i}", "category": "X", "amount": float(a)}
         for i, a in enumerate(amounts)
     ]
-    dist = build_purchase_distribution(lines_db(rows), ModeSettings())
+    dist = build_purchase_distribution(lines_db(rows), ClusterSettings())
     clusters = dist[dist.measure == "cluster"].sort_values("value")
     assert len(clusters) == 2
     assert clusters["value"].iloc[0] == pytest.approx(10, rel=0.25)

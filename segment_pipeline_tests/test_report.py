@@ -340,7 +340,10 @@ def test_distribution_text_reads_the_table() -> None:
     report = render_report(make_inputs())
     assert "strongly right-skewed (skewness 3.50); after log1p the skewness is 0.25" in report
     assert "The median line is 24.00, the 90th percentile 270.00 and the 99th 1,300.00" in report
-    assert "2 price cluster(s) (modes): ≈18.50 (66% of lines" in report
+    assert (
+        "(components chosen by BIC) finds 2 price cluster(s), each given by its centre: "
+        "≈18.50 (66% of lines, 1.00 to 50.00), ≈680.00 (34% of lines, 50.00 to 1,800.00)." in report
+    )
 
 
 def test_dimensions_listed_with_codes_and_names() -> None:

@@ -253,3 +253,19 @@ def test_real_black_friday_sample_end_to_end(shared_data_dir: Path, tmp_path: Pa
             )[0][0]
             == 0
         )
+        # Price clusters (issue 11 item 8): the Purchase histogram has several price levels
+        # (on these 5,000 lines: groups below 4,000, at 5,000-9,000, 11,000-13,000 and
+        # 15,000-20,000). The mixture must find several clusters, none holding most lines,
+        # with the cheap and the expensive levels apart, and count every line exactly once.
+        clusters = rows(
+            conn,
+            "SELECT value, lower, upper, lines, share FROM marts.purchase_distribution "
+            "WHERE measure = 'cluster' ORDER BY log1p_value",
+        )
+        assert 1 < len(clusters) <= 6
+        assert sum(c[3] for c in clusters) == lines
+        assert sum(c[4] for c in clusters) == pytest.approx(1)
+        assert max(c[4] for c in clusters) < 0.5
+        assert [c[0] for c in clusters] == sorted(c[0] for c in clusters)
+        assert min(c[0] for c in clusters) < 4_000 and max(c[0] for c in clusters) > 15_000
+        assert all(lo < value < hi for value, lo, hi, _, _ in clusters)

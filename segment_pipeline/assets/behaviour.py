@@ -27,10 +27,11 @@ from segment_pipeline.logic.behaviour import (
     OCCUPATION_GROUPS_TABLE,
     PRICE_UNKNOWN,
     PURCHASE_DISTRIBUTION,
-    ModeSettings,
+    ClusterSettings,
+    MixtureFit,
     build_category_price_segments,
     build_occupation_groups,
-    build_purchase_distribution,
+    purchase_distribution_with_fit,
 )
 from segment_pipeline.logic.report import (
     INSIGHTS_REPORT,
@@ -110,19 +111,21 @@ class BehaviourSettings(dg.ConfigurableResource):
     strategy_rules_path: str | None = None
     """A YAML rule table; None = the bundled segment_pipeline/config/strategy_rules.yaml."""
     histogram_bins: int = 60
-    """Bins of the log1p(amount) histogram used to find price clusters."""
-    mode_smoothing_bins: float = 1.5
-    """Gaussian smoothing (sigma, in bins) before looking for modes."""
-    mode_min_prominence: float = 0.05
-    """A mode must stand out by this share of the highest smoothed bin."""
+    """Bins of the log1p(amount) histogram (table and figure)."""
+    price_cluster_max_components: int = 6
+    """Price clusters: Gaussian mixtures on log1p(amount) with 1..this many components are
+    fitted and the lowest BIC wins."""
+    price_cluster_sample_lines: int = 20_000
+    """The mixture is fitted on at most this many lines (a deterministic sample chosen in
+    DuckDB); every line is then counted in its cluster."""
     top_segments: int = 10
     """Segments listed in the report (and at most 5 labelled in the value map)."""
 
-    def mode_settings(self) -> ModeSettings:
-        return ModeSettings(
+    def cluster_settings(self) -> ClusterSettings:
+        return ClusterSettings(
             bins=self.histogram_bins,
-            smoothing_bins=self.mode_smoothing_bins,
-            min_prominence=self.mode_min_prominence,
+            max_components=self.price_cluster_max_components,
+            sample_lines=self.price_cluster_sample_lines,
         )
 
     def rule_table(self) -> RuleTable:
@@ -152,8 +155,8 @@ def _class_colours(table: RuleTable) -> dict[str, str]:
     owners=OWNERS,
     metadata=PURCHASE_DISTRIBUTION.spec_metadata(),
     description="EDA of sale-line amounts: quantiles, skewness of raw and log1p amounts, raw "
-    "and log1p histograms (computed in DuckDB), and the price clusters (modes of the smoothed "
-    "log1p histogram).",
+    "and log1p histograms (computed in DuckDB), and the price clusters (a Gaussian mixture on "
+    "log1p(amount), its number of components chosen by BIC).",
 )
 def purchase_distribution(
     context: AssetExecutionContext,
@@ -161,23 +164,52 @@ def purchase_distribution(
     behaviour_settings: BehaviourSettings,
 ) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
-        rows = build_purchase_distribution(conn, behaviour_settings.mode_settings())
+        rows, fit = purchase_distribution_with_fit(conn, behaviour_settings.cluster_settings())
         replace_rows_from_frame(conn, PURCHASE_DISTRIBUTION, rows)
         metadata = table_metadata(conn, PURCHASE_DISTRIBUTION)
     key_rows = rows[rows["measure"].isin(["quantile", "skewness", "cluster"])]
     clusters = rows[rows["measure"] == "cluster"]
-    context.log.info(
-        f"{len(clusters)} price cluster(s) at {', '.join(f'{v:,.2f}' for v in clusters['value'])}"
+    where = ", ".join(
+        f"{v:,.2f} ({s:.0%})" for v, s in zip(clusters["value"], clusters["share"], strict=True)
     )
+    context.log.info(f"{len(clusters)} price cluster(s) at {where}{_fit_text(fit)}")
     metadata.update(
         {
             "preview": preview_markdown(key_rows, max_rows=30),
             "clusters": dg.MetadataValue.int(len(clusters)),
+            "cluster_fit": dg.MetadataValue.json(_fit_json(fit)),
             "skewness_raw": _float_meta(rows, "skewness", "raw"),
             "skewness_log1p": _float_meta(rows, "skewness", "log1p"),
         }
     )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _fit_text(fit: MixtureFit | None) -> str:
+    if fit is None:
+        return ""
+    if fit.method != "gaussian_mixture":
+        return f" (no mixture fitted: {fit.sample_lines} line(s) or one distinct amount)"
+    best = min(fit.bic, key=lambda k: fit.bic[k])
+    return (
+        f" (Gaussian mixture on log1p(amount) of {fit.sample_lines:,} sampled lines: k = "
+        f"{best} of 1..{max(fit.bic)} by BIC)"
+    )
+
+
+def _fit_json(fit: MixtureFit | None) -> dict[str, object]:
+    if fit is None:
+        return {"method": None}
+    return {
+        "method": fit.method,
+        "sample_lines": fit.sample_lines,
+        "bic": {str(k): round(v, 3) for k, v in fit.bic.items()},
+        "components_log1p": [
+            {"mean": round(m, 6), "sd": round(s, 6), "weight": round(w, 6)}
+            for m, s, w in fit.components
+        ],
+        "boundaries_log1p": [round(b, 6) for b in fit.boundaries],
+    }
 
 
 def _float_meta(rows, measure: str, name: str) -> dg.MetadataValue:

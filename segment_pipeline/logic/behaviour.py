@@ -71,7 +71,7 @@ PURCHASE_DISTRIBUTION = TableDef(
     name="purchase_distribution",
     description="EDA of sale-line amounts in long form: summary statistics, quantiles, "
     "skewness of raw and log1p amounts, histograms (raw and log1p) and the price clusters "
-    "(modes of the smoothed log1p histogram).",
+    "(a Gaussian mixture on log1p amounts, its number of components chosen by BIC).",
     columns=(
         Column(
             "measure",
@@ -89,7 +89,8 @@ PURCHASE_DISTRIBUTION = TableDef(
             "value",
             "DOUBLE",
             "The statistic: an amount (currency) for summary, quantile "
-            "and cluster rows (a cluster's value is its mode), the skewness for skewness "
+            "and cluster rows (a cluster's value is its centre, expm1 of its mixture "
+            "component's mean log1p amount), the skewness for skewness "
             "rows, the line count for histogram rows",
         ),
         Column("log1p_value", "DOUBLE", "The same on the log1p scale (histogram: bin centre)"),
@@ -504,76 +505,208 @@ ORDER BY bin
 """
 
 
+#: A deterministic sample of log1p(amount) for the mixture fit: the lines with the smallest
+#: hash of their key (ties, which a 64-bit hash practically never has, by the key itself). The
+#: same data give the same sample whatever the thread count; DuckDB keeps only the top `?`
+#: rows while scanning, so 10 million lines never reach Python. `?` = sample size.
+LOG_AMOUNT_SAMPLE_SQL = """
+SELECT ln(1 + CAST(amount AS DOUBLE)) AS v
+FROM staging.sales_lines
+ORDER BY hash(line_id), line_id
+LIMIT ?
+"""
+
+
 @dataclass(frozen=True)
-class ModeSettings:
-    """How price clusters are found in the log1p histogram."""
+class ClusterSettings:
+    """How the log1p histogram is binned and the price clusters are found (a Gaussian mixture
+    on log1p(amount), k = 1..max_components chosen by BIC)."""
 
     bins: int = 60
-    smoothing_bins: float = 1.5
-    min_prominence: float = 0.05
+    max_components: int = 6
+    sample_lines: int = 20_000
+    min_lines: int = 10
+    n_init: int = 2
+    random_state: int = 0
 
 
-def smooth_counts(counts: Sequence[float], sigma_bins: float) -> np.ndarray:
-    """Gaussian smoothing of a histogram (kernel truncated at 3 sigma, zero padding)."""
-    values = np.asarray(counts, dtype=float)
-    if sigma_bins <= 0 or len(values) == 0:
-        return values
-    half = max(1, math.ceil(3 * sigma_bins))
-    offsets = np.arange(-half, half + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma_bins) ** 2)
-    kernel /= kernel.sum()
-    return np.convolve(values, kernel, mode="same")
+@dataclass(frozen=True)
+class MixtureFit:
+    """The fitted mixture and the price clusters read from it (log1p scale throughout).
 
-
-def find_modes(smoothed: Sequence[float], min_prominence: float) -> list[int]:
-    """Indices of the peaks of `smoothed` whose prominence is at least `min_prominence` times
-    the highest value.
-
-    The histogram is taken as zero outside its range. A peak is a bin (or the first bin of a
-    flat run) strictly higher than its neighbours on both sides. Its prominence is its height
-    minus the higher of the two lowest points between it and the nearest higher bin on each
-    side (or the edge): the usual topographic definition, so small bumps on a slope are not
-    modes while two well-separated price levels are. Of two equally high peaks the left one is
-    the "higher" (a deterministic tie rule), so a shallow dip between them does not make two
-    modes.
+    `components` are (mean, standard deviation, weight), ordered by mean. `centres` and
+    `boundaries` are the clusters' modes and the cuts between neighbours (len(centres) - 1
+    of them); `bic` maps each tried k to its BIC. `method` is `gaussian_mixture`, or
+    `single_group` when no mixture was fitted (fewer than `min_lines` lines or a single
+    distinct amount: one cluster holding every line).
     """
-    y = np.concatenate([[0.0], np.asarray(smoothed, dtype=float), [0.0]])
-    n = len(y)
-    if n == 2 or y.max() <= 0:
-        return []
-    threshold = min_prominence * y.max()
-    peaks: list[int] = []
-    i = 1
-    while i < n - 1:
-        j = i
-        while j + 1 < n - 1 and y[j + 1] == y[i]:
-            j += 1
-        if y[i] > y[i - 1] and y[i] > y[j + 1]:
-            height = y[i]
-            k, left_min = i, height
-            while k > 0 and y[k - 1] < height:
-                k -= 1
-                left_min = min(left_min, y[k])
-            k, right_min = j, height
-            while k < n - 1 and y[k + 1] <= height:
-                k += 1
-                right_min = min(right_min, y[k])
-            if height - max(left_min, right_min) >= threshold:
-                peaks.append(i - 1)
-        i = j + 1
-    return peaks
+
+    method: str
+    sample_lines: int
+    bic: dict[int, float]
+    components: tuple[tuple[float, float, float], ...]
+    centres: tuple[float, ...]
+    boundaries: tuple[float, ...]
+
+    @property
+    def k(self) -> int:
+        """Components of the chosen mixture (clusters can be fewer, see `mixture_clusters`)."""
+        return len(self.components)
 
 
-def cluster_edges(smoothed: Sequence[float], peaks: Sequence[int]) -> list[int]:
-    """Bin boundaries between consecutive peaks: the lowest smoothed bin between them (first
-    one on ties). Cluster k covers bins [edge_{k-1}, edge_k)."""
-    y = np.asarray(smoothed, dtype=float)
-    edges = [0]
-    for a, b in itertools.pairwise(peaks):
-        between = y[a : b + 1]
-        edges.append(a + int(np.argmin(between)))
-    edges.append(len(y))
-    return edges
+def sample_log_amounts(conn: duckdb.DuckDBPyConnection, sample_lines: int) -> np.ndarray:
+    """At most `sample_lines` log1p amounts, chosen by `LOG_AMOUNT_SAMPLE_SQL`, sorted."""
+    values = conn.execute(LOG_AMOUNT_SAMPLE_SQL, [int(sample_lines)]).fetchnumpy()["v"]
+    return np.sort(np.asarray(values, dtype=float))
+
+
+def _log_weighted_density(
+    x: np.ndarray, components: Sequence[tuple[float, float, float]]
+) -> np.ndarray:
+    """log of sum_k w_k N(x; mean_k, sd_k), computed without underflow."""
+    terms = [
+        math.log(w) - math.log(sd * math.sqrt(2 * math.pi)) - 0.5 * ((x - m) / sd) ** 2
+        for m, sd, w in components
+    ]
+    return np.logaddexp.reduce(np.array(terms), axis=0)
+
+
+def mixture_clusters(
+    components: Sequence[tuple[float, float, float]], grid_points: int = 4001
+) -> tuple[list[float], list[float]]:
+    """Price clusters of a 1-D Gaussian mixture: (modes, boundaries), both on the mixture's
+    scale and ascending.
+
+    Components are taken in order of their means; a cluster is a run of neighbouring
+    components. Two neighbouring clusters are cut where their weighted densities cross (the
+    point where a line becomes more likely to come from the next cluster): bracketed on a
+    fine grid between their modes (the grid holds every component's mean exactly), then
+    found by bisection on the densities themselves, so a narrow component (a single price)
+    is never cut through. A cluster must be the more likely of the two at its own mode;
+    where that fails (a wide, flat component under a narrow one, which is the argmax nowhere
+    near its mean) the pair is merged, weakest pair first, and the merged cluster's density
+    is the sum of its components'. So clusters are contiguous intervals, ordered, and each
+    mode lies inside its own interval.
+    """
+    comps = sorted((float(m), max(float(s), 1e-9), float(w)) for m, s, w in components if w > 0)
+    if not comps:
+        return [], []
+    lo = min(m - 6 * s for m, s, _ in comps)
+    hi = max(m + 6 * s for m, s, _ in comps)
+    grid = np.unique(np.concatenate([np.linspace(lo, hi, grid_points), [m for m, _, _ in comps]]))
+    groups = [[i] for i in range(len(comps))]
+
+    def members(group: list[int]) -> list[tuple[float, float, float]]:
+        return [comps[i] for i in group]
+
+    while True:
+        dens = [_log_weighted_density(grid, members(g)) for g in groups]
+        modes = [int(np.argmax(d)) for d in dens]
+        worst, worst_margin = None, math.inf
+        for j in range(len(groups) - 1):
+            diff = dens[j] - dens[j + 1]
+            margin = min(diff[modes[j]], -diff[modes[j + 1]])
+            if margin <= 0 and margin < worst_margin:
+                worst, worst_margin = j, margin
+        if worst is None:
+            break
+        groups[worst : worst + 2] = [groups[worst] + groups[worst + 1]]
+
+    # a lone component's mode is its mean (on the grid, exactly); a merged cluster's is the
+    # highest grid point of its summed density
+    centres = [float(grid[m]) for m in modes]
+    boundaries: list[float] = []
+    for j in range(len(groups) - 1):
+        left, right = members(groups[j]), members(groups[j + 1])
+        a, b = modes[j], modes[j + 1]
+        diff = dens[j][a : b + 1] - dens[j + 1][a : b + 1]
+        i = int(np.argmax(diff <= 0))  # first grid point where the next cluster wins (>= 1)
+        x0, x1 = float(grid[a + i - 1]), float(grid[a + i])
+        for _ in range(100):  # bisection: left cluster wins at x0, the right one at x1
+            mid = 0.5 * (x0 + x1)
+            if mid in (x0, x1):
+                break
+            at_mid = np.array([mid])
+            if _log_weighted_density(at_mid, left)[0] > _log_weighted_density(at_mid, right)[0]:
+                x0 = mid
+            else:
+                x1 = mid
+        boundaries.append(x1)
+    return centres, boundaries
+
+
+def fit_log_mixture(values: np.ndarray, settings: ClusterSettings) -> MixtureFit | None:
+    """Fit Gaussian mixtures with k = 1..max_components to `values` (log1p amounts) and keep
+    the k with the lowest BIC (ties: the smaller k); None without values.
+
+    scikit-learn's `GaussianMixture` (full variance, k-means initialisation, `n_init` starts,
+    fixed `random_state`: the same values give the same fit). k never exceeds the number of
+    distinct values. Fewer than `min_lines` values, or one distinct value, fit nothing: one
+    cluster at their mean.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return None
+    distinct = len(np.unique(x))
+    if n < settings.min_lines or distinct == 1:
+        mean, sd = float(x.mean()), float(x.std())
+        return MixtureFit("single_group", n, {}, ((mean, sd, 1.0),), (mean,), ())
+
+    # scikit-learn takes about a second to import: only a run that fits clusters pays for it,
+    # not every load of the definitions.
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    column = x.reshape(-1, 1)
+    bic: dict[int, float] = {}
+    best = None
+    for k in range(1, min(settings.max_components, distinct) + 1):
+        model = GaussianMixture(
+            n_components=k,
+            covariance_type="full",
+            n_init=settings.n_init,
+            random_state=settings.random_state,
+        )
+        # one thread: a 1-D fit on 20,000 values gains nothing from more, the k-means
+        # initialisation's OpenMP threads slowed it 2-3x on a busy machine, and the result
+        # cannot depend on the thread count
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(column)
+        bic[k] = float(model.bic(column))
+        if best is None or bic[k] < bic[best[0]]:
+            best = (k, model)
+    assert best is not None
+    model = best[1]
+    components = tuple(
+        sorted(
+            (float(m), float(math.sqrt(v)), float(w))
+            for m, v, w in zip(
+                model.means_[:, 0], model.covariances_[:, 0, 0], model.weights_, strict=True
+            )
+        )
+    )
+    centres, boundaries = mixture_clusters(components)
+    return MixtureFit("gaussian_mixture", n, bic, components, tuple(centres), tuple(boundaries))
+
+
+def count_cluster_lines(
+    conn: duckdb.DuckDBPyConnection, boundaries: Sequence[float]
+) -> tuple[int, list[int]]:
+    """(all lines, lines per cluster) counted over every line of staging.sales_lines in one
+    scan: cluster j holds the lines with boundaries[j-1] <= log1p(amount) < boundaries[j]."""
+    below = ", ".join("count_if(v < ?)" for _ in boundaries)
+    sql = (
+        f"SELECT count(*){', ' + below if below else ''} FROM "
+        "(SELECT ln(1 + CAST(amount AS DOUBLE)) AS v FROM staging.sales_lines)"
+    )
+    total, *cumulative = (int(c) for c in conn.execute(sql, list(boundaries)).fetchall()[0])
+    edges = [0, *cumulative, total]
+    return total, [b - a for a, b in itertools.pairwise(edges)]
 
 
 def distribution_rows(
@@ -583,9 +716,13 @@ def distribution_rows(
     log_lower: float,
     log_width: float,
     raw_width: float,
-    modes: ModeSettings,
+    bins: int,
+    clusters: Sequence[tuple[float, float, float, int]] = (),
 ) -> pd.DataFrame:
-    """The purchase_distribution rows from the SQL results (all small)."""
+    """The purchase_distribution rows from the SQL results and the price clusters (all small).
+
+    `clusters` are (log1p mode, log1p lower bound, log1p upper bound, lines), ascending.
+    """
     total = int(summary["lines"] or 0)
     rows: list[dict[str, object]] = []
 
@@ -629,28 +766,22 @@ def distribution_rows(
     add("skewness", "raw", _f(summary.get("skew_raw")))
     add("skewness", "log1p", _f(summary.get("skew_log1p")))
 
-    counts = np.zeros(modes.bins, dtype=float)
+    counts = np.zeros(bins, dtype=float)
     for b, n in zip(log_hist["bin"], log_hist["lines"], strict=True):
         counts[int(b)] += int(n)
-    smoothed = smooth_counts(counts, modes.smoothing_bins)
-    peaks = find_modes(smoothed, modes.min_prominence) if total else []
-    edges = cluster_edges(smoothed, peaks) if peaks else []
-    for k, peak in enumerate(peaks):
-        lo_bin, hi_bin = edges[k], edges[k + 1]
-        centre = log_lower + (peak + 0.5) * log_width
-        in_cluster = int(counts[lo_bin:hi_bin].sum())
+    for k, (centre, lo, hi, in_cluster) in enumerate(clusters):
         add(
             "cluster",
             f"cluster_{k + 1}",
             math.expm1(centre),
             centre,
-            lower=math.expm1(log_lower + lo_bin * log_width),
-            upper=math.expm1(log_lower + hi_bin * log_width),
-            lines=in_cluster,
+            lower=math.expm1(lo),
+            upper=math.expm1(hi),
+            lines=int(in_cluster),
             share=in_cluster / total if total else None,
         )
 
-    for b in range(modes.bins):
+    for b in range(bins):
         lo = log_lower + b * log_width
         n = int(counts[b])
         add(
@@ -694,24 +825,48 @@ def distribution_rows(
 
 
 def build_purchase_distribution(
-    conn: duckdb.DuckDBPyConnection, modes: ModeSettings, raw_bins: int = 50
+    conn: duckdb.DuckDBPyConnection, settings: ClusterSettings, raw_bins: int = 50
 ) -> pd.DataFrame:
     """Run the distribution queries (aggregates only) and assemble the table's rows."""
+    return purchase_distribution_with_fit(conn, settings, raw_bins)[0]
+
+
+def purchase_distribution_with_fit(
+    conn: duckdb.DuckDBPyConnection, settings: ClusterSettings, raw_bins: int = 50
+) -> tuple[pd.DataFrame, MixtureFit | None]:
+    """The purchase_distribution rows and the mixture behind its price clusters.
+
+    Everything over all lines runs in DuckDB: the summary, both histograms, the sample of at
+    most `settings.sample_lines` log1p amounts the mixture is fitted on, and the exact count
+    of lines between the cluster boundaries.
+    """
     summary_frame = conn.execute(DISTRIBUTION_SUMMARY_SQL).df()
     summary = summary_frame.iloc[0].to_dict()
     summary["quantiles"] = list(summary["quantiles"]) if summary["lines"] else []
     lines = int(summary["lines"])
     log_lower = float(summary["log_min"]) if lines else 0.0
-    log_upper = float(summary["log_max"]) if lines else 1.0
-    if log_upper <= log_lower:
-        log_upper = log_lower + 1.0  # all amounts equal: one populated bin
-    log_width = (log_upper - log_lower) / modes.bins
-    log_hist = conn.execute(LOG_HISTOGRAM_SQL, [log_lower, log_width, modes.bins]).df()
+    log_max = float(summary["log_max"]) if lines else 1.0
+    log_upper = log_max if log_max > log_lower else log_lower + 1.0  # all amounts equal
+    log_width = (log_upper - log_lower) / settings.bins
+    log_hist = conn.execute(LOG_HISTOGRAM_SQL, [log_lower, log_width, settings.bins]).df()
     p99 = float(summary["quantiles"][-1]) if lines else 1.0
     raw_upper = p99 if p99 > 0 else 1.0
     raw_width = raw_upper / raw_bins
     raw_hist = conn.execute(RAW_HISTOGRAM_SQL, [raw_upper, raw_width, raw_bins]).df()
-    return distribution_rows(summary, log_hist, raw_hist, log_lower, log_width, raw_width, modes)
+
+    fit = fit_log_mixture(sample_log_amounts(conn, settings.sample_lines), settings)
+    clusters: list[tuple[float, float, float, int]] = []
+    if fit is not None:
+        _, per_cluster = count_cluster_lines(conn, fit.boundaries)
+        cuts = [log_lower, *fit.boundaries, log_max]
+        clusters = [
+            (centre, lo, hi, n)
+            for centre, lo, hi, n in zip(fit.centres, cuts[:-1], cuts[1:], per_cluster, strict=True)
+        ]
+    rows = distribution_rows(
+        summary, log_hist, raw_hist, log_lower, log_width, raw_width, settings.bins, clusters
+    )
+    return rows, fit
 
 
 def _f(value: object) -> float | None:

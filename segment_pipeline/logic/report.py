@@ -468,8 +468,8 @@ def _distribution_section(inputs: ReportInputs, figures: dict[str, str], embed: 
     out.append("")
     if not clusters.empty:
         out.append(
-            f"The smoothed log1p histogram has {len(clusters)} price cluster(s) (modes): "
-            f"{cluster_text}."
+            f"A Gaussian mixture on log1p(amount) (components chosen by BIC) finds "
+            f"{len(clusters)} price cluster(s), each given by its centre: {cluster_text}."
         )
         out.append("")
     out += [

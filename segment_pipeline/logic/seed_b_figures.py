@@ -134,7 +134,8 @@ def _stat(dist: pd.DataFrame, measure: str, name: str) -> float | None:
 
 
 def plot_purchase_distribution(dist: pd.DataFrame) -> Figure:
-    """Raw and log1p histograms side by side, price clusters shaded and their modes marked."""
+    """Raw and log1p histograms side by side, price clusters shaded and their centres marked
+    (a cluster's centre is its mixture component's mean on the log1p scale)."""
     raw = dist[dist["measure"] == "histogram_raw"]
     log = dist[dist["measure"] == "histogram_log1p"]
     clusters = dist[dist["measure"] == "cluster"].sort_values("log1p_value")
@@ -175,7 +176,7 @@ def plot_purchase_distribution(dist: pd.DataFrame) -> Figure:
                 color=OKABE_ITO[3],
                 linestyle="--",
                 linewidth=1.2,
-                label=None if marked else "price cluster modes",
+                label=None if marked else "price cluster centres",
             )
             marked = True
     if marked:
@@ -189,26 +190,29 @@ def plot_purchase_distribution(dist: pd.DataFrame) -> Figure:
     ymax = float(log["lines"].max())
     shades = ["#f2f2f2", "#dddddd"]
     span = (centres.max() - centres.min() + width) or 1.0
-    last_x, level = -math.inf, 0
+    # labels stack in up to three rows: each goes to the lowest row whose last label is at
+    # least ~1/6 of the axis away (six clusters on a narrow range still read)
+    row_last = [-math.inf] * 3
     for k, (_, c) in enumerate(clusters.iterrows()):
         lo, hi = math.log1p(max(c["lower"], 0.0)), math.log1p(max(c["upper"], 0.0))
         ax_log.axvspan(lo, hi, color=shades[k % 2], zorder=0)
         ax_log.axvline(c["log1p_value"], color=OKABE_ITO[3], linestyle="--", linewidth=1.2)
-        # neighbouring labels closer than ~1/6 of the axis alternate between two rows
-        level = 1 - level if (c["log1p_value"] - last_x) / span < 0.17 else 0
-        last_x = c["log1p_value"]
+        x = c["log1p_value"]
+        free = [r for r, last in enumerate(row_last) if (x - last) / span >= 0.17]
+        level = free[0] if free else int(np.argmin(row_last))
+        row_last[level] = x
         ax_log.text(
-            c["log1p_value"],
-            ymax * (1.02 + 0.17 * level),
-            f"mode ≈ {money(c['value'])}\n{100 * c['share']:.0f}% of lines",
+            x,
+            ymax * (1.02 + 0.15 * level),
+            f"≈ {money(c['value'])}\n{100 * c['share']:.0f}% of lines",
             ha="center",
             va="bottom",
-            fontsize=9,
+            fontsize=8.5,
             color=OKABE_ITO[3],
             zorder=5,
             bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5},
         )
-    ax_log.set_ylim(0, ymax * 1.4)
+    ax_log.set_ylim(0, ymax * 1.55)
     ticks = [
         t
         for t in (0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000)
@@ -220,7 +224,7 @@ def plot_purchase_distribution(dist: pd.DataFrame) -> Figure:
     ax_log.set_ylabel("Sale lines per bin")
     skew_text = f"skewness {skew_log:.2f}; " if skew_log is not None else ""
     ax_log.set_title(
-        f"log1p(amount) ({skew_text}price clusters shaded, modes marked)", fontsize=10.5
+        f"log1p(amount) ({skew_text}price clusters shaded, centres marked)", fontsize=10.5
     )
     for ax in (ax_raw, ax_log):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -236,8 +240,9 @@ def plot_purchase_distribution(dist: pd.DataFrame) -> Figure:
     )
     _footnote(
         fig,
-        "Source: marts.purchase_distribution (histograms computed in DuckDB; modes of "
-        "the Gaussian-smoothed log1p histogram).",
+        "Source: marts.purchase_distribution (histograms computed in DuckDB; price clusters: "
+        "a Gaussian mixture on log1p(amount), components chosen by BIC, cut where neighbours' "
+        "densities cross).",
     )
     fig.subplots_adjust(top=0.84, bottom=0.14, left=0.06, right=0.99)
     return fig
