@@ -26,6 +26,7 @@ from segment_pipeline.logic.behaviour import (
     CUSTOMER_BEHAVIOUR_SQL,
     OCCUPATION_GROUPS_TABLE,
     ClusterSettings,
+    _em_gaussian_mixture,
     build_category_price_segments,
     build_occupation_groups,
     build_purchase_distribution,
@@ -674,8 +675,10 @@ def test_mixture_clusters_merge_a_component_that_never_wins_at_its_own_mean() ->
         # far apart, every line lands in its own group's cluster
         ([(8.0, 0.25, 1500), (60.0, 0.25, 1000), (900.0, 0.25, 500)], 0.01),
         # overlapping: medians 10 / 25 / 70 are ~3 sd apart (ln 2.5 = 0.92, sd 0.3), so a few
-        # lines of each group fall past the cut into the neighbour
-        ([(10.0, 0.3, 2000), (25.0, 0.3, 1200), (70.0, 0.3, 800)], 0.03),
+        # lines of each group fall past the cut into the neighbour, and the sample's
+        # maximum-likelihood weights (0.46 / 0.34 / 0.20, scikit-learn's too when run to
+        # convergence) are not quite the generating 0.5 / 0.3 / 0.2
+        ([(10.0, 0.3, 2000), (25.0, 0.3, 1200), (70.0, 0.3, 800)], 0.06),
     ],
 )
 def test_three_log_normal_groups_found_with_their_means_and_shares(
@@ -688,8 +691,10 @@ def test_three_log_normal_groups_found_with_their_means_and_shares(
     assert min(fit.bic, key=fit.bic.get) == 3 and sorted(fit.bic) == [1, 2, 3, 4, 5, 6]
     assert clusters["name"].tolist() == ["cluster_1", "cluster_2", "cluster_3"]
     # value = expm1 of the component's mean log1p amount, i.e. close to the group's median
+    # (log1p of a log-normal group is not quite normal: the maximum-likelihood mean of the
+    # overlapping case sits 5 % below 10, as scikit-learn's also does when run to convergence)
     for value, (median, _, _) in zip(clusters["value"], groups, strict=True):
-        assert value == pytest.approx(median, rel=0.05)
+        assert value == pytest.approx(median, rel=0.07)
     total = sum(n for _, _, n in groups)
     weights = [n / total for _, _, n in groups]
     assert clusters["share"].to_numpy() == pytest.approx(weights, abs=share_tolerance)
@@ -825,3 +830,33 @@ def test_price_clusters_found_in_bimodal_amounts() -> None:
     assert clusters["value"].iloc[1] == pytest.approx(1000, rel=0.25)
     assert clusters["lines"].tolist() == [200, 100]
     assert clusters["share"].sum() == pytest.approx(1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_the_em_fit_equals_scikit_learns_gaussian_mixture(k: int) -> None:
+    """The numpy EM behind the price clusters gives scikit-learn's GaussianMixture fit (the
+    reference implementation, run to convergence) on three overlapping log-normal groups.
+    (With more components than groups the likelihood has several optima; BIC then prefers
+    k = 3 anyway, see the test above.)"""
+    from sklearn.mixture import GaussianMixture
+
+    groups = [(10.0, 0.3, 2000), (25.0, 0.3, 1200), (70.0, 0.3, 800)]
+    x = np.sort(np.log1p(np.asarray(log_normal_groups(groups), dtype=float)))
+    # both run to convergence (the pipeline stops earlier, at 1e-5 per value: see the test
+    # above for what that finds)
+    ours, log_likelihood = _em_gaussian_mixture(x, k, n_init=2, seed=0, max_iter=20000, tol=1e-9)
+    reference = GaussianMixture(k, n_init=4, random_state=0, tol=1e-9, max_iter=5000)
+    reference.fit(x.reshape(-1, 1))
+    expected = sorted(
+        zip(
+            reference.means_[:, 0],
+            np.sqrt(reference.covariances_[:, 0, 0]),
+            reference.weights_,
+            strict=True,
+        )
+    )
+    assert log_likelihood == pytest.approx(reference.score(x.reshape(-1, 1)) * len(x), abs=1.0)
+    for (mean, sd, weight), (ref_mean, ref_sd, ref_weight) in zip(ours, expected, strict=True):
+        assert mean == pytest.approx(ref_mean, abs=0.02)
+        assert sd == pytest.approx(ref_sd, abs=0.02)
+        assert weight == pytest.approx(ref_weight, abs=0.02)
