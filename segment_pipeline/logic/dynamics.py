@@ -11,9 +11,13 @@ Definitions pinned here (docs/dynamics.md explains them for analysts):
   tercile rules (`logic.behaviour`: occupation groups, category price tiers and the customer's
   dominant price segment), each run over the lines up to the month's last day instead of all
   lines (:func:`as_of_sql`). Nothing is re-implemented.
-- **as_of** of a snapshot = the day after the month, or, while the month is still running,
-  the day after the last sale line (the latest snapshot then equals today's
-  `rfm_customer_segments`). A month that starts after the last sale line has no snapshot yet.
+- **as_of** of a snapshot = the day after the month, also while the month is still running
+  (its snapshot is then provisional: recency counts to the month's end, as if nobody bought in
+  the days still to come). So a month's snapshot depends only on the lines up to its last day,
+  and recomputing it after later data arrived gives the same rows. R scores are ranks, so they
+  and the segments equal today's `rfm_customer_segments` either way; only recency_days is
+  shifted by the days left in the month. A month that starts after the last sale line has no
+  snapshot yet.
 - **Lapsed**: no purchase in the last `lapse_days` days before the snapshot's as_of
   (`recency_days > lapse_days`); otherwise **active**.
 - **Transitions** between the snapshots of two consecutive calendar months, per dimension
@@ -109,11 +113,11 @@ def months_between(first: date, last: date) -> list[date]:
 
 def snapshot_as_of(month: date, last_line: date | None) -> date | None:
     """as_of of the snapshot of `month` (first day) when the data's last sale line is on
-    `last_line`: the day after the month, or the day after `last_line` while the month is
-    running; None when the month starts after the last line (nothing to snapshot yet)."""
+    `last_line`: the day after the month (also while it is running); None when the month
+    starts after the last line (nothing to snapshot yet)."""
     if last_line is None or last_line < month:
         return None
-    return min(month_end(month), last_line) + timedelta(days=1)
+    return month_end(month) + timedelta(days=1)
 
 
 # --------------------------------------------------------------------------------------------
