@@ -915,16 +915,22 @@ def _dynamics_section(inputs: ReportInputs, embed: bool) -> list[str]:
     sizing = dyn.sizing
     if not sizing.empty:
         first = sizing.iloc[0]
+        pooled = int(sizing["baseline_months"].max() or 0)
+        baseline = (
+            f"baselines pooled over the latest {pooled} month-to-month "
+            f"transition{'s' if pooled != 1 else ''}"
+            if pooled
+            else "no baseline yet: it needs the snapshots of two consecutive months"
+        )
         out += [
             "**Experiment sizing**",
             "",
             f"Customers per arm (one playbook action against a control group) to detect a "
             f"{pct(first['relative_uplift'], 0)} relative uplift of the monthly outcome rate "
             f"with {pct(first['power'], 0)} power at a two-sided {pct(first['alpha'], 0)} "
-            f"level (two-proportion z-test on Cohen's h, statsmodels); baselines pooled over "
-            f"the last {count(first['baseline_months'])} month-to-month transitions. For staying "
-            "active the uplift is a relative cut of the lapse rate. Each action of a class is "
-            "sized the same (marts.experiment_sizing has one row per action).",
+            f"level (two-proportion z-test on Cohen's h, statsmodels); {baseline}. For "
+            "staying active the uplift is a relative cut of the lapse rate. Each action of a "
+            "class is sized the same (marts.experiment_sizing has one row per action).",
             "",
             _sizing_table(sizing),
             "",
