@@ -280,6 +280,7 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             if check_month is not None:
                 dyn.create_snapshot_temp(conn, "_check")
                 last_line = conn.execute(dyn.LAST_LINE_DATE_SQL).fetchall()[0][0]
+                dyn.stage_lines(conn, dyn.month_end(check_month))  # afresh from staging
                 dyn.compute_snapshot(
                     conn,
                     check_month,

@@ -340,10 +340,20 @@ DYNAMICS_TABLES: tuple[TableDef, ...] = (
 # --------------------------------------------------------------------------------------------
 
 SALES_LINES = "staging.sales_lines"
+#: A narrow copy of staging.sales_lines (the columns the reused SQL reads), taken once per
+#: run: each month's queries then scan it instead of the view and its joins (12 months at
+#: 746k lines: 11-15 s instead of 21-28 s).
+LINES_TABLE = "_dynamics_lines"
+STAGE_LINES_SQL = f"""
+CREATE OR REPLACE TEMP TABLE {LINES_TABLE} AS
+SELECT customer_id, order_id, order_ts, category, amount, age_band, gender, occupation
+FROM staging.sales_lines
+WHERE CAST(order_ts AS DATE) <= CAST($last_day AS DATE)
+"""
 #: The sale lines up to (and including) `$last_day`: replaces `staging.sales_lines` in the
-#: behaviour layer's SQL.
+#: RFM and behaviour layers' SQL.
 LINES_UP_TO_SQL = (
-    "(SELECT * FROM staging.sales_lines WHERE CAST(order_ts AS DATE) <= CAST($last_day AS DATE))"
+    f"(SELECT * FROM {LINES_TABLE} WHERE CAST(order_ts AS DATE) <= CAST($last_day AS DATE))"
 )
 #: Names the as-of lookup tables are registered under (they replace the marts tables).
 ASOF_OCCUPATION_GROUPS = "_asof_occupation_groups"
@@ -369,6 +379,7 @@ def as_of_sql(sql: str, replacements: Mapping[str, str] | None = None) -> str:
     return out
 
 
+RFM_AS_OF_SQL = as_of_sql(RFM_CUSTOMER_SEGMENTS_SQL)
 OCCUPATION_STATS_AS_OF_SQL = as_of_sql(OCCUPATION_STATS_SQL)
 CATEGORY_STATS_AS_OF_SQL = as_of_sql(CATEGORY_STATS_SQL)
 CUSTOMER_BEHAVIOUR_AS_OF_SQL = as_of_sql(
@@ -386,7 +397,7 @@ LAST_LINE_DATE_SQL = "SELECT max(CAST(order_ts AS DATE)) FROM staging.sales_line
 SNAPSHOT_ROWS_SQL = f"""
 WITH month_lines AS (
     SELECT customer_id, count(DISTINCT order_id) AS orders, sum(amount) AS revenue
-    FROM staging.sales_lines
+    FROM {LINES_TABLE}
     WHERE CAST(order_ts AS DATE) BETWEEN CAST($month AS DATE) AND CAST($last_day AS DATE)
     GROUP BY customer_id
 )
@@ -454,8 +465,9 @@ def compute_snapshot(
     into: str,
 ) -> SnapshotMonth:
     """Append the snapshot rows of `month` to the temp table `into` (which has the columns of
-    CUSTOMER_SNAPSHOTS). Everything runs in DuckDB but the two small tercile splits (one row
-    per occupation code and per category)."""
+    CUSTOMER_SNAPSHOTS), reading the lines of :func:`stage_lines` (taken up to this month's
+    end or later). Everything runs in DuckDB but the two small tercile splits (one row per
+    occupation code and per category)."""
     as_of = snapshot_as_of(month, last_line)
     window = snapshot_window(conn, as_of, window_settings) if as_of else None
     if as_of is None or window is None:
@@ -476,8 +488,8 @@ def compute_snapshot(
     conn.register(ASOF_CATEGORY_PRICE_SEGMENTS, categories)
     try:
         conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE _snapshot_rfm AS {RFM_CUSTOMER_SEGMENTS_SQL}",
-            rfm_params(window, segment_map),
+            f"CREATE OR REPLACE TEMP TABLE _snapshot_rfm AS {RFM_AS_OF_SQL}",
+            {**rfm_params(window, segment_map), **day},
         )
         conn.execute(
             f"CREATE OR REPLACE TEMP TABLE _snapshot_behaviour AS {CUSTOMER_BEHAVIOUR_AS_OF_SQL}",
@@ -496,6 +508,11 @@ def compute_snapshot(
     conn.execute("DROP TABLE IF EXISTS _snapshot_rfm")
     conn.execute("DROP TABLE IF EXISTS _snapshot_behaviour")
     return SnapshotMonth(month, as_of, window, int(after - before))
+
+
+def stage_lines(conn: duckdb.DuckDBPyConnection, last_day: date) -> None:
+    """(Re)take the narrow temp copy of the sale lines up to `last_day`."""
+    conn.execute(STAGE_LINES_SQL, {"last_day": last_day})
 
 
 def create_snapshot_temp(conn: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -518,6 +535,7 @@ def compute_snapshots(
     `into`_tiers (category tiers), created empty."""
     create_snapshot_temp(conn, into)
     last_line = conn.execute(LAST_LINE_DATE_SQL).fetchall()[0][0]
+    stage_lines(conn, month_end(max(months)))
     return [
         compute_snapshot(
             conn,
