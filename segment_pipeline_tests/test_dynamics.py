@@ -619,7 +619,7 @@ def test_snapshots_share_the_month_partitions_of_staging(tmp_path: Path, sample_
 
 DYNAMICS_SELECTION = (
     'key:"raw/*" or key:"staging/*" or group:dynamics or group:behaviour or group:strategy '
-    'or key:"figures/dyn_*"'
+    'or key:"figures/dyn_*" or key:"marts/rfm_customer_segments"'
 )
 
 
@@ -668,6 +668,20 @@ def test_dynamics_end_to_end_backfill_then_a_daily_run(tmp_path: Path) -> None:
                 "GROUP BY 1 ORDER BY 1"
             ).fetchall()
             sizing = conn.execute("SELECT count(*) FROM marts.experiment_sizing").fetchall()
+            # the running month's snapshot counts recency to the month's end (the data ends on
+            # Mar 16), yet its scores and segments are today's RFM segments, customer by customer
+            differ = conn.execute(
+                "SELECT count(*) FROM marts.customer_snapshots AS s "
+                "FULL JOIN marts.rfm_customer_segments AS r USING (customer_id) "
+                "WHERE s.snapshot_month = '2025-03-01' AND (s.rfm_code IS DISTINCT FROM "
+                "r.rfm_code OR s.segment IS DISTINCT FROM r.segment)"
+            ).fetchall()[0][0]
+            shifted = conn.execute(
+                "SELECT DISTINCT s.recency_days - r.recency_days FROM marts.customer_snapshots "
+                "AS s JOIN marts.rfm_customer_segments AS r USING (customer_id) "
+                "WHERE s.snapshot_month = '2025-03-01'"
+            ).fetchall()
+        assert differ == 0 and shifted == [(15,)]  # Apr 1 - Mar 17
         assert [m for m, _ in months] == [JAN, FEB, MAR] and sizing[0][0] > 0
         for stem in dyn_assets.FIGURE_STEMS.values():
             assert (settings.figures_dir / f"{stem}.png").stat().st_size > 10_000
