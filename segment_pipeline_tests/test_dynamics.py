@@ -211,6 +211,22 @@ def test_snapshot_equals_the_layers_computation_on_the_truncated_history() -> No
         assert snapshot[column].tolist() == behaviour[column].tolist(), column
 
 
+def test_a_corrected_day_makes_the_later_snapshots_stale_until_backfilled() -> None:
+    """Correcting a1 (Jan 5) changes what Jan, Feb and Mar should hold; the history check
+    names the three months until they are recomputed."""
+    conn = _warehouse()
+    _snapshots(conn)
+    stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    assert (stale["stored_monetary"] == stale["current_monetary"]).all()
+    conn.execute("UPDATE staging.sales_lines SET amount = 12 WHERE order_id = 'a1'")
+    stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    differs = stale["stored_monetary"] != stale["current_monetary"]
+    assert stale.loc[differs, "snapshot_month"].dt.date.tolist() == [JAN, FEB, MAR]
+    _snapshots(conn, (JAN, FEB, MAR))
+    stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    assert (stale["stored_monetary"] == stale["current_monetary"]).all()
+
+
 def test_as_of_sql_refuses_sql_of_another_shape() -> None:
     with pytest.raises(dyn.AsOfSqlError, match=r"staging\.sales_lines"):
         dyn.as_of_sql("SELECT 1")
