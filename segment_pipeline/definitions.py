@@ -8,6 +8,7 @@ Each layer module contributes its assets; nothing here computes anything.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import dagster as dg
 
@@ -24,17 +25,30 @@ from segment_pipeline.sensors import build_new_data_sensor
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import open_source
 
-#: Analysis layers, in graph order. Each module exposes `build_defs(settings) -> Definitions`.
+#: Analysis layers, in graph order. Each module exposes `build_defs(settings) -> Definitions`;
+#: a layer with month-partitioned assets takes `partitions_def` too (see _layer_definitions).
 LAYER_MODULES: tuple[str, ...] = (
     "segment_pipeline.assets.rfm",
     "segment_pipeline.assets.behaviour",
     "segment_pipeline.assets.clv",
+    "segment_pipeline.assets.dynamics",
 )
 
 
-def _layer_definitions(settings: PipelineSettings) -> list[dg.Definitions]:
-    """Definitions of the analysis layers."""
-    return [importlib.import_module(name).build_defs(settings) for name in LAYER_MODULES]
+def _layer_definitions(
+    settings: PipelineSettings, partitions_def: dg.PartitionsDefinition
+) -> list[dg.Definitions]:
+    """Definitions of the analysis layers. A layer whose `build_defs` has a `partitions_def`
+    parameter (the dynamics layer's monthly snapshots) gets the month partitions of raw and
+    staging, the same object, so its partitions never disagree with theirs."""
+    out = []
+    for name in LAYER_MODULES:
+        build = importlib.import_module(name).build_defs
+        if "partitions_def" in inspect.signature(build).parameters:
+            out.append(build(settings, partitions_def=partitions_def))
+        else:
+            out.append(build(settings))
+    return out
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
@@ -55,7 +69,7 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
         },
         executor=dg.in_process_executor,
     )
-    return dg.Definitions.merge(core, *_layer_definitions(settings))
+    return dg.Definitions.merge(core, *_layer_definitions(settings, partitions_def))
 
 
 defs = build_definitions()

@@ -124,9 +124,22 @@ def execute_pipeline(
     graph = defs.resolve_asset_graph()
     selected = keys or sorted(graph.get_all_asset_keys())
     partitioned = [k for k in selected if graph.get(k).is_partitioned]
-    unpartitioned = [k for k in selected if not graph.get(k).is_partitioned]
     if partitioned:
         _check_range_has_partitions(graph.get(partitioned[0]).partitions_def, start, end)
+    # Unpartitioned assets a partitioned one reads (the customer and product masters, which
+    # the monthly snapshots read through staging.sales_lines) run with the month partitions,
+    # before them: a first run on a fresh warehouse must not snapshot customers without
+    # their profiles, and a past month's snapshot is not recomputed later.
+    feeding = sorted(
+        {
+            parent
+            for key in partitioned
+            for parent in graph.get(key).parent_keys
+            if parent in selected and not graph.get(parent).is_partitioned
+        }
+    )
+    partitioned = [*partitioned, *feeding]
+    unpartitioned = [k for k in selected if k not in partitioned]
     say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
 
     # Days within one month (the daily case: a new day, a corrected day, a short dataset):

@@ -69,8 +69,8 @@ def test_graphql_shows_graph_checks_schedule_and_sensor(webserver) -> None:
         frontier = {k for k, d in deps.items() if d & frontier} - reachable
         reachable |= frontier
     analysis = [k for k in nodes if k.split("/")[0] in ("marts", "figures", "report")]
-    # ten seed figures and two CLV figures
-    assert len([k for k in analysis if k.startswith("figures/")]) == 12
+    # ten seed figures, two CLV figures and three dynamics figures
+    assert len([k for k in analysis if k.startswith("figures/")]) == 15
     assert "report/insights_report" in analysis
     assert sorted(set(analysis) - reachable) == []
 

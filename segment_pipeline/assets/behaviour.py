@@ -87,6 +87,15 @@ RFM_KEYS = [
 #: The CLV layer's table and figure for the section "Value by segment and class" (omitted
 #: when absent).
 CLV_KEYS = [dg.AssetKey(["marts", "clv_by_segment"]), dg.AssetKey(["figures", "clv_by_segment"])]
+#: The dynamics layer's tables and figures for the section "What changed since last month"
+#: (omitted when absent).
+DYNAMICS_KEYS = [
+    dg.AssetKey(["marts", "segment_transitions"]),
+    dg.AssetKey(["marts", "experiment_sizing"]),
+    dg.AssetKey(["figures", "dyn_segment_migration"]),
+    dg.AssetKey(["figures", "dyn_segment_share_over_time"]),
+    dg.AssetKey(["figures", "dyn_price_tier_flow"]),
+]
 
 FIGURE_NAMES = {
     "distribution": "bsa_purchase_distribution",
@@ -672,6 +681,7 @@ def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
             *FIGURE_KEYS.values(),
             *RFM_KEYS,
             *CLV_KEYS,
+            *DYNAMICS_KEYS,
         ],
         group_name=REPORT_GROUP,
         kinds={"duckdb", "markdown"},
@@ -683,7 +693,9 @@ def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
         description="The analyst report (Markdown): headline numbers, the top behavioural "
         "segments (seed B's headline finding, computed), each strategy class with its segments "
         "and playbook, each RFM segment's preferred categories and actions (when the RFM tables "
-        "exist), and the figures. Written as insights_report.md next to the figures and stored "
+        "exist), predicted value (CLV) and what changed since last month with the experiment "
+        "sizing (when those layers' tables exist), and the figures. Written as "
+        "insights_report.md next to the figures and stored "
         "in marts.insights_report.",
     )
     def insights_report(

@@ -10,7 +10,10 @@ The RFM section reads `marts.rfm_summary` and `marts.segment_category_preference
 layer's tables) only when they exist; without them the section says how to add it. The section
 "Value by segment and class" reads `marts.clv_by_segment` (the CLV layer) and is left out
 entirely when that table does not exist; when the CLV models could not be fitted it says why
-(`marts.clv_model_fit.not_fitted_reason`).
+(`marts.clv_model_fit.not_fitted_reason`). The section "What changed since last month" reads
+the dynamics layer (`marts.segment_transitions`, `marts.experiment_sizing`,
+`marts.customer_snapshots`, `marts.category_tier_snapshots`) and is left out when those tables
+do not exist; with a single monthly snapshot it says that the comparison starts next month.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from segment_pipeline.logic.behaviour import (
     PRICE_SEGMENTS,
     PRICE_UNKNOWN,
 )
+from segment_pipeline.logic.dynamics import CATEGORY_TIER_CHANGES_SQL
 from segment_pipeline.logic.strategy import ACTION_SEPARATOR
 from segment_pipeline.tables import Column, TableDef
 
@@ -80,6 +84,7 @@ class ReportInputs:
     clv_by_segment: pd.DataFrame | None = None
     clv_horizon_months: int | None = None
     clv_not_fitted: Mapping[str, str] = field(default_factory=dict)
+    dynamics: DynamicsInputs | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,6 +185,87 @@ def collect_clv(conn: duckdb.DuckDBPyConnection) -> ClvInputs:
     return ClvInputs(frame, int(horizon) if horizon is not None else None, not_fitted)
 
 
+DYNAMICS_TRANSITION_COLUMNS = (
+    "from_month",
+    "to_month",
+    "dimension",
+    "from_state",
+    "to_state",
+    "direction",
+    "customers",
+    "row_share",
+    "revenue_from_month",
+    "revenue_to_month",
+    "lapse_days",
+)
+DYNAMICS_SIZING_COLUMNS = (
+    "strategy_class",
+    "outcome",
+    "customers_available",
+    "baseline_rate",
+    "target_rate",
+    "n_per_arm",
+    "verdict",
+    "relative_uplift",
+    "alpha",
+    "power",
+    "baseline_months",
+)
+DYNAMICS_FIGURES: tuple[tuple[str, str], ...] = (
+    ("dyn_segment_migration.png", "RFM segment migration since last month"),
+    ("dyn_segment_share_over_time.png", "RFM segment shares, month by month"),
+    ("dyn_price_tier_flow.png", "Price-tier migration"),
+)
+
+
+@dataclass(frozen=True)
+class DynamicsInputs:
+    """What the report reads from the dynamics layer."""
+
+    months: Sequence[Any]
+    """The stored snapshot months (first days), ascending."""
+    last_pair: pd.DataFrame
+    """marts.segment_transitions rows of the latest pair of consecutive months (every
+    dimension); empty without two consecutive snapshots."""
+    sizing: pd.DataFrame
+    """marts.experiment_sizing."""
+    tier_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Categories whose price tier changed in the latest pair's later month."""
+
+
+def collect_dynamics(conn: duckdb.DuckDBPyConnection) -> DynamicsInputs | None:
+    """The dynamics layer's tables (None without them)."""
+    transitions = table_columns(conn, "marts", "segment_transitions")
+    sizing_cols = table_columns(conn, "marts", "experiment_sizing")
+    if not (
+        all(c in transitions for c in DYNAMICS_TRANSITION_COLUMNS)
+        and all(c in sizing_cols for c in DYNAMICS_SIZING_COLUMNS)
+        and "snapshot_month" in table_columns(conn, "marts", "customer_snapshots")
+    ):
+        return None
+    months = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT snapshot_month FROM marts.customer_snapshots ORDER BY 1"
+        ).fetchall()
+    ]
+    last_pair = conn.execute(
+        "SELECT * FROM marts.segment_transitions WHERE from_month = "
+        "(SELECT max(from_month) FROM marts.segment_transitions) "
+        "ORDER BY dimension, from_order, to_order"
+    ).df()
+    sizing = conn.execute(
+        "SELECT * FROM marts.experiment_sizing ORDER BY class_order, action_number"
+    ).df()
+    changes = pd.DataFrame()
+    if not last_pair.empty and table_columns(conn, "marts", "category_tier_snapshots"):
+        changes = conn.execute(
+            f"SELECT * FROM ({CATEGORY_TIER_CHANGES_SQL}) WHERE to_month = ?",
+            [last_pair["to_month"].iloc[0]],
+        ).df()
+    return DynamicsInputs(months, last_pair, sizing, changes)
+
+
 def collect_report_inputs(
     conn: duckdb.DuckDBPyConnection,
     *,
@@ -232,6 +318,7 @@ def collect_report_inputs(
         clv_by_segment=clv_inputs.by_segment,
         clv_horizon_months=clv_inputs.horizon_months,
         clv_not_fitted=clv_inputs.not_fitted,
+        dynamics=collect_dynamics(conn),
     )
 
 
@@ -344,6 +431,7 @@ def render_report(inputs: ReportInputs, *, embed_images: bool = True) -> str:
     parts += _strategy_section(inputs, figures, embed_images)
     parts += _rfm_section(inputs)
     parts += _clv_section(inputs, embed_images)
+    parts += _dynamics_section(inputs, embed_images)
     parts += _method_section(inputs)
     return "\n".join(parts).rstrip() + "\n"
 
@@ -769,6 +857,141 @@ def _clv_section(inputs: ReportInputs, embed: bool) -> list[str]:
         _figure(*CLV_FIGURE, embed),
         "",
     ]
+
+
+def _month(value: Any) -> str:
+    return "n/a" if _missing(value) else pd.Timestamp(value).strftime("%b %Y")
+
+
+def _sizing_table(sizing: pd.DataFrame) -> str:
+    per_class = sizing.drop_duplicates("strategy_class")
+    actions = sizing.groupby("strategy_class")["action"].count()
+    table = pd.DataFrame(
+        {
+            "class": per_class["strategy_class"],
+            "actions": [int(actions.get(c, 0)) for c in per_class["strategy_class"]],
+            "outcome (monthly)": per_class["outcome"].fillna("n/a"),
+            "customers available": per_class["customers_available"].map(count),
+            "baseline rate": per_class["baseline_rate"].map(pct),
+            "target rate": per_class["target_rate"].map(pct),
+            "per arm": per_class["n_per_arm"].map(count),
+            "verdict": per_class["verdict"],
+        }
+    )
+    return _md_table(table)
+
+
+def _dynamics_section(inputs: ReportInputs, embed: bool) -> list[str]:
+    """What changed between the last two monthly snapshots, and the experiment table; nothing
+    without the dynamics tables."""
+    dyn = inputs.dynamics
+    if dyn is None:
+        return []
+    out = ["## What changed since last month", ""]
+    months = list(dyn.months)
+    if not months:
+        return [*out, "No monthly snapshot yet (docs/dynamics.md).", ""]
+    span = f"{_month(months[0])} to {_month(months[-1])}" if len(months) > 1 else _month(months[0])
+    out += [
+        f"Monthly snapshots: {span} ({len(months)} month{'s' if len(months) != 1 else ''}; "
+        "each customer's RFM segment and price tier as of the month's end, docs/dynamics.md).",
+        "",
+    ]
+    pair = dyn.last_pair
+    if pair.empty:
+        lead = (
+            f"Only one monthly snapshot ({_month(months[-1])})"
+            if len(months) == 1
+            else "No two consecutive monthly snapshots"
+        )
+        out += [
+            f"{lead}: the month-to-month comparison starts when the next month's snapshot exists.",
+            "",
+        ]
+    else:
+        out += _changes(pair, dyn.tier_changes)
+        for name, caption in DYNAMICS_FIGURES:
+            out += [_figure(name, caption, embed), ""]
+    sizing = dyn.sizing
+    if not sizing.empty:
+        first = sizing.iloc[0]
+        pooled = int(sizing["baseline_months"].max() or 0)
+        baseline = (
+            f"baselines pooled over the latest {pooled} month-to-month "
+            f"transition{'s' if pooled != 1 else ''}"
+            if pooled
+            else "no baseline yet: it needs the snapshots of two consecutive months"
+        )
+        out += [
+            "**Experiment sizing**",
+            "",
+            f"Customers per arm (one playbook action against a control group) to detect a "
+            f"{pct(first['relative_uplift'], 0)} relative uplift of the monthly outcome rate "
+            f"with {pct(first['power'], 0)} power at a two-sided {pct(first['alpha'], 0)} "
+            f"level (two-proportion z-test on Cohen's h, statsmodels); {baseline}. For "
+            "staying active the uplift is a relative cut of the lapse rate. Each action of a "
+            "class is sized the same (marts.experiment_sizing has one row per action).",
+            "",
+            _sizing_table(sizing),
+            "",
+        ]
+    return out
+
+
+def _changes(pair: pd.DataFrame, tier_changes: pd.DataFrame) -> list[str]:
+    """The bullet points and the largest moves of the last month-to-month transition."""
+    from_month, to_month = pair["from_month"].iloc[0], pair["to_month"].iloc[0]
+    rfm = pair[pair["dimension"] == "rfm_segment"]
+    tiers = pair[pair["dimension"] == "price_tier"]
+    activity = pair[pair["dimension"] == "activity"]
+
+    def total(rows: pd.DataFrame, **where: str) -> int:
+        for column, value in where.items():
+            rows = rows[rows[column] == value]
+        return int(rows["customers"].sum())
+
+    before = int(rfm.loc[rfm["from_state"] != "(entered)", "customers"].sum())
+    after = int(rfm.loc[rfm["to_state"] != "(left)", "customers"].sum())
+    moved = rfm[rfm["direction"] == "moved"]
+    lapse_days = int(pair["lapse_days"].iloc[0])
+    active = int(activity.loc[activity["to_state"] == "active", "customers"].sum())
+    lines = [
+        f"From the end of {_month(from_month)} to the end of {_month(to_month)}:",
+        "",
+        f"- Customers: {count(before)} -> {count(after)}; {count(total(rfm, direction='entered'))}"
+        f" entered (first purchase in the window), {count(total(rfm, direction='left'))} left "
+        "the RFM window.",
+        f"- Activity (lapsed = no purchase in the last {lapse_days} days): "
+        f"{count(total(activity, direction='lapsed'))} lapsed, "
+        f"{count(total(activity, direction='reactivated'))} came back; {count(active)} of "
+        f"{count(after)} are active.",
+        f"- RFM segments: {count(moved['customers'].sum())} of {count(before)} customers "
+        f"({pct(moved['customers'].sum() / before if before else None)}) changed segment; "
+        f"they spent {money(moved['revenue_from_month'].sum())} in {_month(from_month)} and "
+        f"{money(moved['revenue_to_month'].sum())} in {_month(to_month)}.",
+        f"- Price tiers: {count(total(tiers, direction='up'))} moved up a tier, "
+        f"{count(total(tiers, direction='down'))} moved down.",
+    ]
+    if not tier_changes.empty:
+        retiered = "; ".join(
+            f"{r.category} {r.from_tier} -> {r.to_tier}" for r in tier_changes.itertuples()
+        )
+        lines.append(
+            f"- Categories that changed tier this month (their buyers move with them, without "
+            f"buying anything different): {retiered}."
+        )
+    top = moved.sort_values(["customers", "from_state", "to_state"], ascending=[False, True, True])
+    table = pd.DataFrame(
+        {
+            "from": top["from_state"],
+            "to": top["to_state"],
+            "customers": top["customers"].map(count),
+            "share of from": top["row_share"].map(pct),
+            f"spend {_month(from_month)}": top["revenue_from_month"].map(money),
+            f"spend {_month(to_month)}": top["revenue_to_month"].map(money),
+        }
+    ).head(8)
+    return [*lines, "", "**Largest segment moves**", "", _md_table(table), ""]
 
 
 def _method_section(inputs: ReportInputs) -> list[str]:

@@ -1,0 +1,748 @@
+"""Customer dynamics (issue 12): monthly snapshots, migration between segments and price
+tiers, and experiment sizing.
+
+Lineage: staging (sale lines, customers, products) -> marts.customer_snapshots and
+marts.category_tier_snapshots, **partitioned by month** with the same partitions as raw and
+staging (a ranged run computes all its months in one step, `BackfillPolicy.single_run()`) ->
+marts.segment_transitions, marts.customer_last_moves and, with marts.strategy_summary,
+marts.experiment_sizing (unpartitioned: they read every stored month) -> the figures
+dyn_segment_migration, dyn_segment_share_over_time, dyn_price_tier_flow and the report's
+section "What changed since last month". SQL and statistics live in
+`segment_pipeline.logic.dynamics`, the plots in `.dynamics_figures`; parameters are the
+`dynamics_settings` resource (DynamicsSettings), plus `rfm_settings` (segment map, window) and
+`behaviour_settings` (occupation threshold, strategy rules) shared with those layers.
+"""
+
+import itertools
+import random
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster import AssetExecutionContext
+from matplotlib.figure import Figure
+from pydantic import Field
+
+from segment_pipeline.assets.behaviour import SUMMARY_KEY, BehaviourSettings
+from segment_pipeline.assets.ingest import PARTITIONED_TAGS, STAGING_KEYS
+from segment_pipeline.assets.rfm import RfmSettings
+from segment_pipeline.figures import publish_figure
+from segment_pipeline.logic import dynamics as dyn
+from segment_pipeline.logic import dynamics_figures as figs
+from segment_pipeline.logic.staging import ensure_staging_tables
+from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
+from segment_pipeline.settings import PipelineSettings
+from segment_pipeline.tables import (
+    TableDef,
+    ensure_table,
+    preview_markdown,
+    replace_rows,
+    replace_rows_from_frame,
+    table_metadata,
+)
+
+OWNERS = ["team:analytics"]
+GROUP = "dynamics"
+RESOURCE_KEY = "dynamics_settings"
+
+
+def _key(table: TableDef) -> dg.AssetKey:
+    return dg.AssetKey([table.schema, table.name])
+
+
+SNAPSHOTS_KEY = _key(dyn.CUSTOMER_SNAPSHOTS)
+TIERS_KEY = _key(dyn.CATEGORY_TIER_SNAPSHOTS)
+TRANSITIONS_KEY = _key(dyn.SEGMENT_TRANSITIONS)
+LAST_MOVES_KEY = _key(dyn.CUSTOMER_LAST_MOVES)
+SIZING_KEY = _key(dyn.EXPERIMENT_SIZING)
+FIGURE_STEMS = {
+    "migration": "dyn_segment_migration",
+    "shares": "dyn_segment_share_over_time",
+    "price_flow": "dyn_price_tier_flow",
+}
+FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_STEMS.items()}
+
+
+class DynamicsSettings(dg.ConfigurableResource):
+    """Parameters of the dynamics layer; the defaults work on the bundled sample. Override them
+    in the run config (`resources: {dynamics_settings: {config: {...}}}`) or the launchpad.
+    The snapshots themselves use `rfm_settings` and `behaviour_settings`."""
+
+    lapse_days: int = Field(
+        default=dyn.DEFAULT_LAPSE_DAYS,
+        description="A customer is lapsed when their last purchase is more than this many days "
+        "before the snapshot's as_of (otherwise active)",
+    )
+    relative_uplift: float = Field(
+        default=0.10,
+        description="Uplift an experiment must detect, relative to the baseline rate (0.10 = "
+        "+10%; for staying active: 10% fewer lapses)",
+    )
+    power: float = Field(default=0.80, description="Power of the experiment (1 - type II error)")
+    alpha: float = Field(default=0.05, description="Significance level (two-sided)")
+    baseline_months: int = Field(
+        default=12,
+        description="Month-to-month transitions (the latest ones) pooled for the baseline rates",
+    )
+    class_outcomes: dict[str, str] = Field(
+        default_factory=lambda: dict(dyn.DEFAULT_CLASS_OUTCOMES),
+        description="Outcome each strategy class's playbook targets: repeat_purchase, "
+        "stay_active or price_tier_up",
+    )
+
+    def checked(self) -> "DynamicsSettings":
+        """Self, after checking every field; a `dg.Failure` listing the problems otherwise."""
+        problems = []
+        if self.lapse_days < 1:
+            problems.append(f"lapse_days must be >= 1, got {self.lapse_days}")
+        if not 0 < self.relative_uplift < 1:
+            problems.append(f"relative_uplift must be in (0, 1), got {self.relative_uplift}")
+        for name in ("power", "alpha"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                problems.append(f"{name} must be in (0, 1), got {value}")
+        if self.baseline_months < 1:
+            problems.append(f"baseline_months must be >= 1, got {self.baseline_months}")
+        unknown = {c: o for c, o in self.class_outcomes.items() if o not in dyn.OUTCOMES}
+        if unknown:
+            problems.append(
+                f"class_outcomes has unknown outcomes {unknown}; known: {', '.join(dyn.OUTCOMES)}"
+            )
+        if problems:
+            raise dg.Failure(
+                description="Invalid dynamics_settings:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        return self
+
+    def sizing(self) -> dyn.SizingSettings:
+        return dyn.SizingSettings(
+            relative_uplift=self.relative_uplift,
+            alpha=self.alpha,
+            power=self.power,
+            lapse_days=self.lapse_days,
+            baseline_months=self.baseline_months,
+        )
+
+
+class SnapshotConfig(dg.Config):
+    """Which month the check `matches_as_of_recomputation` recomputes."""
+
+    check_month: str | None = None
+    """YYYY-MM-01 of a month of the run (default: one of the run's months with a snapshot,
+    picked at random with the run id as the seed, so it is repeatable)."""
+
+
+def _window_settings(rfm_settings: RfmSettings) -> dyn.WindowSettings:
+    start = rfm_settings.window_start
+    return dyn.WindowSettings(
+        window_start=date.fromisoformat(start) if start else None,
+        lookback_days=rfm_settings.lookback_days,
+    )
+
+
+def _run_months(context: AssetExecutionContext) -> list[date]:
+    window = context.partition_time_window
+    return dyn.months_between(window.start.date(), window.end.date() - timedelta(days=1))
+
+
+def _check_month(
+    context: AssetExecutionContext, config: SnapshotConfig, with_rows: list[date]
+) -> date | None:
+    if config.check_month:
+        try:
+            month = date.fromisoformat(config.check_month).replace(day=1)
+        except ValueError:
+            raise dg.Failure(
+                description=f"check_month must be YYYY-MM-DD, got {config.check_month!r}"
+            ) from None
+        return month if month in with_rows else None
+    return random.Random(context.run_id).choice(with_rows) if with_rows else None
+
+
+def _history_check(conn: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """Stored months whose customers or spend differ from today's staging (history corrected
+    after the snapshot was taken): a warning naming the months to recompute."""
+    history = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    stale = history[
+        (history["stored_customers"] != history["current_customers"])
+        | ((history["stored_monetary"] - history["current_monetary"]).abs() > 1e-6)
+    ]
+    months = [m.strftime("%Y-%m") for m in pd.to_datetime(stale["snapshot_month"])]
+    return dg.AssetCheckResult(
+        asset_key=SNAPSHOTS_KEY,
+        check_name="snapshots_match_current_history",
+        passed=stale.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "months_checked": len(history),
+            "stale_months": ", ".join(months) or "(none)",
+            "fix": "segment-pipeline backfill --start <first stale month> --end <last day>"
+            if months
+            else "(nothing to do)",
+            "stale": preview_markdown(stale, max_rows=24),
+        },
+    )
+
+
+def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """marts/customer_snapshots and marts/category_tier_snapshots on the month partitions of
+    raw and staging."""
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                SNAPSHOTS_KEY,
+                deps=STAGING_KEYS,
+                tags=PARTITIONED_TAGS,
+                group_name=GROUP,
+                kinds={"duckdb"},
+                owners=OWNERS,
+                description="Per month and customer: RFM values, scores and segment, dominant "
+                "price segment and behavioural segment as of the month's end, computed from the "
+                "lines up to that day with the RFM and behaviour layers' own SQL; the month's "
+                "orders and spend. A ranged run computes all its months in one step and "
+                "replaces them in one transaction.",
+                metadata=dyn.CUSTOMER_SNAPSHOTS.spec_metadata(),
+            ),
+            dg.AssetSpec(
+                TIERS_KEY,
+                deps=STAGING_KEYS,
+                tags=PARTITIONED_TAGS,
+                group_name=GROUP,
+                kinds={"duckdb"},
+                owners=OWNERS,
+                description="Per month and category: median line amount and price tier as of "
+                "the month's end (the tiers that month's snapshot used).",
+                metadata=dyn.CATEGORY_TIER_SNAPSHOTS.spec_metadata(),
+            ),
+        ],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "one_row_per_customer",
+                asset=SNAPSHOTS_KEY,
+                blocking=True,
+                description="In every month of the run, each customer with a sale line in the "
+                "month's RFM window has exactly one row, with a segment of the map, scores 1-5 "
+                "and one window.",
+            ),
+            dg.AssetCheckSpec(
+                "matches_as_of_recomputation",
+                asset=SNAPSHOTS_KEY,
+                blocking=True,
+                description="One month of the run (picked at random, seeded by the run id), "
+                "recomputed from staging alone as of its end, equals the stored rows in every "
+                "column.",
+            ),
+            dg.AssetCheckSpec(
+                "snapshots_match_current_history",
+                asset=SNAPSHOTS_KEY,
+                blocking=False,
+                description="Warns when a stored month's customers or spend differ from "
+                "today's staging over its window: a day up to that month was corrected after "
+                "the snapshot was taken; backfill from the corrected day to refresh it.",
+            ),
+        ],
+        name="customer_snapshots",
+        pool=WAREHOUSE_POOL,
+    )
+    def customer_snapshots(
+        context: AssetExecutionContext,
+        config: SnapshotConfig,
+        warehouse: DuckDBWarehouse,
+        rfm_settings: RfmSettings,
+        behaviour_settings: BehaviourSettings,
+    ):
+        segment_map = rfm_settings.segment_map()  # invalid settings: stop before any work
+        window_settings = _window_settings(rfm_settings)
+        minimum = behaviour_settings.min_customers_per_occupation
+        months = _run_months(context)
+        with warehouse.connect() as conn:
+            ensure_staging_tables(conn)
+            done = dyn.compute_snapshots(
+                conn,
+                months,
+                segment_map=segment_map,
+                window_settings=window_settings,
+                min_customers_per_occupation=minimum,
+            )
+            written = dyn.write_snapshots(conn, months[0], months[-1])
+            coverage = conn.execute(
+                dyn.SNAPSHOT_COVERAGE_SQL,
+                {"first": months[0], "last": months[-1], **segment_map.segments_param()},
+            ).df()
+            with_rows = [m.month for m in done if m.customers]
+            check_month = _check_month(context, config, with_rows)
+            if check_month is not None:
+                dyn.create_snapshot_temp(conn, "_check")
+                last_line = conn.execute(dyn.LAST_LINE_DATE_SQL).fetchall()[0][0]
+                dyn.stage_lines(conn, dyn.month_end(check_month))  # afresh from staging
+                dyn.compute_snapshot(
+                    conn,
+                    check_month,
+                    segment_map=segment_map,
+                    window_settings=window_settings,
+                    min_customers_per_occupation=minimum,
+                    last_line=last_line,
+                    into="_check",
+                )
+                n_stored, n_again, differ = dyn.differing_rows(
+                    conn,
+                    f"SELECT * FROM {dyn.CUSTOMER_SNAPSHOTS.fqn} WHERE snapshot_month = ?",
+                    "_check",
+                    [check_month],
+                )
+            history = _history_check(conn)
+            snap_meta = table_metadata(
+                conn, dyn.CUSTOMER_SNAPSHOTS, order_by="snapshot_month DESC, customer_id"
+            )
+            tier_meta = table_metadata(
+                conn, dyn.CATEGORY_TIER_SNAPSHOTS, order_by="snapshot_month DESC, tier_rank"
+            )
+        per_month = pd.DataFrame(
+            [
+                {
+                    "month": m.month.strftime("%Y-%m"),
+                    "as_of": m.as_of.isoformat() if m.as_of else "(no data yet)",
+                    "window": f"{m.window.start} .. {m.window.end}" if m.window else "",
+                    "customers": m.customers,
+                }
+                for m in done
+            ]
+        )
+        for m in done:
+            context.log.info(
+                f"snapshot {m.month:%Y-%m}: "
+                + (f"{m.customers} customers as of {m.as_of}" if m.customers else "no data yet")
+            )
+        label = f"{months[0]:%Y-%m}" + (f"..{months[-1]:%Y-%m}" if len(months) > 1 else "")
+        summary = {"months": label, "months_with_data": len(with_rows), "rows_written": written}
+        yield dg.MaterializeResult(
+            asset_key=SNAPSHOTS_KEY,
+            metadata={**snap_meta, **summary, "per_month": preview_markdown(per_month, 60)},
+        )
+        yield dg.MaterializeResult(asset_key=TIERS_KEY, metadata={**tier_meta, **summary})
+        bad = coverage[
+            (coverage["rows"] != coverage["customers"])
+            | (coverage["rows"] != coverage["window_customers"])
+            | (coverage["bad_rows"] > 0)
+            | (coverage["windows"] != 1)
+        ]
+        yield dg.AssetCheckResult(
+            asset_key=SNAPSHOTS_KEY,
+            check_name="one_row_per_customer",
+            passed=bad.empty and len(coverage) == len(with_rows),
+            metadata={
+                "months_checked": len(coverage),
+                "months_failing": len(bad),
+                "per_month": preview_markdown(coverage, max_rows=60),
+            },
+        )
+        if check_month is None:
+            as_of_meta = {"vacuous": "no month of the run has a snapshot (no data up to it)"}
+            passed = True
+        else:
+            as_of_meta = {
+                "month": check_month.strftime("%Y-%m"),
+                "stored_rows": n_stored,
+                "recomputed_rows": n_again,
+                "rows_differing": differ,
+            }
+            passed = differ == 0 and n_stored == n_again
+        yield dg.AssetCheckResult(
+            asset_key=SNAPSHOTS_KEY,
+            check_name="matches_as_of_recomputation",
+            passed=passed,
+            metadata=as_of_meta,
+        )
+        yield history
+
+    return customer_snapshots
+
+
+# --------------------------------------------------------------------------------------------
+# Unpartitioned: transitions, last moves, experiment sizing
+# --------------------------------------------------------------------------------------------
+
+
+def _check(asset: dg.AssetKey, name: str, description: str, blocking: bool = True):
+    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=description)
+
+
+def _dynamics_asset(
+    table: TableDef, deps: list, description: str, *checks: dg.AssetCheckSpec, kinds=("duckdb",)
+):
+    """`dg.asset` for a dynamics table: its key, the layer's group, kinds, owners, schema."""
+    return dg.asset(
+        key=_key(table),
+        deps=deps,
+        description=description,
+        metadata=table.spec_metadata(),
+        check_specs=list(checks),
+        kinds=set(kinds),
+        group_name=GROUP,
+        owners=OWNERS,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+        pool=WAREHOUSE_POOL,
+    )
+
+
+def _ensure_snapshots(conn: duckdb.DuckDBPyConnection) -> list[date]:
+    """The stored snapshot months (the tables are created empty when never materialized)."""
+    ensure_table(conn, dyn.CUSTOMER_SNAPSHOTS)
+    ensure_table(conn, dyn.CATEGORY_TIER_SNAPSHOTS)
+    rows = conn.execute(
+        f"SELECT DISTINCT snapshot_month FROM {dyn.CUSTOMER_SNAPSHOTS.fqn} ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def history_note(months: list[date]) -> str | None:
+    """Why there is no month-to-month comparison yet (None when there is one)."""
+    if not months:
+        return "No monthly snapshot yet: materialize marts/customer_snapshots for some months."
+    consecutive = any(dyn.add_months(a, 1) == b for a, b in itertools.pairwise(months))
+    if len(months) == 1:
+        return (
+            f"No previous snapshot: only {months[0]:%b %Y} is materialized; the comparison "
+            "starts when the next month's snapshot exists."
+        )
+    if not consecutive:
+        return (
+            "No two consecutive monthly snapshots ("
+            + ", ".join(f"{m:%Y-%m}" for m in months)
+            + "): backfill the months between them."
+        )
+    return None
+
+
+@_dynamics_asset(
+    dyn.SEGMENT_TRANSITIONS,
+    [SNAPSHOTS_KEY],
+    "Between every two consecutive monthly snapshots: customers by state in the earlier and "
+    "in the later one, per dimension (rfm_segment, price_tier Low -> Mid -> High, activity "
+    "active / lapsed), with row shares and the revenue that moved with them; (entered) and "
+    "(left) for customers in only one of the two.",
+    _check(
+        TRANSITIONS_KEY,
+        "rows_sum_to_snapshots",
+        "For every pair of months and dimension, the rows of the earlier states add up to the "
+        "earlier snapshot's customers and the columns of the later states to the later one's.",
+    ),
+)
+def segment_transitions(
+    context: AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    dynamics_settings: DynamicsSettings,
+) -> dg.MaterializeResult:
+    settings = dynamics_settings.checked()
+    with warehouse.connect() as conn:
+        months = _ensure_snapshots(conn)
+        replace_rows(
+            conn,
+            dyn.SEGMENT_TRANSITIONS,
+            dyn.SEGMENT_TRANSITIONS_SQL,
+            dyn.transitions_params(settings.lapse_days),
+        )
+        sums = conn.execute(dyn.TRANSITIONS_CONSERVATION_SQL).df()
+        last = conn.execute(
+            "SELECT dimension, direction, sum(customers) AS customers, "
+            "sum(revenue_to_month) AS revenue_to_month FROM marts.segment_transitions "
+            "WHERE from_month = (SELECT max(from_month) FROM marts.segment_transitions) "
+            "GROUP BY ALL ORDER BY dimension, direction"
+        ).df()
+        metadata = table_metadata(
+            conn,
+            dyn.SEGMENT_TRANSITIONS,
+            order_by="from_month DESC, dimension, from_order, to_order",
+            preview_rows=20,
+        )
+    note = history_note(months)
+    if note:
+        context.log.warning(note)
+    conserved = bool(
+        (
+            (sums["out_of_from"] == sums["from_customers"])
+            & (sums["into_to"] == sums["to_customers"])
+        ).all()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "snapshot_months": ", ".join(f"{m:%Y-%m}" for m in months) or "(none)",
+            "pairs": int(sums["from_month"].nunique()) if len(sums) else 0,
+            "last_month": preview_markdown(last, max_rows=20),
+            "lapse_days": settings.lapse_days,
+            **({"note": note} if note else {}),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="rows_sum_to_snapshots",
+                passed=conserved,
+                metadata={
+                    "pairs_x_dimensions": len(sums),
+                    "per_pair": preview_markdown(sums, max_rows=40),
+                    **({"vacuous": note} if sums.empty and note else {}),
+                },
+            )
+        ],
+    )
+
+
+@_dynamics_asset(
+    dyn.CUSTOMER_LAST_MOVES,
+    [SNAPSHOTS_KEY],
+    "Per customer of the latest snapshot: the last month their RFM segment changed and from "
+    "which segment, the last price-tier move (up / down / entered), months in the current "
+    "segment, and whether they are active (a purchase within lapse_days).",
+    _check(
+        LAST_MOVES_KEY,
+        "one_row_per_latest_customer",
+        "Exactly one row per customer of the latest monthly snapshot.",
+    ),
+)
+def customer_last_moves(
+    context: AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    dynamics_settings: DynamicsSettings,
+) -> dg.MaterializeResult:
+    settings = dynamics_settings.checked()
+    with warehouse.connect() as conn:
+        months = _ensure_snapshots(conn)
+        rows = replace_rows(
+            conn,
+            dyn.CUSTOMER_LAST_MOVES,
+            dyn.CUSTOMER_LAST_MOVES_SQL,
+            {"lapse_days": settings.lapse_days, "ranked": dyn.baseline_params(1, 1)["ranked"]},
+        )
+        latest, distinct = conn.execute(
+            "SELECT (SELECT count(*) FROM marts.customer_snapshots WHERE snapshot_month = "
+            "(SELECT max(snapshot_month) FROM marts.customer_snapshots)), "
+            "(SELECT count(DISTINCT customer_id) FROM marts.customer_last_moves)"
+        ).fetchall()[0]
+        moves = conn.execute(
+            "SELECT previous_segment, segment, count(*) AS customers "
+            "FROM marts.customer_last_moves WHERE segment_since = latest_month "
+            "GROUP BY ALL ORDER BY customers DESC, previous_segment, segment LIMIT 15"
+        ).df()
+        metadata = table_metadata(conn, dyn.CUSTOMER_LAST_MOVES, order_by="customer_id")
+    context.log.info(f"{rows} customers in the latest snapshot")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "latest_month": f"{months[-1]:%Y-%m}" if months else "(none)",
+            "moves_in_the_latest_month": preview_markdown(moves, max_rows=15),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="one_row_per_latest_customer",
+                passed=rows == latest == distinct,
+                metadata={"rows": rows, "latest_snapshot_customers": int(latest)},
+            )
+        ],
+    )
+
+
+@_dynamics_asset(
+    dyn.EXPERIMENT_SIZING,
+    [SNAPSHOTS_KEY, SUMMARY_KEY],
+    "Per strategy class and playbook action (marts.strategy_summary): customers available in "
+    "the latest snapshot, the monthly baseline rate of the outcome the class targets (Defend / "
+    "Maintain: staying active, Grow: ordering again, Expand: moving up a price tier; measured "
+    "on the snapshots), and the customers per arm to detect the configured relative uplift "
+    "(statsmodels NormalIndPower on Cohen's h); says plainly when a class is too small.",
+    _check(
+        SIZING_KEY,
+        "every_action_sized",
+        "One row per class and playbook action of marts.strategy_summary, each with a verdict; "
+        "a testable row has n_per_arm >= 1 and at least 2 x n_per_arm customers available.",
+    ),
+    kinds=("duckdb", "statsmodels"),
+)
+def experiment_sizing(
+    context: AssetExecutionContext,
+    warehouse: DuckDBWarehouse,
+    dynamics_settings: DynamicsSettings,
+    behaviour_settings: BehaviourSettings,
+) -> dg.MaterializeResult:
+    settings = dynamics_settings.checked()
+    table = behaviour_settings.rule_table()
+    sizing = settings.sizing()
+    with warehouse.connect() as conn:
+        months = _ensure_snapshots(conn)
+        try:
+            classes = conn.execute(
+                "SELECT strategy_class, class_order, actions FROM marts.strategy_summary "
+                "ORDER BY class_order"
+            ).df()
+        except duckdb.CatalogException:
+            raise dg.Failure(
+                description="experiment sizing needs marts.strategy_summary: materialize the "
+                "strategy group first"
+            ) from None
+        conn.register(dyn.STRATEGY_CELLS, dyn.strategy_cells(table))
+        try:
+            baseline = conn.execute(
+                dyn.EXPERIMENT_BASELINE_SQL,
+                dyn.baseline_params(sizing.lapse_days, sizing.baseline_months),
+            ).df()
+        finally:
+            conn.unregister(dyn.STRATEGY_CELLS)
+        rows = dyn.experiment_rows(baseline, classes, settings.class_outcomes, sizing)
+        replace_rows_from_frame(conn, dyn.EXPERIMENT_SIZING, rows)
+        metadata = table_metadata(
+            conn, dyn.EXPERIMENT_SIZING, order_by="class_order, action_number", preview_rows=30
+        )
+    expected = sum(
+        max(1, len([a for a in str(actions or "").split("; ") if a]))
+        for actions in classes["actions"]
+    )
+    testable = rows[rows["testable"]]
+    valid = bool(
+        len(rows) == expected
+        and rows["verdict"].notna().all()
+        and (testable["n_per_arm"] >= 1).all()
+        and (testable["customers_available"] >= 2 * testable["n_per_arm"]).all()
+    )
+    per_class = rows.drop_duplicates("strategy_class")[
+        ["strategy_class", "outcome", "customers_available", "baseline_rate", "n_per_arm"]
+    ]
+    for row in rows.drop_duplicates("strategy_class").itertuples():
+        context.log.info(f"{row.strategy_class}: {row.verdict}")
+    note = history_note(months)
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "relative_uplift": sizing.relative_uplift,
+            "alpha": sizing.alpha,
+            "power": sizing.power,
+            "baseline_months": sizing.baseline_months,
+            "testable_classes": int(testable["strategy_class"].nunique()),
+            "per_class": preview_markdown(per_class),
+            **({"note": note} if note else {}),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="every_action_sized",
+                passed=valid,
+                metadata={"rows": len(rows), "class_actions": expected},
+            )
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Figures (closures over the figures folder; the pattern of assets/clv.py `_clv_figure`)
+# --------------------------------------------------------------------------------------------
+
+Renderer = Callable[[duckdb.DuckDBPyConnection, RfmSettings, AssetExecutionContext], Figure]
+
+
+def _dynamics_figure(kind: str, deps: list, description: str, render: Renderer, figures_dir: Path):
+    """A figure asset writing `figures_dir/<stem>.png` (and its row in figures.figures)."""
+    stem, key = FIGURE_STEMS[kind], FIGURE_KEYS[kind]
+
+    @dg.asset(
+        key=key,
+        deps=deps,
+        description=description,
+        metadata={"file_name": f"{stem}.png"},
+        kinds={"matplotlib", "png"},
+        group_name="figures",
+        owners=OWNERS,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
+        pool=WAREHOUSE_POOL,
+    )
+    def _figure(
+        context: AssetExecutionContext,
+        warehouse: DuckDBWarehouse,
+        rfm_settings: RfmSettings,
+    ) -> dg.MaterializeResult:
+        with warehouse.connect() as conn:
+            fig = render(conn, rfm_settings, context)
+            metadata = publish_figure(conn, fig, f"{stem}.png", figures_dir, key.to_user_string())
+        context.log.info(f"wrote {figures_dir / (stem + '.png')}")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _figure
+
+
+def _transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    ensure_table(conn, dyn.SEGMENT_TRANSITIONS)
+    return conn.execute(f"SELECT * FROM {dyn.SEGMENT_TRANSITIONS.fqn}").df()
+
+
+def _render_migration(
+    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, context: AssetExecutionContext
+) -> Figure:
+    order = rfm_settings.segment_map().segments
+    return figs.plot_segment_migration(
+        _transitions(conn), order, note=history_note(_ensure_snapshots(conn))
+    )
+
+
+def _render_shares(
+    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, context: AssetExecutionContext
+) -> Figure:
+    _ensure_snapshots(conn)
+    order = rfm_settings.segment_map().segments
+    return figs.plot_segment_share_over_time(conn.execute(dyn.SEGMENT_SHARES_SQL).df(), order)
+
+
+def _render_price_flow(
+    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, context: AssetExecutionContext
+) -> Figure:
+    note = history_note(_ensure_snapshots(conn))
+    changes = conn.execute(dyn.CATEGORY_TIER_CHANGES_SQL).df()
+    return figs.plot_price_tier_flow(_transitions(conn), changes, note=note)
+
+
+def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
+    """The three dynamics figures, written into `figures_dir`."""
+    return [
+        _dynamics_figure(
+            "migration",
+            [TRANSITIONS_KEY],
+            "Heatmap of the last month's RFM segment migration: from-segment x to-segment, "
+            "share of the row and count, entrants and leavers.",
+            _render_migration,
+            figures_dir,
+        ),
+        _dynamics_figure(
+            "shares",
+            [SNAPSHOTS_KEY],
+            "RFM segment shares of every monthly snapshot (stacked bars).",
+            _render_shares,
+            figures_dir,
+        ),
+        _dynamics_figure(
+            "price_flow",
+            [TRANSITIONS_KEY, TIERS_KEY],
+            "Price-tier flow of the last month (Low / Mid / High, entrants) and moves up and "
+            "down a tier per month, with the months a category changed tier.",
+            _render_price_flow,
+            figures_dir,
+        ),
+    ]
+
+
+TABLE_ASSETS = [segment_transitions, customer_last_moves, experiment_sizing]
+
+
+def build_defs(
+    settings: PipelineSettings, partitions_def: dg.PartitionsDefinition
+) -> dg.Definitions:
+    """The dynamics layer: the snapshot assets on `partitions_def` (the month partitions of
+    raw and staging), the unpartitioned tables and figures, and `dynamics_settings`."""
+    return dg.Definitions(
+        assets=[
+            build_snapshot_asset(partitions_def),
+            *TABLE_ASSETS,
+            *build_figure_assets(Path(settings.figures_dir)),
+        ],
+        resources={RESOURCE_KEY: DynamicsSettings()},
+    )

@@ -1,0 +1,727 @@
+"""Customer dynamics (issue 12): monthly snapshots, transitions, last moves and experiment
+sizing on a hand-built history with hand-computed expectations, the as-of property, a sample
+size against a published value, a conservation property, the figures on one and on several
+months, and one end-to-end run through the CLI's runner."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segment_pipeline.assets import dynamics as dyn_assets
+from segment_pipeline.assets.ingest import STAGED_KEY
+from segment_pipeline.figures import render_png
+from segment_pipeline.logic import dynamics as dyn
+from segment_pipeline.logic import dynamics_figures as figs
+from segment_pipeline.logic.behaviour import (
+    CUSTOMER_BEHAVIOUR_SQL,
+    build_category_price_segments,
+    build_occupation_groups,
+)
+from segment_pipeline.logic.report import DynamicsInputs, _dynamics_section
+from segment_pipeline.logic.rfm import (
+    RFM_CUSTOMER_SEGMENTS_SQL,
+    SEGMENT_NAMES,
+    load_segment_map,
+    resolve_window,
+    rfm_params,
+)
+from segment_pipeline.logic.strategy import load_rule_table
+from segment_pipeline.tables import ensure_table, replace_rows
+from segment_pipeline_tests.conftest import settings_for
+
+SEGMENT_MAP = load_segment_map()
+JAN, FEB, MAR = date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)
+LAPSE_DAYS = 30
+
+# --------------------------------------------------------------------------------------------
+# The hand-built history: five customers over three months, three categories whose medians
+# (10, 50, 300) split into the three price tiers. Every RFM value, score and segment below is
+# computed by hand in the comments (n customers; score = 1 + floor(5 (rank_min - 1) / n)).
+# --------------------------------------------------------------------------------------------
+
+#: (customer, order, day, category, amount)
+HISTORY = [
+    ("A", "a1", "2025-01-05", "Cheap", 10),
+    ("A", "a2", "2025-02-10", "Cheap", 10),
+    ("A", "a3", "2025-03-20", "Lux", 300),
+    ("B", "b1", "2025-01-20", "Lux", 300),
+    ("B", "b2", "2025-02-25", "Lux", 300),
+    ("C", "c1", "2025-01-31", "Mid", 50),
+    ("D", "d1", "2025-02-03", "Cheap", 10),
+    ("D", "d2", "2025-03-30", "Mid", 50),
+    ("D", "d3", "2025-03-30", "Mid", 50),  # a second order on the same day
+    ("E", "e1", "2025-03-15", "Mid", 50),
+]
+
+
+def _warehouse(rows=HISTORY, path: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A warehouse holding `staging.sales_lines` (the only table the snapshots read)."""
+    conn = duckdb.connect(path)
+    conn.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    conn.execute(
+        "CREATE TABLE staging.sales_lines (customer_id VARCHAR, order_id VARCHAR, "
+        "order_ts TIMESTAMP, category VARCHAR, amount DECIMAL(18,4), age_band VARCHAR, "
+        "gender VARCHAR, occupation VARCHAR)"
+    )
+    conn.executemany(
+        "INSERT INTO staging.sales_lines VALUES (?, ?, ?, ?, ?, '26-35', 'M', '7')",
+        [(c, o, f"{d} 12:00:00", cat, a) for c, o, d, cat, a in rows],
+    )
+    return conn
+
+
+def _snapshots(conn: duckdb.DuckDBPyConnection, months=(JAN, FEB, MAR)) -> list:
+    done = dyn.compute_snapshots(
+        conn,
+        list(months),
+        segment_map=SEGMENT_MAP,
+        window_settings=dyn.WindowSettings(),
+        min_customers_per_occupation=1,
+    )
+    dyn.write_snapshots(conn, months[0], months[-1])
+    return done
+
+
+def _month(conn: duckdb.DuckDBPyConnection, month: date) -> pd.DataFrame:
+    return (
+        conn.execute(
+            "SELECT * FROM marts.customer_snapshots WHERE snapshot_month = ? ORDER BY customer_id",
+            [month],
+        )
+        .df()
+        .set_index("customer_id")
+    )
+
+
+COLUMNS = ["recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "segment"]
+
+#: Jan (as_of Feb 1): recency A 27, B 12, C 1 -> R ranks 1, 2, 3 -> scores 1, 2, 4 (n = 3);
+#: one order each -> F 1; spend 10, 300, 50 -> M ranks 1, 3, 2 -> scores 1, 4, 2.
+EXPECTED_JAN = {
+    "A": (27, 1, 10, 1, 1, 1, "Hibernating", "Price_Low", 10, 1),
+    "B": (12, 1, 300, 2, 1, 4, "Hibernating", "Price_High", 300, 1),
+    "C": (1, 1, 50, 4, 1, 2, "Promising", "Price_Mid", 50, 1),
+}
+#: Feb (as_of Mar 1, n = 4): recency C 29, D 26, A 19, B 4 -> R 1, 2, 3, 4; orders C 1, D 1,
+#: A 2, B 2 -> F ranks 1, 1, 3, 3 -> 1, 1, 3, 3; spend D 10, A 20, C 50, B 600 -> M 1, 2, 3, 4.
+EXPECTED_FEB = {
+    "A": (19, 2, 20, 3, 3, 2, "Need Attention", "Price_Low", 10, 1),
+    "B": (4, 2, 600, 4, 3, 4, "Potential Loyalists", "Price_High", 300, 1),
+    "C": (29, 1, 50, 1, 1, 3, "Hibernating", "Price_Mid", 0, 0),
+    "D": (26, 1, 10, 2, 1, 1, "Hibernating", "Price_Low", 10, 1),
+}
+#: Mar (as_of Apr 1, n = 5: score = rank): recency C 60, B 35, E 17, A 12, D 2; orders C 1,
+#: E 1, B 2, A 3, D 3 -> F 1, 1, 3, 4, 4; spend C 50, E 50, D 110, A 320, B 600 -> M 1, 1, 3,
+#: 4, 5. A's tier: 20 Cheap vs 300 Lux -> High; D's: 10 Cheap vs 100 Mid -> Mid. The data
+#: ends on Mar 30: the as_of of a month is the day after it even while it runs.
+EXPECTED_MAR = {
+    "A": (12, 3, 320, 4, 4, 4, "Loyal Customers", "Price_High", 300, 1),
+    "B": (35, 2, 600, 2, 3, 5, "At Risk", "Price_High", 0, 0),
+    "C": (60, 1, 50, 1, 1, 1, "Hibernating", "Price_Mid", 0, 0),
+    "D": (2, 3, 110, 5, 4, 3, "Champions", "Price_Mid", 100, 2),
+    "E": (17, 1, 50, 3, 1, 1, "About To Sleep", "Price_Mid", 50, 1),
+}
+
+
+@pytest.mark.parametrize(
+    ("month", "expected"), [(JAN, EXPECTED_JAN), (FEB, EXPECTED_FEB), (MAR, EXPECTED_MAR)]
+)
+def test_snapshots_hand_computed(month: date, expected: dict) -> None:
+    conn = _warehouse()
+    _snapshots(conn)
+    got = _month(conn, month)
+    assert sorted(got.index) == sorted(expected)
+    for customer, values in expected.items():
+        row = got.loc[customer]
+        actual = (
+            *(row[c] for c in COLUMNS),
+            row["price_segment"],
+            row["month_revenue"],
+            row["month_orders"],
+        )
+        assert tuple(float(v) if not isinstance(v, str) else v for v in actual) == tuple(
+            float(v) if not isinstance(v, str) else v for v in values
+        ), customer
+    assert (got["as_of"] == pd.Timestamp(dyn.month_end(month) + timedelta(days=1))).all()
+    assert (got["window_start"] == pd.Timestamp("2025-01-05")).all()
+    assert (got["behavioural_segment"] == "26-35 | M | Occ_Low | " + got["price_segment"]).all()
+
+
+def test_snapshot_as_of_rules() -> None:
+    # the day after the month, also while it runs (recency then counts to its end)
+    assert dyn.snapshot_as_of(FEB, date(2025, 3, 30)) == MAR
+    assert dyn.snapshot_as_of(MAR, date(2025, 3, 14)) == date(2025, 4, 1)
+    assert dyn.snapshot_as_of(MAR, date(2025, 2, 27)) is None  # nothing in or after March
+    assert dyn.months_between(date(2024, 11, 15), date(2025, 2, 1)) == [
+        date(2024, 11, 1),
+        date(2024, 12, 1),
+        date(2025, 1, 1),
+        date(2025, 2, 1),
+    ]
+
+
+def test_a_month_before_the_data_has_no_snapshot_and_a_rerun_is_idempotent() -> None:
+    conn = _warehouse()
+    done = _snapshots(conn, (date(2024, 12, 1), JAN, FEB, MAR))
+    assert [m.customers for m in done] == [0, 3, 4, 5]
+    first = conn.execute("SELECT * FROM marts.customer_snapshots ORDER BY ALL").fetchall()
+    _snapshots(conn, (FEB,))  # re-running one month replaces exactly that month
+    assert conn.execute("SELECT * FROM marts.customer_snapshots ORDER BY ALL").fetchall() == first
+
+
+def test_past_snapshot_does_not_change_when_later_data_arrives() -> None:
+    """February computed when February was the last month equals February computed after
+    March arrived (the as_of of a finished month is the day after it, its lines end there)."""
+    early = _warehouse([r for r in HISTORY if r[2] < "2025-03-01"])
+    _snapshots(early, (FEB,))
+    late = _warehouse()
+    _snapshots(late, (FEB,))
+    assert _month(early, FEB).equals(_month(late, FEB))
+
+
+def test_snapshot_equals_the_layers_computation_on_the_truncated_history() -> None:
+    """The as-of recomputation: delete every line after February, run the RFM and behaviour
+    layers' own "now" computation (default window, marts lookups), and compare with the
+    February snapshot taken on the full history."""
+    full = _warehouse()
+    _snapshots(full, (FEB,))
+    snapshot = _month(full, FEB)
+    cut = _warehouse([r for r in HISTORY if r[2] < "2025-03-01"])
+    window = resolve_window(cut, as_of=MAR)  # the RFM asset with rfm_settings.as_of = Mar 1
+    rfm = cut.execute(RFM_CUSTOMER_SEGMENTS_SQL, rfm_params(window, SEGMENT_MAP)).df()
+    cut.execute("CREATE SCHEMA marts")
+    cut.register("occ", build_occupation_groups(cut, 1))
+    cut.execute("CREATE TABLE marts.occupation_groups AS SELECT * FROM occ")
+    cut.register("cat", build_category_price_segments(cut))
+    cut.execute("CREATE TABLE marts.category_price_segments AS SELECT * FROM cat")
+    behaviour = cut.execute(CUSTOMER_BEHAVIOUR_SQL).df().set_index("customer_id")
+    rfm = rfm.set_index("customer_id")
+    for column in rfm.columns:
+        assert snapshot[column].tolist() == rfm[column].tolist(), column
+    for column in ("occupation_group", "price_segment"):
+        assert snapshot[column].tolist() == behaviour[column].tolist(), column
+
+
+def test_a_corrected_day_makes_the_later_snapshots_stale_until_backfilled() -> None:
+    """Correcting a1 (Jan 5) changes what Jan, Feb and Mar should hold; the history check
+    names the three months until they are recomputed."""
+    conn = _warehouse()
+    _snapshots(conn)
+    stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    assert (stale["stored_monetary"] == stale["current_monetary"]).all()
+    conn.execute("UPDATE staging.sales_lines SET amount = 12 WHERE order_id = 'a1'")
+    stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    differs = stale["stored_monetary"] != stale["current_monetary"]
+    assert stale.loc[differs, "snapshot_month"].dt.date.tolist() == [JAN, FEB, MAR]
+    _snapshots(conn, (JAN, FEB, MAR))
+    stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    assert (stale["stored_monetary"] == stale["current_monetary"]).all()
+
+
+def test_as_of_sql_refuses_sql_of_another_shape() -> None:
+    with pytest.raises(dyn.AsOfSqlError, match=r"staging\.sales_lines"):
+        dyn.as_of_sql("SELECT 1")
+    assert "$last_day" in dyn.CUSTOMER_BEHAVIOUR_AS_OF_SQL
+    assert "marts." not in dyn.CUSTOMER_BEHAVIOUR_AS_OF_SQL
+
+
+# --------------------------------------------------------------------------------------------
+# Transitions and last moves
+# --------------------------------------------------------------------------------------------
+
+
+def _transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    replace_rows(
+        conn,
+        dyn.SEGMENT_TRANSITIONS,
+        dyn.SEGMENT_TRANSITIONS_SQL,
+        dyn.transitions_params(LAPSE_DAYS),
+    )
+    return conn.execute("SELECT * FROM marts.segment_transitions").df()
+
+
+def _cells(frame: pd.DataFrame, month: date, dimension: str) -> dict:
+    rows = frame[(frame["from_month"] == pd.Timestamp(month)) & (frame["dimension"] == dimension)]
+    return {
+        (r.from_state, r.to_state): (
+            r.customers,
+            round(r.row_share, 6),
+            r.revenue_from_month,
+            r.revenue_to_month,
+            r.direction,
+        )
+        for r in rows.itertuples()
+    }
+
+
+def test_transitions_hand_computed() -> None:
+    conn = _warehouse()
+    _snapshots(conn)
+    frame = _transitions(conn)
+    assert sorted(frame["from_month"].unique()) == [pd.Timestamp(JAN), pd.Timestamp(FEB)]
+    # Feb -> Mar: C stays Hibernating, D Hibernating -> Champions, A Need Attention -> Loyal,
+    # B Potential Loyalists -> At Risk, E enters; spend in Feb and in Mar moves with them.
+    assert _cells(frame, FEB, "rfm_segment") == {
+        ("Hibernating", "Hibernating"): (1, 0.5, 0.0, 0.0, "same"),
+        ("Hibernating", "Champions"): (1, 0.5, 10.0, 100.0, "moved"),
+        ("Need Attention", "Loyal Customers"): (1, 1.0, 10.0, 300.0, "moved"),
+        ("Potential Loyalists", "At Risk"): (1, 1.0, 300.0, 0.0, "moved"),
+        ("(entered)", "About To Sleep"): (1, 1.0, 0.0, 50.0, "entered"),
+    }
+    # Jan -> Feb: A and B leave Hibernating, C falls asleep, D enters.
+    assert _cells(frame, JAN, "rfm_segment") == {
+        ("Hibernating", "Need Attention"): (1, 0.5, 10.0, 10.0, "moved"),
+        ("Hibernating", "Potential Loyalists"): (1, 0.5, 300.0, 300.0, "moved"),
+        ("Promising", "Hibernating"): (1, 1.0, 50.0, 0.0, "moved"),
+        ("(entered)", "Hibernating"): (1, 1.0, 0.0, 10.0, "entered"),
+    }
+    # Price tiers Feb -> Mar: A Low -> High and D Low -> Mid move up, B and C stay.
+    assert _cells(frame, FEB, "price_tier") == {
+        ("Price_Low", "Price_High"): (1, 0.5, 10.0, 300.0, "up"),
+        ("Price_Low", "Price_Mid"): (1, 0.5, 10.0, 100.0, "up"),
+        ("Price_Mid", "Price_Mid"): (1, 1.0, 0.0, 0.0, "same"),
+        ("Price_High", "Price_High"): (1, 1.0, 300.0, 0.0, "same"),
+        ("(entered)", "Price_Mid"): (1, 1.0, 0.0, 50.0, "entered"),
+    }
+    # Activity (lapsed = no purchase in 30 days): B (35 days) and C (60) lapse in March.
+    activity = _cells(frame, FEB, "activity")
+    assert {k: v[0] for k, v in activity.items()} == {
+        ("active", "active"): 2,
+        ("active", "lapsed"): 2,
+        ("(entered)", "active"): 1,
+    }
+    assert activity[("active", "lapsed")][4] == "lapsed"
+    sums = conn.execute(dyn.TRANSITIONS_CONSERVATION_SQL).df()
+    assert (sums["out_of_from"] == sums["from_customers"]).all()
+    assert (sums["into_to"] == sums["to_customers"]).all()
+
+
+def test_left_the_window_with_a_look_back_window() -> None:
+    """A 45-day look-back drops customers whose purchases are all older: they go to (left)."""
+    conn = _warehouse()
+    dyn.compute_snapshots(
+        conn,
+        [FEB, MAR],
+        segment_map=SEGMENT_MAP,
+        window_settings=dyn.WindowSettings(lookback_days=45),
+        min_customers_per_occupation=1,
+    )
+    dyn.write_snapshots(conn, FEB, MAR)
+    cells = _cells(_transitions(conn), FEB, "rfm_segment")
+    # Feb window Jan 15..Feb 28: B, C, A, D; Mar window Feb 15..Mar 31: A, B, D, E.
+    # C (last purchase Jan 31) leaves; E enters.
+    left = {k: v for k, v in cells.items() if k[1] == "(left)"}
+    assert list(left) == [("Hibernating", "(left)")] and left[("Hibernating", "(left)")][0] == 1
+    assert sum(v[0] for k, v in cells.items() if k[0] == "(entered)") == 1
+
+
+def test_last_moves_hand_computed() -> None:
+    conn = _warehouse()
+    _snapshots(conn)
+    replace_rows(
+        conn,
+        dyn.CUSTOMER_LAST_MOVES,
+        dyn.CUSTOMER_LAST_MOVES_SQL,
+        {"lapse_days": LAPSE_DAYS, "ranked": ["Price_Low", "Price_Mid", "Price_High"]},
+    )
+    got = conn.execute("SELECT * FROM marts.customer_last_moves").df().set_index("customer_id")
+    cols = [
+        "segment",
+        "previous_segment",
+        "segment_since",
+        "months_in_segment",
+        "price_move",
+        "price_segment_since",
+        "active",
+    ]
+    expected = {
+        "A": ("Loyal Customers", "Need Attention", MAR, 1, "up", MAR, True),
+        "B": ("At Risk", "Potential Loyalists", MAR, 1, "entered", JAN, False),
+        "C": ("Hibernating", "Promising", FEB, 2, "entered", JAN, False),
+        "D": ("Champions", "Hibernating", MAR, 1, "up", MAR, True),
+        "E": ("About To Sleep", "(entered)", MAR, 1, "entered", MAR, True),
+    }
+    for customer, values in expected.items():
+        row = got.loc[customer, cols].tolist()
+        row[2], row[5] = row[2].date(), row[5].date()
+        assert tuple(row) == values, customer
+
+
+# A property: whatever the two snapshots hold, transitions conserve customers.
+_customers = st.lists(
+    st.tuples(
+        st.integers(0, 40),  # customer number
+        st.sampled_from(SEGMENT_NAMES[:4]),
+        st.sampled_from(dyn.PRICE_STATES),
+        st.integers(1, 200),  # recency
+    ),
+    max_size=25,
+    unique_by=lambda t: t[0],
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(earlier=_customers, later=_customers)
+def test_transitions_conserve_customers(earlier, later) -> None:
+    conn = duckdb.connect()
+    ensure_table(conn, dyn.CUSTOMER_SNAPSHOTS)
+    rows = [
+        (month, f"c{n}", segment, SEGMENT_NAMES.index(segment) + 1, tier, recency)
+        for month, customers in ((JAN, earlier), (FEB, later))
+        for n, segment, tier, recency in customers
+    ]
+    for m, c, s, o, t, r in rows:
+        conn.execute(
+            "INSERT INTO marts.customer_snapshots (snapshot_month, month_end, customer_id, "
+            "segment, segment_order, price_segment, recency_days, frequency, monetary, r_score, "
+            "f_score, "
+            "m_score, rf_cell, rfm_code, as_of, window_start, window_end, age_band, gender, "
+            "occupation, occupation_group, behavioural_segment, month_orders, month_revenue) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1, 1, 1, 1, 'R1F1', '111', ?, ?, ?, 'a', 'g', 'o', "
+            "'Occ_Low', 'x', 0, 0)",
+            [m, m, c, s, o, t, r, m, m, m],
+        )
+    frame = _transitions(conn)
+    a = {f"c{n}" for n, *_ in earlier}
+    b = {f"c{n}" for n, *_ in later}
+    if not a or not b:
+        assert frame.empty  # a month without rows has no snapshot, so there is no pair
+        return
+    for _dimension, rows_ in frame.groupby("dimension"):
+        assert rows_.loc[rows_["from_state"] != dyn.ENTERED, "customers"].sum() == len(a)
+        assert rows_.loc[rows_["to_state"] != dyn.LEFT, "customers"].sum() == len(b)
+        assert rows_.loc[rows_["from_state"] == dyn.ENTERED, "customers"].sum() == len(b - a)
+        assert rows_.loc[rows_["to_state"] == dyn.LEFT, "customers"].sum() == len(a - b)
+        shares = rows_.groupby("from_state")["row_share"].sum()
+        assert ((shares - 1).abs() < 1e-9).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Experiment sizing
+# --------------------------------------------------------------------------------------------
+
+
+def test_sample_size_against_cohen_and_pwr() -> None:
+    """Cohen (1988), Exercise 6.5 (p. 203), as documented for R's pwr::ES.h: h(0.5, 0.4) =
+    0.2013579. Cohen's Exercise 6.1 (p. 198), the example of R's pwr::pwr.2p.test and of
+    statsmodels' own tests (TestNormalIndPower1, value from R): h = 0.3 with n = 80 per group
+    at a two-sided 5% level has power 0.475100870572638; so that power needs n = 80."""
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    assert proportion_effectsize(0.5, 0.4) == pytest.approx(0.2013579, abs=1e-7)
+    baseline = 0.5
+    target = math.sin(math.asin(math.sqrt(baseline)) + 0.3 / 2) ** 2  # h = 0.3 exactly
+    size = dyn.sample_size_per_arm(baseline, target / baseline - 1, 0.05, 0.475100870572638)
+    assert size.effect_size_h == pytest.approx(0.3, abs=1e-12)
+    assert size.n_per_arm == 80
+    # the closed form of the same test: n = 2 (z_.975 + z_.80)^2 / h^2, rounded up
+    from scipy.stats import norm
+
+    size = dyn.sample_size_per_arm(0.2, 0.1, 0.05, 0.8)
+    closed = 2 * (norm.ppf(0.975) + norm.ppf(0.8)) ** 2 / size.effect_size_h**2
+    assert size.n_per_arm == math.ceil(closed)
+
+
+def test_sample_size_cases() -> None:
+    stay = dyn.OUTCOMES[dyn.STAY_ACTIVE]
+    # staying active: the uplift cuts the lapse rate (10% -> 9%), not 90% -> 99%
+    size = dyn.sample_size_per_arm(0.9, 0.1, 0.05, 0.8, stay)
+    assert size.target_rate == pytest.approx(0.91)
+    assert size.n_per_arm > 10_000
+    assert dyn.sample_size_per_arm(None, 0.1, 0.05, 0.8).reason.startswith("no baseline")
+    assert "never happened" in dyn.sample_size_per_arm(0.0, 0.1, 0.05, 0.8).reason
+    assert "100%" in dyn.sample_size_per_arm(0.95, 0.1, 0.05, 0.8).reason
+    assert "nobody lapsed" in dyn.sample_size_per_arm(1.0, 0.1, 0.05, 0.8, stay).reason
+    # the detectable uplift of N customers needs about N / 2 per arm
+    up = dyn.OUTCOMES[dyn.REPEAT_PURCHASE]
+    uplift = dyn.detectable_uplift(0.25, 2000, 0.05, 0.8, up)
+    assert dyn.sample_size_per_arm(0.25, uplift, 0.05, 0.8).n_per_arm in (1000, 1001)
+
+
+def test_experiment_rows_per_class_and_action() -> None:
+    baseline = pd.DataFrame(
+        [
+            {
+                "strategy_class": "Grow",
+                "months": 5,
+                "repeat_purchase_trials": 1000,
+                "repeat_purchase_successes": 300,
+                "repeat_purchase_available": 100_000,
+                "stay_active_trials": 0,
+                "stay_active_successes": 0,
+                "stay_active_available": 0,
+                "price_tier_up_trials": 0,
+                "price_tier_up_successes": 0,
+                "price_tier_up_available": 0,
+            },
+            {
+                "strategy_class": "Expand",
+                "months": 5,
+                "repeat_purchase_trials": 0,
+                "repeat_purchase_successes": 0,
+                "repeat_purchase_available": 0,
+                "stay_active_trials": 0,
+                "stay_active_successes": 0,
+                "stay_active_available": 0,
+                "price_tier_up_trials": 400,
+                "price_tier_up_successes": 40,
+                "price_tier_up_available": 50,
+            },
+        ]
+    )
+    classes = pd.DataFrame(
+        {
+            "strategy_class": ["Grow", "Expand", "Maintain"],
+            "class_order": [1, 2, 3],
+            "actions": ["Upsell; Bundles", "Trial upgrades", ""],
+        }
+    )
+    rows = dyn.experiment_rows(
+        baseline, classes, dyn.DEFAULT_CLASS_OUTCOMES, dyn.SizingSettings()
+    ).set_index(["strategy_class", "action_number"])
+    assert len(rows) == 4  # two Grow actions, one Expand, Maintain's empty playbook
+    grow = rows.loc[("Grow", 1)]
+    assert grow["baseline_rate"] == 0.3 and grow["target_rate"] == pytest.approx(0.33)
+    assert grow["testable"] and grow["verdict"].startswith("testable")
+    assert rows.loc[("Grow", 2), "n_per_arm"] == grow["n_per_arm"]
+    expand = rows.loc[("Expand", 1)]
+    assert not expand["testable"] and expand["verdict"].startswith("too small to test")
+    assert "smallest detectable uplift" in expand["verdict"]
+    maintain = rows.loc[("Maintain", 1)]
+    assert maintain["action"] == "(no action in the playbook)"
+    assert maintain["verdict"] == "not testable: no baseline: no month-to-month history yet"
+
+
+def test_baseline_rates_from_snapshots() -> None:
+    """Feb -> Mar on the hand-built history, everyone in Occ_Low: with the default rules all
+    are Maintain. Repeat purchase: of 4 customers in Feb, A and D order in March (2/4); stay
+    active (30 days): of 4 active, A and D still are (2/4); tier up: of the 3 below High
+    (A, D Low; C Mid), A and D move up. Jan -> Feb adds 3 customers (A, B ordered in Feb)."""
+    conn = _warehouse()
+    _snapshots(conn)
+    conn.register(dyn.STRATEGY_CELLS, dyn.strategy_cells(load_rule_table()))
+    last = conn.execute(dyn.EXPERIMENT_BASELINE_SQL, dyn.baseline_params(LAPSE_DAYS, 1)).df()
+    row = last.set_index("strategy_class").loc["Maintain"]
+    assert (row["months"], row["repeat_purchase_trials"], row["repeat_purchase_successes"]) == (
+        1,
+        4,
+        2,
+    )
+    assert (row["stay_active_trials"], row["stay_active_successes"]) == (4, 2)
+    assert (row["price_tier_up_trials"], row["price_tier_up_successes"]) == (3, 2)
+    assert row["repeat_purchase_available"] == 5 and row["stay_active_available"] == 3
+    both = conn.execute(dyn.EXPERIMENT_BASELINE_SQL, dyn.baseline_params(LAPSE_DAYS, 12)).df()
+    row = both.set_index("strategy_class").loc["Maintain"]
+    assert (row["months"], row["repeat_purchase_trials"], row["repeat_purchase_successes"]) == (
+        2,
+        7,
+        4,
+    )
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(dg.Failure, match="relative_uplift") as failure:
+        dyn_assets.DynamicsSettings(
+            relative_uplift=0, class_outcomes={"Grow": "buy_more"}
+        ).checked()
+    assert "buy_more" in failure.value.description
+
+
+# --------------------------------------------------------------------------------------------
+# Figures and the report section, on one month and on several
+# --------------------------------------------------------------------------------------------
+
+
+def test_figures_and_report_on_one_month_and_on_three() -> None:
+    conn = _warehouse()
+    _snapshots(conn)
+    frame = _transitions(conn)
+    shares = conn.execute(dyn.SEGMENT_SHARES_SQL).df()
+    changes = pd.DataFrame(
+        [{"to_month": MAR, "category": "Mid", "from_tier": "Price_Mid", "to_tier": "Price_Low"}]
+    )
+    one = shares[shares["snapshot_month"] == pd.Timestamp(JAN)]
+    note = dyn_assets.history_note([JAN])
+    assert note.startswith("No previous snapshot: only Jan 2025")
+    for fig in (
+        figs.plot_segment_migration(frame, SEGMENT_NAMES),
+        figs.plot_segment_migration(frame.iloc[0:0], SEGMENT_NAMES, note=note),
+        figs.plot_segment_share_over_time(shares, SEGMENT_NAMES),
+        figs.plot_segment_share_over_time(one, SEGMENT_NAMES),
+        figs.plot_price_tier_flow(frame, changes),
+        figs.plot_price_tier_flow(frame.iloc[0:0], changes.iloc[0:0], note=note),
+    ):
+        assert len(render_png(fig)) > 5_000
+    twice = [render_png(figs.plot_price_tier_flow(frame, changes)) for _ in range(2)]
+    assert twice[0] == twice[1]  # deterministic bytes
+
+    last = frame[frame["from_month"] == frame["from_month"].max()]
+    sizing = pd.DataFrame(
+        [
+            {
+                "strategy_class": "Grow",
+                "action": "Upsell",
+                "outcome": "repeat_purchase",
+                "customers_available": 5,
+                "baseline_rate": 0.5,
+                "target_rate": 0.55,
+                "n_per_arm": 1565,
+                "verdict": "too small to test: 3,130 customers needed",
+                "relative_uplift": 0.1,
+                "alpha": 0.05,
+                "power": 0.8,
+                "baseline_months": 2,
+            }
+        ]
+    )
+    report = "\n".join(
+        _dynamics_section(
+            _Inputs(DynamicsInputs([JAN, FEB, MAR], last, sizing, changes)), embed=True
+        )
+    )
+    assert "## What changed since last month" in report
+    assert "From the end of Feb 2025 to the end of Mar 2025" in report
+    assert "2 lapsed, 0 came back" in report
+    assert "2 moved up a tier, 0 moved down" in report
+    assert "Mid Price_Mid -> Price_Low" in report
+    assert "| Potential Loyalists | At Risk | 1 | 100.0% | 300.00 | 0.00 |" in report
+    assert "too small to test" in report and "dyn_segment_migration.png" in report
+    single = "\n".join(
+        _dynamics_section(_Inputs(DynamicsInputs([JAN], last.iloc[0:0], sizing)), embed=True)
+    )
+    assert "Only one monthly snapshot (Jan 2025)" in single
+    assert "dyn_segment_migration.png" not in single and "too small to test" in single
+    assert _dynamics_section(_Inputs(None), embed=True) == []
+
+
+class _Inputs:
+    def __init__(self, dynamics):
+        self.dynamics = dynamics
+
+
+# --------------------------------------------------------------------------------------------
+# Definitions and one end-to-end run
+# --------------------------------------------------------------------------------------------
+
+
+def test_snapshots_share_the_month_partitions_of_staging(tmp_path: Path, sample_dir: Path):
+    from segment_pipeline.definitions import build_definitions
+
+    graph = build_definitions(settings_for(sample_dir, tmp_path / "w.duckdb")).resolve_asset_graph()
+    snapshots = graph.get(dyn_assets.SNAPSHOTS_KEY)
+    assert snapshots.partitions_def == graph.get(STAGED_KEY).partitions_def
+    assert snapshots.backfill_policy == dg.BackfillPolicy.single_run()
+    assert {k.to_user_string() for k in snapshots.parent_keys} >= {
+        "staging/transactions",
+        "staging/customers",
+        "staging/products",
+    }
+    for key in (
+        dyn_assets.TRANSITIONS_KEY,
+        dyn_assets.SIZING_KEY,
+        *dyn_assets.FIGURE_KEYS.values(),
+    ):
+        assert not graph.get(key).is_partitioned
+
+
+DYNAMICS_SELECTION = (
+    'key:"raw/*" or key:"staging/*" or group:dynamics or group:behaviour or group:strategy '
+    'or key:"figures/dyn_*" or key:"marts/rfm_customer_segments"'
+)
+
+
+@pytest.mark.e2e
+def test_dynamics_end_to_end_backfill_then_a_daily_run(tmp_path: Path) -> None:
+    """Three months through the CLI's runner: the snapshots run in the first (partitioned)
+    run, one step for the three months, with the customer master before them; the tables,
+    checks and figures follow. A later run of one day of the last month updates that month
+    only: the earlier months keep their rows and their single materialization."""
+    from segment_pipeline.generator import generate
+    from segment_pipeline.runner import execute_pipeline
+
+    generate(tmp_path / "data", customers=150, days=75, seed=5, start=date(2025, 1, 1))
+    settings = settings_for(tmp_path / "data", tmp_path / "w" / "segments.duckdb")
+    with dg.instance_for_test() as instance:
+        outcome = execute_pipeline(
+            settings, instance=instance, selection=DYNAMICS_SELECTION, echo=False
+        )
+        assert outcome.success, outcome.messages
+        first_run = instance.get_run_by_id(outcome.run_ids[0])
+        steps = {
+            e.step_key
+            for e in instance.all_logs(first_run.run_id)
+            if e.is_dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"
+        }
+        assert {"customer_snapshots", "staging__customers", "staging__products"} <= steps
+        assert instance.get_materialized_partitions(dyn_assets.SNAPSHOTS_KEY) == {
+            "2025-01-01",
+            "2025-02-01",
+            "2025-03-01",
+        }
+        checks = {
+            (e.asset_key.path[-1], e.check_name): e.passed
+            for run_id in outcome.run_ids
+            for e in _check_evaluations(instance, run_id)
+            if e.asset_key.path[-1] in {t.name for t in dyn.DYNAMICS_TABLES}
+        }
+        assert len(checks) == 6 and all(checks.values()), checks
+        with duckdb.connect(str(settings.db_path), read_only=True) as conn:
+            before = conn.execute(
+                "SELECT * FROM marts.customer_snapshots WHERE snapshot_month < '2025-03-01' "
+                "ORDER BY ALL"
+            ).fetchall()
+            months = conn.execute(
+                "SELECT snapshot_month, count(*) FROM marts.customer_snapshots "
+                "GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            sizing = conn.execute("SELECT count(*) FROM marts.experiment_sizing").fetchall()
+            # the running month's snapshot counts recency to the month's end (the data ends on
+            # Mar 16), yet its scores and segments are today's RFM segments, customer by customer
+            differ = conn.execute(
+                "SELECT count(*) FROM marts.customer_snapshots AS s "
+                "FULL JOIN marts.rfm_customer_segments AS r USING (customer_id) "
+                "WHERE s.snapshot_month = '2025-03-01' AND (s.rfm_code IS DISTINCT FROM "
+                "r.rfm_code OR s.segment IS DISTINCT FROM r.segment)"
+            ).fetchall()[0][0]
+            shifted = conn.execute(
+                "SELECT DISTINCT s.recency_days - r.recency_days FROM marts.customer_snapshots "
+                "AS s JOIN marts.rfm_customer_segments AS r USING (customer_id) "
+                "WHERE s.snapshot_month = '2025-03-01'"
+            ).fetchall()
+        assert differ == 0 and shifted == [(15,)]  # Apr 1 - Mar 17
+        assert [m for m, _ in months] == [JAN, FEB, MAR] and sizing[0][0] > 0
+        for stem in dyn_assets.FIGURE_STEMS.values():
+            assert (settings.figures_dir / f"{stem}.png").stat().st_size > 10_000
+
+        daily = execute_pipeline(  # what the schedule does first: the day's month partition
+            settings,
+            instance=instance,
+            selection='key:"raw/*" or key:"staging/*" or tag:partitioned=time',
+            start=date(2025, 3, 16),
+            end=date(2025, 3, 16),
+            echo=False,
+        )
+        assert daily.success, daily.messages
+        events = instance.fetch_materializations(dyn_assets.SNAPSHOTS_KEY, limit=100).records
+        per_month = pd.Series([e.partition_key for e in events]).value_counts().to_dict()
+        assert per_month == {"2025-01-01": 1, "2025-02-01": 1, "2025-03-01": 2}
+        with duckdb.connect(str(settings.db_path), read_only=True) as conn:
+            after = conn.execute(
+                "SELECT * FROM marts.customer_snapshots WHERE snapshot_month < '2025-03-01' "
+                "ORDER BY ALL"
+            ).fetchall()
+        assert after == before
+
+
+def _check_evaluations(instance: dg.DagsterInstance, run_id: str):
+    logs = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    return [e.dagster_event.event_specific_data for e in logs]
