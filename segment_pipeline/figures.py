@@ -81,23 +81,6 @@ def render_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def publish_figure(
-    conn: duckdb.DuckDBPyConnection,
-    fig: Figure,
-    name: str,
-    figures_dir: Path,
-    asset_key: str,
-) -> dict[str, Any]:
-    """Write `fig` as `figures_dir/name`, upsert it into `figures.figures`, and return the
-    metadata an asset should report (path, hash, size and an inline preview)."""
-    import matplotlib.pyplot as plt
-
-    png = render_png(fig)
-    width, height = (int(v) for v in fig.get_size_inches() * FIGURE_DPI)
-    plt.close(fig)
-    return store_figure(conn, png, width, height, name, figures_dir, asset_key)
-
-
 def store_figure(
     conn: duckdb.DuckDBPyConnection,
     png: bytes,

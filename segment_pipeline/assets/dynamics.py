@@ -15,7 +15,6 @@ section "What changed since last month". SQL and statistics live in
 
 import itertools
 import random
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,13 +22,13 @@ import dagster as dg
 import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
-from matplotlib.figure import Figure
 from pydantic import Field
 
 from segment_pipeline.assets.behaviour import SUMMARY_KEY, BehaviourSettings
 from segment_pipeline.assets.ingest import PARTITIONED_TAGS, STAGING_KEYS
+from segment_pipeline.assets.rfm import RESOURCE_KEY as RFM_RESOURCE_KEY
 from segment_pipeline.assets.rfm import RfmSettings
-from segment_pipeline.figures import publish_figure
+from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
 from segment_pipeline.logic.staging import ensure_staging_tables
@@ -636,39 +635,8 @@ def experiment_sizing(
 
 
 # --------------------------------------------------------------------------------------------
-# Figures (closures over the figures folder; the pattern of assets/clv.py `_clv_figure`)
+# Figures (the shared factory: segment_pipeline.figures.figure_assets)
 # --------------------------------------------------------------------------------------------
-
-Renderer = Callable[[duckdb.DuckDBPyConnection, RfmSettings, AssetExecutionContext], Figure]
-
-
-def _dynamics_figure(kind: str, deps: list, description: str, render: Renderer, figures_dir: Path):
-    """A figure asset writing `figures_dir/<stem>.png` (and its row in figures.figures)."""
-    stem, key = FIGURE_STEMS[kind], FIGURE_KEYS[kind]
-
-    @dg.asset(
-        key=key,
-        deps=deps,
-        description=description,
-        metadata={"file_name": f"{stem}.png"},
-        kinds={"matplotlib", "png"},
-        group_name="figures",
-        owners=OWNERS,
-        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-        pool=WAREHOUSE_POOL,
-    )
-    def _figure(
-        context: AssetExecutionContext,
-        warehouse: DuckDBWarehouse,
-        rfm_settings: RfmSettings,
-    ) -> dg.MaterializeResult:
-        with warehouse.connect() as conn:
-            fig = render(conn, rfm_settings, context)
-            metadata = publish_figure(conn, fig, f"{stem}.png", figures_dir, key.to_user_string())
-        context.log.info(f"wrote {figures_dir / (stem + '.png')}")
-        return dg.MaterializeResult(metadata=metadata)
-
-    return _figure
 
 
 def _transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -676,58 +644,57 @@ def _transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return conn.execute(f"SELECT * FROM {dyn.SEGMENT_TRANSITIONS.fqn}").df()
 
 
-def _render_migration(
-    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, context: AssetExecutionContext
-) -> Figure:
+def _migration_plot(
+    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, _context
+) -> PlotCall:
     order = rfm_settings.segment_map().segments
-    return figs.plot_segment_migration(
-        _transitions(conn), order, note=history_note(_ensure_snapshots(conn))
-    )
+    note = history_note(_ensure_snapshots(conn))
+    return PlotCall(figs.plot_segment_migration, (_transitions(conn), order), {"note": note})
 
 
-def _render_shares(
-    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, context: AssetExecutionContext
-) -> Figure:
+def _shares_plot(conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, _context) -> PlotCall:
     _ensure_snapshots(conn)
     order = rfm_settings.segment_map().segments
-    return figs.plot_segment_share_over_time(conn.execute(dyn.SEGMENT_SHARES_SQL).df(), order)
+    shares = conn.execute(dyn.SEGMENT_SHARES_SQL).df()
+    return PlotCall(figs.plot_segment_share_over_time, (shares, order))
 
 
-def _render_price_flow(
-    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, context: AssetExecutionContext
-) -> Figure:
+def _price_flow_plot(
+    conn: duckdb.DuckDBPyConnection, rfm_settings: RfmSettings, _context
+) -> PlotCall:
     note = history_note(_ensure_snapshots(conn))
     changes = conn.execute(dyn.CATEGORY_TIER_CHANGES_SQL).df()
-    return figs.plot_price_tier_flow(_transitions(conn), changes, note=note)
+    return PlotCall(figs.plot_price_tier_flow, (_transitions(conn), changes), {"note": note})
+
+
+#: The three dynamics figures (RFM segments in the segment map's order: `rfm_settings`).
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
+        FIGURE_STEMS["migration"],
+        (TRANSITIONS_KEY,),
+        "Heatmap of the last month's RFM segment migration: from-segment x to-segment, "
+        "share of the row and count, entrants and leavers.",
+        _migration_plot,
+    ),
+    FigureSpec(
+        FIGURE_STEMS["shares"],
+        (SNAPSHOTS_KEY,),
+        "RFM segment shares of every monthly snapshot (stacked bars).",
+        _shares_plot,
+    ),
+    FigureSpec(
+        FIGURE_STEMS["price_flow"],
+        (TRANSITIONS_KEY, TIERS_KEY),
+        "Price-tier flow of the last month (Low / Mid / High, entrants) and moves up and "
+        "down a tier per month, with the months a category changed tier.",
+        _price_flow_plot,
+    ),
+)
 
 
 def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """The three dynamics figures, written into `figures_dir`."""
-    return [
-        _dynamics_figure(
-            "migration",
-            [TRANSITIONS_KEY],
-            "Heatmap of the last month's RFM segment migration: from-segment x to-segment, "
-            "share of the row and count, entrants and leavers.",
-            _render_migration,
-            figures_dir,
-        ),
-        _dynamics_figure(
-            "shares",
-            [SNAPSHOTS_KEY],
-            "RFM segment shares of every monthly snapshot (stacked bars).",
-            _render_shares,
-            figures_dir,
-        ),
-        _dynamics_figure(
-            "price_flow",
-            [TRANSITIONS_KEY, TIERS_KEY],
-            "Price-tier flow of the last month (Low / Mid / High, entrants) and moves up and "
-            "down a tier per month, with the months a category changed tier.",
-            _render_price_flow,
-            figures_dir,
-        ),
-    ]
+    """The three dynamics figures as one multi-asset, written into `figures_dir`."""
+    return [figure_assets("dynamics_figures", FIGURES, Path(figures_dir), RFM_RESOURCE_KEY, OWNERS)]
 
 
 TABLE_ASSETS = [segment_transitions, customer_last_moves, experiment_sizing]

@@ -1,7 +1,7 @@
 """The three customer-dynamics figures: small mart tables in (pandas), a matplotlib Figure out.
 
 Pure functions `plot_xxx(frames..., note=...) -> Figure`, built without pyplot state
-(headless, repeatable); `segment_pipeline.figures.publish_figure` writes the PNGs. Same
+(headless, repeatable); `segment_pipeline.figures.figure_assets` draws and stores the PNGs. Same
 visual standard as the other figures (the seed-A title / subtitle / footnote layout and axes
 helpers are reused): RFM segments in their own colours and display order, price tiers in the
 seed-B tier colours, every figure names its source table in a footnote, and a figure that has
