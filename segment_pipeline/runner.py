@@ -242,7 +242,8 @@ def _execute_run(
                     break
             if not alive:
                 break
-            time.sleep(0.5)
+            # Wake when the run ends (not up to a poll interval later), else poll again.
+            worker.join(0.5)
     except KeyboardInterrupt:
         _stop_run(worker, instance, run_id, say)
         raise
