@@ -83,7 +83,15 @@ def resolve_selection(defs: dg.Definitions, selection: str | None) -> list[dg.As
         ) from None
     if not keys:
         raise ValueError(f"the selection {selection!r} matches no asset")
-    return sorted(keys)
+    # Assets written together by one step (staging/transactions with staging/returns and
+    # staging/quarantine; the monthly snapshots) run together: Dagster cannot run a part of
+    # such a step. Subsettable ones (the figures) keep the selection as given.
+    whole = set(keys)
+    for key in keys:
+        assets_def = graph.assets_def_for_key(key)
+        if not assets_def.can_subset:
+            whole.update(assets_def.keys)
+    return sorted(whole)
 
 
 def execute_pipeline(

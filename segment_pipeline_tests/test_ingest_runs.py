@@ -271,3 +271,23 @@ def test_identity_checks_pass_on_clean_days(tmp_path: Path, instance: dg.Dagster
         )
     }
     assert passed["order_id_single_customer"] and passed["ids_distinct_ignoring_case"]
+
+
+def test_selecting_one_asset_of_a_step_runs_the_whole_step(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """staging/transactions is written with staging/returns and staging/quarantine by one
+    step: selecting it alone runs that step (it used to be an internal error)."""
+    data = make_dataset(tmp_path / "data")
+    settings = settings_for(data, tmp_path / "w.duckdb")
+    first = execute_pipeline(
+        settings, instance=instance, selection='key:"raw/transactions"', echo=False
+    )
+    assert first.success, first.messages
+    outcome = execute_pipeline(
+        settings, instance=instance, selection='key:"staging/transactions"', echo=False
+    )
+    assert outcome.success, outcome.messages
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM staging.transactions").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM staging.returns").fetchone() == (1,)
