@@ -36,7 +36,7 @@ from segment_pipeline.logic.behaviour import (
     sample_log_amounts,
     tercile_tiers,
 )
-from segment_pipeline.logic.seed_b_figures import plot_price_segments
+from segment_pipeline.logic.seed_b_figures import plot_occupation_groups, plot_price_segments
 from segment_pipeline.logic.strategy import assign_strategy, load_rule_table
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
 
@@ -311,6 +311,31 @@ def test_price_segment_figure_leaves_unknown_out() -> None:
     # ... and the footnote says so: 1 line, 940 of 1,000 = 94.0% of gross sales
     footnote = " ".join(t.get_text() for t in fig.texts)
     assert "Not drawn: Unknown (lines without a category; 1 line, 94.0% of gross sales)" in footnote
+
+
+def test_price_segment_figure_draws_dots_not_bars_on_its_log_axis() -> None:
+    """Issue 11, item 9: on a log axis a bar's length is not proportional to its value, so
+    each category is a dot at its median (and counts read `1 line`, not `1 lines`)."""
+    rows = [
+        {"customer_id": "c", "order_id": f"o{c}", "category": c, "amount": a}
+        for c, a in [("A", 10), ("B", 200), ("C", 3000)]
+    ]
+    fig = plot_price_segments(build_category_price_segments(lines_db(rows)))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert not ax.patches  # no bars
+    offsets = ax.collections[0].get_offsets()
+    assert [float(x) for x, _ in offsets] == [10.0, 200.0, 3000.0]
+    texts = [t.get_text() for t in ax.texts]
+    assert any(t.endswith("1 line") for t in texts) and not any("1 lines" in t for t in texts)
+
+
+def test_occupation_figure_says_1_customer() -> None:
+    groups = build_occupation_groups(lines_db(_occupation_rows()), min_customers=2)
+    fig = plot_occupation_groups(groups, 2)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.endswith(" 1 customer") for t in texts)  # occupation E has one customer
+    assert not any(" 1 customers" in t for t in texts)
 
 
 def test_only_unknown_category_gives_no_tier() -> None:

@@ -692,13 +692,15 @@ def _strategy_section(inputs: ReportInputs, figures: dict[str, str], embed: bool
         else:
             shown = members.head(5)
             out.append(
-                f"{count(len(members))} segment(s), {count(cls['customers'])} customers, "
+                f"{count(len(members))} segment(s), {count(cls['customers'])} "
+                f"{'customer' if int(cls['customers']) == 1 else 'customers'}, "
                 f"{pct(cls['revenue_share'])} of gross sales. Largest by gross sales:"
             )
             out.append("")
             for _, m in shown.iterrows():
                 out.append(
-                    f"- {m['segment']}: {count(m['customers'])} customers, "
+                    f"- {m['segment']}: {count(m['customers'])} "
+                    f"{'customer' if int(m['customers']) == 1 else 'customers'}, "
                     f"{pct(m['revenue_share'])} of gross sales, AOV {money(m['aov'])}"
                 )
             if len(members) > len(shown):

@@ -279,7 +279,7 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
         ax.text(
             row["typical_line_amount"] + xmax * 0.01,
             i,
-            f"{money(row['typical_line_amount'])}  ·  {int(row['customers']):,} customers",
+            f"{money(row['typical_line_amount'])}  ·  {_count(int(row['customers']), 'customer')}",
             va="center",
             fontsize=9,
         )
@@ -327,13 +327,19 @@ def _plural(n: int, word: str, prefix: str = "") -> str:
     return f"{prefix}{n} {word}{'' if n == 1 else 's'}{')' if prefix else ''}"
 
 
+def _count(n: int, word: str) -> str:
+    """`1 customer`, `2,345 customers`."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 # --------------------------------------------------------------------------------------------
 # 3. Price segments
 # --------------------------------------------------------------------------------------------
 
 
 def plot_price_segments(categories: pd.DataFrame) -> Figure:
-    """One bar per tiered category: median line amount (log scale), coloured by price segment.
+    """One dot per tiered category: median line amount (log scale), coloured by price segment.
+    Dots, not bars: on a log axis a bar's length is not proportional to its value.
 
     `Unknown` (lines without a category) takes no tier: it is not drawn among the categories,
     and the footnote gives its lines and share of gross sales.
@@ -360,19 +366,22 @@ def plot_price_segments(categories: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(11, max(4.0, 0.32 * len(data) + 1.9)))
     ax = fig.subplots()
     y = np.arange(len(data))
-    ax.barh(
-        y,
+    ax.scatter(
         data["median_line_amount"].clip(lower=0.01),
+        y,
+        s=70,
         color=[TIER_COLOURS[s] for s in data["price_segment"]],
         edgecolor="white",
+        zorder=3,
     )
+    ax.grid(axis="y", color="#e6e6e6", linewidth=0.8, zorder=0)
     ax.set_xscale("log")
     xmax = float(data["median_line_amount"].max())
     for i, row in data.iterrows():
         ax.text(
             max(row["median_line_amount"], 0.01) * 1.06,
             i,
-            f"{money(row['median_line_amount'])}  ·  {int(row['lines']):,} lines",
+            f"{money(row['median_line_amount'])}  ·  {_count(int(row['lines']), 'line')}",
             va="center",
             fontsize=9,
         )
@@ -484,7 +493,8 @@ def plot_segment_value_map(
         row = top.loc[i]
         ax.annotate(
             f"#{int(row['sales_rank'])} {short_segment(row)}\n"
-            f"{100 * row['revenue_share']:.1f}% of sales, {int(row['customers']):,} customers",
+            f"{100 * row['revenue_share']:.1f}% of sales, "
+            f"{_count(int(row['customers']), 'customer')}",
             xy=(row["customers"], max(row["aov"], 0.01)),
             xycoords="data",
             xytext=(1.03, y_pos),
