@@ -29,11 +29,12 @@ from segment_pipeline.assets.behaviour import (
 from segment_pipeline.assets.behaviour import RESOURCE_KEY as BEHAVIOUR_RESOURCE_KEY
 from segment_pipeline.assets.ingest import STAGING_KEYS
 from segment_pipeline.assets.rfm import RFM_KEY
+from segment_pipeline.assets.tables import check_spec, table_asset, table_key
 from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
-from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
+from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
     TableDef,
@@ -50,8 +51,7 @@ GROUP = "clv"
 RESOURCE_KEY = "clv_settings"
 
 
-def _key(table: TableDef) -> dg.AssetKey:
-    return dg.AssetKey([table.schema, table.name])
+_key = table_key
 
 
 INPUTS_KEY = _key(clv.CLV_MODEL_INPUTS)
@@ -109,25 +109,21 @@ class ClvSettings(dg.ConfigurableResource):
         return date.fromisoformat(self.calibration_end) if self.calibration_end else None
 
 
-def _check(asset: dg.AssetKey, name: str, description: str, blocking: bool = True):
-    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=description)
+_check = check_spec
 
 
 def _clv_asset(
     table: TableDef, deps: list, description: str, *checks: dg.AssetCheckSpec, kinds=("duckdb",)
 ):
-    """`dg.asset` for a CLV table: its key, the layer's group, kinds, owners, column schema."""
-    return dg.asset(
-        key=_key(table),
+    """`dg.asset` for a CLV table (the shared conventions, this layer's group and owners)."""
+    return table_asset(
+        table,
+        group=GROUP,
+        owners=OWNERS,
         deps=deps,
         description=description,
-        metadata=table.spec_metadata(),
-        check_specs=list(checks),
-        kinds=set(kinds),
-        group_name=GROUP,
-        owners=OWNERS,
-        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-        pool=WAREHOUSE_POOL,
+        checks=checks,
+        kinds=kinds,
     )
 
 

@@ -28,6 +28,7 @@ from segment_pipeline.assets.behaviour import SUMMARY_KEY, BehaviourSettings
 from segment_pipeline.assets.ingest import PARTITIONED_TAGS, STAGING_KEYS
 from segment_pipeline.assets.rfm import RESOURCE_KEY as RFM_RESOURCE_KEY
 from segment_pipeline.assets.rfm import RfmSettings
+from segment_pipeline.assets.tables import check_spec, table_asset, table_key
 from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
@@ -48,8 +49,7 @@ GROUP = "dynamics"
 RESOURCE_KEY = "dynamics_settings"
 
 
-def _key(table: TableDef) -> dg.AssetKey:
-    return dg.AssetKey([table.schema, table.name])
+_key = table_key
 
 
 SNAPSHOTS_KEY = _key(dyn.CUSTOMER_SNAPSHOTS)
@@ -368,25 +368,21 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
 # --------------------------------------------------------------------------------------------
 
 
-def _check(asset: dg.AssetKey, name: str, description: str, blocking: bool = True):
-    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=description)
+_check = check_spec
 
 
 def _dynamics_asset(
     table: TableDef, deps: list, description: str, *checks: dg.AssetCheckSpec, kinds=("duckdb",)
 ):
-    """`dg.asset` for a dynamics table: its key, the layer's group, kinds, owners, schema."""
-    return dg.asset(
-        key=_key(table),
+    """`dg.asset` for a dynamics table (the shared conventions, this layer's group and owners)."""
+    return table_asset(
+        table,
+        group=GROUP,
+        owners=OWNERS,
         deps=deps,
         description=description,
-        metadata=table.spec_metadata(),
-        check_specs=list(checks),
-        kinds=set(kinds),
-        group_name=GROUP,
-        owners=OWNERS,
-        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-        pool=WAREHOUSE_POOL,
+        checks=checks,
+        kinds=kinds,
     )
 
 
