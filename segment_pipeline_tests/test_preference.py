@@ -428,10 +428,12 @@ def test_tables_keep_every_line_and_shares_sum_to_one(
             assert group["spend_share"].sum() == pytest.approx(1)
         if prior_strength > 0 or group["segment_revenue"].iloc[0] > 0:
             assert group["shrunk_share"].sum() == pytest.approx(1)
-    # the shrunk index always lies between the raw index and 1
-    low = p[["preference_index"]].assign(one=1.0).min(axis=1) - 1e-9
-    high = p[["preference_index"]].assign(one=1.0).max(axis=1) + 1e-9
-    assert p["shrunk_index"].between(low, high).all()
+    # the shrunk index always lies between the raw index and 1 (where it is defined: without
+    # a prior, a segment with no categorised spend has no index, as it has no shares)
+    defined = p[(prior_strength > 0) | (p["segment_revenue"] > 0)]
+    low = defined[["preference_index"]].assign(one=1.0).min(axis=1) - 1e-9
+    high = defined[["preference_index"]].assign(one=1.0).max(axis=1) + 1e-9
+    assert defined["shrunk_index"].between(low, high).all()
     assert p["penetration"].between(0, 1).all()
     pat = _table(conn, "segment_purchase_patterns")
     assert pat["customers"].sum() == len({line[1] for line in lines})
