@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
 import dagster as dg
 
@@ -17,6 +18,7 @@ from segment_pipeline.assets.ingest import (
     staging_customers,
     staging_products,
 )
+from segment_pipeline.figures import figure_assets
 from segment_pipeline.jobs import ALL_ASSETS_JOB
 from segment_pipeline.partitions import dataset_partitions
 from segment_pipeline.resources import DatasetResource, DuckDBWarehouse
@@ -25,8 +27,9 @@ from segment_pipeline.sensors import build_new_data_sensor
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import open_source
 
-#: Analysis layers, in graph order. Each module exposes `build_defs(settings) -> Definitions`;
-#: a layer with month-partitioned assets takes `partitions_def` too (see _layer_definitions).
+#: Analysis layers, in graph order. Each module exposes `build_defs(settings) -> Definitions`
+#: (a layer with month-partitioned assets takes `partitions_def` too, see _layer_definitions)
+#: and `FIGURE_LAYER`, its figures, which one step draws for all layers (_figure_assets).
 LAYER_MODULES: tuple[str, ...] = (
     "segment_pipeline.assets.rfm",
     "segment_pipeline.assets.behaviour",
@@ -51,6 +54,12 @@ def _layer_definitions(
     return out
 
 
+def _figure_assets(settings: PipelineSettings) -> dg.AssetsDefinition:
+    """Every layer's figures (its `FIGURE_LAYER`) as one multi-asset, drawn in one step."""
+    layers = [importlib.import_module(name).FIGURE_LAYER for name in LAYER_MODULES]
+    return figure_assets("figures", layers, Path(settings.figures_dir))
+
+
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
     """All assets, checks, jobs and resources for one dataset and one warehouse file."""
     settings = settings or PipelineSettings.from_env()
@@ -69,7 +78,8 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
         },
         executor=dg.in_process_executor,
     )
-    return dg.Definitions.merge(core, *_layer_definitions(settings, partitions_def))
+    figures = dg.Definitions(assets=[_figure_assets(settings)])
+    return dg.Definitions.merge(core, *_layer_definitions(settings, partitions_def), figures)
 
 
 defs = build_definitions()

@@ -188,18 +188,24 @@ def draw_all(calls: Sequence[PlotCall], workers: int | None = None) -> list[tupl
         return list(pool.map(_draw, calls))
 
 
+@dataclass(frozen=True)
+class FigureLayer:
+    """A layer's figures and the settings resource their `prepare` functions read."""
+
+    settings_key: str
+    specs: Sequence[FigureSpec]
+    owners: Sequence[str] = ()
+
+
 def figure_assets(
-    name: str,
-    specs: Sequence[FigureSpec],
-    figures_dir: Path,
-    settings_key: str,
-    owners: Sequence[str],
+    name: str, layers: Sequence[FigureLayer], figures_dir: Path
 ) -> dg.AssetsDefinition:
-    """One multi-asset for a layer's figures: each figure is its own asset (own lineage, own
-    materializations, selectable alone), and the selected ones are drawn in parallel in one
-    step. The folder is bound here, not resource config (a partial run-config override of a
-    resource would reset it)."""
-    by_key = {spec.key: spec for spec in specs}
+    """One multi-asset for every layer's figures: each figure is its own asset (own lineage,
+    own materializations, selectable alone), and the selected ones are drawn in parallel in
+    one step (one step for all of them: drawing is most of a run's fixed cost, and four
+    steps of two to five figures left a core idle). The folder is bound here, not resource
+    config (a partial run-config override of a resource would reset it)."""
+    by_key = {spec.key: (spec, layer) for layer in layers for spec in layer.specs}
 
     @dg.multi_asset(
         name=name,
@@ -210,26 +216,28 @@ def figure_assets(
                 description=spec.description,
                 group_name="figures",
                 kinds={"matplotlib", "png"},
-                owners=list(owners),
+                owners=list(layer.owners),
                 metadata={"file_name": spec.file_name},
             )
-            for spec in specs
+            for spec, layer in by_key.values()
         ],
         can_subset=True,
-        required_resource_keys={"warehouse", settings_key},
+        required_resource_keys={"warehouse", *(layer.settings_key for layer in layers)},
         backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
         pool=WAREHOUSE_POOL,
     )
     # `context` unannotated: this module's string annotations are refused by Dagster.
     def _figures(context) -> Iterator[dg.MaterializeResult]:
-        settings = getattr(context.resources, settings_key)
         chosen = [by_key[key] for key in by_key if key in context.selected_asset_keys]
         with context.resources.warehouse.connect() as conn:
-            calls = [spec.prepare(conn, settings, context) for spec in chosen]
+            calls = [
+                spec.prepare(conn, getattr(context.resources, layer.settings_key), context)
+                for spec, layer in chosen
+            ]
         # Drawn without holding the warehouse: other writers may go on meanwhile.
         drawn = draw_all(calls)
         with context.resources.warehouse.connect() as conn:
-            for spec, (png, width, height) in zip(chosen, drawn, strict=True):
+            for (spec, _layer), (png, width, height) in zip(chosen, drawn, strict=True):
                 metadata = store_figure(
                     conn,
                     png,

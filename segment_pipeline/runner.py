@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import socket
 import sys
 import threading
@@ -225,33 +226,30 @@ def _execute_run(
         except BaseException as exc:  # surfaced below, never swallowed
             holder["error"] = exc
 
+    # The run's events, handed over by the instance as the worker stores them (reading them
+    # back from the event log every half second cost a SQLite query per poll).
+    events: queue.SimpleQueue[dg.EventLogEntry] = queue.SimpleQueue()
+    instance.add_event_listener(run_id, events.put)
     # A daemon thread: a second Ctrl-C ends the process even if the step does not stop.
     worker = threading.Thread(target=target, name="segment-pipeline-run", daemon=True)
     worker.start()
     failed_checks: list[str] = []
     messages: list[str] = []
     bugs: list[str] = []
-    # Read only the events added since the last poll (a cursor): a backfill writes one event
-    # per partition and asset, and re-reading the whole log each time grew quadratically.
-    cursor: str | None = None
     try:
         while True:
             alive = worker.is_alive()
-            while True:
-                page = instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
-                for event_record in page.records:
-                    line = _progress_line(
-                        event_record.event_log_entry, failed_checks, messages, bugs
-                    )
-                    if line:
-                        say(line)
-                cursor = page.cursor
-                if not page.has_more:
-                    break
-            if not alive:
+            try:
+                # The next event, or every half second a look at whether the run has ended
+                # (its events are all queued by then: the worker puts them before it ends).
+                entry = events.get(timeout=0.5 if alive else 0)
+            except queue.Empty:
+                if alive:
+                    continue
                 break
-            # Wake when the run ends (not up to a poll interval later), else poll again.
-            worker.join(0.5)
+            line = _progress_line(entry, failed_checks, messages, bugs)
+            if line:
+                say(line)
     except KeyboardInterrupt:
         _stop_run(worker, instance, run_id, say)
         raise

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from segment_pipeline.settings import PROJECT_ROOT, PipelineSettings
 
@@ -40,10 +41,30 @@ def shared_data_dir() -> Path:
     return SHARED_DATA_DIR
 
 
+#: The project instance's event log storage (.dagster_home/dagster.yaml), for test instances.
+POOLED_EVENT_LOG = {
+    "event_log_storage": {
+        "module": "segment_pipeline.instance_storage",
+        "class": "PooledSqliteEventLogStorage",
+    }
+}
+
+
 @pytest.fixture
 def instance() -> dg.DagsterInstance:
-    with dg.instance_for_test() as inst:
+    with dg.instance_for_test(overrides=POOLED_EVENT_LOG) as inst:
         yield inst
+
+
+def project_home(home: Path) -> Path:
+    """A DAGSTER_HOME for a test, configured like the project's own (.dagster_home/)."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load((PROJECT_ROOT / ".dagster_home" / "dagster.yaml").read_text())
+    # The pooled event log defaults to $DAGSTER_HOME/history/runs; name it for readers
+    # (tests open the instance with from_config, without DAGSTER_HOME set).
+    config["event_log_storage"]["config"] = {"base_dir": str(home / "history" / "runs")}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
 
 
 def settings_for(data_dir: Path, db_path: Path, **overrides: object) -> PipelineSettings:

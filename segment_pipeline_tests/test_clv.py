@@ -22,7 +22,7 @@ from scipy import integrate, special
 from segment_pipeline.assets import behaviour as behaviour_assets
 from segment_pipeline.assets import clv as clv_assets
 from segment_pipeline.assets import rfm as rfm_assets
-from segment_pipeline.figures import render_png
+from segment_pipeline.figures import figure_assets, render_png
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic.report import ClvInputs, _clv_section, collect_clv
@@ -498,7 +498,10 @@ def _run_clv_layer(tmp_path: Path, rows: list[tuple[str, str, float]]):
     _hand_built_warehouse(db, rows)
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [*clv_assets.TABLE_ASSETS, *clv_assets.build_figure_assets(figures_dir)],
+            [
+                *clv_assets.TABLE_ASSETS,
+                figure_assets("figures", [clv_assets.FIGURE_LAYER], figures_dir),
+            ],
             instance=instance,
             resources={
                 "warehouse": DuckDBWarehouse(path=str(db)),

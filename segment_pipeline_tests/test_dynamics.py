@@ -431,6 +431,40 @@ def test_sample_size_against_cohen_and_pwr() -> None:
     assert size.n_per_arm == math.ceil(closed)
 
 
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1])
+@pytest.mark.parametrize("power", [0.5, 0.8, 0.9])
+def test_power_equals_statsmodels(alpha: float, power: float) -> None:
+    """The normal power computed here is statsmodels' NormalIndPower (the library it
+    replaces, kept as the reference): the same power function to float precision; n and the
+    detectable effect found here are roots of statsmodels' power function (to 1e-9), within
+    its own solver's tolerance of its answer, and the whole n is the same."""
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    for baseline, uplift in [(0.02, 0.5), (0.124, 0.1), (0.274, 0.1), (0.5, 0.3), (0.7, -0.2)]:
+        target = baseline * (1 + uplift)
+        size = dyn.sample_size_per_arm(baseline, uplift, alpha, power)
+        assert size.effect_size_h == pytest.approx(proportion_effectsize(target, baseline), 1e-12)
+        reference = NormalIndPower().solve_power(
+            effect_size=abs(size.effect_size_h), alpha=alpha, power=power, ratio=1.0
+        )
+        h = abs(size.effect_size_h)
+        n = dyn.two_sample_z_nobs(h, alpha, power)
+        assert dyn.two_sample_z_power(h, n, alpha) == pytest.approx(
+            NormalIndPower().power(h, n, alpha, ratio=1.0), rel=1e-12
+        )
+        assert NormalIndPower().power(h, n, alpha, ratio=1.0) == pytest.approx(power, abs=1e-9)
+        assert n == pytest.approx(reference, rel=1e-4)
+        assert size.n_per_arm == math.ceil(float(reference) - 1e-6)
+    for n in (3, 40, 757, 12_783):
+        reference = NormalIndPower().solve_power(
+            effect_size=None, nobs1=n, alpha=alpha, power=power, ratio=1.0
+        )
+        effect = dyn.two_sample_z_effect(n, alpha, power)
+        assert NormalIndPower().power(effect, n, alpha, ratio=1.0) == pytest.approx(power, abs=1e-9)
+        assert effect == pytest.approx(reference, rel=1e-3)
+
+
 def test_sample_size_cases() -> None:
     stay = dyn.OUTCOMES[dyn.STAY_ACTIVE]
     # staying active: the uplift cuts the lapse rate (10% -> 9%), not 90% -> 99%

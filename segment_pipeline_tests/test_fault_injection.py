@@ -20,7 +20,7 @@ import pytest
 from segment_pipeline.generator import generate
 from segment_pipeline.partitions import PARTITION_RANGE_START_TAG
 from segment_pipeline.runner import RUN_PID_TAG
-from segment_pipeline.settings import PROJECT_ROOT
+from segment_pipeline_tests.conftest import project_home
 
 BIN = Path(sys.executable).parent
 TABLES = (
@@ -37,8 +37,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
 def _env(home: Path, data: Path, db: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_PIPELINE_")}
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / ".dagster_home/dagster.yaml").read_text())
+    project_home(home)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.get_run_records(limit=1)  # create the storage before the CLI and the poller
     env.update(

@@ -19,6 +19,7 @@ from segment_pipeline.partitions import PARTITION_RANGE_END_TAG, PARTITION_RANGE
 from segment_pipeline.schedules import build_daily_schedule
 from segment_pipeline.sensors import build_new_data_sensor, scan_folder
 from segment_pipeline.settings import PROJECT_ROOT
+from segment_pipeline_tests.conftest import project_home
 from segment_pipeline_tests.datasets import line, write_day
 
 BIN = Path(sys.executable).parent
@@ -150,8 +151,7 @@ def _dataset(root: Path) -> Path:
 
 def _env(tmp_path: Path, data: Path, db: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_PIPELINE_")}
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
+    home = project_home(tmp_path / "dagster_home")
     env.update(
         {
             "DAGSTER_HOME": str(home),

@@ -13,7 +13,7 @@ import pytest
 
 from segment_pipeline.definitions import build_definitions
 from segment_pipeline.settings import PROJECT_ROOT
-from segment_pipeline_tests.conftest import settings_for
+from segment_pipeline_tests.conftest import project_home, settings_for
 from segment_pipeline_tests.datasets import line, write_day
 
 BIN = Path(sys.executable).parent
@@ -29,7 +29,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
             **extra,
         }
     )
-    (tmp_path / "dagster_home").mkdir(exist_ok=True)
+    project_home(tmp_path / "dagster_home")
     return env
 
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from segment_pipeline.settings import PROJECT_ROOT
+from segment_pipeline_tests.conftest import project_home
 
 BIN = Path(sys.executable).parent
 
@@ -47,8 +48,7 @@ def running_webserver(
     tmp_path: Path, env_extra: dict[str, str], timeout: float = 180.0
 ) -> Iterator[Webserver]:
     port = free_port()
-    home = tmp_path / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
+    home = project_home(tmp_path / "dagster_home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_PIPELINE_")}
     env.update({"DAGSTER_HOME": str(home), **env_extra})
     log = tmp_path / "webserver.log"

@@ -15,7 +15,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
-from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import seed_b_figures as figs
 from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
@@ -656,10 +656,8 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
-def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """The five bsa_* figures as one multi-asset (drawn in parallel), writing into
-    `figures_dir`."""
-    return [figure_assets("behaviour_figures", FIGURES, Path(figures_dir), RESOURCE_KEY, OWNERS)]
+#: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
+FIGURE_LAYER = FigureLayer(RESOURCE_KEY, FIGURES, OWNERS)
 
 
 def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
@@ -756,7 +754,6 @@ def build_defs(settings: PipelineSettings) -> dg.Definitions:
             behavioural_segments,
             segment_strategy,
             strategy_summary,
-            *build_figure_assets(figures_dir),
             build_report_asset(figures_dir),
         ],
         resources={RESOURCE_KEY: BehaviourSettings()},

@@ -11,7 +11,6 @@ the plots in `.clv_figures`; parameters are the `clv_settings` resource (ClvSett
 import time
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -30,7 +29,7 @@ from segment_pipeline.assets.behaviour import RESOURCE_KEY as BEHAVIOUR_RESOURCE
 from segment_pipeline.assets.ingest import STAGING_KEYS
 from segment_pipeline.assets.rfm import RFM_KEY
 from segment_pipeline.assets.tables import check_spec, table_asset, table_key
-from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
@@ -621,12 +620,8 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
-def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """figures/clv_by_segment and figures/clv_calibration_holdout as one multi-asset,
-    written into `figures_dir`."""
-    return [
-        figure_assets("clv_figures", FIGURES, Path(figures_dir), BEHAVIOUR_RESOURCE_KEY, OWNERS)
-    ]
+#: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
+FIGURE_LAYER = FigureLayer(BEHAVIOUR_RESOURCE_KEY, FIGURES, OWNERS)
 
 
 TABLE_ASSETS = [
@@ -641,6 +636,6 @@ TABLE_ASSETS = [
 def build_defs(settings: PipelineSettings) -> dg.Definitions:
     """The CLV layer's assets, checks and the `clv_settings` resource."""
     return dg.Definitions(
-        assets=[*TABLE_ASSETS, *build_figure_assets(Path(settings.figures_dir))],
+        assets=TABLE_ASSETS,
         resources={RESOURCE_KEY: ClvSettings()},
     )

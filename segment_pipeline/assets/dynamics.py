@@ -16,7 +16,6 @@ section "What changed since last month". SQL and statistics live in
 import itertools
 import random
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -29,7 +28,7 @@ from segment_pipeline.assets.ingest import PARTITIONED_TAGS, STAGING_KEYS
 from segment_pipeline.assets.rfm import RESOURCE_KEY as RFM_RESOURCE_KEY
 from segment_pipeline.assets.rfm import RfmSettings
 from segment_pipeline.assets.tables import check_spec, table_asset, table_key
-from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
 from segment_pipeline.logic.staging import ensure_staging_tables
@@ -549,14 +548,14 @@ def customer_last_moves(
     "the latest snapshot, the monthly baseline rate of the outcome the class targets (Defend / "
     "Maintain: staying active, Grow: ordering again, Expand: moving up a price tier; measured "
     "on the snapshots), and the customers per arm to detect the configured relative uplift "
-    "(statsmodels NormalIndPower on Cohen's h); says plainly when a class is too small.",
+    "(two-sample z-test power on Cohen's h); says plainly when a class is too small.",
     _check(
         SIZING_KEY,
         "every_action_sized",
         "One row per class and playbook action of marts.strategy_summary, each with a verdict; "
         "a testable row has n_per_arm >= 1 and at least 2 x n_per_arm customers available.",
     ),
-    kinds=("duckdb", "statsmodels"),
+    kinds=("duckdb", "pandas"),
 )
 def experiment_sizing(
     context: AssetExecutionContext,
@@ -688,9 +687,8 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
-def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """The three dynamics figures as one multi-asset, written into `figures_dir`."""
-    return [figure_assets("dynamics_figures", FIGURES, Path(figures_dir), RFM_RESOURCE_KEY, OWNERS)]
+#: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
+FIGURE_LAYER = FigureLayer(RFM_RESOURCE_KEY, FIGURES, OWNERS)
 
 
 TABLE_ASSETS = [segment_transitions, customer_last_moves, experiment_sizing]
@@ -705,7 +703,6 @@ def build_defs(
         assets=[
             build_snapshot_asset(partitions_def),
             *TABLE_ASSETS,
-            *build_figure_assets(Path(settings.figures_dir)),
         ],
         resources={RESOURCE_KEY: DynamicsSettings()},
     )

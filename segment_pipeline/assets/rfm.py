@@ -8,7 +8,6 @@ The assets are thin: the SQL and the plots live in `segment_pipeline.logic.rfm`,
 """
 
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -17,7 +16,7 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
-from segment_pipeline.figures import FigureSpec, PlotCall, figure_assets
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic import seed_a_figures as figs
 from segment_pipeline.logic.rfm import (
@@ -684,10 +683,8 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
-def build_figure_assets(figures_dir: Path) -> list[dg.AssetsDefinition]:
-    """The five seed-A figures as one multi-asset (drawn in parallel), writing PNGs into
-    `figures_dir`."""
-    return [figure_assets("rfm_figures", FIGURES, Path(figures_dir), RESOURCE_KEY, OWNERS)]
+#: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
+FIGURE_LAYER = FigureLayer(RESOURCE_KEY, FIGURES, OWNERS)
 
 
 TABLE_ASSETS = [
@@ -706,6 +703,6 @@ def build_defs(settings: PipelineSettings) -> dg.Definitions:
     """Seed A's assets, checks and the `rfm_settings` resource (figures go to
     `settings.figures_dir`)."""
     return dg.Definitions(
-        assets=[*TABLE_ASSETS, *build_figure_assets(settings.figures_dir)],
+        assets=TABLE_ASSETS,
         resources={RESOURCE_KEY: RfmSettings()},
     )

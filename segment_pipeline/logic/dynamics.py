@@ -33,16 +33,18 @@ Definitions pinned here (docs/dynamics.md explains them for analysts):
   the class at the start of a month; the class is today's rule table applied to that month's
   occupation group and price segment), and the customers per arm to detect a relative uplift
   of that rate with a two-proportion z-test on Cohen's arcsine effect size h
-  (`statsmodels.stats.power.NormalIndPower`, `proportion_effectsize`).
+  (the normal power of statsmodels' `NormalIndPower`, computed here; statsmodels is the
+  tests' reference).
 """
 
 from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from statistics import NormalDist
 
 import duckdb
 import pandas as pd
@@ -284,7 +286,7 @@ EXPERIMENT_SIZING = TableDef(
     name="experiment_sizing",
     description="Per strategy class and playbook action: the customers available, the "
     "monthly baseline rate of the outcome the action targets (from the snapshots), and the "
-    "customers per arm to detect the configured relative uplift (statsmodels, two-proportion "
+    "customers per arm to detect the configured relative uplift (normal power, two-proportion "
     "z-test on Cohen's h); says when the class is too small to test.",
     columns=(
         Column("strategy_class", "VARCHAR", "Strategy class", nullable=False),
@@ -992,6 +994,55 @@ class SampleSize:
     reason: str | None = None  # why there is no n (the rate cannot be sized)
 
 
+# The power of a two-sided two-sample z-test with equal arms, as statsmodels' NormalIndPower
+# (ratio 1) computes it: both rejection tails, solved by bisection on a monotone function. The
+# standard library's NormalDist has the same quantiles as scipy.stats.norm to 1e-15; tested
+# against statsmodels over a grid (test_dynamics.py). statsmodels itself cost 1.4 s of import.
+_NORMAL = NormalDist()
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """Cohen's h between two proportions: 2 asin(sqrt(p1)) - 2 asin(sqrt(p2))."""
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
+def two_sample_z_power(effect_size: float, nobs_per_arm: float, alpha: float) -> float:
+    """Power of the two-sided test for standardized `effect_size` with equal arms."""
+    crit = _NORMAL.inv_cdf(1 - alpha / 2)
+    shift = effect_size * math.sqrt(nobs_per_arm / 2)
+    return (1 - _NORMAL.cdf(crit - shift)) + _NORMAL.cdf(-crit - shift)
+
+
+def _bisect(f: Callable[[float], float], low: float, high: float) -> float:
+    """The root of increasing `f` on [low, high] (f(low) < 0 < f(high)) to float precision."""
+    for _ in range(200):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break
+        if f(middle) < 0:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def two_sample_z_nobs(effect_size: float, alpha: float, power: float) -> float:
+    """Observations per arm (not rounded) for `power` at `effect_size` > 0."""
+
+    def short(n: float) -> float:
+        return two_sample_z_power(effect_size, n, alpha) - power
+
+    high = 2.0
+    while short(high) < 0:
+        high *= 2
+    return _bisect(short, 1e-9, high)
+
+
+def two_sample_z_effect(nobs_per_arm: float, alpha: float, power: float) -> float:
+    """The effect size `nobs_per_arm` per arm detects with `power`."""
+    return _bisect(lambda h: two_sample_z_power(h, nobs_per_arm, alpha) - power, 0.0, 1e3)
+
+
 def sample_size_per_arm(
     baseline_rate: float | None,
     relative_uplift: float,
@@ -1000,8 +1051,8 @@ def sample_size_per_arm(
     outcome: Outcome | None = None,
 ) -> SampleSize:
     """Customers per arm to detect `baseline_rate -> target` with a two-sided two-proportion
-    z-test at level `alpha` and the given `power`: statsmodels' `NormalIndPower().solve_power`
-    on Cohen's h (`proportion_effectsize`), equal arms, rounded up. The target is
+    z-test at level `alpha` and the given `power` (the normal power of statsmodels'
+    `NormalIndPower().solve_power`) on Cohen's h, equal arms, rounded up. The target is
     `baseline x (1 + relative_uplift)`, or for an outcome where lower is better (staying
     active) `1 - (1 - baseline) x (1 - relative_uplift)`. No n, with the reason, for a missing
     rate, a rate the uplift cannot move (0, or 100% for a cut of its complement), or a target
@@ -1024,39 +1075,22 @@ def sample_size_per_arm(
             None,
             f"a {relative_uplift:.0%} uplift of {baseline_rate:.1%} would reach 100% or more",
         )
-    # statsmodels is imported on first use: loading the definitions does not need it.
-    from statsmodels.stats.power import NormalIndPower
-    from statsmodels.stats.proportion import proportion_effectsize
-
-    h = float(proportion_effectsize(target, baseline_rate))
-    n = NormalIndPower().solve_power(
-        effect_size=h, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
-    )
-    # the root finder lands a hair above a whole n (80.0000001): do not round that up to 81
-    return SampleSize(baseline_rate, target, h, math.ceil(float(n) - 1e-6))
+    h = cohens_h(target, baseline_rate)
+    n = two_sample_z_nobs(abs(h), alpha, power)
+    return SampleSize(baseline_rate, target, h, math.ceil(n - 1e-6))
 
 
 def detectable_uplift(
     baseline_rate: float | None, customers: int, alpha: float, power: float, outcome: Outcome
 ) -> float | None:
     """The smallest relative uplift (as `outcome` defines it) that `customers` split into two
-    equal arms detect with the given power: Cohen's h from `NormalIndPower.solve_power`
+    equal arms detect with the given power: Cohen's h of that power (as
+    `NormalIndPower().solve_power` finds it)
     turned back into a rate (sin^2(asin(sqrt(p)) + h / 2)). None without a usable baseline,
     with fewer than 2 customers per arm, or when no rate below 100% is far enough."""
     if baseline_rate is None or not 0 < baseline_rate < 1 or customers // 2 < 2:
         return None
-    from statsmodels.stats.power import NormalIndPower
-
-    h = float(
-        NormalIndPower().solve_power(
-            effect_size=None,
-            nobs1=customers // 2,
-            alpha=alpha,
-            power=power,
-            ratio=1.0,
-            alternative="two-sided",
-        )
-    )
+    h = two_sample_z_effect(customers // 2, alpha, power)
     angle = math.asin(math.sqrt(baseline_rate)) + h / 2
     if angle >= math.pi / 2:
         return None

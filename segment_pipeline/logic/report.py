@@ -930,7 +930,7 @@ def _dynamics_section(inputs: ReportInputs, embed: bool) -> list[str]:
             f"Customers per arm (one playbook action against a control group) to detect a "
             f"{pct(first['relative_uplift'], 0)} relative uplift of the monthly outcome rate "
             f"with {pct(first['power'], 0)} power at a two-sided {pct(first['alpha'], 0)} "
-            f"level (two-proportion z-test on Cohen's h, statsmodels); {baseline}. For "
+            f"level (two-proportion z-test on Cohen's h); {baseline}. For "
             "staying active the uplift is a relative cut of the lapse rate. Each action of a "
             "class is sized the same (marts.experiment_sizing has one row per action).",
             "",

@@ -1,0 +1,78 @@
+"""The project instance's pooled event log (segment_pipeline/instance_storage.py) writes the
+same SQLite files as Dagster's own storage: runs recorded through it read back identically
+through Dagster's default storage, old run files are closed, and a wipe removes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from segment_pipeline.instance_storage import OPEN_RUN_DATABASES, PooledSqliteEventLogStorage
+from segment_pipeline_tests.conftest import project_home
+
+
+@dg.asset
+def numbers() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": 3})
+
+
+@dg.asset_check(asset=numbers)
+def numbers_positive() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def _events(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str | None, str]]:
+    records = instance.get_records_for_run(run_id, limit=10_000).records
+    return [
+        (
+            r.event_log_entry.dagster_event_type.value
+            if r.event_log_entry.dagster_event_type
+            else None,
+            r.event_log_entry.user_message,
+        )
+        for r in records
+    ]
+
+
+def test_runs_written_through_the_pool_read_back_through_dagsters_own_storage(
+    tmp_path: Path,
+) -> None:
+    home = project_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        run_ids = [
+            dg.materialize([numbers, numbers_positive], instance=instance).run_id for _ in range(2)
+        ]
+        written = {run_id: _events(instance, run_id) for run_id in run_ids}
+        latest = instance.get_latest_materialization_event(numbers.key)
+        assert latest is not None and latest.run_id == run_ids[-1]
+
+    # The same folder opened with Dagster's default storage (as `dagster dev` without the
+    # project's dagster.yaml would): identical events, the asset's history intact.
+    config = yaml.safe_load((home / "dagster.yaml").read_text())
+    del config["event_log_storage"]
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with dg.DagsterInstance.from_config(str(home)) as plain:
+        assert type(plain.event_log_storage).__name__ == "SqliteEventLogStorage"
+        for run_id, events in written.items():
+            assert _events(plain, run_id) == events
+            kinds = {kind for kind, _ in events}
+            assert {"ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"} <= kinds
+        assert plain.get_latest_materialization_event(numbers.key).run_id == run_ids[-1]
+
+
+def test_only_the_most_recent_run_files_stay_open_and_wipe_removes_them(tmp_path: Path) -> None:
+    home = project_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        run_ids = [dg.materialize([numbers], instance=instance).run_id for _ in range(6)]
+        open_runs = [shard for shard in storage._engines if shard != "index"]
+        assert open_runs == run_ids[-OPEN_RUN_DATABASES:]
+        # A closed run's file reopens on demand.
+        assert _events(instance, run_ids[0])
+        storage.wipe()
+        assert not list((home / "history" / "runs").glob("*-*.db"))
+        assert instance.get_latest_materialization_event(numbers.key) is None
