@@ -416,6 +416,7 @@ def _analysis_assets(settings) -> list:
         rfm_assets.rfm_customer_segments,
         *behaviour,
         *clv_assets.build_defs(settings).assets,
+        figure_assets("figures", [clv_assets.FIGURE_LAYER], settings.figures_dir),
     ]
 
 

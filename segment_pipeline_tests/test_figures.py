@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 from matplotlib.figure import Figure
 
-from segment_pipeline.figures import FigureSpec, PlotCall, draw_all, figure_assets
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, draw_all, figure_assets
 from segment_pipeline.resources import DuckDBWarehouse
 
 
@@ -48,7 +48,8 @@ def test_one_figure_of_a_layer_is_materialized_alone(tmp_path: Path) -> None:
         FigureSpec("first", (), "The first figure.", _plot_from_table),
         FigureSpec("second", (), "The second figure.", _plot_from_table),
     )
-    figures = figure_assets("test_figures", specs, tmp_path / "figures", "numbers", ["team:x"])
+    layer = FigureLayer("numbers", specs, ["team:x"])
+    figures = figure_assets("test_figures", [layer], tmp_path / "figures")
     assert {k.to_user_string() for k in figures.keys} == {"figures/first", "figures/second"}
     with dg.instance_for_test() as instance:
         result = dg.materialize(

@@ -11,6 +11,7 @@ import pytest
 
 from segment_pipeline.assets.ingest import STAGED_KEY
 from segment_pipeline.assets.rfm import (
+    FIGURE_LAYER,
     PURCHASES_KEY,
     RESOURCE_KEY,
     RFM_KEY,
@@ -18,7 +19,7 @@ from segment_pipeline.assets.rfm import (
     build_defs,
 )
 from segment_pipeline.definitions import build_definitions
-from segment_pipeline.figures import render_png
+from segment_pipeline.figures import figure_assets, render_png
 from segment_pipeline.logic import seed_a_figures as figs
 from segment_pipeline.logic.rfm import SEGMENT_NAMES, load_segment_map
 from segment_pipeline.resources import DuckDBWarehouse
@@ -48,7 +49,7 @@ TABLES = [
 def _materialize(db: Path, instance: dg.DagsterInstance, **config: object):
     settings = settings_for(SAMPLE_DIR, db)
     defs = build_defs(settings)
-    assets = list(defs.assets or [])
+    assets = [*(defs.assets or []), figure_assets("figures", [FIGURE_LAYER], settings.figures_dir)]
     result = dg.materialize(
         assets,
         instance=instance,

@@ -11,12 +11,14 @@ import duckdb
 import pytest
 
 from segment_pipeline.assets.behaviour import (
+    FIGURE_LAYER,
     FIGURE_NAMES,
     RESOURCE_KEY,
     STRATEGY_KEY,
     BehaviourSettings,
     build_defs,
 )
+from segment_pipeline.figures import figure_assets
 from segment_pipeline.logic.report import REPORT_NAME
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.runner import execute_pipeline
@@ -35,7 +37,10 @@ def _materialize(
     selection: list[dg.AssetKey] | None = None,
 ) -> dg.ExecuteInProcessResult:
     settings = settings_for(Path("unused"), db)
-    assets = list(build_defs(settings).assets)
+    assets = [
+        *build_defs(settings).assets,
+        figure_assets("figures", [FIGURE_LAYER], settings.figures_dir),
+    ]
     return dg.materialize(
         assets,
         selection=selection,
