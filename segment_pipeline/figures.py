@@ -234,7 +234,8 @@ def figure_assets(
                 spec.prepare(conn, getattr(context.resources, layer.settings_key), context)
                 for spec, layer in chosen
             ]
-        # Drawn without holding the warehouse: other writers may go on meanwhile.
+        # Forked workers draw; they never touch the warehouse (nor close the run's
+        # connection: a forked worker ends with os._exit, no finalizers).
         drawn = draw_all(calls)
         with context.resources.warehouse.connect() as conn:
             for (spec, _layer), (png, width, height) in zip(chosen, drawn, strict=True):

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,12 +116,61 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     the file, so a run's memory stays bounded whatever the data size (10M lines run in about
     1.2 GB of RSS; see docs/performance.md)."""
 
+    atomic_runs: bool = True
+    """A run is one DuckDB transaction: its steps share one connection, and the run's writes
+    are committed when it ends without a failed step, or all rolled back (a failed run leaves
+    every table as it was). False: each step commits its own writes."""
+
     @property
     def db_path(self) -> Path:
         return Path(self.path)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection: the run's shared one inside a run transaction (its
+        BEGIN / COMMIT / ROLLBACK are no-ops there), else a connection of its own while
+        holding the warehouse lock."""
+        shared = _RUN_TRANSACTIONS.get(self.db_path.resolve())
+        if shared is not None:
+            yield shared.view  # type: ignore[misc]
+            return
+        with self._exclusive_connection() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[RunTransaction]:
+        """One transaction over everything `connect()` does in this process until it ends:
+        committed if the caller sets `succeeded`, else rolled back (also on an exception or
+        Ctrl-C). Nested, it is the outer transaction, which decides."""
+        key = self.db_path.resolve()
+        outer = _RUN_TRANSACTIONS.get(key)
+        if outer is not None:
+            yield outer
+            return
+        with self._exclusive_connection() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            run_transaction = RunTransaction(conn)
+            _RUN_TRANSACTIONS[key] = run_transaction
+            try:
+                yield run_transaction
+            finally:
+                del _RUN_TRANSACTIONS[key]
+                conn.execute("COMMIT" if run_transaction.succeeded else "ROLLBACK")
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DuckDBWarehouse]:
+        """In a run (resources are set up once per run by the in-process executor): the run's
+        transaction, committed only if no step failed (a failed blocking check fails its
+        step)."""
+        if not self.atomic_runs or context.run_id is None or context.instance is None:
+            yield self
+            return
+        with self.transaction() as run_transaction:
+            yield self
+            run_transaction.succeeded = not run_has_failed_step(context.instance, context.run_id)
+
+    @contextmanager
+    def _exclusive_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open a read-write connection while holding the warehouse lock."""
         db_path = self.db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +194,67 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 conn.close()
         finally:
             lock.release()
+
+
+def run_has_failed_step(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a step of the run failed (a failed blocking check fails its step)."""
+    failures = instance.get_records_for_run(
+        run_id, of_type={dg.DagsterEventType.STEP_FAILURE}, limit=1
+    )
+    return bool(failures.records)
+
+
+#: A transaction control statement a step runs itself (a no-op inside a run transaction).
+_TRANSACTION_CONTROL = re.compile(
+    r"\s*(BEGIN(\s+TRANSACTION)?|COMMIT|ROLLBACK|ABORT|END)\s*;?\s*", re.IGNORECASE
+)
+
+
+class _SharedConnection:
+    """The run transaction's connection as a step sees it: the step's own BEGIN / COMMIT /
+    ROLLBACK do nothing (DuckDB has no nested transactions; the run's outcome decides) and
+    closing it does not close it. Everything else is the DuckDB connection's."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self._conn = conn
+
+    def execute(self, query: object, parameters: object = None) -> duckdb.DuckDBPyConnection:
+        if isinstance(query, str) and _TRANSACTION_CONTROL.fullmatch(query):
+            return self._conn
+        if parameters is None:
+            return self._conn.execute(query)  # type: ignore[arg-type]
+        return self._conn.execute(query, parameters)  # type: ignore[arg-type]
+
+    def begin(self) -> _SharedConnection:
+        return self
+
+    def commit(self) -> _SharedConnection:
+        return self
+
+    def rollback(self) -> _SharedConnection:
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+@dataclass
+class RunTransaction:
+    """The connection and transaction a run's steps (or the runs of one CLI command) share."""
+
+    conn: duckdb.DuckDBPyConnection
+    succeeded: bool = False
+
+    @property
+    def view(self) -> _SharedConnection:
+        return _SharedConnection(self.conn)
+
+
+#: The run transaction open in this process, per warehouse file.
+_RUN_TRANSACTIONS: dict[Path, RunTransaction] = {}
 
 
 #: Connections currently open by `DuckDBWarehouse.connect` in this process, so that Ctrl-C

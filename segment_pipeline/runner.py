@@ -7,6 +7,7 @@ so what the terminal shows is what the UI shows.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import queue
@@ -26,6 +27,7 @@ import duckdb
 
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
 from segment_pipeline.partitions import has_partition_for, month_key, range_tags
+from segment_pipeline.resources import DuckDBWarehouse, run_has_failed_step
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import DataContractError, open_source
 
@@ -159,16 +161,30 @@ def execute_pipeline(
     # included; in a single run the blocking checks stop the downstream steps the same way.
     config = {**_QUIET_CONSOLE, **(run_config or {})}
     day_config = _with_day_range(config, start, end, partitioned)
-    if partitioned and month_key(start) == month_key(end):
-        tags = {PARTITION_TAG: month_key(start)}
-        return _execute_run(job, instance, selected, tags, day_config, say)
-    outcome = RunOutcome(success=True, run_id="")
-    if partitioned:
-        outcome = _execute_run(job, instance, partitioned, range_tags(start, end), day_config, say)
-    if unpartitioned and outcome.success:
-        downstream = _execute_run(job, instance, unpartitioned, {}, config, say)
-        downstream.run_ids = outcome.run_ids + downstream.run_ids
-        outcome = downstream
+    warehouse = defs.resources["warehouse"]
+    assert isinstance(warehouse, DuckDBWarehouse)
+    # Both runs in one warehouse transaction (each run's own would commit the first before
+    # the second starts): a failure in either leaves every table as it was.
+    transaction = warehouse.transaction() if warehouse.atomic_runs else contextlib.nullcontext()
+    with transaction as run_transaction:
+        if partitioned and month_key(start) == month_key(end):
+            tags = {PARTITION_TAG: month_key(start)}
+            outcome = _execute_run(job, instance, selected, tags, day_config, say)
+        else:
+            outcome = RunOutcome(success=True, run_id="")
+            if partitioned:
+                outcome = _execute_run(
+                    job, instance, partitioned, range_tags(start, end), day_config, say
+                )
+            if unpartitioned and outcome.success:
+                downstream = _execute_run(job, instance, unpartitioned, {}, config, say)
+                downstream.run_ids = outcome.run_ids + downstream.run_ids
+                outcome = downstream
+        if run_transaction is not None:
+            # The rule of a run launched anywhere else: committed unless a step failed.
+            run_transaction.succeeded = not any(
+                run_has_failed_step(instance, run_id) for run_id in outcome.run_ids
+            )
     return outcome
 
 

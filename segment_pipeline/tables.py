@@ -76,6 +76,18 @@ class TableShapeError(RuntimeError):
     """A table in the warehouse has columns that differ from its declaration."""
 
 
+def table_exists(conn: duckdb.DuckDBPyConnection, table: TableDef) -> bool:
+    """Whether the warehouse has `table` (asked of the catalog: inside a run's transaction a
+    failed query would abort the whole transaction)."""
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [table.schema, table.name],
+        ).fetchall()[0][0]
+    )
+
+
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: TableDef) -> None:
     """Create the schema and table if missing; refuse a table whose columns have drifted.
 

@@ -7,10 +7,21 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, draw_all, figure_assets
+from segment_pipeline.figures import (
+    OKABE_ITO,
+    FigureLayer,
+    FigureSpec,
+    PlotCall,
+    draw_all,
+    figure_assets,
+)
+from segment_pipeline.logic import seed_b_figures
 from segment_pipeline.resources import DuckDBWarehouse
 
 
@@ -69,3 +80,81 @@ def test_one_figure_of_a_layer_is_materialized_alone(tmp_path: Path) -> None:
         pd.DataFrame({"name": ["second.png"], "asset_key": ["figures/second"], "width_px": [440]}),
         check_dtype=False,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Readable figures (issue 11, item 9)
+# --------------------------------------------------------------------------------------------
+
+
+def test_label_slots_are_swapped_so_that_leader_lines_do_not_cross() -> None:
+    """The shape of the bundled sample's value map: the two biggest segments far right, two
+    slightly higher ones further left. In height order their lines cross; swapped, none do."""
+    points = [(0.78, 0.80), (0.79, 0.74), (0.92, 0.73), (0.80, 0.68)]
+    slots = [0.80, 0.70, 0.60, 0.50]
+    assert seed_b_figures.leader_crossings(points, slots, 1.03) > 0
+    chosen = seed_b_figures.assign_label_slots(points, slots, 1.03)
+    assert sorted(chosen) == sorted(slots)
+    assert seed_b_figures.leader_crossings(points, chosen, 1.03) == 0
+
+
+def _segments(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    customers = rng.integers(1, 400, n)
+    aov = np.exp(rng.normal(4.5, 1.0, n))
+    gross = customers * aov * rng.uniform(1, 3, n)
+    frame = pd.DataFrame(
+        {
+            "customers": customers,
+            "aov": aov,
+            "gross_sales": gross,
+            "strategy_class": rng.choice(["Defend", "Grow", "Expand", "Maintain"], n),
+            "gender": rng.choice(["M", "F"], n),
+            "age_band": rng.choice(["18-25", "26-35", "36-45"], n),
+            "occupation_group": rng.choice(["Occ_Low", "Occ_Mid", "Occ_High"], n),
+            "price_segment": rng.choice(["Price_Low", "Price_Mid", "Price_High"], n),
+        }
+    )
+    frame["sales_rank"] = frame["gross_sales"].rank(ascending=False, method="first").astype(int)
+    frame["revenue_share"] = frame["gross_sales"] / frame["gross_sales"].sum()
+    return frame
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_value_map_leader_lines_never_cross(seed: int) -> None:
+    classes = ["Defend", "Grow", "Expand", "Maintain"]
+    colours = dict(zip(classes, OKABE_ITO, strict=False))
+    fig = seed_b_figures.plot_segment_value_map(
+        _segments(60, np.random.default_rng(seed)), classes, colours
+    )
+    ax = fig.axes[0]
+    fig.canvas.draw()  # resolve the axes limits the annotations refer to
+    to_axes = ax.transData + ax.transAxes.inverted()
+    labels = [t for t in ax.texts if isinstance(t, Annotation)]
+    assert len(labels) == 5
+    points = [tuple(to_axes.transform(t.xy)) for t in labels]
+    slots = [t.xyann[1] for t in labels]
+    assert seed_b_figures.leader_crossings(points, slots, seed_b_figures.LABEL_X) == 0
+
+
+def test_strategy_summary_legend_sits_outside_the_bars() -> None:
+    summary = pd.DataFrame(
+        {
+            "strategy_class": ["Defend", "Grow", "Expand", "Maintain"],
+            "class_order": [1, 2, 3, 4],
+            "segments": [28, 27, 25, 47],
+            "customers": [1538, 453, 289, 717],
+            "customer_share": [0.513, 0.151, 0.096, 0.239],
+            "revenue_share": [0.2, 0.1, 0.1, 0.6],
+            "gross_sales": [20.0, 10.0, 10.0, 60.0],
+        }
+    )
+    summary["value_index"] = summary["revenue_share"] / summary["customer_share"]
+    fig = seed_b_figures.plot_strategy_summary(
+        summary, {c: OKABE_ITO[i] for i, c in enumerate(summary["strategy_class"])}
+    )
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend_box = ax.get_legend().get_window_extent()
+    assert legend_box.y0 >= ax.get_window_extent().y1 - 1  # above the plotting area
+    for text in ax.texts:
+        assert not legend_box.overlaps(text.get_window_extent())

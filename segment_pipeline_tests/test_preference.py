@@ -111,19 +111,23 @@ def test_preference_and_shrunk_index_worked_example() -> None:
     assert p.loc[("Champions", "Y"), "preference_index"] == pytest.approx(1.2)
     assert p.loc[("New Customers", "X"), "preference_index"] == pytest.approx(2.0)
     assert p.loc[("New Customers", "Y"), "preference_index"] == pytest.approx(0.0)
-    # prior K = k * all spend / all customers = 1 * 240 / 3 = 80
-    assert p["prior_spend"].unique().tolist() == pytest.approx([80.0])
+    # prior K = k * the segment's spend / its customers: Champions 1 * 200 / 2 = 100,
+    # New Customers 1 * 40 / 1 = 40 (the data keep the weight n / (n + k): 2/3 and 1/2)
+    assert p["prior_spend"].xs("Champions").tolist() == pytest.approx([100.0, 100.0])
+    assert p["prior_spend"].xs("New Customers").tolist() == pytest.approx([40.0, 40.0])
     # shrunk share = (spend_sc + K * overall_c) / (spend_s + K)
-    #   Champions X: (80 + 40) / 280 = 0.428571 -> index 0.857143
-    #   Champions Y: (120 + 40) / 280 = 0.571429 -> index 1.142857
-    #   New X: (40 + 40) / 120 = 0.666667 -> index 1.333333
-    #   New Y: (0 + 40) / 120 = 0.333333 -> index 0.666667
-    assert p.loc[("Champions", "X"), "shrunk_share"] == pytest.approx(120 / 280)
-    assert p.loc[("Champions", "X"), "shrunk_index"] == pytest.approx(120 / 280 / 0.5)
-    assert p.loc[("Champions", "Y"), "shrunk_index"] == pytest.approx(160 / 280 / 0.5)
-    assert p.loc[("New Customers", "X"), "shrunk_index"] == pytest.approx(80 / 120 / 0.5)
-    assert p.loc[("New Customers", "Y"), "shrunk_index"] == pytest.approx(40 / 120 / 0.5)
-    # the small segment moves more toward 1 (2.0 -> 1.33) than the large one (0.8 -> 0.86)
+    #   Champions X: (80 + 50) / 300 = 0.433333 -> index 0.866667
+    #   Champions Y: (120 + 50) / 300 = 0.566667 -> index 1.133333
+    #   New X: (40 + 20) / 80 = 0.75 -> index 1.5
+    #   New Y: (0 + 20) / 80 = 0.25 -> index 0.5
+    assert p.loc[("Champions", "X"), "shrunk_share"] == pytest.approx(130 / 300)
+    assert p.loc[("Champions", "X"), "shrunk_index"] == pytest.approx(130 / 300 / 0.5)
+    assert p.loc[("Champions", "Y"), "shrunk_index"] == pytest.approx(170 / 300 / 0.5)
+    assert p.loc[("New Customers", "X"), "shrunk_index"] == pytest.approx(1.5)
+    assert p.loc[("New Customers", "Y"), "shrunk_index"] == pytest.approx(0.5)
+    # the same as w * raw share + (1 - w) * overall share, w = n / (n + k)
+    assert p.loc[("Champions", "X"), "shrunk_share"] == pytest.approx(2 / 3 * 0.4 + 1 / 3 * 0.5)
+    # the small segment moves more toward 1 (2.0 -> 1.5) than the large one (0.8 -> 0.87)
     # penetration: Champions buying X = c1 of {c1, c2} = 0.5; all buying X = c1, c3 of 3
     #   index = 0.5 / (2/3) = 0.75; Champions Y: 2/2 / (2/3) = 1.5; New X: 1 / (2/3) = 1.5
     assert p.loc[("Champions", "X"), "penetration"] == pytest.approx(0.5)
@@ -162,8 +166,8 @@ def test_unknown_category_is_left_out_of_the_index() -> None:
     assert p.loc[("Champions", "X"), "overall_share"] == pytest.approx(0.5)  # 120 / 240
     assert p.loc[("Champions", "X"), "preference_index"] == pytest.approx(0.8)
     assert p.loc[("New Customers", "X"), "preference_index"] == pytest.approx(2.0)
-    # K = 1 x 240 (spend with a category) / 3 customers = 80, as before
-    assert p.loc[("Champions", "X"), "shrunk_index"] == pytest.approx(120 / 280 / 0.5)
+    # K = 1 x 200 (Champions' spend with a category) / 2 customers = 100, as before
+    assert p.loc[("Champions", "X"), "shrunk_index"] == pytest.approx(130 / 300 / 0.5)
     # the left-out spend is given per segment
     assert p.xs("Champions")["segment_uncategorised_revenue"].unique().tolist() == [200]
     assert p.xs("New Customers")["segment_uncategorised_revenue"].unique().tolist() == [0]
@@ -204,8 +208,9 @@ def test_segment_with_only_unknown_spend() -> None:
     # no information: the shrunk index is the prior's, 1
     assert hib["shrunk_index"].tolist() == pytest.approx([1.0, 1.0])
     assert hib["low_support"].all()
-    # K = 1 x 240 / 4 customers = 60 for everyone
-    assert p["prior_spend"].unique().tolist() == pytest.approx([60.0])
+    # K is each segment's own: nothing for a segment without spend with a category
+    assert p["prior_spend"].xs("Hibernating").tolist() == pytest.approx([0.0, 0.0])
+    assert p["prior_spend"].xs("Champions").tolist() == pytest.approx([100.0, 100.0])
 
 
 def test_zero_prior_strength_gives_the_raw_index() -> None:
@@ -428,6 +433,12 @@ def test_tables_keep_every_line_and_shares_sum_to_one(
             assert group["spend_share"].sum() == pytest.approx(1)
         if prior_strength > 0 or group["segment_revenue"].iloc[0] > 0:
             assert group["shrunk_share"].sum() == pytest.approx(1)
+        if group["segment_revenue"].iloc[0] > 0:
+            # the segment's own mix keeps the weight n / (n + k), whatever it spends
+            n = group["segment_customers"].iloc[0]
+            w = n / (n + prior_strength)
+            expected = w * group["spend_share"] + (1 - w) * group["overall_share"]
+            assert group["shrunk_share"].to_numpy() == pytest.approx(expected.to_numpy())
     # the shrunk index always lies between the raw index and 1 (where it is defined: without
     # a prior, a segment with no categorised spend has no index, as it has no shares)
     defined = p[(prior_strength > 0) | (p["segment_revenue"] > 0)]

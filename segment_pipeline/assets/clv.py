@@ -42,6 +42,7 @@ from segment_pipeline.tables import (
     replace_rows,
     replace_rows_from_frame,
     scalar,
+    table_exists,
     table_metadata,
 )
 
@@ -565,9 +566,12 @@ def clv_by_segment(
 
 def _not_predicted_reason(conn: duckdb.DuckDBPyConnection) -> str:
     """Why there are no CLV predictions, from marts.clv_model_fit."""
+    # Looked up, not tried: a failed query would abort the run's transaction.
+    if not table_exists(conn, clv.CLV_MODEL_FIT):
+        return "marts.clv_model_fit is missing; materialize the clv group"
     try:
         models = clv.models_from_fit(_frame(conn, clv.CLV_MODEL_FIT))
-    except (duckdb.Error, KeyError):
+    except KeyError:
         return "marts.clv_model_fit is missing; materialize the clv group"
     if clv.BGNBD in models.reasons:
         return models.reasons[clv.BGNBD]

@@ -100,7 +100,8 @@ class RfmSettings(dg.ConfigurableResource):
     prior_strength: float = Field(
         default=10.0,
         description="Shrinkage prior strength in pseudo-customers: the overall category mix is "
-        "added with the weight of this many average customers' spend",
+        "added with the weight of this many of the segment's own customers (a segment of n "
+        "customers keeps the weight n / (n + k))",
     )
     min_support_customers: int = Field(
         default=10,
@@ -452,7 +453,8 @@ def segment_product_summary(
     "preference",
     [PURCHASES_KEY],
     "Segment x category preference: raw index = segment's spend share / overall share; shrunk "
-    "index (empirical Bayes toward 1, prior worth prior_strength average customers); customer "
+    "index (empirical Bayes toward 1, prior worth prior_strength of the segment's customers); "
+    "customer "
     "penetration index; support and a low-support flag. Lines without a category (Unknown) are "
     "left out of the shares and shown apart per segment.",
     check_specs=[

@@ -14,14 +14,16 @@ Definitions (docs/rfm_and_preference.md explains them for analysts):
   not see all its real categories' indices pulled down. Its uncategorised spend is reported
   apart (`segment_uncategorised_revenue`). The other tables keep `Unknown` as a category.
 - **shrunk index**: the segment's category mix is given a Dirichlet prior centred on the
-  overall mix, worth `k` average customers' spend (k = `prior_strength`, in "pseudo-customers";
-  prior spend K = k * revenue(all) / customers(all)). Its posterior mean is
+  overall mix, worth `k` of the segment's own customers (k = `prior_strength`, in
+  "pseudo-customers"; prior spend K = k * revenue(s) / customers(s)). Its posterior mean is
 
       shrunk_share = (revenue(s, c) + K * overall_share(c)) / (revenue(s) + K)
+                   = w * spend_share + (1 - w) * overall_share(c),  w = n / (n + k)
       shrunk_index = shrunk_share / overall_share(c)
 
-  so a segment with little spend is pulled toward 1 and a large one barely moves. Because the
-  prior shares sum to 1, the shrunk shares of a segment still sum to 1.
+  so a segment of few customers is pulled toward 1 however much they spend, and a large one
+  barely moves. Because the prior shares sum to 1, the shrunk shares of a segment still sum to
+  1. A segment without spend on lines with a category has the prior's index, 1.
 - **customer penetration** = customers of s who bought c / customers of s; the
   **penetration index** divides it by the same share over all customers.
 - **low support**: fewer than `min_support_customers` of the segment's customers bought c.
@@ -163,8 +165,8 @@ SEGMENT_CATEGORY_PREFERENCE = TableDef(
         Column(
             "prior_spend",
             "DOUBLE",
-            "K = prior_strength x mean spend per customer on lines with a category (the "
-            "prior's weight)",
+            "K = prior_strength x the segment's mean spend per customer on lines with a "
+            "category (the prior's weight: prior_strength of its own customers)",
         ),
         Column("shrunk_share", "DOUBLE", "(revenue + K * overall_share) / (segment_revenue + K)"),
         Column("shrunk_index", "DOUBLE", "shrunk_share / overall_share"),
@@ -381,7 +383,9 @@ grid AS (
     SELECT s.*, c.*, t.*,
            coalesce(x.customers, 0) AS customers, coalesce(x.orders, 0) AS orders,
            coalesce(x.lines, 0) AS lines, coalesce(x.revenue, 0) AS revenue,
-           CAST($prior_strength AS DOUBLE) * t.all_revenue / nullif(t.all_customers, 0)
+           -- k of the segment's own customers, at its own mean spend: the data keep the
+           -- weight n / (n + k) whatever the segment spends (a few big spenders are still few)
+           CAST($prior_strength AS DOUBLE) * s.segment_revenue / nullif(s.segment_customers, 0)
                AS prior_spend
     FROM segments AS s
     CROSS JOIN categories AS c
@@ -396,8 +400,10 @@ shares AS (
 ),
 shrunk AS (
     SELECT *,
-           (revenue + prior_spend * overall_share) / nullif(segment_revenue + prior_spend, 0)
-               AS shrunk_share
+           CASE WHEN segment_revenue > 0
+                THEN (revenue + prior_spend * overall_share) / (segment_revenue + prior_spend)
+                ELSE overall_share  -- no spend with a category: the prior alone
+           END AS shrunk_share
     FROM shares
 )
 SELECT

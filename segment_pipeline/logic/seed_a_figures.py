@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # headless
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LogNorm
+from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
@@ -506,7 +506,10 @@ def plot_segment_category_heatmap(
         .astype(bool)
     )
     values = grid.to_numpy()
-    finite = values[np.isfinite(values) & (values > 0)]
+    # The colour range follows the cells with enough support: a cell a handful of customers
+    # made cannot stretch (or saturate) the scale; it is drawn faded, its number in grey.
+    supported = values[~low.to_numpy()] if (~low.to_numpy()).any() else values
+    finite = supported[np.isfinite(supported) & (supported > 0)]
     spread = max(float(finite.max()), 1 / float(finite.min())) if finite.size else 2.0
     limit = min(max(spread, 1.5), 4.0)
     norm = LogNorm(vmin=1 / limit, vmax=limit)
@@ -524,6 +527,11 @@ def plot_segment_category_heatmap(
         norm=norm,
         edgecolors="white",
         linewidth=0.6,
+    )
+    # Low-support cells: a white veil over their colour (the number stays readable).
+    faded = np.ma.masked_where(~low.to_numpy(), np.ones(low.shape))
+    ax.pcolormesh(
+        faded, cmap=ListedColormap(["white"]), alpha=0.6, edgecolors="white", linewidth=0.6
     )
     ax.set_xlim(0, len(columns))
     ax.set_ylim(0, len(rows))
@@ -549,7 +557,7 @@ def plot_segment_category_heatmap(
             shade = float(norm(min(max(v, 1 / limit), limit)))
             dark = shade < 0.2 or shade > 0.8
             if bool(low.loc[segment, category]):
-                colour, style = ("#dddddd" if dark else "#808080"), "italic"
+                colour, style = "#555555", "italic"  # on the faded cell
             else:
                 colour, style = ("white" if dark else "#222222"), "normal"
             ax.text(
@@ -598,8 +606,9 @@ def plot_segment_category_heatmap(
             "blue = less",
             note,
         ),
-        f"Source: marts.segment_category_preference ({value}). Grey italic numbers: low "
-        f"support ({support}). Colours saturate beyond {1 / limit:.2g} and {limit:.2g}."
+        f"Source: marts.segment_category_preference ({value}). Faded cells, grey italic "
+        f"numbers: low support ({support}); they do not set the colour range. Colours "
+        f"saturate beyond {1 / limit:.2g} and {limit:.2g}."
         + (
             f"\nLines without a category (Unknown, {pct(uncategorised)} of spend) take no "
             "part in the index and are not shown."

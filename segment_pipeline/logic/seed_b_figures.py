@@ -10,6 +10,7 @@ units; codes that are bare numbers (Black Friday's occupations and categories) a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -430,6 +431,51 @@ def short_segment(row: pd.Series) -> str:
     return f"{row['gender']} {row['age_band']} · {row['occupation_group']} · {row['price_segment']}"
 
 
+#: Where the value map's labels start (axes fraction, right of the plot).
+LABEL_X = 1.03
+
+
+def _cross(
+    a: tuple[float, float], b: tuple[float, float], c: tuple[float, float], d: tuple[float, float]
+) -> bool:
+    """Whether segments a-b and c-d cross (touching ends do not count)."""
+
+    def side(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    d1, d2 = side(c, d, a), side(c, d, b)
+    d3, d4 = side(a, b, c), side(a, b, d)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+def leader_crossings(
+    points: Sequence[tuple[float, float]], slots: Sequence[float], label_x: float
+) -> int:
+    """How many pairs of leader lines (point -> (label_x, slot)) cross."""
+    lines = [(p, (label_x, s)) for p, s in zip(points, slots, strict=True)]
+    return sum(
+        _cross(*lines[i], *lines[j]) for i in range(len(lines)) for j in range(i + 1, len(lines))
+    )
+
+
+def assign_label_slots(
+    points: Sequence[tuple[float, float]], slots: Sequence[float], label_x: float
+) -> list[float]:
+    """The slot of each point's label: the assignment with the fewest crossing leader lines,
+    then the least vertical travel (points and slots in axes fractions; `slots` are given for
+    the points in order). Up to 7 labels are searched exhaustively."""
+    if len(points) > 7:
+        return list(slots)
+    best: tuple[int, float, tuple[float, ...]] | None = None
+    for order in itertools.permutations(slots):
+        travel = sum(abs(p[1] - s) for p, s in zip(points, order, strict=True))
+        score = (leader_crossings(points, order, label_x), travel, order)
+        if best is None or score[:2] < best[:2]:
+            best = score
+    assert best is not None
+    return list(best[2])
+
+
 def plot_segment_value_map(
     segments: pd.DataFrame,
     class_order: Sequence[str],
@@ -471,16 +517,22 @@ def plot_segment_value_map(
     ax.spines[["top", "right"]].set_visible(False)
     # Label the top segments in a column right of the axes, each as close to its point's
     # height as the others allow (a 1-D spread with a minimum gap): labels never overlap each
-    # other or the bubbles, and leader lines stay short and nearly horizontal.
+    # other or the bubbles. Which label takes which slot is chosen so that no two leader
+    # lines cross (a point further left may need a lower slot than one further right).
     top = data.head(top_n)
     ax.set_xlim(right=float(data["customers"].max()) * 1.6)
+    xmin, xmax = ax.get_xlim()
     ymin, ymax = ax.get_ylim()
     fig.subplots_adjust(left=0.08, right=0.70, top=0.84, bottom=0.12)
 
-    def frac(v: float) -> float:
-        return math.log(max(v, ymin) / ymin) / math.log(ymax / ymin)
+    def frac(v: float, low: float, high: float) -> float:
+        return math.log(max(v, low) / low) / math.log(high / low)
 
-    targets = sorted(((frac(float(r["aov"])), i) for i, r in top.iterrows()), reverse=True)
+    points = {
+        i: (frac(float(r["customers"]), xmin, xmax), frac(float(r["aov"]), ymin, ymax))
+        for i, r in top.iterrows()
+    }
+    targets = sorted(((y, i) for i, (_x, y) in points.items()), reverse=True)
     gap = 0.1
     placed: list[float] = []
     for target, _ in targets:
@@ -489,7 +541,8 @@ def plot_segment_value_map(
     if placed and placed[-1] < 0.03:  # pushed below the axes: shift the column up
         shift = 0.03 - placed[-1]
         placed = [min(p + shift, 0.97 - gap * k) for k, p in enumerate(placed)]
-    for y_pos, (_, i) in zip(placed, targets, strict=True):
+    slots = assign_label_slots([points[i] for _, i in targets], placed, LABEL_X)
+    for y_pos, (_, i) in zip(slots, targets, strict=True):
         row = top.loc[i]
         ax.annotate(
             f"#{int(row['sales_rank'])} {short_segment(row)}\n"
@@ -497,7 +550,7 @@ def plot_segment_value_map(
             f"{_count(int(row['customers']), 'customer')}",
             xy=(row["customers"], max(row["aov"], 0.01)),
             xycoords="data",
-            xytext=(1.03, y_pos),
+            xytext=(LABEL_X, y_pos),
             textcoords="axes fraction",
             fontsize=9,
             va="center",
@@ -595,7 +648,11 @@ def plot_strategy_summary(summary: pd.DataFrame, class_colours: dict[str, str]) 
             Patch(facecolor="white", edgecolor="#555555", hatch="///", label="customer share"),
             Patch(facecolor="#555555", label="revenue share"),
         ],
+        # Above the plot, not in it: inside, a long bar label could run under it.
         loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=2,
+        frameon=False,
         fontsize=9.5,
     )
     _title(

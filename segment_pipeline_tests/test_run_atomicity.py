@@ -1,0 +1,105 @@
+"""A failed run leaves every table as it was before the run (issue 11, item 4): a run is one
+DuckDB transaction, and the CLI's two runs of a range (the month partitions, then the
+analysis layers) are one transaction together."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+import segment_pipeline.figures as figures
+from segment_pipeline.definitions import build_definitions
+from segment_pipeline.generator import generate
+from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
+from segment_pipeline.runner import execute_pipeline
+from segment_pipeline_tests.conftest import settings_for
+
+
+def fingerprint(db: Path) -> dict[str, tuple[int, int]]:
+    """Rows and an order-independent hash of every row, per table."""
+    with duckdb.connect(str(db), read_only=True) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2"
+        ).fetchall()
+        return {
+            f"{schema}.{name}": tuple(
+                conn.execute(
+                    "SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) "
+                    f'FROM "{schema}"."{name}" AS t'
+                ).fetchall()[0]
+            )
+            for schema, name in tables
+        }
+
+
+def _broken_drawing(*_args: object, **_kwargs: object) -> list:
+    raise RuntimeError("boom: drawing failed after every table of the run was written")
+
+
+@pytest.fixture
+def two_month_dataset(tmp_path: Path) -> tuple[Path, list[dt.date]]:
+    data = tmp_path / "data"
+    generate(data, customers=150, days=45, seed=5, start=dt.date(2025, 11, 1))
+    return data, [dt.date(2025, 11, 1) + dt.timedelta(days=i) for i in range(45)]
+
+
+def test_a_failed_range_run_leaves_every_table_as_it_was(
+    tmp_path: Path,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    two_month_dataset: tuple[Path, list[dt.date]],
+) -> None:
+    data, days = two_month_dataset
+    db = tmp_path / "w" / "w.duckdb"
+    settings = settings_for(data, db)
+    first = execute_pipeline(settings, instance=instance, end=days[20], echo=False)
+    assert first.success, first.messages
+    before = fingerprint(db)
+
+    # The other 24 days arrive; the range spans two months, so the CLI makes two runs (raw,
+    # staging and the snapshots, then the analysis layers); the second fails at its figures.
+    monkeypatch.setattr(figures, "draw_all", _broken_drawing)
+    failed = execute_pipeline(settings, instance=instance, echo=False)
+    assert not failed.success
+    assert len(failed.run_ids) == 2
+    assert any("boom" in message for message in failed.messages)
+    assert fingerprint(db) == before
+
+    monkeypatch.undo()
+    again = execute_pipeline(settings, instance=instance, echo=False)
+    assert again.success, again.messages
+    after = fingerprint(db)
+    assert after["raw.transactions"][0] > before["raw.transactions"][0]
+    assert after.keys() == before.keys()
+
+
+def test_a_failed_run_launched_like_the_ui_does_writes_nothing(
+    tmp_path: Path,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    two_month_dataset: tuple[Path, list[dt.date]],
+) -> None:
+    """A run of the job on one month partition (the schedule's and the UI's shape): the
+    warehouse resource's own run transaction, without the CLI around it."""
+    data, _days = two_month_dataset
+    db = tmp_path / "w" / "w.duckdb"
+    defs = build_definitions(settings_for(data, db))
+    job = defs.resolve_job_def(ALL_ASSETS_JOB_NAME)
+    assert job.execute_in_process(instance=instance, partition_key="2025-11-01").success
+    before = fingerprint(db)
+
+    monkeypatch.setattr(figures, "draw_all", _broken_drawing)
+    result = job.execute_in_process(
+        instance=instance, partition_key="2025-12-01", raise_on_error=False
+    )
+    assert not result.success
+    assert fingerprint(db) == before  # December's raw and staging rows were rolled back
+
+    monkeypatch.undo()
+    assert job.execute_in_process(instance=instance, partition_key="2025-12-01").success
+    assert fingerprint(db)["raw.transactions"][0] > before["raw.transactions"][0]
