@@ -132,7 +132,20 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         holding the warehouse lock."""
         shared = _RUN_TRANSACTIONS.get(self.db_path.resolve())
         if shared is not None:
-            yield shared.view  # type: ignore[misc]
+            if shared.failed:
+                # The run is rolled back whatever happens now, and after a DuckDB error its
+                # transaction refuses every statement: say so, instead of that error.
+                raise dg.Failure(
+                    description="not run: an earlier step of this run failed, so the run "
+                    "writes nothing (every table stays as it was before the run); see that "
+                    "step's message"
+                )
+            try:
+                yield shared.view  # type: ignore[misc]
+            except BaseException as exc:
+                if not isinstance(exc, GeneratorExit):
+                    shared.failed = True
+                raise
             return
         with self._exclusive_connection() as conn:
             yield conn
@@ -247,6 +260,8 @@ class RunTransaction:
 
     conn: duckdb.DuckDBPyConnection
     succeeded: bool = False
+    failed: bool = False
+    """A step failed while using the connection: the run will be rolled back."""
 
     @property
     def view(self) -> _SharedConnection:
