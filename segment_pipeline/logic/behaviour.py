@@ -425,12 +425,16 @@ WITH seg AS (
         count(*) AS customers,
         sum(lines) AS transactions,
         sum(orders) AS orders,
-        sum(spend) AS gross_sales
+        -- summed as the exact decimals the customers' spend came from: a sum of doubles
+        -- depends on the order rows arrive in, and the table must not differ between runs
+        CAST(sum(CAST(spend AS DECIMAL(38,4))) AS DOUBLE) AS gross_sales
     FROM marts.customer_behaviour
     GROUP BY age_band, gender, occupation_group, price_segment
 ),
 totals AS (
-    SELECT sum(customers) AS customers, sum(gross_sales) AS gross_sales FROM seg
+    SELECT sum(customers) AS customers,
+           CAST(sum(CAST(gross_sales AS DECIMAL(38,4))) AS DOUBLE) AS gross_sales
+    FROM seg
 )
 SELECT
     seg.segment, seg.age_band, seg.gender, seg.occupation_group, seg.price_segment,
