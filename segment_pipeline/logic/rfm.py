@@ -293,8 +293,10 @@ def resolve_window(
     window_end: date | None = None,
     as_of: date | None = None,
     lookback_days: int | None = None,
+    lines_table: str = "staging.sales_lines",
 ) -> RfmWindow:
-    """The effective window for the configured bounds (see the module docstring).
+    """The effective window for the configured bounds (see the module docstring), from the
+    sale lines of `lines_table` (a copy of staging.sales_lines, for the monthly snapshots).
 
     - upper bound = window_end and/or the day before a configured as_of (the earlier one);
     - as_of = configured, else the day after the last sale line up to that bound (and on or
@@ -311,7 +313,10 @@ def resolve_window(
         raise RfmWindowError(
             f"the RFM window is empty: window_start {window_start} is after its end {upper}"
         )
-    first, last, n = conn.execute(_LINE_DATES_SQL, {"lo": window_start, "hi": upper}).fetchall()[0]
+    first, last, n = conn.execute(
+        _LINE_DATES_SQL.replace("staging.sales_lines", lines_table),
+        {"lo": window_start, "hi": upper},
+    ).fetchall()[0]
     if not n:
         raise RfmWindowError(
             "no staged sale lines in the RFM window "
@@ -328,7 +333,7 @@ def resolve_window(
     start = max(starts) if starts else first
     window = RfmWindow(start=start, end=end, as_of=resolved_as_of)
     count = conn.execute(
-        "SELECT count(*) FROM staging.sales_lines "
+        f"SELECT count(*) FROM {lines_table} "
         "WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end",
         {"window_start": window.start, "window_end": window.end},
     ).fetchall()[0][0]
