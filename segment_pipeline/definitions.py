@@ -67,19 +67,27 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
     partitions_def = dataset_partitions(settings, source)
     # Adapters with daily files say where they are; the sensor watches that folder.
     watched_dir = getattr(source, "transactions_dir", settings.data_dir)
-    core = dg.Definitions(
-        assets=[*build_ingest_assets(partitions_def), staging_customers, staging_products],
+    layers = _layer_definitions(settings, partitions_def)
+    assets = [
+        *build_ingest_assets(partitions_def),
+        staging_customers,
+        staging_products,
+        *(asset for layer in layers for asset in layer.assets or []),
+        _figure_assets(settings),
+    ]
+    return dg.Definitions(
+        # Each asset links to its source lines in the UI (Definition tab: "Code references").
+        assets=dg.with_source_code_references(assets),
         jobs=[ALL_ASSETS_JOB],
         schedules=[build_daily_schedule(partitions_def)],
         sensors=[build_new_data_sensor(watched_dir, partitions_def)],
         resources={
             "warehouse": DuckDBWarehouse(path=str(settings.db_path)),
             "dataset": DatasetResource.from_settings(settings),
+            **{key: value for layer in layers for key, value in (layer.resources or {}).items()},
         },
         executor=dg.in_process_executor,
     )
-    figures = dg.Definitions(assets=[_figure_assets(settings)])
-    return dg.Definitions.merge(core, *_layer_definitions(settings, partitions_def), figures)
 
 
 defs = build_definitions()

@@ -68,7 +68,8 @@ class TableDef:
         """Definition-time metadata: the column schema and the DuckDB table name."""
         return {
             "dagster/column_schema": self.dagster_schema(),
-            "dagster/table_name": f"segments.{self.fqn}",
+            # schema.table: the catalog is the database file's name, which --db chooses
+            "dagster/table_name": self.fqn,
         }
 
 
