@@ -211,6 +211,58 @@ def test_snapshot_equals_the_layers_computation_on_the_truncated_history() -> No
         assert snapshot[column].tolist() == behaviour[column].tolist(), column
 
 
+_history_lines = st.lists(
+    st.tuples(
+        st.sampled_from("ABCDEFG"),  # customer
+        st.integers(0, 5),  # order number (an order's lines may fall on different days)
+        st.integers(0, 119),  # day from Jan 1 (four months)
+        st.sampled_from(["Cheap", "Mid", "Lux", "Unknown"]),
+        st.integers(1, 400),  # amount
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=_history_lines,
+    window=st.sampled_from(
+        [
+            dyn.WindowSettings(),
+            dyn.WindowSettings(lookback_days=20),
+            dyn.WindowSettings(lookback_days=45),
+            dyn.WindowSettings(window_start=FEB),
+        ]
+    ),
+    minimum=st.integers(1, 3),
+)
+def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum) -> None:
+    """The one-query computation of a run's months equals the layers' own SQL run month by
+    month (compute_snapshot, the blocking check's reference), in every column, for any
+    history: orders spanning days and months, a category without a tier, look-back windows
+    that leave months without customers."""
+    rows = [
+        (c, f"{c}{o}", str(JAN + timedelta(days=d)), cat, amount) for c, o, d, cat, amount in lines
+    ]
+    conn = _warehouse(rows)
+    months = [JAN, FEB, MAR, date(2025, 4, 1), date(2025, 5, 1)]
+    kwargs = dict(
+        segment_map=SEGMENT_MAP, window_settings=window, min_customers_per_occupation=minimum
+    )
+    done = dyn.compute_snapshots(conn, months, **kwargs)
+    dyn.create_snapshot_temp(conn, "_ref")
+    last_line = conn.execute(dyn.LAST_LINE_DATE_SQL).fetchall()[0][0]
+    reference = [
+        dyn.compute_snapshot(conn, m, last_line=last_line, into="_ref", **kwargs) for m in months
+    ]
+    assert done == reference
+    for ours, theirs in (("_snapshots", "_ref"), ("_snapshots_tiers", "_ref_tiers")):
+        for a, b in ((ours, theirs), (theirs, ours)):
+            extra = conn.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall()
+            assert extra == [], (a, b)
+
+
 def test_a_corrected_day_makes_the_later_snapshots_stale_until_backfilled() -> None:
     """Correcting a1 (Jan 5) changes what Jan, Feb and Mar should hold; the history check
     names the three months until they are recomputed."""
