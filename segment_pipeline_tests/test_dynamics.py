@@ -811,3 +811,27 @@ def test_dynamics_end_to_end_backfill_then_a_daily_run(tmp_path: Path) -> None:
 def _check_evaluations(instance: dg.DagsterInstance, run_id: str):
     logs = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return [e.dagster_event.event_specific_data for e in logs]
+
+
+def test_month_axes_stay_readable_over_four_years() -> None:
+    """41 monthly snapshots (a 1,237-day export): the share chart shows the latest 24 months
+    and says so; month labels are thinned so they never overlap, the last month labelled."""
+    months = pd.date_range("2025-11-01", periods=41, freq="MS")
+    labels = figs.month_tick_labels(list(months))
+    shown = [label for label in labels if label]
+    assert len(shown) <= figs.MAX_MONTH_LABELS and labels[-1] == "Mar\n2029"
+    assert figs.month_tick_labels(list(months[:12])) == [m.strftime("%b\n%Y") for m in months[:12]]
+    shares = pd.DataFrame(
+        [
+            {"snapshot_month": m.date(), "segment": s, "customers": 10 + i}
+            for i, m in enumerate(months)
+            for s in ("Champions", "Hibernating")
+        ]
+    )
+    fig = figs.plot_segment_share_over_time(shares, SEGMENT_MAP.segments)
+    ax = fig.axes[0]
+    assert len(ax.get_xticks()) == figs.MAX_MONTHS_SHOWN
+    assert "The latest 24 of 41 months" in " ".join(t.get_text() for t in fig.texts)
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

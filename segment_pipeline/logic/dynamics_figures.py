@@ -53,6 +53,23 @@ def _month(value) -> str:
     return pd.Timestamp(value).strftime("%b %Y")
 
 
+#: Month bars a figure shows at most (the latest ones; the table has them all).
+MAX_MONTHS_SHOWN = 24
+#: Month labels an axis shows at most (every k-th month beyond that).
+MAX_MONTH_LABELS = 13
+
+
+def month_tick_labels(months: Sequence[object]) -> list[str]:
+    """`Sep\n2026` under every month, or under every k-th one (the last month always) when
+    there are more than MAX_MONTH_LABELS, so that labels never overlap."""
+    step = max(1, -(-len(months) // MAX_MONTH_LABELS))
+    last = len(months) - 1
+    return [
+        pd.Timestamp(m).strftime("%b\n%Y") if (last - i) % step == 0 else ""
+        for i, m in enumerate(months)
+    ]
+
+
 def _money(value: float) -> str:
     for size, suffix in ((1e6, "M"), (1e3, "k")):
         if abs(value) >= size:
@@ -203,6 +220,8 @@ def plot_segment_share_over_time(
         set(table.columns) - set(segment_order)
     )
     table = table[order]
+    all_months = len(table)
+    table = table.iloc[-MAX_MONTHS_SHOWN:]  # the latest months; bars stay readable
     totals = table.sum(axis=1)
     fractions = table.div(totals.replace(0, np.nan), axis=0).fillna(0.0)
     months = list(fractions.index)
@@ -259,6 +278,11 @@ def plot_segment_share_over_time(
     if len(months) == 1:
         subtitle += (
             f".\nOnly one monthly snapshot ({_month(months[0])}): the chart adds a bar per month"
+        )
+    if all_months > len(months):
+        subtitle += (
+            f".\nThe latest {len(months)} of {all_months} months (all are in "
+            "marts.customer_snapshots)"
         )
     if note:
         subtitle += f". {note}"
@@ -401,14 +425,15 @@ def plot_price_tier_flow(
     bars.bar(x, -down, 0.7, color=OKABE_ITO[3], label="moved down a tier")
     bars.plot(x, up - down, color="#222222", marker="o", ms=4, lw=1.2, label="net")
     bars.axhline(0, color="#555555", lw=0.8)
-    for i in range(len(moves)):
-        bars.text(x[i], up[i], f"{int(up[i])}", ha="center", va="bottom", fontsize=8)
-        bars.text(x[i], -down[i], f"{int(down[i])}", ha="center", va="top", fontsize=8)
+    if len(moves) <= MAX_MONTH_LABELS:  # beyond, the numbers would overlap: the axis reads
+        for i in range(len(moves)):
+            bars.text(x[i], up[i], f"{int(up[i])}", ha="center", va="bottom", fontsize=8)
+            bars.text(x[i], -down[i], f"{int(down[i])}", ha="center", va="top", fontsize=8)
     top = float(max(up.max(initial=0), down.max(initial=0), 1))
     bars.set_ylim(-top * 1.45, top * 1.45)
     bars.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     bars.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{abs(v):,.0f}"))
-    bars.set_xticks(x, [pd.Timestamp(m).strftime("%b\n%Y") for m in moves.index], fontsize=8.5)
+    bars.set_xticks(x, month_tick_labels(list(moves.index)), fontsize=8.5)
     bars.set_ylabel("customers changing tier (up above 0, down below)", fontsize=10)
     bars.set_title(
         "Moves per month (to the month shown)", fontsize=12, loc="left", fontweight="bold"
