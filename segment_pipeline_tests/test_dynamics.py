@@ -236,12 +236,13 @@ _history_lines = st.lists(
         ]
     ),
     minimum=st.integers(1, 3),
+    batch_rows=st.sampled_from([1, 40, dyn.SNAPSHOT_BATCH_ROWS]),
 )
-def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum) -> None:
-    """The one-query computation of a run's months equals the layers' own SQL run month by
-    month (compute_snapshot, the blocking check's reference), in every column, for any
-    history: orders spanning days and months, a category without a tier, look-back windows
-    that leave months without customers."""
+def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum, batch_rows) -> None:
+    """The one-query computation of a run's months (in batches of months or all at once)
+    equals the layers' own SQL run month by month (compute_snapshot, the blocking check's
+    reference), in every column, for any history: orders spanning days and months, a category
+    without a tier, look-back windows that leave months without customers."""
     rows = [
         (c, f"{c}{o}", str(JAN + timedelta(days=d)), cat, amount) for c, o, d, cat, amount in lines
     ]
@@ -250,7 +251,12 @@ def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum) -> 
     kwargs = dict(
         segment_map=SEGMENT_MAP, window_settings=window, min_customers_per_occupation=minimum
     )
-    done = dyn.compute_snapshots(conn, months, **kwargs)
+    default_batch = dyn.SNAPSHOT_BATCH_ROWS
+    dyn.SNAPSHOT_BATCH_ROWS = batch_rows  # 1: every month its own batch
+    try:
+        done = dyn.compute_snapshots(conn, months, **kwargs)
+    finally:
+        dyn.SNAPSHOT_BATCH_ROWS = default_batch
     dyn.create_snapshot_temp(conn, "_ref")
     last_line = conn.execute(dyn.LAST_LINE_DATE_SQL).fetchall()[0][0]
     reference = [

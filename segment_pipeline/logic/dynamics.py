@@ -545,23 +545,70 @@ MONTHS_TABLE = "_snapshot_months"
 MONTH_OCCUPATIONS_TABLE = "_snapshot_month_occupations"
 MONTH_TIERS_TABLE = "_snapshot_month_tiers"
 
+#: The lines summed once per run (temp tables the month batches share): per customer, order
+#: and day; per customer, category and calendar month; one profile per customer.
+ORDER_DAYS_TABLE = "_snapshot_order_days"
+CATEGORY_MONTHS_TABLE = "_snapshot_category_months"
+PROFILES_TABLE = "_snapshot_profiles"
+PREPARE_SNAPSHOT_INPUTS_SQL = (
+    f"""
+CREATE OR REPLACE TEMP TABLE {ORDER_DAYS_TABLE} AS
+SELECT customer_id, order_id, CAST(order_ts AS DATE) AS order_date, sum(amount) AS amount
+FROM {LINES_TABLE}
+GROUP BY ALL
+""",
+    f"""
+CREATE OR REPLACE TEMP TABLE {CATEGORY_MONTHS_TABLE} AS
+SELECT customer_id, category, date_trunc('month', order_ts)::DATE AS order_month,
+       sum(amount) AS amount
+FROM {LINES_TABLE}
+GROUP BY ALL
+""",
+    f"""
+CREATE OR REPLACE TEMP TABLE {PROFILES_TABLE} AS
+SELECT customer_id, min(age_band) AS age_band, min(gender) AS gender,
+       min(occupation) AS occupation
+FROM {LINES_TABLE}
+GROUP BY customer_id
+""",
+)
+#: Rows each month would join, per calendar month of the data (to cut the months into
+#: batches that stay within DuckDB's memory limit).
+MONTH_ROWS_SQL = f"""
+SELECT order_month, sum(n) AS n FROM (
+    SELECT date_trunc('month', order_date)::DATE AS order_month, count(*) AS n
+    FROM {ORDER_DAYS_TABLE} GROUP BY 1
+    UNION ALL
+    SELECT order_month, count(*) AS n FROM {CATEGORY_MONTHS_TABLE} GROUP BY 1
+) GROUP BY 1 ORDER BY 1
+"""
+#: Joined rows per batch of months at most (about 100 bytes each before aggregation).
+SNAPSHOT_BATCH_ROWS = 6_000_000
+
 ALL_MONTHS_SNAPSHOT_SQL = f"""
 WITH order_days AS (
-    SELECT customer_id, order_id, CAST(order_ts AS DATE) AS order_date, sum(amount) AS amount
-    FROM {LINES_TABLE}
-    GROUP BY ALL
+    SELECT * FROM {ORDER_DAYS_TABLE}
 ),
--- RFM: the RFM layer's definitions per month (RFM_CUSTOMER_SEGMENTS_SQL)
-per_customer AS (
+-- RFM: the RFM layer's definitions per month (RFM_CUSTOMER_SEGMENTS_SQL). Distinct orders
+-- are counted by grouping twice (a DISTINCT aggregate over tens of millions of rows did not
+-- fit DuckDB's memory limit at 10M lines; a plain grouping spills).
+per_order AS (
     SELECT
-        m.snapshot_month, o.customer_id,
-        min(o.order_date) AS first_purchase_date,
-        max(o.order_date) AS last_purchase_date,
-        count(DISTINCT o.order_id) AS frequency,
-        sum(o.amount) AS monetary
+        m.snapshot_month, o.customer_id, o.order_id,
+        min(o.order_date) AS first_date, max(o.order_date) AS last_date, sum(o.amount) AS amount
     FROM {MONTHS_TABLE} AS m
     JOIN order_days AS o ON o.order_date BETWEEN m.window_start AND m.window_end
-    GROUP BY m.snapshot_month, o.customer_id
+    GROUP BY m.snapshot_month, o.customer_id, o.order_id
+),
+per_customer AS (
+    SELECT
+        snapshot_month, customer_id,
+        min(first_date) AS first_purchase_date,
+        max(last_date) AS last_purchase_date,
+        count(*) AS frequency,
+        sum(amount) AS monetary
+    FROM per_order
+    GROUP BY snapshot_month, customer_id
 ),
 valued AS (
     SELECT
@@ -612,16 +659,10 @@ rfm AS (
 -- spend per category up to each month (summed per calendar month: every snapshot's last day
 -- is a month's last day).
 profiles AS (
-    SELECT customer_id, min(age_band) AS age_band, min(gender) AS gender,
-           min(occupation) AS occupation
-    FROM {LINES_TABLE}
-    GROUP BY customer_id
+    SELECT * FROM {PROFILES_TABLE}
 ),
 category_months AS (
-    SELECT customer_id, category, date_trunc('month', order_ts)::DATE AS order_month,
-           sum(amount) AS amount
-    FROM {LINES_TABLE}
-    GROUP BY ALL
+    SELECT * FROM {CATEGORY_MONTHS_TABLE}
 ),
 by_tier AS (
     SELECT m.snapshot_month, c.customer_id, t.price_segment, sum(c.amount) AS spend
@@ -651,11 +692,15 @@ behaviour AS (
     JOIN {MONTH_OCCUPATIONS_TABLE} AS o
         ON o.snapshot_month = r.snapshot_month AND o.occupation = p.occupation
 ),
-this_month AS (
-    SELECT m.snapshot_month, o.customer_id,
-           count(DISTINCT o.order_id) AS orders, sum(o.amount) AS revenue
+this_month_orders AS (
+    SELECT m.snapshot_month, o.customer_id, o.order_id, sum(o.amount) AS amount
     FROM {MONTHS_TABLE} AS m
     JOIN order_days AS o ON o.order_date BETWEEN m.snapshot_month AND m.last_day
+    GROUP BY ALL
+),
+this_month AS (
+    SELECT snapshot_month, customer_id, count(*) AS orders, sum(amount) AS revenue
+    FROM this_month_orders
     GROUP BY ALL
 )
 SELECT
@@ -675,6 +720,27 @@ JOIN behaviour AS b USING (snapshot_month, customer_id)
 LEFT JOIN dominant AS d USING (snapshot_month, customer_id)
 LEFT JOIN this_month AS t USING (snapshot_month, customer_id)
 """
+
+
+def _month_batches(
+    month_rows: list[dict], per_month: Mapping[date, int], budget: int
+) -> list[list[dict]]:
+    """Cut the months (rows of MONTHS_TABLE, in order) into consecutive batches whose joined
+    rows (each month joins the summed rows up to its end) stay within `budget`; a month over
+    the budget alone is a batch of its own."""
+    batches: list[list[dict]] = []
+    current: list[dict] = []
+    used = 0
+    for row in month_rows:
+        rows = sum(n for month, n in per_month.items() if month <= row["snapshot_month"])
+        if current and used + rows > budget:
+            batches.append(current)
+            current, used = [], 0
+        current.append(row)
+        used += rows
+    if current:
+        batches.append(current)
+    return batches
 
 
 def compute_snapshots(
@@ -725,7 +791,6 @@ def compute_snapshots(
     if month_rows:
         tiers = pd.concat(tier_frames, ignore_index=True)
         lookups = {
-            MONTHS_TABLE: pd.DataFrame(month_rows),
             MONTH_OCCUPATIONS_TABLE: pd.concat(occupation_frames, ignore_index=True),
             MONTH_TIERS_TABLE: tiers[["snapshot_month", "category", "price_segment"]],
         }
@@ -741,12 +806,30 @@ def compute_snapshots(
             conn.execute(f"INSERT INTO {into}_tiers SELECT * FROM _month_tier_rows")
         finally:
             conn.unregister("_month_tier_rows")
+        for statement in PREPARE_SNAPSHOT_INPUTS_SQL:
+            conn.execute(statement)
+        per_month = dict(conn.execute(MONTH_ROWS_SQL).fetchall())
         cols = ", ".join(CUSTOMER_SNAPSHOTS.column_names)
-        conn.execute(
-            f"INSERT INTO {into} ({cols}) SELECT {cols} FROM ({ALL_MONTHS_SNAPSHOT_SQL})",
-            segment_map.sql_params(),
-        )
-        for name in lookups:
+        for batch in _month_batches(month_rows, per_month, SNAPSHOT_BATCH_ROWS):
+            conn.register(f"{MONTHS_TABLE}_frame", pd.DataFrame(batch))
+            try:
+                conn.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {MONTHS_TABLE} AS "
+                    f"SELECT * FROM {MONTHS_TABLE}_frame"
+                )
+            finally:
+                conn.unregister(f"{MONTHS_TABLE}_frame")
+            conn.execute(
+                f"INSERT INTO {into} ({cols}) SELECT {cols} FROM ({ALL_MONTHS_SNAPSHOT_SQL})",
+                segment_map.sql_params(),
+            )
+        for name in (
+            *lookups,
+            MONTHS_TABLE,
+            ORDER_DAYS_TABLE,
+            CATEGORY_MONTHS_TABLE,
+            PROFILES_TABLE,
+        ):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
     counts = dict(
         conn.execute(f"SELECT snapshot_month, count(*) FROM {into} GROUP BY 1").fetchall()
