@@ -224,7 +224,7 @@ _history_lines = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=_history_lines,
     window=st.sampled_from(

@@ -99,7 +99,4 @@ def test_a_failed_run_launched_like_the_ui_does_writes_nothing(
     )
     assert not result.success
     assert fingerprint(db) == before  # December's raw and staging rows were rolled back
-
-    monkeypatch.undo()
-    assert job.execute_in_process(instance=instance, partition_key="2025-12-01").success
-    assert fingerprint(db)["raw.transactions"][0] > before["raw.transactions"][0]
+    # (that a re-run then commits is shown by the range test above)
