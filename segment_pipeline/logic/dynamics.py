@@ -68,7 +68,9 @@ from segment_pipeline.logic.rfm import (
     SegmentMap,
     resolve_window,
     rfm_params,
+    rfm_scoring_ctes,
 )
+from segment_pipeline.logic.staging import day_batches
 from segment_pipeline.logic.strategy import RuleTable, all_cells
 from segment_pipeline.tables import Column, TableDef
 
@@ -618,28 +620,7 @@ valued AS (
     FROM per_customer AS p
     JOIN {MONTHS_TABLE} AS m USING (snapshot_month)
 ),
-ranked AS (
-    SELECT
-        *,
-        rank() OVER (PARTITION BY snapshot_month ORDER BY recency_days DESC) AS r_rank,
-        rank() OVER (PARTITION BY snapshot_month ORDER BY frequency) AS f_rank,
-        rank() OVER (PARTITION BY snapshot_month ORDER BY monetary) AS m_rank
-    FROM valued
-),
-scored AS (
-    SELECT
-        *,
-        CAST(1 + (5 * (r_rank - 1)) // n_customers AS INTEGER) AS r_score,
-        CAST(1 + (5 * (f_rank - 1)) // n_customers AS INTEGER) AS f_score,
-        CAST(1 + (5 * (m_rank - 1)) // n_customers AS INTEGER) AS m_score
-    FROM ranked
-),
-segment_map AS (
-    SELECT
-        unnest($map_r::INTEGER[]) AS r_score,
-        unnest($map_f::INTEGER[]) AS f_score,
-        unnest($map_segment::VARCHAR[]) AS segment
-),
+{rfm_scoring_ctes("snapshot_month")},
 rfm AS (
     SELECT
         s.snapshot_month, s.customer_id, s.first_purchase_date, s.last_purchase_date,
@@ -726,21 +707,12 @@ def _month_batches(
     month_rows: list[dict], per_month: Mapping[date, int], budget: int
 ) -> list[list[dict]]:
     """Cut the months (rows of MONTHS_TABLE, in order) into consecutive batches whose joined
-    rows (each month joins the summed rows up to its end) stay within `budget`; a month over
-    the budget alone is a batch of its own."""
-    batches: list[list[dict]] = []
-    current: list[dict] = []
-    used = 0
-    for row in month_rows:
-        rows = sum(n for month, n in per_month.items() if month <= row["snapshot_month"])
-        if current and used + rows > budget:
-            batches.append(current)
-            current, used = [], 0
-        current.append(row)
-        used += rows
-    if current:
-        batches.append(current)
-    return batches
+    rows (each month joins the summed rows up to its end) stay within `budget`, as staging
+    cuts days; a month over the budget alone is a batch of its own."""
+    months = [row["snapshot_month"] for row in month_rows]
+    joined = {m: sum(n for day, n in per_month.items() if day <= m) for m in months}
+    by_month = {row["snapshot_month"]: row for row in month_rows}
+    return [[by_month[m] for m in batch] for batch in day_batches(joined, months, budget)]
 
 
 def compute_snapshots(

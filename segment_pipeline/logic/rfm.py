@@ -423,7 +423,39 @@ RFM_SUMMARY = TableDef(
 # $segments - see RfmWindow.sql_params and SegmentMap.sql_params)
 # --------------------------------------------------------------------------------------------
 
-RFM_CUSTOMER_SEGMENTS_SQL = """
+
+def rfm_scoring_ctes(partition_by: str | None = None) -> str:
+    """The CTEs `ranked`, `scored` and `segment_map` that turn `valued` (per customer:
+    recency_days, frequency, monetary, n_customers) into R, F, M scores 1-5 and the map's
+    cells: the one definition of scoring, used as is by this layer and with
+    `PARTITION BY snapshot_month` by the monthly snapshots."""
+    over = f"PARTITION BY {partition_by} " if partition_by else ""
+    return f"""ranked AS (
+    -- rank(): equal values share the lowest rank of their group, so they share a score.
+    SELECT
+        *,
+        rank() OVER ({over}ORDER BY recency_days DESC) AS r_rank,
+        rank() OVER ({over}ORDER BY frequency) AS f_rank,
+        rank() OVER ({over}ORDER BY monetary) AS m_rank
+    FROM valued
+),
+scored AS (
+    SELECT
+        *,
+        CAST(1 + (5 * (r_rank - 1)) // n_customers AS INTEGER) AS r_score,
+        CAST(1 + (5 * (f_rank - 1)) // n_customers AS INTEGER) AS f_score,
+        CAST(1 + (5 * (m_rank - 1)) // n_customers AS INTEGER) AS m_score
+    FROM ranked
+),
+segment_map AS (
+    SELECT
+        unnest($map_r::INTEGER[]) AS r_score,
+        unnest($map_f::INTEGER[]) AS f_score,
+        unnest($map_segment::VARCHAR[]) AS segment
+)"""
+
+
+RFM_CUSTOMER_SEGMENTS_SQL = f"""
 WITH lines AS (
     SELECT customer_id, order_id, CAST(order_ts AS DATE) AS order_date, amount
     FROM staging.sales_lines
@@ -447,29 +479,7 @@ valued AS (
         count(*) OVER () AS n_customers
     FROM per_customer
 ),
-ranked AS (
-    -- rank(): equal values share the lowest rank of their group, so they share a score.
-    SELECT
-        *,
-        rank() OVER (ORDER BY recency_days DESC) AS r_rank,
-        rank() OVER (ORDER BY frequency) AS f_rank,
-        rank() OVER (ORDER BY monetary) AS m_rank
-    FROM valued
-),
-scored AS (
-    SELECT
-        *,
-        CAST(1 + (5 * (r_rank - 1)) // n_customers AS INTEGER) AS r_score,
-        CAST(1 + (5 * (f_rank - 1)) // n_customers AS INTEGER) AS f_score,
-        CAST(1 + (5 * (m_rank - 1)) // n_customers AS INTEGER) AS m_score
-    FROM ranked
-),
-segment_map AS (
-    SELECT
-        unnest($map_r::INTEGER[]) AS r_score,
-        unnest($map_f::INTEGER[]) AS f_score,
-        unnest($map_segment::VARCHAR[]) AS segment
-)
+{rfm_scoring_ctes()}
 SELECT
     s.customer_id, s.first_purchase_date, s.last_purchase_date, s.recency_days, s.frequency,
     CAST(s.monetary AS DECIMAL(38,4)) AS monetary,
