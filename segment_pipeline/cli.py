@@ -111,13 +111,11 @@ def _settings_from_args(args: argparse.Namespace) -> PipelineSettings:
     )
 
 
-def _use_project_instance(settings: PipelineSettings) -> None:
-    """Point Dagster at the project's persistent instance and make the settings visible to
-    anything that rebuilds the definitions from the environment."""
+def _use_project_instance() -> None:
+    """Point Dagster at the project's persistent instance (unless DAGSTER_HOME is set)."""
     if not os.environ.get("DAGSTER_HOME"):
         DEFAULT_DAGSTER_HOME.mkdir(parents=True, exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(DEFAULT_DAGSTER_HOME)
-    os.environ.update(settings.to_env())
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -142,7 +140,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
     check_database_path(Path(settings.db_path))
-    _use_project_instance(settings)
+    _use_project_instance()
     from segment_pipeline.runner import run_pipeline
 
     return run_pipeline(settings, selection=args.select, start=args.start, end=args.end)
@@ -204,10 +202,19 @@ def _write_trace(exc: BaseException) -> Path:
     return path
 
 
+def _load_dotenv() -> None:
+    """Variables from `.env` in the working directory, as Dagster's own commands load it
+    (variables already in the environment win). The one place `segment-pipeline` reads it."""
+    from dotenv import load_dotenv
+
+    load_dotenv(Path.cwd() / ".env", override=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Dagster flags beta APIs (backfill policies) on every load; users cannot act on that.
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview)")
     args = build_parser().parse_args(argv)
+    _load_dotenv()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()
     handlers = {"generate": cmd_generate, "run": cmd_run, "backfill": cmd_run}

@@ -1,7 +1,9 @@
 """The one place that assembles the project's Dagster definitions.
 
-`dagster dev` / `dagster asset materialize -m segment_pipeline.definitions` load `defs`;
-the CLI and the tests call `build_definitions(settings)` with their own dataset and database.
+`dagster dev` / `dagster asset materialize -m segment_pipeline.definitions` load `defs`, a
+`@dg.definitions` function: importing this module does nothing; Dagster calls it when it loads
+the code location (after loading `.env`), and it reads the settings from the environment then.
+The CLI and the tests call `build_definitions(settings)` with their own dataset and database.
 Each layer module contributes its assets; nothing here computes anything.
 """
 
@@ -79,15 +81,28 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
         # Each asset links to its source lines in the UI (Definition tab: "Code references").
         assets=dg.with_source_code_references(assets),
         jobs=[ALL_ASSETS_JOB],
-        schedules=[build_daily_schedule(partitions_def)],
+        schedules=[
+            build_daily_schedule(
+                partitions_def,
+                cron=settings.schedule_cron,
+                timezone=settings.schedule_timezone,
+                enabled=settings.schedule_enabled,
+            )
+        ],
         sensors=[build_new_data_sensor(watched_dir, partitions_def)],
         resources={
-            "warehouse": DuckDBWarehouse(path=str(settings.db_path)),
-            "dataset": DatasetResource.from_settings(settings),
+            # Values from environment variables stay references to them (dg.EnvVar).
+            "warehouse": DuckDBWarehouse(
+                path=settings.env_or_value("db_path", str(settings.db_path))
+            ),
+            "dataset": DatasetResource.for_settings(settings),
             **{key: value for layer in layers for key, value in (layer.resources or {}).items()},
         },
         executor=dg.in_process_executor,
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location's definitions, from the settings in the environment."""
+    return build_definitions(PipelineSettings.from_env())

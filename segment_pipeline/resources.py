@@ -18,14 +18,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 
-from segment_pipeline.settings import DEFAULT_DB_PATH, DEFAULT_UNDATED_DAY, PipelineSettings
+from segment_pipeline.settings import (
+    DEFAULT_DB_PATH,
+    DEFAULT_SQL_CHUNK_ROWS,
+    DEFAULT_UNDATED_DAY,
+    PipelineSettings,
+)
 
 if TYPE_CHECKING:
     from segment_pipeline.sources import DatasetSource
@@ -296,24 +300,47 @@ class DatasetResource(dg.ConfigurableResource):
     timezone: str = "UTC"
     """The dataset's time zone: a timestamp with an explicit offset (`...-05:00`, `...Z`) is
     converted to this zone's local time; timestamps without one are taken as local already."""
+    sql_transactions_table: str = "transactions"
+    sql_customers_table: str = "customers"
+    sql_products_table: str = "products"
+    sql_chunk_rows: str = str(DEFAULT_SQL_CHUNK_ROWS)
+    """Format `sql`: its tables (`schema.table` allowed) and rows fetched per chunk. The
+    database URL is never config: it is read from `SEGMENT_PIPELINE_SQL_URL` when the source
+    opens (it holds a password)."""
 
     @classmethod
-    def from_settings(cls, settings: PipelineSettings) -> DatasetResource:
-        return cls(
-            data_dir=str(settings.data_dir),
-            source_format=settings.source_format,
-            mapping_file=str(settings.mapping_file) if settings.mapping_file else None,
-            undated_day=settings.undated_day.isoformat(),
-            timezone=settings.timezone,
-        )
+    def for_settings(cls, settings: PipelineSettings) -> DatasetResource:
+        """The resource for `settings`: a value that came from an environment variable is
+        configured as `dg.EnvVar` of that variable (resolved by Dagster when a run starts),
+        the others (CLI flags, defaults) as their values."""
+        values: dict[str, object] = {
+            "data_dir": str(settings.data_dir),
+            "source_format": settings.source_format,
+            "mapping_file": str(settings.mapping_file) if settings.mapping_file else None,
+            "undated_day": settings.undated_day.isoformat(),
+            "timezone": settings.timezone,
+            "sql_transactions_table": settings.sql_transactions_table,
+            "sql_customers_table": settings.sql_customers_table,
+            "sql_products_table": settings.sql_products_table,
+            "sql_chunk_rows": str(settings.sql_chunk_rows),
+        }
+        return cls(**{name: settings.env_or_value(name, v) for name, v in values.items()})
 
     def settings(self) -> PipelineSettings:
-        return PipelineSettings(
-            data_dir=Path(self.data_dir),
-            source_format=self.source_format,
-            mapping_file=Path(self.mapping_file) if self.mapping_file else None,
-            undated_day=date.fromisoformat(self.undated_day),
-            timezone=self.timezone,
+        """This config as settings, parsed exactly as the environment variables are."""
+        return PipelineSettings.from_strings(
+            {
+                "data_dir": self.data_dir,
+                "source_format": self.source_format,
+                "mapping_file": self.mapping_file,
+                "undated_day": self.undated_day,
+                "timezone": self.timezone,
+                "sql_transactions_table": self.sql_transactions_table,
+                "sql_customers_table": self.sql_customers_table,
+                "sql_products_table": self.sql_products_table,
+                "sql_chunk_rows": self.sql_chunk_rows,
+            },
+            origin=lambda name: f"the dataset resource's {name}",
         )
 
     def open(self) -> DatasetSource:

@@ -161,8 +161,8 @@ def execute_pipeline(
     # included; in a single run the blocking checks stop the downstream steps the same way.
     config = {**_QUIET_CONSOLE, **(run_config or {})}
     day_config = _with_day_range(config, start, end, partitioned)
-    warehouse = defs.resources["warehouse"]
-    assert isinstance(warehouse, DuckDBWarehouse)
+    # The settings' database (the definitions' resource may be an unresolved dg.EnvVar of it).
+    warehouse = DuckDBWarehouse(path=str(settings.db_path))
     # Both runs in one warehouse transaction (each run's own would commit the first before
     # the second starts): a failure in either leaves every table as it was.
     transaction = warehouse.transaction() if warehouse.atomic_runs else contextlib.nullcontext()

@@ -2,15 +2,15 @@
 
 One run per tick: the month partition holding the previous day, with the raw load narrowed to
 that day (staging then processes just that day), and every unpartitioned analysis asset in
-the same run (the all-assets job). Time and timezone come from the
-environment; the schedule is declared stopped and is turned on in the UI (Automation ->
-daily_refresh) or with `dagster schedule start daily_refresh`, or by setting
-`SEGMENT_PIPELINE_SCHEDULE_ENABLED=1` before `make ui`.
+the same run (the all-assets job). Time and timezone are settings
+(`SEGMENT_PIPELINE_SCHEDULE_CRON`, `_SCHEDULE_TIMEZONE`, read with the others in settings.py).
+The schedule is declared stopped and is turned on in the UI (Automation -> daily_refresh) or
+with `dagster schedule start daily_refresh`, or by setting `SEGMENT_PIPELINE_SCHEDULE_ENABLED=1`
+before `make ui`.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,24 +19,18 @@ import dagster as dg
 from segment_pipeline.assets.ingest import day_range_run_config
 from segment_pipeline.jobs import ALL_ASSETS_JOB
 from segment_pipeline.partitions import has_partition_for, month_key
+from segment_pipeline.settings import DEFAULT_SCHEDULE_CRON
 
-DEFAULT_CRON = "30 4 * * *"  # 04:30, after the day's files have landed
-DEFAULT_TIMEZONE = "UTC"
 SCHEDULE_NAME = "daily_refresh"
 
 
 def build_daily_schedule(
     partitions_def: dg.PartitionsDefinition,
-    cron: str | None = None,
-    timezone: str | None = None,
-    enabled: bool | None = None,
+    cron: str = DEFAULT_SCHEDULE_CRON,
+    timezone: str = "UTC",
+    enabled: bool = False,
 ) -> dg.ScheduleDefinition:
-    """The schedule; `cron`, `timezone` and `enabled` default to the environment
-    (`SEGMENT_PIPELINE_SCHEDULE_CRON`, `_SCHEDULE_TIMEZONE`, `_SCHEDULE_ENABLED`)."""
-    cron = cron or os.environ.get("SEGMENT_PIPELINE_SCHEDULE_CRON") or DEFAULT_CRON
-    timezone = timezone or os.environ.get("SEGMENT_PIPELINE_SCHEDULE_TIMEZONE") or DEFAULT_TIMEZONE
-    if enabled is None:
-        enabled = os.environ.get("SEGMENT_PIPELINE_SCHEDULE_ENABLED", "").lower() in ("1", "true")
+    """The schedule (the definitions pass the settings' `schedule_*` values)."""
     zone = ZoneInfo(timezone)
 
     @dg.schedule(

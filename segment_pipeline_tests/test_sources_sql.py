@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 from segment_pipeline.runner import execute_pipeline
+from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import DataContractError, open_source
 from segment_pipeline.sources.sql import (
     CHUNK_ENV,
@@ -272,20 +273,23 @@ def test_password_is_masked_everywhere(pg: PostgresServer, tmp_path: Path) -> No
     assert mask_url("postgresql://me:hun@ter2@host/db") == "postgresql://me:***@host/db"
 
 
-def test_url_from_environment_or_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_from_the_environment_tables_from_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(URL_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"{URL_ENV}=postgresql://u:p4ss@db/x\n")
+    # The library never reads .env itself: the entry points load it (cli.main, Dagster's CLI).
     with pytest.raises(DataContractError, match=URL_ENV):
         read_sql_url()
-    (tmp_path / ".env").write_text(f"{URL_ENV}=postgresql://u:p4ss@db/x\n")
-    assert read_sql_url() == "postgresql://u:p4ss@db/x"
     monkeypatch.setenv(URL_ENV, "postgresql://u:other@db/y")
-    assert read_sql_url() == "postgresql://u:other@db/y"  # the environment wins
-    monkeypatch.setenv(CHUNK_ENV, "1000")
-    monkeypatch.setenv("SEGMENT_PIPELINE_SQL_TRANSACTIONS", "sales.lines")
-    source = open_source(settings_for(tmp_path, tmp_path / "w.duckdb", source_format="sql"))
+    assert read_sql_url() == "postgresql://u:other@db/y"
+    env = {CHUNK_ENV: "1000", "SEGMENT_PIPELINE_SQL_TRANSACTIONS": "sales.lines",
+           "SEGMENT_PIPELINE_FORMAT": "sql", "SEGMENT_PIPELINE_DATA": str(tmp_path)}  # fmt: skip
+    source = open_source(PipelineSettings.from_env(env))
     assert isinstance(source, SqlSource)
     assert source.chunk_rows == 1000 and source.tables.transactions == "sales.lines"
+    assert source.tables.customers == "customers"
     assert "other" not in source.describe()
 
 
@@ -310,9 +314,9 @@ def test_postgres_gives_the_same_tables_as_files(
 ) -> None:
     canonical_db, canonical_outcome = canonical_window_db(tmp_path_factory)
     monkeypatch.setenv(URL_ENV, shop)
-    monkeypatch.setenv(CHUNK_ENV, "100")  # a day is ~150 lines: several chunks per day
     db = tmp_path / "sql" / "segments.duckdb"
-    settings = settings_for(tmp_path, db, source_format="sql")
+    # 100 rows a chunk: a day is ~150 lines, so several chunks per day.
+    settings = settings_for(tmp_path, db, source_format="sql", sql_chunk_rows=100)
     with dg.instance_for_test() as instance:
         outcome = execute_pipeline(
             settings,

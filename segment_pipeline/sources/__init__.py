@@ -60,11 +60,16 @@ def _mapped(settings: PipelineSettings) -> DatasetSource:
 
 
 def _sql(settings: PipelineSettings) -> DatasetSource:
-    # The URL (with its password) comes from the environment or .env, never from settings,
-    # which are shown in the Dagster UI and passed on the command line.
-    from segment_pipeline.sources.sql import SqlSource
+    # The URL (with its password) comes from the environment (or .env, which the entry points
+    # load), never from settings, which are shown in the Dagster UI and on the command line.
+    from segment_pipeline.sources.sql import SqlSource, SqlTables, read_sql_url
 
-    return SqlSource.from_env()
+    tables = SqlTables(
+        transactions=settings.sql_transactions_table,
+        customers=settings.sql_customers_table,
+        products=settings.sql_products_table,
+    )
+    return SqlSource(read_sql_url(), tables=tables, chunk_rows=settings.sql_chunk_rows)
 
 
 #: Format name -> adapter factory. Adapters for other formats register here.

@@ -34,17 +34,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import duckdb
 import pandas as pd
 import sqlalchemy as sa
-from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from segment_pipeline.settings import DEFAULT_SQL_CHUNK_ROWS, ENV_PREFIX, ENV_VARS
 from segment_pipeline.sources.base import (
     CUSTOMER_FIELDS,
     PRODUCT_FIELDS,
@@ -56,14 +55,13 @@ from segment_pipeline.sources.base import (
 )
 from segment_pipeline.sources.canonical import extra_json_select, quote_ident
 
-URL_ENV = "SEGMENT_PIPELINE_SQL_URL"
+URL_ENV = ENV_PREFIX + "SQL_URL"
+#: The variables naming the tables (settings.ENV_VARS), for error messages.
 TABLE_ENVS: dict[str, str] = {
-    "transactions": "SEGMENT_PIPELINE_SQL_TRANSACTIONS",
-    "customers": "SEGMENT_PIPELINE_SQL_CUSTOMERS",
-    "products": "SEGMENT_PIPELINE_SQL_PRODUCTS",
+    entity: ENV_VARS[f"sql_{entity}_table"] for entity in ("transactions", "customers", "products")
 }
-CHUNK_ENV = "SEGMENT_PIPELINE_SQL_CHUNK_ROWS"
-DEFAULT_CHUNK_ROWS = 50_000
+CHUNK_ENV = ENV_VARS["sql_chunk_rows"]
+DEFAULT_CHUNK_ROWS = DEFAULT_SQL_CHUNK_ROWS
 MASK = "***"
 
 _DAY_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -145,14 +143,11 @@ def mask_secrets(text: str, url: str) -> str:
     return text
 
 
-def read_sql_url(env: Mapping[str, str] | None = None, dotenv_file: Path | None = None) -> str:
-    """The database URL from the environment, else from `.env` (working directory)."""
+def read_sql_url(env: Mapping[str, str] | None = None) -> str:
+    """The database URL from the environment (`.env` is loaded into it by the entry points:
+    Dagster's commands and `segment-pipeline`)."""
     env = os.environ if env is None else env
     url = (env.get(URL_ENV) or "").strip()
-    if not url:
-        path = dotenv_file or Path.cwd() / ".env"
-        if path.is_file():
-            url = (dotenv_values(path).get(URL_ENV) or "").strip()
     if not url:
         raise DataContractError(
             f"format 'sql' needs the database URL in the environment variable {URL_ENV} (or in "
@@ -169,17 +164,6 @@ class SqlTables:
     transactions: str = "transactions"
     customers: str = "customers"
     products: str = "products"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SqlTables:
-        env = os.environ if env is None else env
-        defaults = cls()
-        return cls(
-            **{
-                entity: (env.get(name) or "").strip() or getattr(defaults, entity)
-                for entity, name in TABLE_ENVS.items()
-            }
-        )
 
 
 def _split_table(name: str) -> tuple[str | None, str]:
@@ -246,16 +230,6 @@ class SqlSource(DatasetSource):
         self._days: tuple[list[date], list[Any]] | None = None
         #: Chunks fetched so far (tests use it to see that streaming happened).
         self.chunks_fetched = 0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SqlSource:
-        env = os.environ if env is None else env
-        chunk = (env.get(CHUNK_ENV) or "").strip()
-        try:
-            chunk_rows = int(chunk) if chunk else DEFAULT_CHUNK_ROWS
-        except ValueError:
-            raise DataContractError(f"{CHUNK_ENV} must be a whole number, not {chunk!r}") from None
-        return cls(read_sql_url(env), tables=SqlTables.from_env(env), chunk_rows=chunk_rows)
 
     def __repr__(self) -> str:
         return f"SqlSource({self.masked_url!r}, tables={self.tables!r})"
