@@ -60,6 +60,7 @@ from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
     preview_markdown,
+    read_table,
     replace_rows,
     replace_rows_from_frame,
     scalar,
@@ -517,7 +518,7 @@ def strategy_summary(
 ):
     table = behaviour_settings.rule_table()
     with warehouse.connect() as conn:
-        segments = conn.execute("SELECT * FROM marts.segment_strategy").df()
+        segments = read_table(conn, SEGMENT_STRATEGY)
         frame = summarise_strategy(segments, table)
         replace_rows_from_frame(conn, STRATEGY_SUMMARY, frame)
         metadata = table_metadata(conn, STRATEGY_SUMMARY, order_by="class_order")
@@ -551,23 +552,23 @@ def strategy_summary(
 
 
 def _distribution_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.purchase_distribution").df()
+    frame = read_table(conn, PURCHASE_DISTRIBUTION)
     return PlotCall(figs.plot_purchase_distribution, (frame,))
 
 
 def _occupation_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.occupation_groups").df()
+    frame = read_table(conn, OCCUPATION_GROUPS_TABLE)
     return PlotCall(figs.plot_occupation_groups, (frame, s.min_customers_per_occupation))
 
 
 def _price_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.category_price_segments").df()
+    frame = read_table(conn, CATEGORY_PRICE_SEGMENTS)
     return PlotCall(figs.plot_price_segments, (frame,))
 
 
 def _value_map_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
     table = s.rule_table()
-    frame = conn.execute("SELECT * FROM marts.segment_strategy").df()
+    frame = read_table(conn, SEGMENT_STRATEGY)
     return PlotCall(
         figs.plot_segment_value_map,
         (frame, table.class_names, _class_colours(table)),
@@ -576,7 +577,7 @@ def _value_map_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx)
 
 
 def _strategy_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.strategy_summary").df()
+    frame = read_table(conn, STRATEGY_SUMMARY)
     return PlotCall(figs.plot_strategy_summary, (frame, _class_colours(s.rule_table())))
 
 

@@ -27,7 +27,7 @@ from segment_pipeline.assets.behaviour import (
 )
 from segment_pipeline.assets.behaviour import RESOURCE_KEY as BEHAVIOUR_RESOURCE_KEY
 from segment_pipeline.assets.ingest import STAGING_KEYS
-from segment_pipeline.assets.rfm import RFM_KEY
+from segment_pipeline.assets.rfm import RFM_KEY, window_metadata
 from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_asset, table_key
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import clv
@@ -39,6 +39,7 @@ from segment_pipeline.tables import (
     TableDef,
     ensure_table,
     preview_markdown,
+    read_table,
     replace_rows,
     replace_rows_from_frame,
     scalar,
@@ -118,10 +119,6 @@ def _empty(conn: duckdb.DuckDBPyConnection, table: TableDef) -> None:
     conn.execute(f"DELETE FROM {table.fqn}")
 
 
-def _frame(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
-    return conn.execute(f"SELECT * FROM {table.fqn}").df()
-
-
 # --------------------------------------------------------------------------------------------
 # Inputs, fit, calibration / holdout
 # --------------------------------------------------------------------------------------------
@@ -161,8 +158,7 @@ def clv_model_inputs(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "window": f"{window.start} .. {window.end}",
-            "as_of": window.as_of.isoformat(),
+            **window_metadata(window),
             "repeat_customers": int(repeaters),
         },
         check_results=[
@@ -250,7 +246,7 @@ def clv_model_fit(
     settings = clv_settings.checked()
     minimum, horizon_days = settings.min_customers, settings.horizon_months * clv.DAYS_PER_MONTH
     with warehouse.connect() as conn:
-        inputs = _frame(conn, clv.CLV_MODEL_INPUTS)
+        inputs = read_table(conn, clv.CLV_MODEL_INPUTS)
         window = _window(conn)
         x, t_x, T, m = (
             inputs[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary")
@@ -416,8 +412,8 @@ def clv_customer_predictions(
 ) -> dg.MaterializeResult:
     settings = clv_settings.checked()
     with warehouse.connect() as conn:
-        inputs = _frame(conn, clv.CLV_MODEL_INPUTS)
-        models = clv.models_from_fit(_frame(conn, clv.CLV_MODEL_FIT))
+        inputs = read_table(conn, clv.CLV_MODEL_INPUTS)
+        models = clv.models_from_fit(read_table(conn, clv.CLV_MODEL_FIT))
         if models.bgnbd is None:
             frame = pd.DataFrame(columns=clv.CLV_CUSTOMER_PREDICTIONS.column_names)
             _empty(conn, clv.CLV_CUSTOMER_PREDICTIONS)
@@ -563,7 +559,7 @@ def _not_predicted_reason(conn: duckdb.DuckDBPyConnection) -> str:
     if not table_exists(conn, clv.CLV_MODEL_FIT):
         return "marts.clv_model_fit is missing; materialize the clv group"
     try:
-        models = clv.models_from_fit(_frame(conn, clv.CLV_MODEL_FIT))
+        models = clv.models_from_fit(read_table(conn, clv.CLV_MODEL_FIT))
     except KeyError:
         return "marts.clv_model_fit is missing; materialize the clv group"
     if clv.BGNBD in models.reasons:
@@ -577,7 +573,7 @@ def _by_segment_plot(
     table = settings.rule_table()
     colours = {c.name: figs.class_colour(c.colour) for c in table.classes}
     horizon = scalar(conn, "SELECT max(horizon_months) FROM marts.clv_customer_predictions")
-    by_segment = _frame(conn, clv.CLV_BY_SEGMENT)
+    by_segment = read_table(conn, clv.CLV_BY_SEGMENT)
     unavailable = _not_predicted_reason(conn) if by_segment.empty else None
     return PlotCall(figs.plot_clv_by_segment, (by_segment, colours, int(horizon or 0), unavailable))
 
@@ -594,7 +590,7 @@ def _holdout_skip_reason(context: AssetExecutionContext) -> str | None:
 def _holdout_plot(
     conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: AssetExecutionContext
 ) -> PlotCall:
-    holdout = _frame(conn, clv.CLV_CALIBRATION_HOLDOUT)
+    holdout = read_table(conn, clv.CLV_CALIBRATION_HOLDOUT)
     reason = _holdout_skip_reason(context) if holdout.empty else None
     return PlotCall(figs.plot_calibration_holdout, (holdout, reason))
 

@@ -37,6 +37,7 @@ from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
     ensure_table,
     preview_markdown,
+    read_table,
     replace_rows,
     replace_rows_from_frame,
     table_metadata,
@@ -622,7 +623,7 @@ def experiment_sizing(
 
 def _transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ensure_table(conn, dyn.SEGMENT_TRANSITIONS)
-    return conn.execute(f"SELECT * FROM {dyn.SEGMENT_TRANSITIONS.fqn}").df()
+    return read_table(conn, dyn.SEGMENT_TRANSITIONS)
 
 
 def _migration_plot(

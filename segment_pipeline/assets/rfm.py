@@ -11,7 +11,6 @@ from datetime import date
 
 import dagster as dg
 import duckdb
-import pandas as pd
 from dagster import AssetExecutionContext
 from pydantic import Field
 
@@ -46,7 +45,7 @@ from segment_pipeline.logic.rfm import (
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.settings import PipelineSettings
-from segment_pipeline.tables import TableDef, preview_markdown, replace_rows, table_metadata
+from segment_pipeline.tables import preview_markdown, read_table, replace_rows, table_metadata
 
 RESOURCE_KEY = "rfm_settings"
 
@@ -182,7 +181,8 @@ def _window_note(window: RfmWindow) -> str:
     return f"Sales {window.start} to {window.end}; recency as of {window.as_of}"
 
 
-def _window_metadata(window: RfmWindow) -> dict[str, str]:
+def window_metadata(window: RfmWindow) -> dict[str, str]:
+    """The RFM window as asset metadata (`window`, `as_of`)."""
     return {"window": f"{window.start} .. {window.end}", "as_of": window.as_of.isoformat()}
 
 
@@ -239,7 +239,7 @@ def rfm_customer_segments(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            **_window_metadata(window),
+            **window_metadata(window),
             "customers_per_segment": preview_markdown(counts, max_rows=len(SEGMENT_NAMES)),
             "customers_per_rf_cell": preview_markdown(rf_grid_counts(cell_counts)),
             "segment_map": preview_markdown(segment_map.grid_frame()),
@@ -361,7 +361,7 @@ def segment_product_purchases(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            **_window_metadata(window),
+            **window_metadata(window),
             "premium_products": int(premium["premium_products"].iloc[0]),
             "products": int(premium["products"].iloc[0]),
         },
@@ -378,6 +378,17 @@ def segment_product_purchases(
                 },
             )
         ],
+    )
+
+
+def _shares_warning(off: int, counted: str) -> dg.AssetCheckResult:
+    """The non-blocking `shares_sum_to_one` result: `off` groups (named by `counted` in the
+    metadata) whose shares do not sum to 1."""
+    return dg.AssetCheckResult(
+        check_name="shares_sum_to_one",
+        passed=off == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={counted: int(off)},
     )
 
 
@@ -419,14 +430,7 @@ def segment_product_summary(
     context.log.info(f"segment_product_summary: {levels.to_dict('records')}")
     return dg.MaterializeResult(
         metadata={**metadata, "rows_per_level": preview_markdown(levels)},
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="shares_sum_to_one",
-                passed=off == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"segment_levels_not_summing_to_one": int(off)},
-            )
-        ],
+        check_results=[_shares_warning(off, "segment_levels_not_summing_to_one")],
     )
 
 
@@ -490,14 +494,7 @@ def segment_category_preference(
             "low_support_cells": int(low),
             "prior_strength": rfm_settings.prior_strength,
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="shares_sum_to_one",
-                passed=off == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"segments_not_summing_to_one": int(off)},
-            )
-        ],
+        check_results=[_shares_warning(off, "segments_not_summing_to_one")],
     )
 
 
@@ -572,10 +569,6 @@ def segment_purchase_patterns(
 # --------------------------------------------------------------------------------------------
 
 
-def _frame(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
-    return conn.execute(f"SELECT * FROM {table.fqn}").df()
-
-
 def _figure_inputs(
     conn: duckdb.DuckDBPyConnection, settings: RfmSettings
 ) -> tuple[SegmentMap, str]:
@@ -587,7 +580,7 @@ def _patterns_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) ->
     segment_map, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_segment_purchase_patterns,
-        (_frame(conn, pref.SEGMENT_PURCHASE_PATTERNS), segment_map.segments),
+        (read_table(conn, pref.SEGMENT_PURCHASE_PATTERNS), segment_map.segments),
         {"note": note, "premium_top_share": s.premium_top_share},
     )
 
@@ -596,7 +589,7 @@ def _comparison_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) 
     _, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_champions_vs_new_comparison,
-        (_frame(conn, pref.SEGMENT_PURCHASE_PATTERNS), pref.CHAMPIONS, pref.NEW_CUSTOMERS),
+        (read_table(conn, pref.SEGMENT_PURCHASE_PATTERNS), pref.CHAMPIONS, pref.NEW_CUSTOMERS),
         {"note": note, "premium_top_share": s.premium_top_share},
     )
 
@@ -605,7 +598,7 @@ def _champions_vs_new_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _con
     _, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_champions_vs_new_top_products,
-        (_frame(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS),),
+        (read_table(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS),),
         {"top_n": 10, "note": note},
     )
 
@@ -615,7 +608,7 @@ def _top5_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> Plo
     shown = [seg for seg in segment_map.segments if seg in s.top5_segments]
     return PlotCall(
         figs.plot_segment_top_products,
-        (_frame(conn, pref.SEGMENT_TOP_PRODUCTS), shown),
+        (read_table(conn, pref.SEGMENT_TOP_PRODUCTS), shown),
         {"top_n": 5, "note": note},
     )
 
@@ -624,7 +617,7 @@ def _heatmap_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> 
     segment_map, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_segment_category_heatmap,
-        (_frame(conn, pref.SEGMENT_CATEGORY_PREFERENCE), segment_map.segments),
+        (read_table(conn, pref.SEGMENT_CATEGORY_PREFERENCE), segment_map.segments),
         {"note": note, "min_support_customers": s.min_support_customers},
     )
 
