@@ -27,7 +27,13 @@ from segment_pipeline.assets.behaviour import SUMMARY_KEY, BehaviourSettings
 from segment_pipeline.assets.ingest import PARTITIONED_TAGS, STAGING_KEYS
 from segment_pipeline.assets.rfm import RESOURCE_KEY as RFM_RESOURCE_KEY
 from segment_pipeline.assets.rfm import RfmSettings
-from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_asset, table_key
+from segment_pipeline.assets.tables import (
+    ANALYTICS_OWNERS,
+    check_spec,
+    table_asset,
+    table_key,
+    table_spec,
+)
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
@@ -187,58 +193,50 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(
-                SNAPSHOTS_KEY,
+            table_spec(
+                dyn.CUSTOMER_SNAPSHOTS,
+                group=GROUP,
                 deps=STAGING_KEYS,
                 tags=PARTITIONED_TAGS,
-                group_name=GROUP,
-                kinds={"duckdb"},
-                owners=ANALYTICS_OWNERS,
                 description="Per month and customer: RFM values, scores and segment, dominant "
                 "price segment and behavioural segment as of the month's end, computed from the "
                 "lines up to that day with the RFM and behaviour layers' own SQL; the month's "
                 "orders and spend. A ranged run computes all its months in one step and "
                 "replaces them in one transaction.",
-                metadata=dyn.CUSTOMER_SNAPSHOTS.spec_metadata(),
             ),
-            dg.AssetSpec(
-                TIERS_KEY,
+            table_spec(
+                dyn.CATEGORY_TIER_SNAPSHOTS,
+                group=GROUP,
                 deps=STAGING_KEYS,
                 tags=PARTITIONED_TAGS,
-                group_name=GROUP,
-                kinds={"duckdb"},
-                owners=ANALYTICS_OWNERS,
                 description="Per month and category: median line amount and price tier as of "
                 "the month's end (the tiers that month's snapshot used).",
-                metadata=dyn.CATEGORY_TIER_SNAPSHOTS.spec_metadata(),
             ),
         ],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         check_specs=[
-            dg.AssetCheckSpec(
+            check_spec(
+                SNAPSHOTS_KEY,
                 "one_row_per_customer",
-                asset=SNAPSHOTS_KEY,
-                blocking=True,
-                description="In every month of the run, each customer with a sale line in the "
+                "In every month of the run, each customer with a sale line in the "
                 "month's RFM window has exactly one row, with a segment of the map, scores 1-5 "
                 "and one window.",
             ),
-            dg.AssetCheckSpec(
+            check_spec(
+                SNAPSHOTS_KEY,
                 "matches_as_of_recomputation",
-                asset=SNAPSHOTS_KEY,
-                blocking=True,
-                description="One month of the run (picked at random, seeded by the run id), "
+                "One month of the run (picked at random, seeded by the run id), "
                 "recomputed from staging alone as of its end, equals the stored rows in every "
                 "column.",
             ),
-            dg.AssetCheckSpec(
+            check_spec(
+                SNAPSHOTS_KEY,
                 "snapshots_match_current_history",
-                asset=SNAPSHOTS_KEY,
-                blocking=False,
-                description="Warns when a stored month's customers or spend differ from "
+                "Warns when a stored month's customers or spend differ from "
                 "today's staging over its window: a day up to that month was corrected after "
                 "the snapshot was taken; backfill from the corrected day to refresh it.",
+                blocking=False,
             ),
         ],
         name="customer_snapshots",

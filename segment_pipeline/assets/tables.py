@@ -55,3 +55,27 @@ def table_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
         pool=WAREHOUSE_POOL,
     )
+
+
+def table_spec(
+    table: TableDef,
+    *,
+    group: str,
+    deps: Iterable,
+    description: str,
+    kinds: Iterable[str] = ("duckdb",),
+    owners: Sequence[str] = ANALYTICS_OWNERS,
+    tags: Mapping[str, str] | None = None,
+) -> dg.AssetSpec:
+    """`dg.AssetSpec` of `table` for a multi-asset: key, column schema and owners as in
+    `table_asset` (backfill policy and pool belong to the multi-asset)."""
+    return dg.AssetSpec(
+        table_key(table),
+        deps=list(deps),
+        description=description,
+        metadata=table.spec_metadata(),
+        kinds=set(kinds),
+        group_name=group,
+        owners=list(owners),
+        tags=tags,
+    )
