@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
 
-from segment_pipeline.assets.tables import table_spec
+from segment_pipeline.assets.tables import check_spec, table_asset, table_spec
 from segment_pipeline.logic.staging import (
     QUARANTINE,
     RAW_TRANSACTIONS,
@@ -495,26 +495,24 @@ def _staging_checks(
     ]
 
 
-def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key,
-        group_name="staging",
-        # Unpartitioned, but declared so a `dagster asset materialize --partition-range` over
-        # the whole graph runs as one run (the CLI requires it of every selected asset).
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
-        kinds=set(STAGING_KINDS),
-        owners=OWNERS,
+def _master_asset(
+    entity: str, key: dg.AssetKey, table: TableDef, description: str
+) -> dg.AssetsDefinition:
+    # Unpartitioned, but table_asset declares a single-run backfill policy, so a `dagster asset
+    # materialize --partition-range` over the whole graph runs as one run (the CLI requires
+    # it of every selected asset).
+    @table_asset(
+        table,
+        group="staging",
+        deps=(),
         description=description,
-        metadata=table.spec_metadata(),
-        check_specs=[
-            dg.AssetCheckSpec(
-                "rows_conserved",
-                asset=key,
-                blocking=True,
-                description=f"Every row of the {entity} file is staged or quarantined.",
-            )
+        checks=[
+            check_spec(
+                key, "rows_conserved", f"Every row of the {entity} file is staged or quarantined."
+            ),
         ],
+        kinds=STAGING_KINDS,
+        owners=OWNERS,
     )
     def _asset(
         context: AssetExecutionContext, warehouse: DuckDBWarehouse, dataset: DatasetResource
