@@ -231,6 +231,11 @@ def preview_markdown(frame: pd.DataFrame, max_rows: int = 10) -> dg.MetadataValu
     return dg.MetadataValue.md(shown.to_markdown(index=False))
 
 
+def read_table(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
+    """Every row of a warehouse table, as a DataFrame."""
+    return conn.execute(f"SELECT * FROM {table.fqn}").df()
+
+
 def table_preview(
     conn: duckdb.DuckDBPyConnection, table: TableDef, order_by: str | None = None, limit: int = 10
 ) -> dg.MetadataValue:

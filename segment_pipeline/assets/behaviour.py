@@ -15,6 +15,13 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.assets.tables import (
+    ANALYTICS_OWNERS,
+    SHARE_TOLERANCE,
+    check_spec,
+    table_asset,
+    table_key,
+)
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import seed_b_figures as figs
 from segment_pipeline.logic.behaviour import (
@@ -49,17 +56,17 @@ from segment_pipeline.logic.strategy import (
     load_rule_table,
     summarise_strategy,
 )
-from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
+from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
     preview_markdown,
+    read_table,
     replace_rows,
     replace_rows_from_frame,
     scalar,
     table_metadata,
 )
 
-OWNERS = ["team:analytics"]
 RESOURCE_KEY = "behaviour_settings"
 
 BEHAVIOUR_GROUP = "behaviour"
@@ -67,17 +74,13 @@ STRATEGY_GROUP = "strategy"
 REPORT_GROUP = "report"
 
 
-def _key(table) -> dg.AssetKey:
-    return dg.AssetKey([table.schema, table.name])
-
-
-DISTRIBUTION_KEY = _key(PURCHASE_DISTRIBUTION)
-OCCUPATION_KEY = _key(OCCUPATION_GROUPS_TABLE)
-PRICE_KEY = _key(CATEGORY_PRICE_SEGMENTS)
-CUSTOMER_KEY = _key(CUSTOMER_BEHAVIOUR)
-SEGMENTS_KEY = _key(BEHAVIOURAL_SEGMENTS)
-STRATEGY_KEY = _key(SEGMENT_STRATEGY)
-SUMMARY_KEY = _key(STRATEGY_SUMMARY)
+DISTRIBUTION_KEY = table_key(PURCHASE_DISTRIBUTION)
+OCCUPATION_KEY = table_key(OCCUPATION_GROUPS_TABLE)
+PRICE_KEY = table_key(CATEGORY_PRICE_SEGMENTS)
+CUSTOMER_KEY = table_key(CUSTOMER_BEHAVIOUR)
+SEGMENTS_KEY = table_key(BEHAVIOURAL_SEGMENTS)
+STRATEGY_KEY = table_key(SEGMENT_STRATEGY)
+SUMMARY_KEY = table_key(STRATEGY_SUMMARY)
 REPORT_KEY = dg.AssetKey(["report", "insights_report"])
 #: The RFM layer's tables the report reads when they exist (absent ones are reported as such).
 RFM_KEYS = [
@@ -105,8 +108,6 @@ FIGURE_NAMES = {
     "strategy": "bsa_strategy_summary",
 }
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_NAMES.items()}
-
-SHARE_TOLERANCE = 1e-9
 
 
 class BehaviourSettings(dg.ConfigurableResource):
@@ -154,15 +155,10 @@ def _class_colours(table: RuleTable) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
-@dg.asset(
-    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-    pool=WAREHOUSE_POOL,
-    key=DISTRIBUTION_KEY,
+@table_asset(
+    PURCHASE_DISTRIBUTION,
+    group=BEHAVIOUR_GROUP,
     deps=STAGING_KEYS,
-    group_name=BEHAVIOUR_GROUP,
-    kinds={"duckdb"},
-    owners=OWNERS,
-    metadata=PURCHASE_DISTRIBUTION.spec_metadata(),
     description="EDA of sale-line amounts: quantiles, skewness of raw and log1p amounts, raw "
     "and log1p histograms (computed in DuckDB), and the price clusters (a Gaussian mixture on "
     "log1p(amount), its number of components chosen by BIC).",
@@ -227,28 +223,23 @@ def _float_meta(rows, measure: str, name: str) -> dg.MetadataValue:
     return dg.MetadataValue.float(round(value, 6))
 
 
-@dg.asset(
-    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-    pool=WAREHOUSE_POOL,
-    key=OCCUPATION_KEY,
+@table_asset(
+    OCCUPATION_GROUPS_TABLE,
+    group=BEHAVIOUR_GROUP,
     deps=STAGING_KEYS,
-    group_name=BEHAVIOUR_GROUP,
-    kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    metadata=OCCUPATION_GROUPS_TABLE.spec_metadata(),
     description="Per occupation code: customers, lines, mean log1p(line amount) and the "
     "occupation group (terciles of the mean: Occ_Low / Occ_Mid / Occ_High; Occ_Other for codes "
     "below min_customers_per_occupation and for Unknown).",
-    check_specs=[
-        dg.AssetCheckSpec(
+    checks=[
+        check_spec(
+            OCCUPATION_KEY,
             "groups_consistent",
-            asset=OCCUPATION_KEY,
-            blocking=True,
-            description="Occ_Other holds exactly the codes below the minimum customer count "
+            "Occ_Other holds exactly the codes below the minimum customer count "
             "(and Unknown); the ranked groups are ordered: the highest mean of a lower group is "
             "at most the lowest mean of a higher group.",
-        )
+        ),
     ],
+    kinds=("duckdb", "pandas"),
 )
 def occupation_groups(
     context: AssetExecutionContext,
@@ -287,18 +278,14 @@ def occupation_groups(
     )
 
 
-@dg.asset(
-    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-    pool=WAREHOUSE_POOL,
-    key=PRICE_KEY,
+@table_asset(
+    CATEGORY_PRICE_SEGMENTS,
+    group=BEHAVIOUR_GROUP,
     deps=STAGING_KEYS,
-    group_name=BEHAVIOUR_GROUP,
-    kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    metadata=CATEGORY_PRICE_SEGMENTS.spec_metadata(),
     description="Per product category: median line amount and its price segment (terciles of "
     "the category medians: Price_Low / Price_Mid / Price_High). Unknown (lines without a "
     "category) takes no tier: its price segment is Unknown and it does not move the cut points.",
+    kinds=("duckdb", "pandas"),
 )
 def category_price_segments(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
@@ -322,26 +309,19 @@ def category_price_segments(
     )
 
 
-@dg.asset(
-    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-    pool=WAREHOUSE_POOL,
-    key=CUSTOMER_KEY,
+@table_asset(
+    CUSTOMER_BEHAVIOUR,
+    group=BEHAVIOUR_GROUP,
     deps=[*STAGING_KEYS, OCCUPATION_KEY, PRICE_KEY],
-    group_name=BEHAVIOUR_GROUP,
-    kinds={"duckdb"},
-    owners=OWNERS,
-    metadata=CUSTOMER_BEHAVIOUR.spec_metadata(),
     description="One row per customer with a sale: age band, gender, occupation group, dominant "
     "price segment (most spend in tiered categories; an exact tie goes to the higher tier; "
     "Unknown for a customer who bought only products without a category), lines, orders, spend.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    checks=[
+        check_spec(
+            CUSTOMER_KEY,
             "every_customer_once",
-            asset=CUSTOMER_KEY,
-            blocking=True,
-            description="One row per customer of staging.sales_lines, and spend adds up to the "
-            "lines' total.",
-        )
+            "One row per customer of staging.sales_lines, and spend adds up to the lines' total.",
+        ),
     ],
 )
 def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehouse):
@@ -388,29 +368,22 @@ def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehous
     )
 
 
-@dg.asset(
-    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-    pool=WAREHOUSE_POOL,
-    key=SEGMENTS_KEY,
+@table_asset(
+    BEHAVIOURAL_SEGMENTS,
+    group=BEHAVIOUR_GROUP,
     deps=[CUSTOMER_KEY],
-    group_name=BEHAVIOUR_GROUP,
-    kinds={"duckdb"},
-    owners=OWNERS,
-    metadata=BEHAVIOURAL_SEGMENTS.spec_metadata(),
     description="Per age band x gender x occupation group x price segment: customers, "
     "transactions, gross sales, AOV, revenue share (sums to 1), customer share and their ratio.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    checks=[
+        check_spec(
+            SEGMENTS_KEY,
             "revenue_shares_sum_to_one",
-            asset=SEGMENTS_KEY,
-            blocking=True,
-            description="revenue_share and customer_share each sum to 1.",
+            "revenue_share and customer_share each sum to 1.",
         ),
-        dg.AssetCheckSpec(
+        check_spec(
+            SEGMENTS_KEY,
             "each_customer_in_one_segment",
-            asset=SEGMENTS_KEY,
-            blocking=True,
-            description="Segment customers add up to the customers of "
+            "Segment customers add up to the customers of "
             "customer_behaviour (each customer in exactly one segment).",
         ),
     ],
@@ -462,25 +435,20 @@ def behavioural_segments(context: AssetExecutionContext, warehouse: DuckDBWareho
 # --------------------------------------------------------------------------------------------
 
 
-@dg.asset(
-    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-    pool=WAREHOUSE_POOL,
-    key=STRATEGY_KEY,
+@table_asset(
+    SEGMENT_STRATEGY,
+    group=STRATEGY_GROUP,
     deps=[SEGMENTS_KEY],
-    group_name=STRATEGY_GROUP,
-    kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    metadata=SEGMENT_STRATEGY.spec_metadata(),
     description="Every behavioural segment with exactly one strategy class (Defend / Grow / "
     "Expand / Maintain, from the validated rule table) and the class's playbook.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    checks=[
+        check_spec(
+            STRATEGY_KEY,
             "one_class_per_segment",
-            asset=STRATEGY_KEY,
-            blocking=True,
-            description="Every behavioural segment appears once, with one class of the rule table.",
-        )
+            "Every behavioural segment appears once, with one class of the rule table.",
+        ),
     ],
+    kinds=("duckdb", "pandas"),
 )
 def segment_strategy(
     context: AssetExecutionContext,
@@ -522,31 +490,26 @@ def segment_strategy(
     )
 
 
-@dg.asset(
-    backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-    pool=WAREHOUSE_POOL,
-    key=SUMMARY_KEY,
+@table_asset(
+    STRATEGY_SUMMARY,
+    group=STRATEGY_GROUP,
     deps=[STRATEGY_KEY],
-    group_name=STRATEGY_GROUP,
-    kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    metadata=STRATEGY_SUMMARY.spec_metadata(),
     description="Per strategy class: segments, customers, gross sales, revenue and customer "
     "share, AOV, and the playbook (goal, actions).",
-    check_specs=[
-        dg.AssetCheckSpec(
+    checks=[
+        check_spec(
+            SUMMARY_KEY,
             "shares_sum_to_one",
-            asset=SUMMARY_KEY,
-            blocking=True,
-            description="Class revenue and customer shares each sum to 1.",
+            "Class revenue and customer shares each sum to 1.",
         ),
-        dg.AssetCheckSpec(
+        check_spec(
+            SUMMARY_KEY,
             "all_classes_populated",
-            asset=SUMMARY_KEY,
+            "Warns when a class of the rule table has no segment on this data.",
             blocking=False,
-            description="Warns when a class of the rule table has no segment on this data.",
         ),
     ],
+    kinds=("duckdb", "pandas"),
 )
 def strategy_summary(
     context: AssetExecutionContext,
@@ -555,7 +518,7 @@ def strategy_summary(
 ):
     table = behaviour_settings.rule_table()
     with warehouse.connect() as conn:
-        segments = conn.execute("SELECT * FROM marts.segment_strategy").df()
+        segments = read_table(conn, SEGMENT_STRATEGY)
         frame = summarise_strategy(segments, table)
         replace_rows_from_frame(conn, STRATEGY_SUMMARY, frame)
         metadata = table_metadata(conn, STRATEGY_SUMMARY, order_by="class_order")
@@ -589,23 +552,23 @@ def strategy_summary(
 
 
 def _distribution_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.purchase_distribution").df()
+    frame = read_table(conn, PURCHASE_DISTRIBUTION)
     return PlotCall(figs.plot_purchase_distribution, (frame,))
 
 
 def _occupation_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.occupation_groups").df()
+    frame = read_table(conn, OCCUPATION_GROUPS_TABLE)
     return PlotCall(figs.plot_occupation_groups, (frame, s.min_customers_per_occupation))
 
 
 def _price_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.category_price_segments").df()
+    frame = read_table(conn, CATEGORY_PRICE_SEGMENTS)
     return PlotCall(figs.plot_price_segments, (frame,))
 
 
 def _value_map_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
     table = s.rule_table()
-    frame = conn.execute("SELECT * FROM marts.segment_strategy").df()
+    frame = read_table(conn, SEGMENT_STRATEGY)
     return PlotCall(
         figs.plot_segment_value_map,
         (frame, table.class_names, _class_colours(table)),
@@ -614,7 +577,7 @@ def _value_map_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx)
 
 
 def _strategy_plot(conn: duckdb.DuckDBPyConnection, s: BehaviourSettings, _ctx) -> PlotCall:
-    frame = conn.execute("SELECT * FROM marts.strategy_summary").df()
+    frame = read_table(conn, STRATEGY_SUMMARY)
     return PlotCall(figs.plot_strategy_summary, (frame, _class_colours(s.rule_table())))
 
 
@@ -657,17 +620,17 @@ FIGURES: tuple[FigureSpec, ...] = (
 
 
 #: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
-FIGURE_LAYER = FigureLayer(RESOURCE_KEY, FIGURES, OWNERS)
+FIGURE_LAYER = FigureLayer(RESOURCE_KEY, FIGURES, ANALYTICS_OWNERS)
 
 
 def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
     """The insights report: `insights_report.md` next to the figures, a row in
     marts.insights_report, and the text in the asset's metadata."""
 
-    @dg.asset(
-        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-        pool=WAREHOUSE_POOL,
+    @table_asset(
+        INSIGHTS_REPORT,
         key=REPORT_KEY,
+        group=REPORT_GROUP,
         deps=[
             DISTRIBUTION_KEY,
             OCCUPATION_KEY,
@@ -681,13 +644,8 @@ def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
             *CLV_KEYS,
             *DYNAMICS_KEYS,
         ],
-        group_name=REPORT_GROUP,
-        kinds={"duckdb", "markdown"},
-        owners=OWNERS,
-        metadata={
-            **INSIGHTS_REPORT.spec_metadata(),
-            "file": dg.MetadataValue.path(str(figures_dir / REPORT_NAME)),
-        },
+        kinds=("duckdb", "markdown"),
+        metadata={"file": dg.MetadataValue.path(str(figures_dir / REPORT_NAME))},
         description="The analyst report (Markdown): headline numbers, the top behavioural "
         "segments (seed B's headline finding, computed), each strategy class with its segments "
         "and playbook, each RFM segment's preferred categories and actions (when the RFM tables "

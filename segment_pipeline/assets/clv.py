@@ -27,8 +27,8 @@ from segment_pipeline.assets.behaviour import (
 )
 from segment_pipeline.assets.behaviour import RESOURCE_KEY as BEHAVIOUR_RESOURCE_KEY
 from segment_pipeline.assets.ingest import STAGING_KEYS
-from segment_pipeline.assets.rfm import RFM_KEY
-from segment_pipeline.assets.tables import check_spec, table_asset, table_key
+from segment_pipeline.assets.rfm import RFM_KEY, window_metadata
+from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_asset, table_key
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
@@ -39,6 +39,7 @@ from segment_pipeline.tables import (
     TableDef,
     ensure_table,
     preview_markdown,
+    read_table,
     replace_rows,
     replace_rows_from_frame,
     scalar,
@@ -46,19 +47,15 @@ from segment_pipeline.tables import (
     table_metadata,
 )
 
-OWNERS = ["team:analytics"]
 GROUP = "clv"
 RESOURCE_KEY = "clv_settings"
 
 
-_key = table_key
-
-
-INPUTS_KEY = _key(clv.CLV_MODEL_INPUTS)
-FIT_KEY = _key(clv.CLV_MODEL_FIT)
-HOLDOUT_KEY = _key(clv.CLV_CALIBRATION_HOLDOUT)
-PREDICTIONS_KEY = _key(clv.CLV_CUSTOMER_PREDICTIONS)
-BY_SEGMENT_KEY = _key(clv.CLV_BY_SEGMENT)
+INPUTS_KEY = table_key(clv.CLV_MODEL_INPUTS)
+FIT_KEY = table_key(clv.CLV_MODEL_FIT)
+HOLDOUT_KEY = table_key(clv.CLV_CALIBRATION_HOLDOUT)
+PREDICTIONS_KEY = table_key(clv.CLV_CUSTOMER_PREDICTIONS)
+BY_SEGMENT_KEY = table_key(clv.CLV_BY_SEGMENT)
 FIGURE_STEMS = {"by_segment": "clv_by_segment", "holdout": "clv_calibration_holdout"}
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_STEMS.items()}
 
@@ -109,24 +106,6 @@ class ClvSettings(dg.ConfigurableResource):
         return date.fromisoformat(self.calibration_end) if self.calibration_end else None
 
 
-_check = check_spec
-
-
-def _clv_asset(
-    table: TableDef, deps: list, description: str, *checks: dg.AssetCheckSpec, kinds=("duckdb",)
-):
-    """`dg.asset` for a CLV table (the shared conventions, this layer's group and owners)."""
-    return table_asset(
-        table,
-        group=GROUP,
-        owners=OWNERS,
-        deps=deps,
-        description=description,
-        checks=checks,
-        kinds=kinds,
-    )
-
-
 def _window(conn: duckdb.DuckDBPyConnection) -> RfmWindow:
     try:
         return read_window(conn)
@@ -140,27 +119,26 @@ def _empty(conn: duckdb.DuckDBPyConnection, table: TableDef) -> None:
     conn.execute(f"DELETE FROM {table.fqn}")
 
 
-def _frame(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
-    return conn.execute(f"SELECT * FROM {table.fqn}").df()
-
-
 # --------------------------------------------------------------------------------------------
 # Inputs, fit, calibration / holdout
 # --------------------------------------------------------------------------------------------
 
 
-@_clv_asset(
+@table_asset(
     clv.CLV_MODEL_INPUTS,
-    [RFM_KEY, *STAGING_KEYS],
-    "BTYD model inputs per customer of the RFM window (same window and as_of as RFM), in "
-    "DuckDB SQL: frequency = repeat purchase days, recency = first to last purchase day, T = "
+    group=GROUP,
+    deps=[RFM_KEY, *STAGING_KEYS],
+    description="BTYD model inputs per customer of the RFM window (same window and as_of as RFM), "
+    "in DuckDB SQL: frequency = repeat purchase days, recency = first to last purchase day, T = "
     "first purchase day to window_end, monetary = mean spend of the repeat purchase days.",
-    _check(
-        INPUTS_KEY,
-        "inputs_cover_rfm_customers",
-        "One row per customer of marts.rfm_customer_segments, with 0 <= recency <= T and "
-        "frequency 0 exactly when recency and monetary are 0.",
-    ),
+    checks=[
+        check_spec(
+            INPUTS_KEY,
+            "inputs_cover_rfm_customers",
+            "One row per customer of marts.rfm_customer_segments, with 0 <= recency <= T and "
+            "frequency 0 exactly when recency and monetary are 0.",
+        ),
+    ],
 )
 def clv_model_inputs(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
@@ -180,8 +158,7 @@ def clv_model_inputs(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "window": f"{window.start} .. {window.end}",
-            "as_of": window.as_of.isoformat(),
+            **window_metadata(window),
             "repeat_customers": int(repeaters),
         },
         check_results=[
@@ -235,27 +212,32 @@ def _fit_diagnostics(inputs: pd.DataFrame, bgnbd: clv.BgNbdParams | None) -> dic
     return out
 
 
-@_clv_asset(
+@table_asset(
     clv.CLV_MODEL_FIT,
-    [INPUTS_KEY],
-    "Maximum-likelihood BG/NBD (purchase days; time in days) on every customer and "
+    group=GROUP,
+    deps=[INPUTS_KEY],
+    description="Maximum-likelihood BG/NBD (purchase days; time in days) on every customer and "
     "Gamma-Gamma (spend per purchase day) on the repeat customers, by scipy.optimize. "
     "Parameters, log-likelihood, convergence and in-sample diagnostics in the metadata. A "
     "model that cannot be fitted (too little data, a degenerate optimum) is flagged "
     "fitted = false with the reason; the layer then predicts less or nothing, and says why.",
-    _check(
-        FIT_KEY,
-        "parameters_usable",
-        "Every parameter of a model flagged fitted is finite and > 0, BG/NBD a != 1 and "
-        "Gamma-Gamma q > 1 (finite mean); passes vacuously for models not fitted.",
-    ),
-    _check(
-        FIT_KEY,
-        "models_fitted",
-        "Both models were fitted (a warning: the reason is in the metadata).",
-        blocking=False,
-    ),
-    _check(FIT_KEY, "models_converged", "The fitted models' optimizers converged.", blocking=False),
+    checks=[
+        check_spec(
+            FIT_KEY,
+            "parameters_usable",
+            "Every parameter of a model flagged fitted is finite and > 0, BG/NBD a != 1 and "
+            "Gamma-Gamma q > 1 (finite mean); passes vacuously for models not fitted.",
+        ),
+        check_spec(
+            FIT_KEY,
+            "models_fitted",
+            "Both models were fitted (a warning: the reason is in the metadata).",
+            blocking=False,
+        ),
+        check_spec(
+            FIT_KEY, "models_converged", "The fitted models' optimizers converged.", blocking=False
+        ),
+    ],
     kinds=("duckdb", "scipy"),
 )
 def clv_model_fit(
@@ -264,7 +246,7 @@ def clv_model_fit(
     settings = clv_settings.checked()
     minimum, horizon_days = settings.min_customers, settings.horizon_months * clv.DAYS_PER_MONTH
     with warehouse.connect() as conn:
-        inputs = _frame(conn, clv.CLV_MODEL_INPUTS)
+        inputs = read_table(conn, clv.CLV_MODEL_INPUTS)
         window = _window(conn)
         x, t_x, T, m = (
             inputs[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary")
@@ -352,12 +334,13 @@ def _calibration_frame(
     return frame, outcome.fit
 
 
-@_clv_asset(
+@table_asset(
     clv.CLV_CALIBRATION_HOLDOUT,
-    [RFM_KEY, *STAGING_KEYS],
-    "BG/NBD fitted on the calibration period only (default: the first two thirds of the RFM "
-    "window), its predicted purchase days in the holdout (the last third) vs the actual ones, "
-    "per calibration-frequency group 0..6, 7+. Empty, with the reason in the metadata, when "
+    group=GROUP,
+    deps=[RFM_KEY, *STAGING_KEYS],
+    description="BG/NBD fitted on the calibration period only (default: the first two thirds of "
+    "the RFM window), its predicted purchase days in the holdout (the last third) vs the actual "
+    "ones, per calibration-frequency group 0..6, 7+. Empty, with the reason in the metadata, when "
     "the history is too short or the calibration data cannot be fitted.",
     kinds=("duckdb", "scipy"),
 )
@@ -405,20 +388,23 @@ def clv_calibration_holdout(
 # --------------------------------------------------------------------------------------------
 
 
-@_clv_asset(
+@table_asset(
     clv.CLV_CUSTOMER_PREDICTIONS,
-    [FIT_KEY, INPUTS_KEY],
-    "Per customer: P(alive) at window_end, expected purchase days over the horizon (BG/NBD), "
-    "expected spend per purchase day (Gamma-Gamma; the customer's own mean when Gamma-Gamma "
-    "is not fitted) and CLV = sum over months of expected purchases in the month x expected "
-    "spend, discounted monthly. No rows, with the reason, when BG/NBD is not fitted.",
-    _check(PREDICTIONS_KEY, "p_alive_in_unit_interval", "Every P(alive) is in [0, 1]."),
-    _check(
-        PREDICTIONS_KEY,
-        "predictions_cover_every_customer",
-        "One row per row of clv_model_inputs (none when BG/NBD is not fitted); no missing, "
-        "NaN or negative prediction.",
-    ),
+    group=GROUP,
+    deps=[FIT_KEY, INPUTS_KEY],
+    description="Per customer: P(alive) at window_end, expected purchase days over the horizon "
+    "(BG/NBD), expected spend per purchase day (Gamma-Gamma; the customer's own mean when "
+    "Gamma-Gamma is not fitted) and CLV = sum over months of expected purchases in the month x "
+    "expected spend, discounted monthly. No rows, with the reason, when BG/NBD is not fitted.",
+    checks=[
+        check_spec(PREDICTIONS_KEY, "p_alive_in_unit_interval", "Every P(alive) is in [0, 1]."),
+        check_spec(
+            PREDICTIONS_KEY,
+            "predictions_cover_every_customer",
+            "One row per row of clv_model_inputs (none when BG/NBD is not fitted); no missing, "
+            "NaN or negative prediction.",
+        ),
+    ],
     kinds=("duckdb", "scipy"),
 )
 def clv_customer_predictions(
@@ -426,8 +412,8 @@ def clv_customer_predictions(
 ) -> dg.MaterializeResult:
     settings = clv_settings.checked()
     with warehouse.connect() as conn:
-        inputs = _frame(conn, clv.CLV_MODEL_INPUTS)
-        models = clv.models_from_fit(_frame(conn, clv.CLV_MODEL_FIT))
+        inputs = read_table(conn, clv.CLV_MODEL_INPUTS)
+        models = clv.models_from_fit(read_table(conn, clv.CLV_MODEL_FIT))
         if models.bgnbd is None:
             frame = pd.DataFrame(columns=clv.CLV_CUSTOMER_PREDICTIONS.column_names)
             _empty(conn, clv.CLV_CUSTOMER_PREDICTIONS)
@@ -504,19 +490,22 @@ def clv_customer_predictions(
     )
 
 
-@_clv_asset(
+@table_asset(
     clv.CLV_BY_SEGMENT,
-    [PREDICTIONS_KEY, RFM_KEY, CUSTOMER_KEY, STRATEGY_KEY, SUMMARY_KEY],
-    "Predicted value by RFM segment, behavioural segment and strategy class (column "
+    group=GROUP,
+    deps=[PREDICTIONS_KEY, RFM_KEY, CUSTOMER_KEY, STRATEGY_KEY, SUMMARY_KEY],
+    description="Predicted value by RFM segment, behavioural segment and strategy class (column "
     "dimension): customers, total / mean / median CLV, CLV share, mean P(alive), expected "
     "purchase days and historic spend. Customers missing from a segment table are Unassigned. "
     "Empty when there are no predictions.",
-    _check(
-        BY_SEGMENT_KEY,
-        "totals_match_predictions",
-        "In every dimension, customers and CLV add up to clv_customer_predictions (no rows "
-        "at all when there are no predictions).",
-    ),
+    checks=[
+        check_spec(
+            BY_SEGMENT_KEY,
+            "totals_match_predictions",
+            "In every dimension, customers and CLV add up to clv_customer_predictions (no rows "
+            "at all when there are no predictions).",
+        ),
+    ],
 )
 def clv_by_segment(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
@@ -570,7 +559,7 @@ def _not_predicted_reason(conn: duckdb.DuckDBPyConnection) -> str:
     if not table_exists(conn, clv.CLV_MODEL_FIT):
         return "marts.clv_model_fit is missing; materialize the clv group"
     try:
-        models = clv.models_from_fit(_frame(conn, clv.CLV_MODEL_FIT))
+        models = clv.models_from_fit(read_table(conn, clv.CLV_MODEL_FIT))
     except KeyError:
         return "marts.clv_model_fit is missing; materialize the clv group"
     if clv.BGNBD in models.reasons:
@@ -584,7 +573,7 @@ def _by_segment_plot(
     table = settings.rule_table()
     colours = {c.name: figs.class_colour(c.colour) for c in table.classes}
     horizon = scalar(conn, "SELECT max(horizon_months) FROM marts.clv_customer_predictions")
-    by_segment = _frame(conn, clv.CLV_BY_SEGMENT)
+    by_segment = read_table(conn, clv.CLV_BY_SEGMENT)
     unavailable = _not_predicted_reason(conn) if by_segment.empty else None
     return PlotCall(figs.plot_clv_by_segment, (by_segment, colours, int(horizon or 0), unavailable))
 
@@ -601,7 +590,7 @@ def _holdout_skip_reason(context: AssetExecutionContext) -> str | None:
 def _holdout_plot(
     conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: AssetExecutionContext
 ) -> PlotCall:
-    holdout = _frame(conn, clv.CLV_CALIBRATION_HOLDOUT)
+    holdout = read_table(conn, clv.CLV_CALIBRATION_HOLDOUT)
     reason = _holdout_skip_reason(context) if holdout.empty else None
     return PlotCall(figs.plot_calibration_holdout, (holdout, reason))
 
@@ -625,7 +614,7 @@ FIGURES: tuple[FigureSpec, ...] = (
 
 
 #: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
-FIGURE_LAYER = FigureLayer(BEHAVIOUR_RESOURCE_KEY, FIGURES, OWNERS)
+FIGURE_LAYER = FigureLayer(BEHAVIOUR_RESOURCE_KEY, FIGURES, ANALYTICS_OWNERS)
 
 
 TABLE_ASSETS = [

@@ -27,7 +27,13 @@ from segment_pipeline.assets.behaviour import SUMMARY_KEY, BehaviourSettings
 from segment_pipeline.assets.ingest import PARTITIONED_TAGS, STAGING_KEYS
 from segment_pipeline.assets.rfm import RESOURCE_KEY as RFM_RESOURCE_KEY
 from segment_pipeline.assets.rfm import RfmSettings
-from segment_pipeline.assets.tables import check_spec, table_asset, table_key
+from segment_pipeline.assets.tables import (
+    ANALYTICS_OWNERS,
+    check_spec,
+    table_asset,
+    table_key,
+    table_spec,
+)
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
@@ -35,27 +41,23 @@ from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
-    TableDef,
     ensure_table,
     preview_markdown,
+    read_table,
     replace_rows,
     replace_rows_from_frame,
     table_metadata,
 )
 
-OWNERS = ["team:analytics"]
 GROUP = "dynamics"
 RESOURCE_KEY = "dynamics_settings"
 
 
-_key = table_key
-
-
-SNAPSHOTS_KEY = _key(dyn.CUSTOMER_SNAPSHOTS)
-TIERS_KEY = _key(dyn.CATEGORY_TIER_SNAPSHOTS)
-TRANSITIONS_KEY = _key(dyn.SEGMENT_TRANSITIONS)
-LAST_MOVES_KEY = _key(dyn.CUSTOMER_LAST_MOVES)
-SIZING_KEY = _key(dyn.EXPERIMENT_SIZING)
+SNAPSHOTS_KEY = table_key(dyn.CUSTOMER_SNAPSHOTS)
+TIERS_KEY = table_key(dyn.CATEGORY_TIER_SNAPSHOTS)
+TRANSITIONS_KEY = table_key(dyn.SEGMENT_TRANSITIONS)
+LAST_MOVES_KEY = table_key(dyn.CUSTOMER_LAST_MOVES)
+SIZING_KEY = table_key(dyn.EXPERIMENT_SIZING)
 FIGURE_STEMS = {
     "migration": "dyn_segment_migration",
     "shares": "dyn_segment_share_over_time",
@@ -191,58 +193,50 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(
-                SNAPSHOTS_KEY,
+            table_spec(
+                dyn.CUSTOMER_SNAPSHOTS,
+                group=GROUP,
                 deps=STAGING_KEYS,
                 tags=PARTITIONED_TAGS,
-                group_name=GROUP,
-                kinds={"duckdb"},
-                owners=OWNERS,
                 description="Per month and customer: RFM values, scores and segment, dominant "
                 "price segment and behavioural segment as of the month's end, computed from the "
                 "lines up to that day with the RFM and behaviour layers' own SQL; the month's "
                 "orders and spend. A ranged run computes all its months in one step and "
                 "replaces them in one transaction.",
-                metadata=dyn.CUSTOMER_SNAPSHOTS.spec_metadata(),
             ),
-            dg.AssetSpec(
-                TIERS_KEY,
+            table_spec(
+                dyn.CATEGORY_TIER_SNAPSHOTS,
+                group=GROUP,
                 deps=STAGING_KEYS,
                 tags=PARTITIONED_TAGS,
-                group_name=GROUP,
-                kinds={"duckdb"},
-                owners=OWNERS,
                 description="Per month and category: median line amount and price tier as of "
                 "the month's end (the tiers that month's snapshot used).",
-                metadata=dyn.CATEGORY_TIER_SNAPSHOTS.spec_metadata(),
             ),
         ],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         check_specs=[
-            dg.AssetCheckSpec(
+            check_spec(
+                SNAPSHOTS_KEY,
                 "one_row_per_customer",
-                asset=SNAPSHOTS_KEY,
-                blocking=True,
-                description="In every month of the run, each customer with a sale line in the "
+                "In every month of the run, each customer with a sale line in the "
                 "month's RFM window has exactly one row, with a segment of the map, scores 1-5 "
                 "and one window.",
             ),
-            dg.AssetCheckSpec(
+            check_spec(
+                SNAPSHOTS_KEY,
                 "matches_as_of_recomputation",
-                asset=SNAPSHOTS_KEY,
-                blocking=True,
-                description="One month of the run (picked at random, seeded by the run id), "
+                "One month of the run (picked at random, seeded by the run id), "
                 "recomputed from staging alone as of its end, equals the stored rows in every "
                 "column.",
             ),
-            dg.AssetCheckSpec(
+            check_spec(
+                SNAPSHOTS_KEY,
                 "snapshots_match_current_history",
-                asset=SNAPSHOTS_KEY,
-                blocking=False,
-                description="Warns when a stored month's customers or spend differ from "
+                "Warns when a stored month's customers or spend differ from "
                 "today's staging over its window: a day up to that month was corrected after "
                 "the snapshot was taken; backfill from the corrected day to refresh it.",
+                blocking=False,
             ),
         ],
         name="customer_snapshots",
@@ -367,24 +361,6 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
 # --------------------------------------------------------------------------------------------
 
 
-_check = check_spec
-
-
-def _dynamics_asset(
-    table: TableDef, deps: list, description: str, *checks: dg.AssetCheckSpec, kinds=("duckdb",)
-):
-    """`dg.asset` for a dynamics table (the shared conventions, this layer's group and owners)."""
-    return table_asset(
-        table,
-        group=GROUP,
-        owners=OWNERS,
-        deps=deps,
-        description=description,
-        checks=checks,
-        kinds=kinds,
-    )
-
-
 def _ensure_snapshots(conn: duckdb.DuckDBPyConnection) -> list[date]:
     """The stored snapshot months (the tables are created empty when never materialized)."""
     ensure_table(conn, dyn.CUSTOMER_SNAPSHOTS)
@@ -414,19 +390,22 @@ def history_note(months: list[date]) -> str | None:
     return None
 
 
-@_dynamics_asset(
+@table_asset(
     dyn.SEGMENT_TRANSITIONS,
-    [SNAPSHOTS_KEY],
-    "Between every two consecutive monthly snapshots: customers by state in the earlier and "
-    "in the later one, per dimension (rfm_segment, price_tier Low -> Mid -> High, activity "
-    "active / lapsed), with row shares and the revenue that moved with them; (entered) and "
-    "(left) for customers in only one of the two.",
-    _check(
-        TRANSITIONS_KEY,
-        "rows_sum_to_snapshots",
-        "For every pair of months and dimension, the rows of the earlier states add up to the "
-        "earlier snapshot's customers and the columns of the later states to the later one's.",
-    ),
+    group=GROUP,
+    deps=[SNAPSHOTS_KEY],
+    description="Between every two consecutive monthly snapshots: customers by state in the "
+    "earlier and in the later one, per dimension (rfm_segment, price_tier Low -> Mid -> High, "
+    "activity active / lapsed), with row shares and the revenue that moved with them; (entered) "
+    "and (left) for customers in only one of the two.",
+    checks=[
+        check_spec(
+            TRANSITIONS_KEY,
+            "rows_sum_to_snapshots",
+            "For every pair of months and dimension, the rows of the earlier states add up to the "
+            "earlier snapshot's customers and the columns of the later states to the later one's.",
+        ),
+    ],
 )
 def segment_transitions(
     context: AssetExecutionContext,
@@ -487,17 +466,20 @@ def segment_transitions(
     )
 
 
-@_dynamics_asset(
+@table_asset(
     dyn.CUSTOMER_LAST_MOVES,
-    [SNAPSHOTS_KEY],
-    "Per customer of the latest snapshot: the last month their RFM segment changed and from "
-    "which segment, the last price-tier move (up / down / entered), months in the current "
-    "segment, and whether they are active (a purchase within lapse_days).",
-    _check(
-        LAST_MOVES_KEY,
-        "one_row_per_latest_customer",
-        "Exactly one row per customer of the latest monthly snapshot.",
-    ),
+    group=GROUP,
+    deps=[SNAPSHOTS_KEY],
+    description="Per customer of the latest snapshot: the last month their RFM segment changed "
+    "and from which segment, the last price-tier move (up / down / entered), months in the "
+    "current segment, and whether they are active (a purchase within lapse_days).",
+    checks=[
+        check_spec(
+            LAST_MOVES_KEY,
+            "one_row_per_latest_customer",
+            "Exactly one row per customer of the latest monthly snapshot.",
+        ),
+    ],
 )
 def customer_last_moves(
     context: AssetExecutionContext,
@@ -541,20 +523,23 @@ def customer_last_moves(
     )
 
 
-@_dynamics_asset(
+@table_asset(
     dyn.EXPERIMENT_SIZING,
-    [SNAPSHOTS_KEY, SUMMARY_KEY],
-    "Per strategy class and playbook action (marts.strategy_summary): customers available in "
-    "the latest snapshot, the monthly baseline rate of the outcome the class targets (Defend / "
-    "Maintain: staying active, Grow: ordering again, Expand: moving up a price tier; measured "
-    "on the snapshots), and the customers per arm to detect the configured relative uplift "
-    "(two-sample z-test power on Cohen's h); says plainly when a class is too small.",
-    _check(
-        SIZING_KEY,
-        "every_action_sized",
-        "One row per class and playbook action of marts.strategy_summary, each with a verdict; "
-        "a testable row has n_per_arm >= 1 and at least 2 x n_per_arm customers available.",
-    ),
+    group=GROUP,
+    deps=[SNAPSHOTS_KEY, SUMMARY_KEY],
+    description="Per strategy class and playbook action (marts.strategy_summary): customers "
+    "available in the latest snapshot, the monthly baseline rate of the outcome the class targets "
+    "(Defend / Maintain: staying active, Grow: ordering again, Expand: moving up a price tier; "
+    "measured on the snapshots), and the customers per arm to detect the configured relative "
+    "uplift (two-sample z-test power on Cohen's h); says plainly when a class is too small.",
+    checks=[
+        check_spec(
+            SIZING_KEY,
+            "every_action_sized",
+            "One row per class and playbook action of marts.strategy_summary, each with a verdict; "
+            "a testable row has n_per_arm >= 1 and at least 2 x n_per_arm customers available.",
+        ),
+    ],
     kinds=("duckdb", "pandas"),
 )
 def experiment_sizing(
@@ -636,7 +621,7 @@ def experiment_sizing(
 
 def _transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ensure_table(conn, dyn.SEGMENT_TRANSITIONS)
-    return conn.execute(f"SELECT * FROM {dyn.SEGMENT_TRANSITIONS.fqn}").df()
+    return read_table(conn, dyn.SEGMENT_TRANSITIONS)
 
 
 def _migration_plot(
@@ -688,7 +673,7 @@ FIGURES: tuple[FigureSpec, ...] = (
 
 
 #: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
-FIGURE_LAYER = FigureLayer(RFM_RESOURCE_KEY, FIGURES, OWNERS)
+FIGURE_LAYER = FigureLayer(RFM_RESOURCE_KEY, FIGURES, ANALYTICS_OWNERS)
 
 
 TABLE_ASSETS = [segment_transitions, customer_last_moves, experiment_sizing]

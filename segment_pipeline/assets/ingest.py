@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from segment_pipeline.assets.tables import check_spec, table_asset, table_spec
 from segment_pipeline.logic.staging import (
     QUARANTINE,
     RAW_TRANSACTIONS,
@@ -32,9 +33,10 @@ from segment_pipeline.logic.staging import (
 from segment_pipeline.partitions import window_days
 from segment_pipeline.resources import WAREHOUSE_POOL, DatasetResource, DuckDBWarehouse
 from segment_pipeline.sources import DataContractError
-from segment_pipeline.tables import preview_markdown, table_metadata
+from segment_pipeline.tables import TableDef, preview_markdown, table_metadata
 
 OWNERS = ["team:data-engineering"]
+STAGING_KINDS = ("duckdb", "polars", "pandera")
 
 #: Marks the time-partitioned assets, so a selection can name them (`tag:partitioned=time`)
 #: and everything else (`not tag:partitioned=time`), e.g. for a two-step CLI backfill.
@@ -107,6 +109,19 @@ def _requested_days(context: AssetExecutionContext, config: DayRangeConfig) -> l
             f"the partition window {_window_label(window)}"
         )
     return days
+
+
+def _staging_spec(table: TableDef, description: str) -> dg.AssetSpec:
+    """A table written by the partitioned staging step (from raw.transactions)."""
+    return table_spec(
+        table,
+        group="staging",
+        deps=[RAW_KEY],
+        description=description,
+        kinds=STAGING_KINDS,
+        owners=OWNERS,
+        tags=PARTITIONED_TAGS,
+    )
 
 
 def build_ingest_assets(
@@ -203,39 +218,21 @@ def build_ingest_assets(
 
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(
-                STAGED_KEY,
-                tags=PARTITIONED_TAGS,
-                deps=[RAW_KEY],
-                group_name="staging",
-                kinds={"duckdb", "polars", "pandera"},
-                owners=OWNERS,
-                description="Validated sale lines: typed, amount = quantity * unit_price, checked "
+            _staging_spec(
+                STAGED_TRANSACTIONS,
+                "Validated sale lines: typed, amount = quantity * unit_price, checked "
                 "against the pandera model StagedTransaction.",
-                metadata=STAGED_TRANSACTIONS.spec_metadata(),
             ),
-            dg.AssetSpec(
-                RETURNS_KEY,
-                tags=PARTITIONED_TAGS,
-                deps=[RAW_KEY],
-                group_name="staging",
-                kinds={"duckdb", "polars", "pandera"},
-                owners=OWNERS,
-                description="Return and cancellation lines (negative quantity), validated "
+            _staging_spec(
+                STAGED_RETURNS,
+                "Return and cancellation lines (negative quantity), validated "
                 "against the pandera model ReturnLine.",
-                metadata=STAGED_RETURNS.spec_metadata(),
             ),
-            dg.AssetSpec(
-                QUARANTINE_KEY,
-                tags=PARTITIONED_TAGS,
-                deps=[RAW_KEY],
-                group_name="staging",
-                kinds={"duckdb", "polars", "pandera"},
-                owners=OWNERS,
-                description="Rows that broke a rule, with the rule, the offending value and the "
+            _staging_spec(
+                QUARANTINE,
+                "Rows that broke a rule, with the rule, the offending value and the "
                 "raw row. Transactions are partitioned by day; customer and product rows are "
                 "written by their own assets (entity column).",
-                metadata=QUARANTINE.spec_metadata(),
             ),
         ],
         partitions_def=partitions_def,
@@ -498,26 +495,24 @@ def _staging_checks(
     ]
 
 
-def _master_asset(entity: str, key: dg.AssetKey, table, description: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key,
-        group_name="staging",
-        # Unpartitioned, but declared so a `dagster asset materialize --partition-range` over
-        # the whole graph runs as one run (the CLI requires it of every selected asset).
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
-        kinds={"duckdb", "polars", "pandera"},
-        owners=OWNERS,
+def _master_asset(
+    entity: str, key: dg.AssetKey, table: TableDef, description: str
+) -> dg.AssetsDefinition:
+    # Unpartitioned, but table_asset declares a single-run backfill policy, so a `dagster asset
+    # materialize --partition-range` over the whole graph runs as one run (the CLI requires
+    # it of every selected asset).
+    @table_asset(
+        table,
+        group="staging",
+        deps=(),
         description=description,
-        metadata=table.spec_metadata(),
-        check_specs=[
-            dg.AssetCheckSpec(
-                "rows_conserved",
-                asset=key,
-                blocking=True,
-                description=f"Every row of the {entity} file is staged or quarantined.",
-            )
+        checks=[
+            check_spec(
+                key, "rows_conserved", f"Every row of the {entity} file is staged or quarantined."
+            ),
         ],
+        kinds=STAGING_KINDS,
+        owners=OWNERS,
     )
     def _asset(
         context: AssetExecutionContext, warehouse: DuckDBWarehouse, dataset: DatasetResource

@@ -11,11 +11,17 @@ from datetime import date
 
 import dagster as dg
 import duckdb
-import pandas as pd
 from dagster import AssetExecutionContext
 from pydantic import Field
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.assets.tables import (
+    ANALYTICS_OWNERS,
+    SHARE_TOLERANCE,
+    check_spec,
+    table_asset,
+    table_key,
+)
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic import seed_a_figures as figs
@@ -37,13 +43,11 @@ from segment_pipeline.logic.rfm import (
     rfm_params,
 )
 from segment_pipeline.logic.staging import ensure_staging_tables
-from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
+from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.settings import PipelineSettings
-from segment_pipeline.tables import TableDef, preview_markdown, replace_rows, table_metadata
+from segment_pipeline.tables import preview_markdown, read_table, replace_rows, table_metadata
 
-OWNERS = ["team:analytics"]
 RESOURCE_KEY = "rfm_settings"
-SHARE_TOLERANCE = 1e-9
 
 DEFAULT_TOP5_SEGMENTS = [
     "Champions",
@@ -55,18 +59,14 @@ DEFAULT_TOP5_SEGMENTS = [
 ]
 
 
-def _key(table: TableDef) -> dg.AssetKey:
-    return dg.AssetKey([table.schema, table.name])
-
-
-RFM_KEY = _key(RFM_CUSTOMER_SEGMENTS)
-RFM_SUMMARY_KEY = _key(RFM_SUMMARY)
-PURCHASES_KEY = _key(pref.SEGMENT_PRODUCT_PURCHASES)
-PRODUCT_SUMMARY_KEY = _key(pref.SEGMENT_PRODUCT_SUMMARY)
-PREFERENCE_KEY = _key(pref.SEGMENT_CATEGORY_PREFERENCE)
-TOP_PRODUCTS_KEY = _key(pref.SEGMENT_TOP_PRODUCTS)
-CHAMPIONS_VS_NEW_KEY = _key(pref.CHAMPIONS_VS_NEW_PRODUCTS)
-PATTERNS_KEY = _key(pref.SEGMENT_PURCHASE_PATTERNS)
+RFM_KEY = table_key(RFM_CUSTOMER_SEGMENTS)
+RFM_SUMMARY_KEY = table_key(RFM_SUMMARY)
+PURCHASES_KEY = table_key(pref.SEGMENT_PRODUCT_PURCHASES)
+PRODUCT_SUMMARY_KEY = table_key(pref.SEGMENT_PRODUCT_SUMMARY)
+PREFERENCE_KEY = table_key(pref.SEGMENT_CATEGORY_PREFERENCE)
+TOP_PRODUCTS_KEY = table_key(pref.SEGMENT_TOP_PRODUCTS)
+CHAMPIONS_VS_NEW_KEY = table_key(pref.CHAMPIONS_VS_NEW_PRODUCTS)
+PATTERNS_KEY = table_key(pref.SEGMENT_PURCHASE_PATTERNS)
 
 
 class RfmSettings(dg.ConfigurableResource):
@@ -181,24 +181,9 @@ def _window_note(window: RfmWindow) -> str:
     return f"Sales {window.start} to {window.end}; recency as of {window.as_of}"
 
 
-def _window_metadata(window: RfmWindow) -> dict[str, str]:
+def window_metadata(window: RfmWindow) -> dict[str, str]:
+    """The RFM window as asset metadata (`window`, `as_of`)."""
     return {"window": f"{window.start} .. {window.end}", "as_of": window.as_of.isoformat()}
-
-
-def _asset(table: TableDef, group: str, deps: list, description: str, **kwargs):
-    """`dg.asset` with this layer's conventions (key, kinds, owners, column schema)."""
-    return dg.asset(
-        backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
-        pool=WAREHOUSE_POOL,
-        key=_key(table),
-        deps=deps,
-        group_name=group,
-        kinds={"duckdb"},
-        owners=OWNERS,
-        description=description,
-        metadata=table.spec_metadata(),
-        **kwargs,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,19 +191,18 @@ def _asset(table: TableDef, group: str, deps: list, description: str, **kwargs):
 # --------------------------------------------------------------------------------------------
 
 
-@_asset(
+@table_asset(
     RFM_CUSTOMER_SEGMENTS,
-    "rfm",
-    STAGING_KEYS,
-    "One row per customer with a sale in the window: recency (days before as_of), frequency "
-    "(distinct orders), monetary (spend), 1-5 quintile scores (rank-based, ties share a score, "
-    "R reversed), the R x F cell and its segment from the segment map.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    group="rfm",
+    deps=STAGING_KEYS,
+    description="One row per customer with a sale in the window: recency (days before as_of), "
+    "frequency (distinct orders), monetary (spend), 1-5 quintile scores (rank-based, ties share a "
+    "score, R reversed), the R x F cell and its segment from the segment map.",
+    checks=[
+        check_spec(
+            RFM_KEY,
             "one_segment_per_customer",
-            asset=RFM_KEY,
-            blocking=True,
-            description="Every customer with a sale line in the window has exactly one row, "
+            "Every customer with a sale line in the window has exactly one row, "
             "with a segment of the map and scores 1-5.",
         ),
     ],
@@ -255,7 +239,7 @@ def rfm_customer_segments(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            **_window_metadata(window),
+            **window_metadata(window),
             "customers_per_segment": preview_markdown(counts, max_rows=len(SEGMENT_NAMES)),
             "customers_per_rf_cell": preview_markdown(rf_grid_counts(cell_counts)),
             "segment_map": preview_markdown(segment_map.grid_frame()),
@@ -277,18 +261,17 @@ def rfm_customer_segments(
     )
 
 
-@_asset(
+@table_asset(
     RFM_SUMMARY,
-    "rfm",
-    [RFM_KEY],
-    "One row per segment of the map: customers and their share, mean and median recency, "
-    "frequency and spend, revenue and its share, average order value.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    group="rfm",
+    deps=[RFM_KEY],
+    description="One row per segment of the map: customers and their share, mean and median "
+    "recency, frequency and spend, revenue and its share, average order value.",
+    checks=[
+        check_spec(
+            RFM_SUMMARY_KEY,
             "shares_sum_to_one",
-            asset=RFM_SUMMARY_KEY,
-            blocking=True,
-            description="customer_share and revenue_share each sum to 1, and the customers add "
+            "customer_share and revenue_share each sum to 1, and the customers add "
             "up to the rows of rfm_customer_segments.",
         ),
     ],
@@ -336,19 +319,18 @@ def rfm_summary(
 # --------------------------------------------------------------------------------------------
 
 
-@_asset(
+@table_asset(
     pref.SEGMENT_PRODUCT_PURCHASES,
-    "preference",
-    [RFM_KEY, *STAGING_KEYS],
-    "The main analysis table: every staged sale line of the RFM window with its customer's "
-    "segment and a premium-product flag (typical unit price in the top share of its category). "
-    "Built in DuckDB SQL.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    group="preference",
+    deps=[RFM_KEY, *STAGING_KEYS],
+    description="The main analysis table: every staged sale line of the RFM window with its "
+    "customer's segment and a premium-product flag (typical unit price in the top share of its "
+    "category). Built in DuckDB SQL.",
+    checks=[
+        check_spec(
+            PURCHASES_KEY,
             "lines_match_staging",
-            asset=PURCHASES_KEY,
-            blocking=True,
-            description="Exactly the staged sale lines of the window: same row count, unique "
+            "Exactly the staged sale lines of the window: same row count, unique "
             "line ids, same revenue.",
         ),
     ],
@@ -379,7 +361,7 @@ def segment_product_purchases(
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            **_window_metadata(window),
+            **window_metadata(window),
             "premium_products": int(premium["premium_products"].iloc[0]),
             "products": int(premium["products"].iloc[0]),
         },
@@ -399,19 +381,30 @@ def segment_product_purchases(
     )
 
 
-@_asset(
+def _shares_warning(off: int, counted: str) -> dg.AssetCheckResult:
+    """The non-blocking `shares_sum_to_one` result: `off` groups (named by `counted` in the
+    metadata) whose shares do not sum to 1."""
+    return dg.AssetCheckResult(
+        check_name="shares_sum_to_one",
+        passed=off == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={counted: int(off)},
+    )
+
+
+@table_asset(
     pref.SEGMENT_PRODUCT_SUMMARY,
-    "preference",
-    [PURCHASES_KEY],
-    "Segment x product and segment x category in one table (column level = 'product' or "
-    "'category'): lines, orders, customers, units, revenue, share of the segment's revenue "
-    "and rank.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    group="preference",
+    deps=[PURCHASES_KEY],
+    description="Segment x product and segment x category in one table (column level = 'product' "
+    "or 'category'): lines, orders, customers, units, revenue, share of the segment's revenue and "
+    "rank.",
+    checks=[
+        check_spec(
+            PRODUCT_SUMMARY_KEY,
             "shares_sum_to_one",
-            asset=PRODUCT_SUMMARY_KEY,
+            "Within each segment and level, revenue shares sum to 1.",
             blocking=False,
-            description="Within each segment and level, revenue shares sum to 1.",
         ),
     ],
 )
@@ -437,33 +430,25 @@ def segment_product_summary(
     context.log.info(f"segment_product_summary: {levels.to_dict('records')}")
     return dg.MaterializeResult(
         metadata={**metadata, "rows_per_level": preview_markdown(levels)},
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="shares_sum_to_one",
-                passed=off == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"segment_levels_not_summing_to_one": int(off)},
-            )
-        ],
+        check_results=[_shares_warning(off, "segment_levels_not_summing_to_one")],
     )
 
 
-@_asset(
+@table_asset(
     pref.SEGMENT_CATEGORY_PREFERENCE,
-    "preference",
-    [PURCHASES_KEY],
-    "Segment x category preference: raw index = segment's spend share / overall share; shrunk "
-    "index (empirical Bayes toward 1, prior worth prior_strength of the segment's customers); "
-    "customer "
-    "penetration index; support and a low-support flag. Lines without a category (Unknown) are "
-    "left out of the shares and shown apart per segment.",
-    check_specs=[
-        dg.AssetCheckSpec(
+    group="preference",
+    deps=[PURCHASES_KEY],
+    description="Segment x category preference: raw index = segment's spend share / overall "
+    "share; shrunk index (empirical Bayes toward 1, prior worth prior_strength of the segment's "
+    "customers); customer penetration index; support and a low-support flag. Lines without a "
+    "category (Unknown) are left out of the shares and shown apart per segment.",
+    checks=[
+        check_spec(
+            PREFERENCE_KEY,
             "shares_sum_to_one",
-            asset=PREFERENCE_KEY,
-            blocking=False,
-            description="Per segment with spend on lines with a category, spend shares and "
+            "Per segment with spend on lines with a category, spend shares and "
             "shrunk shares each sum to 1.",
+            blocking=False,
         ),
     ],
 )
@@ -509,22 +494,16 @@ def segment_category_preference(
             "low_support_cells": int(low),
             "prior_strength": rfm_settings.prior_strength,
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="shares_sum_to_one",
-                passed=off == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"segments_not_summing_to_one": int(off)},
-            )
-        ],
+        check_results=[_shares_warning(off, "segments_not_summing_to_one")],
     )
 
 
-@_asset(
+@table_asset(
     pref.SEGMENT_TOP_PRODUCTS,
-    "preference",
-    [PRODUCT_SUMMARY_KEY],
-    "Top N products per segment by revenue (N = top_n, default 10; ties broken by product_id).",
+    group="preference",
+    deps=[PRODUCT_SUMMARY_KEY],
+    description="Top N products per segment by revenue (N = top_n, default 10; ties broken by "
+    "product_id).",
 )
 def segment_top_products(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
@@ -540,12 +519,12 @@ def segment_top_products(
     return dg.MaterializeResult(metadata={**metadata, "top_n": rfm_settings.top_n})
 
 
-@_asset(
+@table_asset(
     pref.CHAMPIONS_VS_NEW_PRODUCTS,
-    "preference",
-    [PRODUCT_SUMMARY_KEY],
-    "Champions vs New Customers side by side, per product and per category: each group's "
-    "revenue, share of the group's revenue, rank and buying customers.",
+    group="preference",
+    deps=[PRODUCT_SUMMARY_KEY],
+    description="Champions vs New Customers side by side, per product and per category: each "
+    "group's revenue, share of the group's revenue, rank and buying customers.",
 )
 def champions_vs_new_products(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
@@ -569,12 +548,12 @@ def champions_vs_new_products(
     )
 
 
-@_asset(
+@table_asset(
     pref.SEGMENT_PURCHASE_PATTERNS,
-    "preference",
-    [PURCHASES_KEY],
-    "How each segment buys: orders per customer, AOV (revenue / orders), items per order, "
-    "category diversity, premium share and mean days between orders.",
+    group="preference",
+    deps=[PURCHASES_KEY],
+    description="How each segment buys: orders per customer, AOV (revenue / orders), items per "
+    "order, category diversity, premium share and mean days between orders.",
 )
 def segment_purchase_patterns(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
@@ -590,10 +569,6 @@ def segment_purchase_patterns(
 # --------------------------------------------------------------------------------------------
 
 
-def _frame(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
-    return conn.execute(f"SELECT * FROM {table.fqn}").df()
-
-
 def _figure_inputs(
     conn: duckdb.DuckDBPyConnection, settings: RfmSettings
 ) -> tuple[SegmentMap, str]:
@@ -605,7 +580,7 @@ def _patterns_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) ->
     segment_map, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_segment_purchase_patterns,
-        (_frame(conn, pref.SEGMENT_PURCHASE_PATTERNS), segment_map.segments),
+        (read_table(conn, pref.SEGMENT_PURCHASE_PATTERNS), segment_map.segments),
         {"note": note, "premium_top_share": s.premium_top_share},
     )
 
@@ -614,7 +589,7 @@ def _comparison_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) 
     _, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_champions_vs_new_comparison,
-        (_frame(conn, pref.SEGMENT_PURCHASE_PATTERNS), pref.CHAMPIONS, pref.NEW_CUSTOMERS),
+        (read_table(conn, pref.SEGMENT_PURCHASE_PATTERNS), pref.CHAMPIONS, pref.NEW_CUSTOMERS),
         {"note": note, "premium_top_share": s.premium_top_share},
     )
 
@@ -623,7 +598,7 @@ def _champions_vs_new_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _con
     _, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_champions_vs_new_top_products,
-        (_frame(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS),),
+        (read_table(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS),),
         {"top_n": 10, "note": note},
     )
 
@@ -633,7 +608,7 @@ def _top5_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> Plo
     shown = [seg for seg in segment_map.segments if seg in s.top5_segments]
     return PlotCall(
         figs.plot_segment_top_products,
-        (_frame(conn, pref.SEGMENT_TOP_PRODUCTS), shown),
+        (read_table(conn, pref.SEGMENT_TOP_PRODUCTS), shown),
         {"top_n": 5, "note": note},
     )
 
@@ -642,7 +617,7 @@ def _heatmap_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> 
     segment_map, note = _figure_inputs(conn, s)
     return PlotCall(
         figs.plot_segment_category_heatmap,
-        (_frame(conn, pref.SEGMENT_CATEGORY_PREFERENCE), segment_map.segments),
+        (read_table(conn, pref.SEGMENT_CATEGORY_PREFERENCE), segment_map.segments),
         {"note": note, "min_support_customers": s.min_support_customers},
     )
 
@@ -686,7 +661,7 @@ FIGURES: tuple[FigureSpec, ...] = (
 
 
 #: Drawn by the one figures step (segment_pipeline.figures.figure_assets, definitions.py).
-FIGURE_LAYER = FigureLayer(RESOURCE_KEY, FIGURES, OWNERS)
+FIGURE_LAYER = FigureLayer(RESOURCE_KEY, FIGURES, ANALYTICS_OWNERS)
 
 
 TABLE_ASSETS = [

@@ -1,15 +1,21 @@
-"""What every table asset of the analysis layers shares: its key, its check specs and the
-`dg.asset` conventions (key from the table, the table's column schema in the UI, owners,
-single-run backfills, the warehouse pool)."""
+"""What every table asset of the analysis layers shares: its key, its owners, its check specs
+and the `dg.asset` conventions (key from the table, the table's column schema in the UI,
+owners, single-run backfills, the warehouse pool)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import dagster as dg
 
 from segment_pipeline.resources import WAREHOUSE_POOL
 from segment_pipeline.tables import TableDef
+
+#: Owners of the analysis layers' tables and figures (raw and staging: assets/ingest.py).
+ANALYTICS_OWNERS: tuple[str, ...] = ("team:analytics",)
+
+#: How far a sum of shares may be from 1 and still count as 1 (float sums).
+SHARE_TOLERANCE = 1e-9
 
 
 def table_key(table: TableDef) -> dg.AssetKey:
@@ -27,22 +33,49 @@ def table_asset(
     table: TableDef,
     *,
     group: str,
-    owners: Sequence[str],
     deps: Iterable,
     description: str,
     checks: Iterable[dg.AssetCheckSpec] = (),
     kinds: Iterable[str] = ("duckdb",),
-):
-    """`dg.asset` for the asset that writes `table`."""
+    owners: Sequence[str] = ANALYTICS_OWNERS,
+    key: dg.AssetKey | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> Callable[..., dg.AssetsDefinition]:
+    """`dg.asset` for the asset that writes `table`: its key is the table's unless `key` is
+    given, its metadata the table's column schema and name plus `metadata`."""
     return dg.asset(
-        key=table_key(table),
+        key=key or table_key(table),
         deps=list(deps),
         description=description,
-        metadata=table.spec_metadata(),
+        metadata={**table.spec_metadata(), **(metadata or {})},
         check_specs=list(checks),
         kinds=set(kinds),
         group_name=group,
         owners=list(owners),
         backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
         pool=WAREHOUSE_POOL,
+    )
+
+
+def table_spec(
+    table: TableDef,
+    *,
+    group: str,
+    deps: Iterable,
+    description: str,
+    kinds: Iterable[str] = ("duckdb",),
+    owners: Sequence[str] = ANALYTICS_OWNERS,
+    tags: Mapping[str, str] | None = None,
+) -> dg.AssetSpec:
+    """`dg.AssetSpec` of `table` for a multi-asset: key, column schema and owners as in
+    `table_asset` (backfill policy and pool belong to the multi-asset)."""
+    return dg.AssetSpec(
+        table_key(table),
+        deps=list(deps),
+        description=description,
+        metadata=table.spec_metadata(),
+        kinds=set(kinds),
+        group_name=group,
+        owners=list(owners),
+        tags=tags,
     )
