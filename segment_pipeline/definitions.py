@@ -9,17 +9,13 @@ Each layer module contributes its assets; nothing here computes anything.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from pathlib import Path
+from types import ModuleType
 
 import dagster as dg
 
-from segment_pipeline.assets.ingest import (
-    build_ingest_assets,
-    staging_customers,
-    staging_products,
-)
+from segment_pipeline.assets import behaviour, clv, dynamics, ingest, rfm
+from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.figures import figure_assets
 from segment_pipeline.jobs import ALL_ASSETS_JOB
 from segment_pipeline.partitions import dataset_partitions
@@ -29,37 +25,9 @@ from segment_pipeline.sensors import build_new_data_sensor
 from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.sources import open_source
 
-#: Analysis layers, in graph order. Each module exposes `build_defs(settings) -> Definitions`
-#: (a layer with month-partitioned assets takes `partitions_def` too, see _layer_definitions)
-#: and `FIGURE_LAYER`, its figures, which one step draws for all layers (_figure_assets).
-LAYER_MODULES: tuple[str, ...] = (
-    "segment_pipeline.assets.rfm",
-    "segment_pipeline.assets.behaviour",
-    "segment_pipeline.assets.clv",
-    "segment_pipeline.assets.dynamics",
-)
-
-
-def _layer_definitions(
-    settings: PipelineSettings, partitions_def: dg.PartitionsDefinition
-) -> list[dg.Definitions]:
-    """Definitions of the analysis layers. A layer whose `build_defs` has a `partitions_def`
-    parameter (the dynamics layer's monthly snapshots) gets the month partitions of raw and
-    staging, the same object, so its partitions never disagree with theirs."""
-    out = []
-    for name in LAYER_MODULES:
-        build = importlib.import_module(name).build_defs
-        if "partitions_def" in inspect.signature(build).parameters:
-            out.append(build(settings, partitions_def=partitions_def))
-        else:
-            out.append(build(settings))
-    return out
-
-
-def _figure_assets(settings: PipelineSettings) -> dg.AssetsDefinition:
-    """Every layer's figures (its `FIGURE_LAYER`) as one multi-asset, drawn in one step."""
-    layers = [importlib.import_module(name).FIGURE_LAYER for name in LAYER_MODULES]
-    return figure_assets("figures", layers, Path(settings.figures_dir))
+#: Analysis layers, in graph order; each provides `build_assets`, `RESOURCES` and `FIGURE_LAYER`
+#: (assets/layer.py says what they are).
+ANALYSIS_LAYERS: tuple[ModuleType, ...] = (rfm, behaviour, clv, dynamics)
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> dg.Definitions:
@@ -69,13 +37,12 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
     partitions_def = dataset_partitions(settings, source)
     # Adapters with daily files say where they are; the sensor watches that folder.
     watched_dir = getattr(source, "transactions_dir", settings.data_dir)
-    layers = _layer_definitions(settings, partitions_def)
+    layer = LayerContext(partitions_def=partitions_def, figures_dir=Path(settings.figures_dir))
     assets = [
-        *build_ingest_assets(partitions_def),
-        staging_customers,
-        staging_products,
-        *(asset for layer in layers for asset in layer.assets or []),
-        _figure_assets(settings),
+        *ingest.build_assets(layer),
+        *(asset for module in ANALYSIS_LAYERS for asset in module.build_assets(layer)),
+        # One step draws every layer's figures (drawing is most of a run's fixed cost).
+        figure_assets("figures", [m.FIGURE_LAYER for m in ANALYSIS_LAYERS], layer.figures_dir),
     ]
     return dg.Definitions(
         # Each asset links to its source lines in the UI (Definition tab: "Code references").
@@ -96,7 +63,7 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
                 path=settings.env_or_value("db_path", str(settings.db_path))
             ),
             "dataset": DatasetResource.for_settings(settings),
-            **{key: value for layer in layers for key, value in (layer.resources or {}).items()},
+            **{key: value for module in ANALYSIS_LAYERS for key, value in module.RESOURCES.items()},
         },
         executor=dg.in_process_executor,
     )

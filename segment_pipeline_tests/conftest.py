@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.settings import PROJECT_ROOT, PipelineSettings
 
 # Tests never touch the project's own instance or warehouse.
@@ -65,6 +66,15 @@ def project_home(home: Path) -> Path:
     config["event_log_storage"]["config"] = {"base_dir": str(home / "history" / "runs")}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     return home
+
+
+def layer_context(settings: PipelineSettings) -> LayerContext:
+    """What a layer's `build_assets` needs, for tests that materialize one layer's assets
+    (month partitions from 2000: only the snapshot assets use them)."""
+    return LayerContext(
+        partitions_def=dg.MonthlyPartitionsDefinition(start_date="2000-01-01"),
+        figures_dir=Path(settings.figures_dir),
+    )
 
 
 def settings_for(data_dir: Path, db_path: Path, **overrides: object) -> PipelineSettings:

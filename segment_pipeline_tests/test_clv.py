@@ -27,7 +27,7 @@ from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic.report import ClvInputs, _clv_section, collect_clv
 from segment_pipeline.resources import DuckDBWarehouse
-from segment_pipeline_tests.conftest import settings_for
+from segment_pipeline_tests.conftest import layer_context, settings_for
 
 # --------------------------------------------------------------------------------------------
 # Literature: CDNOW sample (2,357 customers, 39 weeks of calibration), as shipped in lifetimes
@@ -346,8 +346,6 @@ def test_clv_assets_end_to_end(tmp_path: Path) -> None:
     generate(tmp_path / "data", customers=300, days=120, seed=13)
     settings = settings_for(tmp_path / "data", tmp_path / "w" / "segments.duckdb")
     defs = build_definitions(settings)
-    if clv_assets.BY_SEGMENT_KEY not in defs.resolve_asset_graph().get_all_asset_keys():
-        defs = dg.Definitions.merge(defs, clv_assets.build_defs(settings))  # not registered yet
     graph = defs.resolve_asset_graph()
     assert clv_assets.BY_SEGMENT_KEY in graph.get(behaviour_assets.REPORT_KEY).parent_keys
     with dg.instance_for_test() as instance:
@@ -387,7 +385,7 @@ def _assert_short_holdout_is_skipped(settings, instance: dg.DagsterInstance) -> 
     calibration_end = (pd.Timestamp(end[0][0]) - pd.Timedelta(days=5)).date().isoformat()
     holdout = [
         a
-        for a in clv_assets.build_defs(settings).assets
+        for a in clv_assets.build_assets(layer_context(settings))
         if any("holdout" in k.path[-1] for k in a.keys)
     ]
     result = dg.materialize(
@@ -409,13 +407,13 @@ def _assert_short_holdout_is_skipped(settings, instance: dg.DagsterInstance) -> 
 def _analysis_assets(settings) -> list:
     behaviour = [
         a
-        for a in behaviour_assets.build_defs(settings).assets
+        for a in behaviour_assets.build_assets(layer_context(settings))
         if all(k.path[0] != "figures" for k in a.keys)  # the bsa_* figures are not needed
     ]
     return [
         rfm_assets.rfm_customer_segments,
         *behaviour,
-        *clv_assets.build_defs(settings).assets,
+        *clv_assets.build_assets(layer_context(settings)),
         figure_assets("figures", [clv_assets.FIGURE_LAYER], settings.figures_dir),
     ]
 

@@ -16,14 +16,14 @@ from segment_pipeline.assets.rfm import (
     RESOURCE_KEY,
     RFM_KEY,
     RfmSettings,
-    build_defs,
+    build_assets,
 )
 from segment_pipeline.definitions import build_definitions
 from segment_pipeline.figures import figure_assets, render_png
 from segment_pipeline.logic import seed_a_figures as figs
 from segment_pipeline.logic.rfm import SEGMENT_NAMES, load_segment_map
 from segment_pipeline.resources import DuckDBWarehouse
-from segment_pipeline_tests.conftest import SAMPLE_DIR, settings_for
+from segment_pipeline_tests.conftest import SAMPLE_DIR, layer_context, settings_for
 
 pytestmark = pytest.mark.e2e
 
@@ -48,8 +48,10 @@ TABLES = [
 
 def _materialize(db: Path, instance: dg.DagsterInstance, **config: object):
     settings = settings_for(SAMPLE_DIR, db)
-    defs = build_defs(settings)
-    assets = [*(defs.assets or []), figure_assets("figures", [FIGURE_LAYER], settings.figures_dir)]
+    assets = [
+        *build_assets(layer_context(settings)),
+        figure_assets("figures", [FIGURE_LAYER], settings.figures_dir),
+    ]
     result = dg.materialize(
         assets,
         instance=instance,

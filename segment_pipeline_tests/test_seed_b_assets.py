@@ -16,13 +16,13 @@ from segment_pipeline.assets.behaviour import (
     RESOURCE_KEY,
     STRATEGY_KEY,
     BehaviourSettings,
-    build_defs,
+    build_assets,
 )
 from segment_pipeline.figures import figure_assets
 from segment_pipeline.logic.report import REPORT_NAME
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.runner import execute_pipeline
-from segment_pipeline_tests.conftest import settings_for
+from segment_pipeline_tests.conftest import layer_context, settings_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def _materialize(
 ) -> dg.ExecuteInProcessResult:
     settings = settings_for(Path("unused"), db)
     assets = [
-        *build_defs(settings).assets,
+        *build_assets(layer_context(settings)),
         figure_assets("figures", [FIGURE_LAYER], settings.figures_dir),
     ]
     return dg.materialize(

@@ -15,6 +15,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.tables import (
     ANALYTICS_OWNERS,
     SHARE_TOLERANCE,
@@ -57,7 +58,6 @@ from segment_pipeline.logic.strategy import (
     summarise_strategy,
 )
 from segment_pipeline.resources import DuckDBWarehouse
-from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
     preview_markdown,
     read_table,
@@ -700,19 +700,19 @@ def build_report_asset(figures_dir: Path) -> dg.AssetsDefinition:
     return insights_report
 
 
-def build_defs(settings: PipelineSettings) -> dg.Definitions:
-    """Seed B's assets, checks and the `behaviour_settings` resource."""
-    figures_dir = Path(settings.figures_dir)
-    return dg.Definitions(
-        assets=[
-            purchase_distribution,
-            occupation_groups,
-            category_price_segments,
-            customer_behaviour,
-            behavioural_segments,
-            segment_strategy,
-            strategy_summary,
-            build_report_asset(figures_dir),
-        ],
-        resources={RESOURCE_KEY: BehaviourSettings()},
-    )
+RESOURCES = {RESOURCE_KEY: BehaviourSettings()}
+
+
+def build_assets(layer: LayerContext) -> list[dg.AssetsDefinition]:
+    """The behavioural segment and strategy tables with their checks, and the report (written
+    next to the figures), see assets/layer.py."""
+    return [
+        purchase_distribution,
+        occupation_groups,
+        category_price_segments,
+        customer_behaviour,
+        behavioural_segments,
+        segment_strategy,
+        strategy_summary,
+        build_report_asset(layer.figures_dir),
+    ]

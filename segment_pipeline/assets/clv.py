@@ -27,6 +27,7 @@ from segment_pipeline.assets.behaviour import (
 )
 from segment_pipeline.assets.behaviour import RESOURCE_KEY as BEHAVIOUR_RESOURCE_KEY
 from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.rfm import RFM_KEY, window_metadata
 from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_asset, table_key
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
@@ -34,7 +35,6 @@ from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
 from segment_pipeline.resources import DuckDBWarehouse
-from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
     TableDef,
     ensure_table,
@@ -626,9 +626,9 @@ TABLE_ASSETS = [
 ]
 
 
-def build_defs(settings: PipelineSettings) -> dg.Definitions:
-    """The CLV layer's assets, checks and the `clv_settings` resource."""
-    return dg.Definitions(
-        assets=TABLE_ASSETS,
-        resources={RESOURCE_KEY: ClvSettings()},
-    )
+RESOURCES = {RESOURCE_KEY: ClvSettings()}
+
+
+def build_assets(layer: LayerContext) -> list[dg.AssetsDefinition]:
+    """The CLV tables with their checks (see assets/layer.py)."""
+    return list(TABLE_ASSETS)

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from segment_pipeline.assets.behaviour import SUMMARY_KEY, BehaviourSettings
 from segment_pipeline.assets.ingest import PARTITIONED_TAGS, STAGING_KEYS
+from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.rfm import RESOURCE_KEY as RFM_RESOURCE_KEY
 from segment_pipeline.assets.rfm import RfmSettings
 from segment_pipeline.assets.tables import (
@@ -39,7 +40,6 @@ from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
-from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import (
     ensure_table,
     preview_markdown,
@@ -679,15 +679,10 @@ FIGURE_LAYER = FigureLayer(RFM_RESOURCE_KEY, FIGURES, ANALYTICS_OWNERS)
 TABLE_ASSETS = [segment_transitions, customer_last_moves, experiment_sizing]
 
 
-def build_defs(
-    settings: PipelineSettings, partitions_def: dg.PartitionsDefinition
-) -> dg.Definitions:
-    """The dynamics layer: the snapshot assets on `partitions_def` (the month partitions of
-    raw and staging), the unpartitioned tables and figures, and `dynamics_settings`."""
-    return dg.Definitions(
-        assets=[
-            build_snapshot_asset(partitions_def),
-            *TABLE_ASSETS,
-        ],
-        resources={RESOURCE_KEY: DynamicsSettings()},
-    )
+RESOURCES = {RESOURCE_KEY: DynamicsSettings()}
+
+
+def build_assets(layer: LayerContext) -> list[dg.AssetsDefinition]:
+    """The monthly snapshot assets on the month partitions of raw and staging, and the
+    unpartitioned tables, with their checks (see assets/layer.py)."""
+    return [build_snapshot_asset(layer.partitions_def), *TABLE_ASSETS]

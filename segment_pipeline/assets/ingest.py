@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.tables import check_spec, table_asset, table_spec
 from segment_pipeline.logic.staging import (
     QUARANTINE,
@@ -124,10 +125,14 @@ def _staging_spec(table: TableDef, description: str) -> dg.AssetSpec:
     )
 
 
-def build_ingest_assets(
-    partitions_def: dg.PartitionsDefinition,
-) -> list[dg.AssetsDefinition]:
-    """The raw and staging assets for one partitions definition."""
+def build_assets(layer: LayerContext) -> list[dg.AssetsDefinition]:
+    """raw and staging: the month-partitioned transactions (raw load, staging) on
+    `layer.partitions_def`, and the customer and product masters."""
+    return [*_transaction_assets(layer.partitions_def), staging_customers, staging_products]
+
+
+def _transaction_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The raw and staging transaction assets for one partitions definition."""
 
     @dg.asset(
         key=RAW_KEY,

@@ -15,6 +15,7 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.tables import (
     ANALYTICS_OWNERS,
     SHARE_TOLERANCE,
@@ -44,7 +45,6 @@ from segment_pipeline.logic.rfm import (
 )
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import DuckDBWarehouse
-from segment_pipeline.settings import PipelineSettings
 from segment_pipeline.tables import preview_markdown, read_table, replace_rows, table_metadata
 
 RESOURCE_KEY = "rfm_settings"
@@ -676,10 +676,9 @@ TABLE_ASSETS = [
 ]
 
 
-def build_defs(settings: PipelineSettings) -> dg.Definitions:
-    """Seed A's assets, checks and the `rfm_settings` resource (figures go to
-    `settings.figures_dir`)."""
-    return dg.Definitions(
-        assets=TABLE_ASSETS,
-        resources={RESOURCE_KEY: RfmSettings()},
-    )
+RESOURCES = {RESOURCE_KEY: RfmSettings()}
+
+
+def build_assets(layer: LayerContext) -> list[dg.AssetsDefinition]:
+    """The RFM and preference tables with their checks (see assets/layer.py)."""
+    return list(TABLE_ASSETS)
