@@ -39,6 +39,7 @@ ui: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint segment_pipeline/sql
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -36,6 +36,9 @@ class TableDef:
     description: str = ""
     primary_key: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        register_relation(self)
+
     @property
     def fqn(self) -> str:
         """Fully qualified name, e.g. `staging.transactions`."""
@@ -71,6 +74,35 @@ class TableDef:
             # schema.table: the catalog is the database file's name, which --db chooses
             "dagster/table_name": self.fqn,
         }
+
+
+@dataclass(frozen=True)
+class ViewDef:
+    """A view the pipeline creates (its SQL lives with the layer that creates it)."""
+
+    schema: str
+    name: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        register_relation(self)
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+#: Every warehouse table and view the pipeline declares, by qualified name: the one registry
+#: the `{{ schema.name }}` placeholders of the SQL files resolve against (see
+#: :mod:`segment_pipeline.sql_files`). A declaration registers itself, so a module that runs a
+#: SQL file imports the modules declaring the tables the file reads.
+RELATIONS: dict[str, TableDef | ViewDef] = {}
+
+
+def register_relation(relation: TableDef | ViewDef) -> None:
+    known = RELATIONS.setdefault(relation.fqn, relation)
+    if known != relation:
+        raise ValueError(f"{relation.fqn} is declared twice, differently")
 
 
 class TableShapeError(RuntimeError):

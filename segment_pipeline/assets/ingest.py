@@ -34,6 +34,7 @@ from segment_pipeline.logic.staging import (
 from segment_pipeline.partitions import window_days
 from segment_pipeline.resources import WAREHOUSE_POOL, DatasetResource, DuckDBWarehouse
 from segment_pipeline.sources import DataContractError
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import TableDef, preview_markdown, table_metadata
 
 OWNERS = ["team:data-engineering"]
@@ -349,62 +350,16 @@ def _transaction_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
 
 #: Duplicate line ids and rows with a NULL required column, on the given days only (the
 #: staging checks follow the days a run staged, not the whole history).
-STAGED_DAYS_INTEGRITY_SQL = """
-WITH lines AS (
-    SELECT line_id, order_id, customer_id, order_ts, product_id, quantity, unit_price, amount
-    FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
-    UNION ALL
-    SELECT line_id, order_id, customer_id, order_ts, product_id, quantity, unit_price, amount
-    FROM staging.returns WHERE list_contains(?::DATE[], partition_date)
-)
-SELECT count(*) - count(DISTINCT line_id),
-       count(*) FILTER (WHERE order_id IS NULL OR customer_id IS NULL OR order_ts IS NULL
-                        OR product_id IS NULL OR quantity IS NULL OR unit_price IS NULL
-                        OR amount IS NULL)
-FROM lines
-"""
+STAGED_DAYS_INTEGRITY_SQL = load_sql("ingest/staged_days_integrity")
 
 
 #: Order ids of the given days that have lines of more than one customer (across history).
 #: min <> max finds them without a distinct count per order (13.8 s -> 2.2 s on 10M lines);
 #: only those few orders then list their customers.
-SHARED_ORDER_IDS_SQL = """
-WITH shared AS (
-    SELECT order_id
-    FROM staging.transactions
-    WHERE order_id IN (
-        SELECT order_id FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
-    )
-    GROUP BY order_id
-    HAVING min(customer_id) <> max(customer_id)
-)
-SELECT order_id, list(DISTINCT customer_id ORDER BY customer_id) AS customers
-FROM staging.transactions
-WHERE order_id IN (SELECT order_id FROM shared)
-GROUP BY order_id
-ORDER BY order_id
-"""
+SHARED_ORDER_IDS_SQL = load_sql("ingest/shared_order_ids")
 
 #: Customer and product ids of the given days that equal another staged id but for case.
-CASE_ONLY_ID_COLLISIONS_SQL = """
-WITH ids AS (
-    SELECT DISTINCT 'customer_id' AS kind, customer_id AS id FROM staging.transactions
-    UNION
-    SELECT DISTINCT 'product_id', product_id FROM staging.transactions
-),
-day_ids AS (
-    SELECT DISTINCT 'customer_id' AS kind, lower(customer_id) AS folded
-    FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
-    UNION
-    SELECT DISTINCT 'product_id', lower(product_id)
-    FROM staging.transactions WHERE list_contains(?::DATE[], partition_date)
-)
-SELECT ids.kind, list(ids.id ORDER BY ids.id) AS ids
-FROM ids JOIN day_ids ON ids.kind = day_ids.kind AND lower(ids.id) = day_ids.folded
-GROUP BY ids.kind, day_ids.folded
-HAVING count(*) > 1
-ORDER BY ids.kind, min(ids.id)
-"""
+CASE_ONLY_ID_COLLISIONS_SQL = load_sql("ingest/case_only_id_collisions")
 
 
 def _identity_checks(

@@ -40,6 +40,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+# Importing the modules that declare the tables and views these SQL files read registers
+# the names their placeholders resolve against (segment_pipeline.sql_files).
+from segment_pipeline.logic.staging import SALES_LINES_VIEW  # noqa: F401
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
 
 UNKNOWN = "Unknown"
@@ -285,17 +289,7 @@ def rank_min(values: Sequence[float]) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 #: Per occupation code: customers, lines, sales and mean log1p(line amount).
-OCCUPATION_STATS_SQL = """
-SELECT
-    occupation,
-    count(DISTINCT customer_id) AS customers,
-    count(*) AS lines,
-    CAST(sum(amount) AS DOUBLE) AS gross_sales,
-    avg(ln(1 + CAST(amount AS DOUBLE))) AS mean_log1p_amount
-FROM staging.sales_lines
-GROUP BY occupation
-ORDER BY occupation
-"""
+OCCUPATION_STATS_SQL = load_sql("behaviour/occupation_stats")
 
 
 def assign_occupation_groups(stats: pd.DataFrame, min_customers: int) -> pd.DataFrame:
@@ -319,17 +313,7 @@ def assign_occupation_groups(stats: pd.DataFrame, min_customers: int) -> pd.Data
 # --------------------------------------------------------------------------------------------
 
 #: Per category: lines, customers, sales and the median line amount.
-CATEGORY_STATS_SQL = """
-SELECT
-    category,
-    count(*) AS lines,
-    count(DISTINCT customer_id) AS customers,
-    CAST(sum(amount) AS DOUBLE) AS gross_sales,
-    CAST(median(amount) AS DOUBLE) AS median_line_amount
-FROM staging.sales_lines
-GROUP BY category
-ORDER BY category
-"""
+CATEGORY_STATS_SQL = load_sql("behaviour/category_stats")
 
 
 def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
@@ -356,99 +340,11 @@ def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
 #: segment is the one with the largest (exact decimal) spend in tiered categories; a tie goes
 #: to the higher tier. Lines without a category (price segment Unknown) are counted in the
 #: customer's totals but never choose the segment; a customer with no tiered line is Unknown.
-CUSTOMER_BEHAVIOUR_SQL = """
-WITH lines AS (
-    SELECT l.customer_id, l.order_id, l.amount, l.age_band, l.gender, l.occupation,
-           o.occupation_group, p.price_segment
-    FROM staging.sales_lines AS l
-    JOIN marts.occupation_groups AS o USING (occupation)
-    JOIN marts.category_price_segments AS p USING (category)
-),
-by_tier AS (
-    SELECT customer_id, price_segment, sum(amount) AS spend
-    FROM lines
-    WHERE price_segment <> 'Unknown'
-    GROUP BY customer_id, price_segment
-),
-dominant AS (
-    SELECT customer_id, price_segment
-    FROM by_tier
-    QUALIFY row_number() OVER (
-        PARTITION BY customer_id
-        ORDER BY spend DESC,
-                 CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
-                                    ELSE 1 END DESC
-    ) = 1
-),
-customers AS (
-    SELECT
-        customer_id,
-        -- a customer has one profile, so these are constant per customer
-        min(age_band) AS age_band,
-        min(gender) AS gender,
-        min(occupation) AS occupation,
-        min(occupation_group) AS occupation_group,
-        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_Low'), 0) AS DOUBLE)
-            AS spend_price_low,
-        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_Mid'), 0) AS DOUBLE)
-            AS spend_price_mid,
-        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_High'), 0) AS DOUBLE)
-            AS spend_price_high,
-        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Unknown'), 0) AS DOUBLE)
-            AS spend_unknown_category,
-        count(*) AS lines,
-        count(DISTINCT order_id) AS orders,
-        CAST(sum(amount) AS DOUBLE) AS spend
-    FROM lines
-    GROUP BY customer_id
-)
-SELECT
-    c.customer_id, c.age_band, c.gender, c.occupation, c.occupation_group,
-    coalesce(d.price_segment, 'Unknown') AS price_segment,
-    c.spend_price_low, c.spend_price_mid, c.spend_price_high, c.spend_unknown_category,
-    c.lines, c.orders, c.spend,
-    (c.age_band = 'Unknown' OR c.gender = 'Unknown' OR c.occupation = 'Unknown')
-        AS unknown_demographics
-FROM customers AS c
-LEFT JOIN dominant AS d USING (customer_id)
-ORDER BY c.customer_id
-"""
+CUSTOMER_BEHAVIOUR_SQL = load_sql("behaviour/customer_behaviour")
 
 #: Segment metrics from marts.customer_behaviour (orders of different customers never
 #: coincide, so summing customers' distinct orders gives the segment's distinct orders).
-BEHAVIOURAL_SEGMENTS_SQL = """
-WITH seg AS (
-    SELECT
-        age_band || ' | ' || gender || ' | ' || occupation_group || ' | ' || price_segment
-            AS segment,
-        age_band, gender, occupation_group, price_segment,
-        count(*) AS customers,
-        sum(lines) AS transactions,
-        sum(orders) AS orders,
-        -- summed as the exact decimals the customers' spend came from: a sum of doubles
-        -- depends on the order rows arrive in, and the table must not differ between runs
-        CAST(sum(CAST(spend AS DECIMAL(38,4))) AS DOUBLE) AS gross_sales
-    FROM marts.customer_behaviour
-    GROUP BY age_band, gender, occupation_group, price_segment
-),
-totals AS (
-    SELECT sum(customers) AS customers,
-           CAST(sum(CAST(gross_sales AS DECIMAL(38,4))) AS DOUBLE) AS gross_sales
-    FROM seg
-)
-SELECT
-    seg.segment, seg.age_band, seg.gender, seg.occupation_group, seg.price_segment,
-    seg.customers, seg.transactions, seg.orders, seg.gross_sales,
-    seg.gross_sales / nullif(seg.orders, 0) AS aov,
-    seg.gross_sales / nullif(totals.gross_sales, 0) AS revenue_share,
-    seg.customers / totals.customers AS customer_share,
-    (seg.gross_sales / nullif(totals.gross_sales, 0)) / (seg.customers / totals.customers)
-        AS value_index,
-    CAST(row_number() OVER (ORDER BY seg.gross_sales DESC, seg.segment) AS INTEGER)
-        AS sales_rank
-FROM seg, totals
-ORDER BY sales_rank
-"""
+BEHAVIOURAL_SEGMENTS_SQL = load_sql("behaviour/behavioural_segments")
 
 
 def build_occupation_groups(conn: duckdb.DuckDBPyConnection, min_customers: int) -> pd.DataFrame:
@@ -469,56 +365,23 @@ QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 
 
 #: Summary statistics, quantiles and skewness (adjusted Fisher-Pearson G1, DuckDB's
 #: `skewness`) of raw and log1p line amounts.
-DISTRIBUTION_SUMMARY_SQL = f"""
-WITH x AS (
-    SELECT CAST(amount AS DOUBLE) AS a, ln(1 + CAST(amount AS DOUBLE)) AS v
-    FROM staging.sales_lines
+DISTRIBUTION_SUMMARY_SQL = load_sql(
+    "behaviour/distribution_summary", quantile_levels=str(list(QUANTILE_LEVELS))
 )
-SELECT
-    count(*) AS lines,
-    min(a) AS min, max(a) AS max, avg(a) AS mean, stddev_samp(a) AS std,
-    min(v) AS log_min, max(v) AS log_max, avg(v) AS log_mean,
-    skewness(a) AS skew_raw, skewness(v) AS skew_log1p,
-    quantile_cont(a, {list(QUANTILE_LEVELS)}) AS quantiles
-FROM x
-"""
 
 #: Histogram of log1p(amount): `?` = lower edge, bin width, number of bins.
-LOG_HISTOGRAM_SQL = """
-SELECT bin, count(*) AS lines
-FROM (
-    SELECT least(greatest(CAST(floor((ln(1 + CAST(amount AS DOUBLE)) - ?) / ?) AS INTEGER), 0),
-                 ? - 1) AS bin
-    FROM staging.sales_lines
-)
-GROUP BY bin
-ORDER BY bin
-"""
+LOG_HISTOGRAM_SQL = load_sql("behaviour/log_histogram")
 
 #: Histogram of raw amounts from 0 to an upper limit (the 99th percentile); lines above the
 #: limit get bin = -1 (the overflow row). `?` = bin width, number of bins, upper limit.
-RAW_HISTOGRAM_SQL = """
-SELECT bin, count(*) AS lines
-FROM (
-    SELECT CASE WHEN a > ? THEN -1
-                ELSE least(CAST(floor(a / ?) AS INTEGER), ? - 1) END AS bin
-    FROM (SELECT CAST(amount AS DOUBLE) AS a FROM staging.sales_lines)
-)
-GROUP BY bin
-ORDER BY bin
-"""
+RAW_HISTOGRAM_SQL = load_sql("behaviour/raw_histogram")
 
 
 #: A deterministic sample of log1p(amount) for the mixture fit: the lines with the smallest
 #: hash of their key (ties, which a 64-bit hash practically never has, by the key itself). The
 #: same data give the same sample whatever the thread count; DuckDB keeps only the top `?`
 #: rows while scanning, so 10 million lines never reach Python. `?` = sample size.
-LOG_AMOUNT_SAMPLE_SQL = """
-SELECT ln(1 + CAST(amount AS DOUBLE)) AS v
-FROM staging.sales_lines
-ORDER BY hash(line_id), line_id
-LIMIT ?
-"""
+LOG_AMOUNT_SAMPLE_SQL = load_sql("behaviour/log_amount_sample")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+# Importing the modules that declare the tables and views these SQL files read registers
+# the names their placeholders resolve against (segment_pipeline.sql_files).
+from segment_pipeline.logic.behaviour import CUSTOMER_BEHAVIOUR  # noqa: F401
+from segment_pipeline.logic.rfm import RFM_CUSTOMER_SEGMENTS  # noqa: F401
+from segment_pipeline.logic.strategy import SEGMENT_STRATEGY, STRATEGY_SUMMARY  # noqa: F401
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
 
 
@@ -207,127 +213,27 @@ CLV_TABLES: tuple[TableDef, ...] = (
 # SQL ($period_start, $period_end: the purchase days counted; T ends on $period_end)
 # --------------------------------------------------------------------------------------------
 
-BTYD_INPUTS_SQL = """
-WITH purchase_days AS (
-    SELECT customer_id, CAST(order_ts AS DATE) AS purchase_date,
-           CAST(sum(amount) AS DOUBLE) AS spend
-    FROM staging.sales_lines
-    WHERE CAST(order_ts AS DATE) BETWEEN $period_start AND $period_end
-    GROUP BY ALL
-)
-SELECT
-    customer_id,
-    min(purchase_date) AS first_purchase_date,
-    max(purchase_date) AS last_purchase_date,
-    count(*) AS purchase_days,
-    count(*) - 1 AS frequency,
-    CAST(date_diff('day', min(purchase_date), max(purchase_date)) AS DOUBLE) AS recency,
-    CAST(date_diff('day', min(purchase_date), CAST($period_end AS DATE)) AS DOUBLE) AS "T",
-    -- repeat days = all days but the first (one aggregation pass, no window function)
-    coalesce(
-        (sum(spend) - arg_min(spend, purchase_date)) / nullif(count(*) - 1, 0), 0.0
-    ) AS monetary,
-    sum(spend) AS total_spend
-FROM purchase_days
-GROUP BY customer_id
-ORDER BY customer_id
-"""
+BTYD_INPUTS_SQL = load_sql("clv/btyd_inputs")
 
 #: BTYD inputs over the RFM window (parameters: RfmWindow.sql_params()).
-CLV_MODEL_INPUTS_SQL = f"""
-SELECT *, CAST($as_of AS DATE) AS as_of, CAST($window_start AS DATE) AS window_start,
-       CAST($window_end AS DATE) AS window_end
-FROM ({
-    BTYD_INPUTS_SQL.replace("$period_start", "$window_start").replace("$period_end", "$window_end")
-})
-"""
+#: The BTYD statement is reused as is, its period parameters renamed to the window's (so the
+#: one statement serves both the calibration tests, with $period_*, and this table).
+CLV_MODEL_INPUTS_SQL = load_sql(
+    "clv/model_inputs",
+    btyd_inputs=BTYD_INPUTS_SQL.replace("$period_start", "$window_start").replace(
+        "$period_end", "$window_end"
+    ),
+)
 
 #: Calibration BTYD inputs (purchase days in [$period_start, $calibration_end], T ending on
 #: $calibration_end) and the purchase days in the holdout ($calibration_end, $holdout_end] of
 #: every customer seen in the calibration period, in one pass over the sales lines.
-CALIBRATION_HOLDOUT_SQL = """
-WITH purchase_days AS (
-    SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS purchase_date
-    FROM staging.sales_lines
-    WHERE CAST(order_ts AS DATE) BETWEEN $period_start AND $holdout_end
-),
-per_customer AS (
-    SELECT
-        customer_id,
-        count(*) FILTER (WHERE purchase_date <= $calibration_end) AS calibration_days,
-        min(purchase_date) AS first_purchase_date,
-        max(purchase_date) FILTER (WHERE purchase_date <= $calibration_end) AS last_calibration,
-        count(*) FILTER (WHERE purchase_date > $calibration_end) AS holdout_purchases
-    FROM purchase_days
-    GROUP BY customer_id
-)
-SELECT
-    customer_id,
-    calibration_days - 1 AS frequency,
-    CAST(date_diff('day', first_purchase_date, last_calibration) AS DOUBLE) AS recency,
-    CAST(date_diff('day', first_purchase_date, CAST($calibration_end AS DATE)) AS DOUBLE)
-        AS "T",
-    holdout_purchases
-FROM per_customer
-WHERE calibration_days > 0
-ORDER BY customer_id
-"""
+CALIBRATION_HOLDOUT_SQL = load_sql("clv/calibration_holdout")
 
 #: Check: RFM customers vs input rows, distinct ids, and rows breaking the BTYD invariants.
-INPUTS_CONSISTENCY_SQL = """
-SELECT
-    (SELECT count(*) FROM marts.rfm_customer_segments) AS rfm_customers,
-    (SELECT count(*) FROM marts.clv_model_inputs) AS rows,
-    (SELECT count(DISTINCT customer_id) FROM marts.clv_model_inputs) AS distinct_customers,
-    (SELECT count(*) FROM marts.clv_model_inputs
-      WHERE frequency < 0 OR recency < 0 OR recency > "T"
-         OR (frequency = 0) <> (recency = 0 AND monetary = 0)
-         OR NOT EXISTS (SELECT 1 FROM marts.rfm_customer_segments AS r
-                        WHERE r.customer_id = clv_model_inputs.customer_id)) AS bad_rows
-"""
+INPUTS_CONSISTENCY_SQL = load_sql("clv/inputs_consistency")
 
-CLV_BY_SEGMENT_SQL = """
-WITH p AS (
-    SELECT p.*, i.total_spend FROM marts.clv_customer_predictions AS p
-    JOIN marts.clv_model_inputs AS i USING (customer_id)
-),
-labelled AS (
-    SELECT 'rfm_segment' AS dimension, coalesce(r.segment, 'Unassigned') AS segment,
-           coalesce(r.segment_order, 999) AS segment_order, p.*
-    FROM p LEFT JOIN marts.rfm_customer_segments AS r USING (customer_id)
-    UNION ALL
-    SELECT 'behavioural_segment', coalesce(s.segment, 'Unassigned'),
-           coalesce(s.sales_rank, 999), p.*
-    FROM p
-    LEFT JOIN marts.customer_behaviour AS c USING (customer_id)
-    LEFT JOIN marts.segment_strategy AS s
-        ON s.age_band = c.age_band AND s.gender = c.gender
-       AND s.occupation_group = c.occupation_group AND s.price_segment = c.price_segment
-    UNION ALL
-    SELECT 'strategy_class', coalesce(s.strategy_class, 'Unassigned'),
-           coalesce(k.class_order, 999), p.*
-    FROM p
-    LEFT JOIN marts.customer_behaviour AS c USING (customer_id)
-    LEFT JOIN marts.segment_strategy AS s
-        ON s.age_band = c.age_band AND s.gender = c.gender
-       AND s.occupation_group = c.occupation_group AND s.price_segment = c.price_segment
-    LEFT JOIN marts.strategy_summary AS k USING (strategy_class)
-)
-SELECT
-    dimension, segment, CAST(min(segment_order) AS INTEGER) AS segment_order,
-    count(*) AS customers,
-    sum(clv) AS total_clv,
-    avg(clv) AS mean_clv,
-    CAST(median(clv) AS DOUBLE) AS median_clv,
-    sum(clv) / nullif(sum(sum(clv)) OVER (PARTITION BY dimension), 0) AS clv_share,
-    avg(p_alive) AS mean_p_alive,
-    sum(expected_purchases) AS expected_purchases,
-    avg(expected_spend) AS mean_expected_spend,
-    sum(total_spend) AS historic_spend
-FROM labelled
-GROUP BY dimension, segment
-ORDER BY dimension, segment_order, segment
-"""
+CLV_BY_SEGMENT_SQL = load_sql("clv/by_segment")
 
 
 def default_calibration_end(window_start: date, window_end: date) -> date:

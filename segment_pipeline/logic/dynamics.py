@@ -50,8 +50,10 @@ import duckdb
 import pandas as pd
 
 from segment_pipeline.logic.behaviour import (
+    CATEGORY_PRICE_SEGMENTS,
     CATEGORY_STATS_SQL,
     CUSTOMER_BEHAVIOUR_SQL,
+    OCCUPATION_GROUPS_TABLE,
     OCCUPATION_STATS_SQL,
     PRICE_HIGH,
     PRICE_LOW,
@@ -70,8 +72,9 @@ from segment_pipeline.logic.rfm import (
     rfm_params,
     rfm_scoring_ctes,
 )
-from segment_pipeline.logic.staging import day_batches
+from segment_pipeline.logic.staging import SALES_LINES_VIEW, day_batches
 from segment_pipeline.logic.strategy import RuleTable, all_cells
+from segment_pipeline.sql_files import load_sql, placeholders, sql_text
 from segment_pipeline.tables import Column, TableDef
 
 # --------------------------------------------------------------------------------------------
@@ -129,6 +132,8 @@ def snapshot_as_of(month: date, last_line: date | None) -> date | None:
 # --------------------------------------------------------------------------------------------
 
 _RFM_COLUMNS = tuple(c for c in RFM_CUSTOMER_SEGMENTS.columns if c.name != "customer_id")
+#: The snapshot SQL selects these by the declaration's column list (`{{ rfm_columns }}`).
+_RFM_COLUMN_LIST = ", ".join(f"r.{c.name}" for c in _RFM_COLUMNS)
 
 CUSTOMER_SNAPSHOTS = TableDef(
     schema="marts",
@@ -343,17 +348,12 @@ DYNAMICS_TABLES: tuple[TableDef, ...] = (
 # Snapshots: the layers' SQL over the lines up to a day
 # --------------------------------------------------------------------------------------------
 
-SALES_LINES = "staging.sales_lines"
+SALES_LINES = SALES_LINES_VIEW.fqn
 #: A narrow copy of staging.sales_lines (the columns the reused SQL reads), taken once per
 #: run: each month's queries then scan it instead of the view and its joins (12 months at
 #: 746k lines: 11-15 s instead of 21-28 s).
 LINES_TABLE = "_dynamics_lines"
-STAGE_LINES_SQL = f"""
-CREATE OR REPLACE TEMP TABLE {LINES_TABLE} AS
-SELECT customer_id, order_id, order_ts, category, amount, age_band, gender, occupation
-FROM staging.sales_lines
-WHERE CAST(order_ts AS DATE) <= CAST($last_day AS DATE)
-"""
+STAGE_LINES_SQL = load_sql("dynamics/stage_lines", lines_table=LINES_TABLE)
 #: The sale lines up to (and including) `$last_day`: replaces `staging.sales_lines` in the
 #: RFM and behaviour layers' SQL.
 LINES_UP_TO_SQL = (
@@ -389,38 +389,18 @@ CATEGORY_STATS_AS_OF_SQL = as_of_sql(CATEGORY_STATS_SQL)
 CUSTOMER_BEHAVIOUR_AS_OF_SQL = as_of_sql(
     CUSTOMER_BEHAVIOUR_SQL,
     {
-        "marts.occupation_groups": ASOF_OCCUPATION_GROUPS,
-        "marts.category_price_segments": ASOF_CATEGORY_PRICE_SEGMENTS,
+        OCCUPATION_GROUPS_TABLE.fqn: ASOF_OCCUPATION_GROUPS,
+        CATEGORY_PRICE_SEGMENTS.fqn: ASOF_CATEGORY_PRICE_SEGMENTS,
     },
 )
 
-LAST_LINE_DATE_SQL = "SELECT max(CAST(order_ts AS DATE)) FROM staging.sales_lines"
+LAST_LINE_DATE_SQL = load_sql("dynamics/last_line_date")
 
 #: One snapshot month from the as-of RFM and behaviour temp tables and the month's lines.
 #: Parameters: $month, $month_end, $last_day.
-SNAPSHOT_ROWS_SQL = f"""
-WITH month_lines AS (
-    SELECT customer_id, count(DISTINCT order_id) AS orders, sum(amount) AS revenue
-    FROM {LINES_TABLE}
-    WHERE CAST(order_ts AS DATE) BETWEEN CAST($month AS DATE) AND CAST($last_day AS DATE)
-    GROUP BY customer_id
+SNAPSHOT_ROWS_SQL = load_sql(
+    "dynamics/snapshot_rows", rfm_columns=_RFM_COLUMN_LIST, lines_table=LINES_TABLE
 )
-SELECT
-    CAST($month AS DATE) AS snapshot_month,
-    CAST($month_end AS DATE) AS month_end,
-    r.customer_id,
-    {", ".join(f"r.{c.name}" for c in _RFM_COLUMNS)},
-    b.age_band, b.gender, b.occupation, b.occupation_group, b.price_segment,
-    -- the label of marts.behavioural_segments
-    b.age_band || ' | ' || b.gender || ' | ' || b.occupation_group || ' | ' || b.price_segment
-        AS behavioural_segment,
-    coalesce(m.orders, 0) AS month_orders,
-    CAST(coalesce(m.revenue, 0) AS DECIMAL(38,4)) AS month_revenue
-FROM _snapshot_rfm AS r
-JOIN _snapshot_behaviour AS b USING (customer_id)
-LEFT JOIN month_lines AS m USING (customer_id)
-ORDER BY r.customer_id
-"""
 
 
 @dataclass(frozen=True)
@@ -552,155 +532,41 @@ MONTH_TIERS_TABLE = "_snapshot_month_tiers"
 ORDER_DAYS_TABLE = "_snapshot_order_days"
 CATEGORY_MONTHS_TABLE = "_snapshot_category_months"
 PROFILES_TABLE = "_snapshot_profiles"
-PREPARE_SNAPSHOT_INPUTS_SQL = (
-    f"""
-CREATE OR REPLACE TEMP TABLE {ORDER_DAYS_TABLE} AS
-SELECT customer_id, order_id, CAST(order_ts AS DATE) AS order_date, sum(amount) AS amount
-FROM {LINES_TABLE}
-GROUP BY ALL
-""",
-    f"""
-CREATE OR REPLACE TEMP TABLE {CATEGORY_MONTHS_TABLE} AS
-SELECT customer_id, category, date_trunc('month', order_ts)::DATE AS order_month,
-       sum(amount) AS amount
-FROM {LINES_TABLE}
-GROUP BY ALL
-""",
-    f"""
-CREATE OR REPLACE TEMP TABLE {PROFILES_TABLE} AS
-SELECT customer_id, min(age_band) AS age_band, min(gender) AS gender,
-       min(occupation) AS occupation
-FROM {LINES_TABLE}
-GROUP BY customer_id
-""",
+#: The temp tables above, by the names the SQL files' placeholders give them.
+_SNAPSHOT_TEMP_TABLES = {
+    "months_table": MONTHS_TABLE,
+    "order_days_table": ORDER_DAYS_TABLE,
+    "category_months_table": CATEGORY_MONTHS_TABLE,
+    "profiles_table": PROFILES_TABLE,
+    "month_occupations_table": MONTH_OCCUPATIONS_TABLE,
+    "month_tiers_table": MONTH_TIERS_TABLE,
+    "lines_table": LINES_TABLE,
+}
+
+
+def _with_temp_tables(name: str, **fragments: str) -> str:
+    """`load_sql(name)` given the temp table names among `_SNAPSHOT_TEMP_TABLES` it uses."""
+    used = placeholders(sql_text(name))
+    tables = {k: v for k, v in _SNAPSHOT_TEMP_TABLES.items() if k in used}
+    return load_sql(name, **tables, **fragments)
+
+
+PREPARE_SNAPSHOT_INPUTS_SQL = tuple(
+    _with_temp_tables(f"dynamics/prepare_{name}")
+    for name in ("order_days", "category_months", "profiles")
 )
 #: Rows each month would join, per calendar month of the data (to cut the months into
 #: batches that stay within DuckDB's memory limit).
-MONTH_ROWS_SQL = f"""
-SELECT order_month, sum(n) AS n FROM (
-    SELECT date_trunc('month', order_date)::DATE AS order_month, count(*) AS n
-    FROM {ORDER_DAYS_TABLE} GROUP BY 1
-    UNION ALL
-    SELECT order_month, count(*) AS n FROM {CATEGORY_MONTHS_TABLE} GROUP BY 1
-) GROUP BY 1 ORDER BY 1
-"""
+MONTH_ROWS_SQL = _with_temp_tables("dynamics/month_rows")
 #: Joined rows per batch of months at most (about 100 bytes each before aggregation).
 SNAPSHOT_BATCH_ROWS = 6_000_000
 
-ALL_MONTHS_SNAPSHOT_SQL = f"""
-WITH order_days AS (
-    SELECT * FROM {ORDER_DAYS_TABLE}
-),
--- RFM: the RFM layer's definitions per month (RFM_CUSTOMER_SEGMENTS_SQL). Distinct orders
--- are counted by grouping twice (a DISTINCT aggregate over tens of millions of rows did not
--- fit DuckDB's memory limit at 10M lines; a plain grouping spills).
-per_order AS (
-    SELECT
-        m.snapshot_month, o.customer_id, o.order_id,
-        min(o.order_date) AS first_date, max(o.order_date) AS last_date, sum(o.amount) AS amount
-    FROM {MONTHS_TABLE} AS m
-    JOIN order_days AS o ON o.order_date BETWEEN m.window_start AND m.window_end
-    GROUP BY m.snapshot_month, o.customer_id, o.order_id
-),
-per_customer AS (
-    SELECT
-        snapshot_month, customer_id,
-        min(first_date) AS first_purchase_date,
-        max(last_date) AS last_purchase_date,
-        count(*) AS frequency,
-        sum(amount) AS monetary
-    FROM per_order
-    GROUP BY snapshot_month, customer_id
-),
-valued AS (
-    SELECT
-        p.*, m.as_of, m.window_start, m.window_end,
-        CAST(date_diff('day', p.last_purchase_date, m.as_of) AS INTEGER) AS recency_days,
-        count(*) OVER (PARTITION BY p.snapshot_month) AS n_customers
-    FROM per_customer AS p
-    JOIN {MONTHS_TABLE} AS m USING (snapshot_month)
-),
-{rfm_scoring_ctes("snapshot_month")},
-rfm AS (
-    SELECT
-        s.snapshot_month, s.customer_id, s.first_purchase_date, s.last_purchase_date,
-        s.recency_days, s.frequency, CAST(s.monetary AS DECIMAL(38,4)) AS monetary,
-        s.r_score, s.f_score, s.m_score,
-        'R' || s.r_score || 'F' || s.f_score AS rf_cell,
-        CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
-        g.segment,
-        CAST(list_position($segments::VARCHAR[], g.segment) AS INTEGER) AS segment_order,
-        s.as_of, s.window_start, s.window_end
-    FROM scored AS s
-    LEFT JOIN segment_map AS g USING (r_score, f_score)
-),
--- Behaviour: the behaviour layer's definitions per month (CUSTOMER_BEHAVIOUR_SQL), with the
--- month's occupation groups and category tiers. A customer's profile is one row of
--- staging.customers, the same on every line; only the dominant price segment needs the
--- spend per category up to each month (summed per calendar month: every snapshot's last day
--- is a month's last day).
-profiles AS (
-    SELECT * FROM {PROFILES_TABLE}
-),
-category_months AS (
-    SELECT * FROM {CATEGORY_MONTHS_TABLE}
-),
-by_tier AS (
-    SELECT m.snapshot_month, c.customer_id, t.price_segment, sum(c.amount) AS spend
-    FROM {MONTHS_TABLE} AS m
-    JOIN category_months AS c ON c.order_month <= m.snapshot_month
-    JOIN {MONTH_TIERS_TABLE} AS t
-        ON t.snapshot_month = m.snapshot_month AND t.category = c.category
-    WHERE t.price_segment <> 'Unknown'
-    GROUP BY ALL
-),
-dominant AS (
-    SELECT snapshot_month, customer_id, price_segment
-    FROM by_tier
-    QUALIFY row_number() OVER (
-        PARTITION BY snapshot_month, customer_id
-        ORDER BY spend DESC,
-                 CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
-                                    ELSE 1 END DESC
-    ) = 1
-),
-behaviour AS (
-    -- every customer of a month's RFM window has lines up to its last day
-    SELECT r.snapshot_month, r.customer_id, p.age_band, p.gender, p.occupation,
-           o.occupation_group
-    FROM rfm AS r
-    JOIN profiles AS p USING (customer_id)
-    JOIN {MONTH_OCCUPATIONS_TABLE} AS o
-        ON o.snapshot_month = r.snapshot_month AND o.occupation = p.occupation
-),
-this_month_orders AS (
-    SELECT m.snapshot_month, o.customer_id, o.order_id, sum(o.amount) AS amount
-    FROM {MONTHS_TABLE} AS m
-    JOIN order_days AS o ON o.order_date BETWEEN m.snapshot_month AND m.last_day
-    GROUP BY ALL
-),
-this_month AS (
-    SELECT snapshot_month, customer_id, count(*) AS orders, sum(amount) AS revenue
-    FROM this_month_orders
-    GROUP BY ALL
+ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
+    "dynamics/all_months_snapshot",
+    # the RFM layer's scoring, per month
+    scoring_ctes=rfm_scoring_ctes("snapshot_month"),
+    rfm_columns=_RFM_COLUMN_LIST,
 )
-SELECT
-    r.snapshot_month,
-    m.month_end,
-    r.customer_id,
-    {", ".join(f"r.{c.name}" for c in _RFM_COLUMNS)},
-    b.age_band, b.gender, b.occupation, b.occupation_group,
-    coalesce(d.price_segment, 'Unknown') AS price_segment,
-    b.age_band || ' | ' || b.gender || ' | ' || b.occupation_group || ' | '
-        || coalesce(d.price_segment, 'Unknown') AS behavioural_segment,
-    coalesce(t.orders, 0) AS month_orders,
-    CAST(coalesce(t.revenue, 0) AS DECIMAL(38,4)) AS month_revenue
-FROM rfm AS r
-JOIN {MONTHS_TABLE} AS m USING (snapshot_month)
-JOIN behaviour AS b USING (snapshot_month, customer_id)
-LEFT JOIN dominant AS d USING (snapshot_month, customer_id)
-LEFT JOIN this_month AS t USING (snapshot_month, customer_id)
-"""
 
 
 def _month_batches(
@@ -850,56 +716,12 @@ def write_snapshots(
 
 #: Per stored month: rows, distinct customers, and the customers with a sale line in the
 #: month's RFM window (from the current staging); rows without a segment of the map.
-SNAPSHOT_COVERAGE_SQL = """
-WITH stored AS (
-    SELECT snapshot_month, min(window_start) AS window_start, max(window_end) AS window_end,
-           count(*) AS rows, count(DISTINCT customer_id) AS customers,
-           count(*) FILTER (WHERE segment IS NULL
-                            OR list_position($segments::VARCHAR[], segment) IS NULL
-                            OR r_score NOT BETWEEN 1 AND 5 OR f_score NOT BETWEEN 1 AND 5
-                            OR m_score NOT BETWEEN 1 AND 5) AS bad_rows,
-           count(DISTINCT (window_start, window_end, as_of)) AS windows
-    FROM marts.customer_snapshots
-    WHERE snapshot_month BETWEEN $first AND $last
-    GROUP BY snapshot_month
-)
-SELECT s.snapshot_month, s.rows, s.customers, s.bad_rows, s.windows,
-       (SELECT count(DISTINCT l.customer_id) FROM staging.sales_lines AS l
-        WHERE CAST(l.order_ts AS DATE) BETWEEN s.window_start AND s.window_end)
-           AS window_customers
-FROM stored AS s
-ORDER BY s.snapshot_month
-"""
+SNAPSHOT_COVERAGE_SQL = load_sql("dynamics/snapshot_coverage")
 
 #: Customers and total RFM spend of every stored month, and the same recomputed from today's
 #: staging over each month's window: a month whose history was corrected after its snapshot
 #: was taken differs. The lines are first summed per customer and day.
-SNAPSHOT_HISTORY_SQL = """
-WITH stored AS (
-    SELECT snapshot_month, min(window_start) AS window_start, max(window_end) AS window_end,
-           count(*) AS customers, sum(monetary) AS monetary
-    FROM marts.customer_snapshots
-    GROUP BY snapshot_month
-),
-days AS (
-    SELECT customer_id, CAST(order_ts AS DATE) AS day, sum(amount) AS amount
-    FROM staging.sales_lines
-    GROUP BY ALL
-),
-now AS (
-    SELECT s.snapshot_month, count(DISTINCT d.customer_id) AS customers, sum(d.amount) AS monetary
-    FROM stored AS s
-    JOIN days AS d ON d.day BETWEEN s.window_start AND s.window_end
-    GROUP BY s.snapshot_month
-)
-SELECT s.snapshot_month, s.customers AS stored_customers,
-       coalesce(n.customers, 0) AS current_customers,
-       CAST(s.monetary AS DOUBLE) AS stored_monetary,
-       CAST(coalesce(n.monetary, 0) AS DOUBLE) AS current_monetary
-FROM stored AS s
-LEFT JOIN now AS n USING (snapshot_month)
-ORDER BY s.snapshot_month
-"""
+SNAPSHOT_HISTORY_SQL = load_sql("dynamics/snapshot_history")
 
 
 def differing_rows(
@@ -924,94 +746,10 @@ def differing_rows(
 # --------------------------------------------------------------------------------------------
 
 #: Pairs of consecutive calendar months that both have a snapshot.
-_PAIRS_CTE = """
-months AS (SELECT DISTINCT snapshot_month FROM marts.customer_snapshots),
-pairs AS (
-    SELECT a.snapshot_month AS from_month, b.snapshot_month AS to_month
-    FROM months AS a JOIN months AS b ON b.snapshot_month = a.snapshot_month + INTERVAL 1 MONTH
-)"""
+_PAIRS_CTE = load_sql("dynamics/_pairs_cte")
 
 #: Every consecutive pair x dimension x (from_state, to_state). Parameters: $lapse_days.
-SEGMENT_TRANSITIONS_SQL = f"""
-WITH {_PAIRS_CTE},
-a AS (
-    SELECT p.from_month, p.to_month, s.*
-    FROM pairs AS p JOIN marts.customer_snapshots AS s ON s.snapshot_month = p.from_month
-),
-b AS (
-    SELECT p.from_month, p.to_month, s.*
-    FROM pairs AS p JOIN marts.customer_snapshots AS s ON s.snapshot_month = p.to_month
-),
-j AS (
-    SELECT
-        coalesce(a.from_month, b.from_month) AS from_month,
-        coalesce(a.to_month, b.to_month) AS to_month,
-        a.customer_id IS NOT NULL AS in_from,
-        b.customer_id IS NOT NULL AS in_to,
-        a.segment AS seg_a, b.segment AS seg_b,
-        a.segment_order AS seg_order_a, b.segment_order AS seg_order_b,
-        a.price_segment AS tier_a, b.price_segment AS tier_b,
-        a.recency_days <= $lapse_days AS active_a,
-        b.recency_days <= $lapse_days AS active_b,
-        CAST(coalesce(a.month_revenue, 0) AS DOUBLE) AS revenue_a,
-        CAST(coalesce(b.month_revenue, 0) AS DOUBLE) AS revenue_b
-    FROM a FULL OUTER JOIN b ON a.from_month = b.from_month AND a.customer_id = b.customer_id
-),
-states AS (
-    SELECT from_month, to_month, 'rfm_segment' AS dimension,
-           CASE WHEN in_from THEN seg_a ELSE '(entered)' END AS from_state,
-           CASE WHEN in_to THEN seg_b ELSE '(left)' END AS to_state,
-           CASE WHEN in_from THEN seg_order_a ELSE 0 END AS from_order,
-           CASE WHEN in_to THEN seg_order_b ELSE 99 END AS to_order,
-           CASE WHEN NOT in_from THEN 'entered' WHEN NOT in_to THEN 'left'
-                WHEN seg_a = seg_b THEN 'same' ELSE 'moved' END AS direction,
-           revenue_a, revenue_b
-    FROM j
-    UNION ALL
-    SELECT from_month, to_month, 'price_tier',
-           CASE WHEN in_from THEN tier_a ELSE '(entered)' END,
-           CASE WHEN in_to THEN tier_b ELSE '(left)' END,
-           CASE WHEN in_from THEN list_position($tiers::VARCHAR[], tier_a) ELSE 0 END,
-           CASE WHEN in_to THEN list_position($tiers::VARCHAR[], tier_b) ELSE 99 END,
-           CASE WHEN NOT in_from THEN 'entered' WHEN NOT in_to THEN 'left'
-                WHEN tier_a = tier_b THEN 'same'
-                WHEN list_position($ranked::VARCHAR[], tier_a) IS NULL
-                  OR list_position($ranked::VARCHAR[], tier_b) IS NULL THEN 'moved'
-                WHEN list_position($ranked::VARCHAR[], tier_b)
-                     > list_position($ranked::VARCHAR[], tier_a) THEN 'up'
-                ELSE 'down' END,
-           revenue_a, revenue_b
-    FROM j
-    UNION ALL
-    SELECT from_month, to_month, 'activity',
-           CASE WHEN NOT in_from THEN '(entered)' WHEN active_a THEN 'active' ELSE 'lapsed' END,
-           CASE WHEN NOT in_to THEN '(left)' WHEN active_b THEN 'active' ELSE 'lapsed' END,
-           CASE WHEN NOT in_from THEN 0 WHEN active_a THEN 1 ELSE 2 END,
-           CASE WHEN NOT in_to THEN 99 WHEN active_b THEN 1 ELSE 2 END,
-           CASE WHEN NOT in_from THEN 'entered' WHEN NOT in_to THEN 'left'
-                WHEN active_a = active_b THEN 'same'
-                WHEN active_a THEN 'lapsed' ELSE 'reactivated' END,
-           revenue_a, revenue_b
-    FROM j
-),
-cells AS (
-    SELECT from_month, to_month, dimension, from_state, to_state,
-           min(from_order) AS from_order, min(to_order) AS to_order, min(direction) AS direction,
-           count(*) AS customers,
-           sum(revenue_a) AS revenue_from_month, sum(revenue_b) AS revenue_to_month
-    FROM states
-    GROUP BY ALL
-)
-SELECT from_month, to_month, dimension, from_state, to_state,
-       CAST(from_order AS INTEGER) AS from_order, CAST(to_order AS INTEGER) AS to_order,
-       direction, customers,
-       sum(customers) OVER (PARTITION BY from_month, dimension, from_state) AS row_customers,
-       customers / sum(customers) OVER (PARTITION BY from_month, dimension, from_state)
-           AS row_share,
-       revenue_from_month, revenue_to_month, CAST($lapse_days AS INTEGER) AS lapse_days
-FROM cells
-ORDER BY from_month, dimension, from_order, from_state, to_order, to_state
-"""
+SEGMENT_TRANSITIONS_SQL = load_sql("dynamics/segment_transitions", pairs_cte=_PAIRS_CTE)
 
 
 def transitions_params(lapse_days: int) -> dict[str, object]:
@@ -1024,28 +762,7 @@ def transitions_params(lapse_days: int) -> dict[str, object]:
 
 #: Check: per pair and dimension, customers out of the earlier states vs the earlier
 #: snapshot, into the later states vs the later snapshot.
-TRANSITIONS_CONSERVATION_SQL = """
-WITH counts AS (
-    SELECT snapshot_month, count(*) AS customers FROM marts.customer_snapshots GROUP BY 1
-),
-sums AS (
-    SELECT from_month, to_month, dimension,
-           sum(customers) FILTER (WHERE from_state <> '(entered)') AS out_of_from,
-           sum(customers) FILTER (WHERE to_state <> '(left)') AS into_to,
-           sum(customers) FILTER (WHERE from_state = '(entered)') AS entered,
-           sum(customers) FILTER (WHERE to_state = '(left)') AS left_window
-    FROM marts.segment_transitions
-    GROUP BY ALL
-)
-SELECT s.from_month, s.to_month, s.dimension,
-       coalesce(s.out_of_from, 0) AS out_of_from, f.customers AS from_customers,
-       coalesce(s.into_to, 0) AS into_to, t.customers AS to_customers,
-       coalesce(s.entered, 0) AS entered, coalesce(s.left_window, 0) AS left_window
-FROM sums AS s
-JOIN counts AS f ON f.snapshot_month = s.from_month
-JOIN counts AS t ON t.snapshot_month = s.to_month
-ORDER BY s.from_month, s.dimension
-"""
+TRANSITIONS_CONSERVATION_SQL = load_sql("dynamics/transitions_conservation")
 
 # --------------------------------------------------------------------------------------------
 # Last moves per customer
@@ -1053,52 +770,7 @@ ORDER BY s.from_month, s.dimension
 
 #: Per customer of the latest snapshot: the last month their segment / price tier changed.
 #: Parameters: $lapse_days, $ranked (the tiers low to high).
-CUSTOMER_LAST_MOVES_SQL = """
-WITH latest AS (SELECT max(snapshot_month) AS month FROM marts.customer_snapshots),
-seq AS (
-    SELECT s.customer_id, s.snapshot_month, s.segment, s.price_segment,
-           lag(s.segment) OVER w AS prev_segment,
-           lag(s.price_segment) OVER w AS prev_tier
-    FROM marts.customer_snapshots AS s
-    WINDOW w AS (PARTITION BY s.customer_id ORDER BY s.snapshot_month)
-),
-seg_moves AS (
-    SELECT customer_id, snapshot_month, coalesce(prev_segment, '(entered)') AS previous_segment
-    FROM seq WHERE prev_segment IS DISTINCT FROM segment
-    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY snapshot_month DESC) = 1
-),
-tier_moves AS (
-    SELECT customer_id, snapshot_month, coalesce(prev_tier, '(entered)') AS previous_tier,
-           CASE WHEN prev_tier IS NULL THEN 'entered'
-                WHEN list_position($ranked::VARCHAR[], prev_tier) IS NULL
-                  OR list_position($ranked::VARCHAR[], price_segment) IS NULL THEN 'changed'
-                WHEN list_position($ranked::VARCHAR[], price_segment)
-                     > list_position($ranked::VARCHAR[], prev_tier) THEN 'up'
-                ELSE 'down' END AS price_move
-    FROM seq WHERE prev_tier IS DISTINCT FROM price_segment
-    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY snapshot_month DESC) = 1
-),
-months_in AS (
-    SELECT s.customer_id, count(*) AS months
-    FROM marts.customer_snapshots AS s JOIN seg_moves AS m USING (customer_id)
-    WHERE s.snapshot_month >= m.snapshot_month
-    GROUP BY s.customer_id
-)
-SELECT
-    s.customer_id, s.snapshot_month AS latest_month, s.segment,
-    m.previous_segment, m.snapshot_month AS segment_since,
-    CAST(n.months AS INTEGER) AS months_in_segment,
-    s.price_segment, t.previous_tier AS previous_price_segment,
-    t.snapshot_month AS price_segment_since, t.price_move,
-    s.recency_days, s.recency_days <= $lapse_days AS active,
-    s.monetary, s.month_revenue
-FROM marts.customer_snapshots AS s
-JOIN latest ON s.snapshot_month = latest.month
-JOIN seg_moves AS m USING (customer_id)
-JOIN tier_moves AS t USING (customer_id)
-JOIN months_in AS n USING (customer_id)
-ORDER BY s.customer_id
-"""
+CUSTOMER_LAST_MOVES_SQL = load_sql("dynamics/customer_last_moves")
 
 # --------------------------------------------------------------------------------------------
 # Experiment sizing
@@ -1173,66 +845,18 @@ def strategy_cells(table: RuleTable) -> pd.DataFrame:
 #: consecutive months (the class at the earlier month), and the customers available in the
 #: latest snapshot. Needs the registered `_strategy_cells`. Parameters: $lapse_days,
 #: $baseline_months, $ranked.
-EXPERIMENT_BASELINE_SQL = f"""
-WITH {_PAIRS_CTE},
-recent AS (
-    SELECT * FROM pairs ORDER BY from_month DESC LIMIT $baseline_months
-),
-a AS (
-    SELECT p.from_month, s.customer_id, s.recency_days, s.price_segment, c.strategy_class
-    FROM recent AS p
-    JOIN marts.customer_snapshots AS s ON s.snapshot_month = p.from_month
-    JOIN _strategy_cells AS c USING (occupation_group, price_segment)
-),
-b AS (
-    SELECT p.from_month, s.customer_id, s.recency_days, s.price_segment, s.month_orders
-    FROM recent AS p JOIN marts.customer_snapshots AS s ON s.snapshot_month = p.to_month
-),
-j AS (
-    SELECT a.strategy_class, a.from_month,
-           a.recency_days <= $lapse_days AS active_a,
-           coalesce(b.recency_days <= $lapse_days, false) AS active_b,
-           coalesce(b.month_orders > 0, false) AS bought_b,
-           list_position($ranked::VARCHAR[], a.price_segment) AS rank_a,
-           list_position($ranked::VARCHAR[], b.price_segment) AS rank_b
-    FROM a LEFT JOIN b USING (from_month, customer_id)
-),
-baseline AS (
-    SELECT strategy_class,
-           count(DISTINCT from_month) AS months,
-           count(*) AS repeat_purchase_trials,
-           count(*) FILTER (WHERE bought_b) AS repeat_purchase_successes,
-           count(*) FILTER (WHERE active_a) AS stay_active_trials,
-           count(*) FILTER (WHERE active_a AND active_b) AS stay_active_successes,
-           count(*) FILTER (WHERE rank_a IN (1, 2)) AS price_tier_up_trials,
-           count(*) FILTER (WHERE rank_a IN (1, 2) AND rank_b > rank_a)
-               AS price_tier_up_successes
-    FROM j GROUP BY strategy_class
-),
-latest AS (
-    SELECT c.strategy_class,
-           count(*) AS repeat_purchase_available,
-           count(*) FILTER (WHERE s.recency_days <= $lapse_days) AS stay_active_available,
-           count(*) FILTER (WHERE list_position($ranked::VARCHAR[], s.price_segment) IN (1, 2))
-               AS price_tier_up_available
-    FROM marts.customer_snapshots AS s
-    JOIN _strategy_cells AS c USING (occupation_group, price_segment)
-    WHERE s.snapshot_month = (SELECT max(snapshot_month) FROM marts.customer_snapshots)
-    GROUP BY c.strategy_class
-)
-SELECT coalesce(l.strategy_class, b.strategy_class) AS strategy_class,
-       coalesce(b.months, 0) AS months,
-       {
-    ", ".join(
+EXPERIMENT_BASELINE_SQL = load_sql(
+    "dynamics/experiment_baseline",
+    pairs_cte=_PAIRS_CTE,
+    strategy_cells=STRATEGY_CELLS,
+    # three columns per outcome of OUTCOMES
+    outcome_columns=", ".join(
         f"coalesce(b.{o}_trials, 0) AS {o}_trials, "
         f"coalesce(b.{o}_successes, 0) AS {o}_successes, "
         f"coalesce(l.{o}_available, 0) AS {o}_available"
         for o in OUTCOMES
-    )
-}
-FROM latest AS l FULL OUTER JOIN baseline AS b USING (strategy_class)
-ORDER BY 1
-"""
+    ),
+)
 
 
 def baseline_params(lapse_days: int, baseline_months: int) -> dict[str, object]:
@@ -1470,20 +1094,7 @@ def _verdict(
 # --------------------------------------------------------------------------------------------
 
 #: Customers per month and RFM segment (the share-over-time figure).
-SEGMENT_SHARES_SQL = """
-SELECT snapshot_month, segment, min(segment_order) AS segment_order, count(*) AS customers
-FROM marts.customer_snapshots
-GROUP BY snapshot_month, segment
-ORDER BY snapshot_month, segment_order
-"""
+SEGMENT_SHARES_SQL = load_sql("dynamics/segment_shares")
 
 #: Categories whose price tier differs from the previous month's snapshot.
-CATEGORY_TIER_CHANGES_SQL = """
-SELECT b.snapshot_month AS to_month, b.category, a.price_segment AS from_tier,
-       b.price_segment AS to_tier
-FROM marts.category_tier_snapshots AS a
-JOIN marts.category_tier_snapshots AS b
-  ON b.snapshot_month = a.snapshot_month + INTERVAL 1 MONTH AND b.category = a.category
-WHERE a.price_segment <> b.price_segment
-ORDER BY to_month, category
-"""
+CATEGORY_TIER_CHANGES_SQL = load_sql("dynamics/category_tier_changes")

@@ -40,6 +40,11 @@ Definitions (docs/rfm_and_preference.md explains them for analysts):
 
 from __future__ import annotations
 
+# Importing the modules that declare the tables and views these SQL files read registers
+# the names their placeholders resolve against (segment_pipeline.sql_files).
+from segment_pipeline.logic.rfm import RFM_CUSTOMER_SEGMENTS  # noqa: F401
+from segment_pipeline.logic.staging import SALES_LINES_VIEW  # noqa: F401
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
 
 CHAMPIONS = "Champions"
@@ -264,236 +269,21 @@ SEGMENT_PURCHASE_PATTERNS = TableDef(
 
 #: Parameters: $window_start, $window_end (from the RFM table's window) and
 #: $premium_quantile (= 1 - premium_top_share).
-SEGMENT_PRODUCT_PURCHASES_SQL = """
-WITH lines AS (
-    SELECT *, CAST(order_ts AS DATE) AS order_date
-    FROM staging.sales_lines
-    WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end
-),
-product_price AS (
-    SELECT product_id, median(unit_price) AS typical_unit_price
-    FROM lines
-    GROUP BY product_id
-),
-category_threshold AS (
-    -- each product counted once per category it is sold under
-    SELECT c.category,
-           quantile_cont(p.typical_unit_price, $premium_quantile) AS premium_threshold
-    FROM (SELECT DISTINCT category, product_id FROM lines) AS c
-    JOIN product_price AS p USING (product_id)
-    GROUP BY c.category
-)
-SELECT
-    l.line_id, l.order_id, l.customer_id, l.order_ts, l.order_date,
-    r.segment, r.segment_order,
-    l.product_id, l.product_name, l.category, l.quantity, l.unit_price, l.amount,
-    p.typical_unit_price,
-    coalesce(p.typical_unit_price > t.premium_threshold, false) AS is_premium
-FROM lines AS l
-JOIN marts.rfm_customer_segments AS r USING (customer_id)
-JOIN product_price AS p USING (product_id)
-JOIN category_threshold AS t USING (category)
-"""
+SEGMENT_PRODUCT_PURCHASES_SQL = load_sql("preference/segment_product_purchases")
 
 #: Check: sale lines (and revenue) in the window vs rows of segment_product_purchases.
-PURCHASES_MATCH_STAGING_SQL = """
-SELECT
-    (SELECT count(*) FROM staging.sales_lines
-      WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end) AS staged_lines,
-    (SELECT count(*) FROM marts.segment_product_purchases) AS purchase_rows,
-    (SELECT count(DISTINCT line_id) FROM marts.segment_product_purchases) AS distinct_lines,
-    (SELECT coalesce(sum(amount), 0) FROM staging.sales_lines
-      WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end) AS staged_revenue,
-    (SELECT coalesce(sum(amount), 0) FROM marts.segment_product_purchases) AS purchase_revenue
-"""
+PURCHASES_MATCH_STAGING_SQL = load_sql("preference/purchases_match_staging")
 
-SEGMENT_PRODUCT_SUMMARY_SQL = """
-WITH p AS (SELECT * FROM marts.segment_product_purchases),
-segment_revenue AS (
-    SELECT segment, sum(amount) AS segment_revenue FROM p GROUP BY segment
-),
-items AS (
-    SELECT
-        'product' AS level, segment, min(segment_order) AS segment_order,
-        product_id AS item_id, min(product_name) AS item_name, min(category) AS category,
-        count(*) AS lines, count(DISTINCT order_id) AS orders,
-        count(DISTINCT customer_id) AS customers, sum(quantity) AS quantity,
-        sum(amount) AS revenue,
-        CAST(min(typical_unit_price) AS DOUBLE) AS typical_unit_price,
-        bool_or(is_premium) AS is_premium
-    FROM p
-    GROUP BY segment, product_id
-    UNION ALL
-    SELECT
-        'category' AS level, segment, min(segment_order) AS segment_order,
-        category AS item_id, category AS item_name, category,
-        count(*), count(DISTINCT order_id), count(DISTINCT customer_id), sum(quantity),
-        sum(amount), NULL, NULL
-    FROM p
-    GROUP BY segment, category
-)
-SELECT
-    i.level, i.segment_order, i.segment, i.item_id, i.item_name, i.category,
-    i.lines, i.orders, i.customers, i.quantity,
-    CAST(i.revenue AS DOUBLE) AS revenue,
-    CAST(i.revenue AS DOUBLE) / nullif(CAST(s.segment_revenue AS DOUBLE), 0) AS revenue_share,
-    -- rank on the exact DECIMAL revenue; ties broken by id so the order never depends on rows
-    row_number() OVER (PARTITION BY i.level, i.segment ORDER BY i.revenue DESC, i.item_id)
-        AS rank_in_segment,
-    i.typical_unit_price, i.is_premium
-FROM items AS i
-JOIN segment_revenue AS s USING (segment)
-ORDER BY i.level DESC, i.segment_order, rank_in_segment
-"""
+SEGMENT_PRODUCT_SUMMARY_SQL = load_sql("preference/segment_product_summary")
 
 #: Parameters: $prior_strength (pseudo-customers), $min_support_customers, $unknown_category
 #: (UNKNOWN_CATEGORY: its lines take no part in the shares; customers are counted whole).
-SEGMENT_CATEGORY_PREFERENCE_SQL = """
-WITH p AS (
-    SELECT *, category = $unknown_category AS uncategorised
-    FROM marts.segment_product_purchases
-),
-totals AS (
-    SELECT CAST(coalesce(sum(amount) FILTER (WHERE NOT uncategorised), 0) AS DOUBLE)
-               AS all_revenue,
-           count(DISTINCT customer_id) AS all_customers
-    FROM p
-),
-segments AS (
-    SELECT segment, min(segment_order) AS segment_order,
-           CAST(coalesce(sum(amount) FILTER (WHERE NOT uncategorised), 0) AS DOUBLE)
-               AS segment_revenue,
-           CAST(coalesce(sum(amount) FILTER (WHERE uncategorised), 0) AS DOUBLE)
-               AS segment_uncategorised_revenue,
-           count(DISTINCT customer_id) AS segment_customers
-    FROM p GROUP BY segment
-),
-categories AS (
-    SELECT category, CAST(sum(amount) AS DOUBLE) AS category_revenue,
-           count(DISTINCT customer_id) AS category_customers
-    FROM p WHERE NOT uncategorised GROUP BY category
-),
-cells AS (
-    SELECT segment, category,
-           count(DISTINCT customer_id) AS customers, count(DISTINCT order_id) AS orders,
-           count(*) AS lines, CAST(sum(amount) AS DOUBLE) AS revenue
-    FROM p WHERE NOT uncategorised GROUP BY segment, category
-),
-grid AS (
-    SELECT s.*, c.*, t.*,
-           coalesce(x.customers, 0) AS customers, coalesce(x.orders, 0) AS orders,
-           coalesce(x.lines, 0) AS lines, coalesce(x.revenue, 0) AS revenue,
-           -- k of the segment's own customers, at its own mean spend: the data keep the
-           -- weight n / (n + k) whatever the segment spends (a few big spenders are still few)
-           CAST($prior_strength AS DOUBLE) * s.segment_revenue / nullif(s.segment_customers, 0)
-               AS prior_spend
-    FROM segments AS s
-    CROSS JOIN categories AS c
-    CROSS JOIN totals AS t
-    LEFT JOIN cells AS x USING (segment, category)
-),
-shares AS (
-    SELECT *,
-           revenue / nullif(segment_revenue, 0) AS spend_share,
-           category_revenue / nullif(all_revenue, 0) AS overall_share
-    FROM grid
-),
-shrunk AS (
-    SELECT *,
-           CASE WHEN segment_revenue > 0
-                THEN (revenue + prior_spend * overall_share) / (segment_revenue + prior_spend)
-                ELSE overall_share  -- no spend with a category: the prior alone
-           END AS shrunk_share
-    FROM shares
-)
-SELECT
-    CAST(segment_order AS INTEGER) AS segment_order, segment, category,
-    customers, orders, lines, revenue, segment_customers, segment_revenue,
-    segment_uncategorised_revenue, spend_share, overall_share,
-    spend_share / nullif(overall_share, 0) AS preference_index,
-    prior_spend, shrunk_share,
-    shrunk_share / nullif(overall_share, 0) AS shrunk_index,
-    customers / nullif(segment_customers, 0) AS penetration,
-    category_customers / nullif(all_customers, 0) AS overall_penetration,
-    (customers / nullif(segment_customers, 0))
-        / nullif(category_customers / nullif(all_customers, 0), 0) AS penetration_index,
-    customers < $min_support_customers AS low_support
-FROM shrunk
-ORDER BY segment_order, category
-"""
+SEGMENT_CATEGORY_PREFERENCE_SQL = load_sql("preference/segment_category_preference")
 
 #: Parameter: $top_n.
-SEGMENT_TOP_PRODUCTS_SQL = """
-SELECT
-    segment_order, segment, rank_in_segment AS rank, item_id AS product_id,
-    item_name AS product_name, category, revenue, revenue_share, customers, orders, quantity,
-    is_premium
-FROM marts.segment_product_summary
-WHERE level = 'product' AND rank_in_segment <= $top_n
-ORDER BY segment_order, rank
-"""
+SEGMENT_TOP_PRODUCTS_SQL = load_sql("preference/segment_top_products")
 
 #: Parameters: $group_a (Champions), $group_b (New Customers).
-CHAMPIONS_VS_NEW_SQL = """
-WITH a AS (SELECT * FROM marts.segment_product_summary WHERE segment = $group_a),
-b AS (SELECT * FROM marts.segment_product_summary WHERE segment = $group_b)
-SELECT
-    coalesce(a.level, b.level) AS level,
-    coalesce(a.item_id, b.item_id) AS item_id,
-    coalesce(a.item_name, b.item_name) AS item_name,
-    coalesce(a.category, b.category) AS category,
-    coalesce(a.revenue, 0) AS champions_revenue,
-    coalesce(a.revenue_share, 0) AS champions_share,
-    a.rank_in_segment AS champions_rank,
-    coalesce(a.customers, 0) AS champions_customers,
-    coalesce(b.revenue, 0) AS new_revenue,
-    coalesce(b.revenue_share, 0) AS new_share,
-    b.rank_in_segment AS new_rank,
-    coalesce(b.customers, 0) AS new_customers,
-    coalesce(a.revenue_share, 0) - coalesce(b.revenue_share, 0) AS share_difference
-FROM a
-FULL JOIN b ON a.level = b.level AND a.item_id = b.item_id
-ORDER BY level DESC, least(coalesce(champions_rank, 9223372036854775807),
-                           coalesce(new_rank, 9223372036854775807)), item_id
-"""
+CHAMPIONS_VS_NEW_SQL = load_sql("preference/champions_vs_new")
 
-SEGMENT_PURCHASE_PATTERNS_SQL = """
-WITH p AS (SELECT * FROM marts.segment_product_purchases),
-per_customer AS (
-    SELECT
-        segment, min(segment_order) AS segment_order, customer_id,
-        count(DISTINCT order_id) AS orders,
-        count(*) AS lines,
-        sum(quantity) AS units,
-        sum(amount) AS revenue,
-        coalesce(sum(amount) FILTER (WHERE is_premium), 0) AS premium_revenue,
-        count(DISTINCT category) AS categories,
-        min(order_date) AS first_order_date,
-        max(order_date) AS last_order_date
-    FROM p
-    GROUP BY segment, customer_id
-)
-SELECT
-    CAST(min(segment_order) AS INTEGER) AS segment_order,
-    segment,
-    count(*) AS customers,
-    sum(orders) AS orders,
-    sum(lines) AS lines,
-    sum(units) AS units,
-    CAST(sum(revenue) AS DOUBLE) AS revenue,
-    sum(orders) / count(*) AS orders_per_customer,
-    CAST(sum(revenue) AS DOUBLE) / count(*) AS revenue_per_customer,
-    CAST(sum(revenue) AS DOUBLE) / nullif(sum(orders), 0) AS aov,
-    sum(units) / nullif(sum(orders), 0) AS items_per_order,
-    sum(lines) / nullif(sum(orders), 0) AS lines_per_order,
-    avg(categories) AS category_diversity,
-    CAST(sum(premium_revenue) AS DOUBLE) / nullif(CAST(sum(revenue) AS DOUBLE), 0)
-        AS premium_share,
-    count(*) FILTER (WHERE orders >= 2) AS repeat_customers,
-    -- consecutive gaps telescope: their mean is (last - first) / (orders - 1)
-    avg(date_diff('day', first_order_date, last_order_date) / (orders - 1))
-        FILTER (WHERE orders >= 2) AS mean_days_between_orders
-FROM per_customer
-GROUP BY segment
-ORDER BY segment_order
-"""
+SEGMENT_PURCHASE_PATTERNS_SQL = load_sql("preference/segment_purchase_patterns")

@@ -35,6 +35,7 @@ from segment_pipeline.logic.behaviour import (
 )
 from segment_pipeline.logic.dynamics import CATEGORY_TIER_CHANGES_SQL
 from segment_pipeline.logic.strategy import ACTION_SEPARATOR
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
 
 REPORT_NAME = "insights_report.md"
@@ -91,39 +92,13 @@ class ReportInputs:
 # Reading the warehouse
 # --------------------------------------------------------------------------------------------
 
-HEADLINE_SQL = """
-SELECT
-    count(DISTINCT customer_id) AS customers,
-    count(DISTINCT order_id) AS orders,
-    count(*) AS lines,
-    CAST(sum(amount) AS DOUBLE) AS revenue,
-    min(CAST(order_ts AS DATE)) AS first_day,
-    max(CAST(order_ts AS DATE)) AS last_day,
-    count(DISTINCT CAST(order_ts AS DATE)) AS sales_days,
-    count(DISTINCT product_id) AS products,
-    count(DISTINCT category) AS categories
-FROM staging.sales_lines
-"""
+HEADLINE_SQL = load_sql("report/headline")
 
 #: How many distinct last-purchase days customers have: 1 means every customer has the same
 #: recency (e.g. Black Friday data loaded as one day), so RFM recency carries no information.
-LAST_PURCHASE_DAYS_SQL = """
-SELECT count(DISTINCT last_day) FROM (
-    SELECT customer_id, max(CAST(order_ts AS DATE)) AS last_day
-    FROM staging.sales_lines GROUP BY customer_id
-)
-"""
+LAST_PURCHASE_DAYS_SQL = load_sql("report/last_purchase_days")
 
-DEMOGRAPHICS_SQL = """
-SELECT
-    count(*) AS customers,
-    count(*) FILTER (WHERE unknown_demographics) AS unknown_customers,
-    count(*) FILTER (WHERE age_band = 'Unknown' AND gender = 'Unknown'
-                     AND occupation = 'Unknown') AS no_profile_customers,
-    coalesce(sum(spend) FILTER (WHERE unknown_demographics), 0) / nullif(sum(spend), 0)
-        AS unknown_revenue_share
-FROM marts.customer_behaviour
-"""
+DEMOGRAPHICS_SQL = load_sql("report/demographics")
 
 
 def table_columns(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str]:

@@ -36,6 +36,10 @@ import duckdb
 import pandas as pd
 import yaml
 
+# Importing the modules that declare the tables and views these SQL files read registers
+# the names their placeholders resolve against (segment_pipeline.sql_files).
+from segment_pipeline.logic.staging import SALES_LINES_VIEW
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
 
 # --------------------------------------------------------------------------------------------
@@ -278,12 +282,7 @@ class RfmWindow:
         return {"window_start": self.start, "window_end": self.end}
 
 
-_LINE_DATES_SQL = """
-SELECT min(CAST(order_ts AS DATE)), max(CAST(order_ts AS DATE)), count(*)
-FROM staging.sales_lines
-WHERE ($lo IS NULL OR CAST(order_ts AS DATE) >= $lo)
-  AND ($hi IS NULL OR CAST(order_ts AS DATE) <= $hi)
-"""
+_LINE_DATES_SQL = load_sql("rfm/line_dates")
 
 
 def resolve_window(
@@ -293,7 +292,7 @@ def resolve_window(
     window_end: date | None = None,
     as_of: date | None = None,
     lookback_days: int | None = None,
-    lines_table: str = "staging.sales_lines",
+    lines_table: str = SALES_LINES_VIEW.fqn,
 ) -> RfmWindow:
     """The effective window for the configured bounds (see the module docstring), from the
     sale lines of `lines_table` (a copy of staging.sales_lines, for the monthly snapshots).
@@ -429,151 +428,21 @@ def rfm_scoring_ctes(partition_by: str | None = None) -> str:
     recency_days, frequency, monetary, n_customers) into R, F, M scores 1-5 and the map's
     cells: the one definition of scoring, used as is by this layer and with
     `PARTITION BY snapshot_month` by the monthly snapshots."""
-    over = f"PARTITION BY {partition_by} " if partition_by else ""
-    return f"""ranked AS (
-    -- rank(): equal values share the lowest rank of their group, so they share a score.
-    SELECT
-        *,
-        rank() OVER ({over}ORDER BY recency_days DESC) AS r_rank,
-        rank() OVER ({over}ORDER BY frequency) AS f_rank,
-        rank() OVER ({over}ORDER BY monetary) AS m_rank
-    FROM valued
-),
-scored AS (
-    SELECT
-        *,
-        CAST(1 + (5 * (r_rank - 1)) // n_customers AS INTEGER) AS r_score,
-        CAST(1 + (5 * (f_rank - 1)) // n_customers AS INTEGER) AS f_score,
-        CAST(1 + (5 * (m_rank - 1)) // n_customers AS INTEGER) AS m_score
-    FROM ranked
-),
-segment_map AS (
-    SELECT
-        unnest($map_r::INTEGER[]) AS r_score,
-        unnest($map_f::INTEGER[]) AS f_score,
-        unnest($map_segment::VARCHAR[]) AS segment
-)"""
+    # The one thing that differs between the two users: the window's PARTITION BY.
+    partition = f"PARTITION BY {partition_by}" if partition_by else ""
+    return load_sql("rfm/_scoring_ctes", partition_by=partition)
 
 
-RFM_CUSTOMER_SEGMENTS_SQL = f"""
-WITH lines AS (
-    SELECT customer_id, order_id, CAST(order_ts AS DATE) AS order_date, amount
-    FROM staging.sales_lines
-    WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end
-),
-per_customer AS (
-    SELECT
-        customer_id,
-        min(order_date) AS first_purchase_date,
-        max(order_date) AS last_purchase_date,
-        count(DISTINCT order_id) AS frequency,
-        sum(amount) AS monetary
-    FROM lines
-    GROUP BY customer_id
-),
-valued AS (
-    SELECT
-        *,
-        CAST(date_diff('day', last_purchase_date, CAST($as_of AS DATE)) AS INTEGER)
-            AS recency_days,
-        count(*) OVER () AS n_customers
-    FROM per_customer
-),
-{rfm_scoring_ctes()}
-SELECT
-    s.customer_id, s.first_purchase_date, s.last_purchase_date, s.recency_days, s.frequency,
-    CAST(s.monetary AS DECIMAL(38,4)) AS monetary,
-    s.r_score, s.f_score, s.m_score,
-    'R' || s.r_score || 'F' || s.f_score AS rf_cell,
-    CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
-    m.segment,
-    CAST(list_position($segments::VARCHAR[], m.segment) AS INTEGER) AS segment_order,
-    CAST($as_of AS DATE) AS as_of,
-    CAST($window_start AS DATE) AS window_start,
-    CAST($window_end AS DATE) AS window_end
-FROM scored AS s
-LEFT JOIN segment_map AS m USING (r_score, f_score)
-ORDER BY s.customer_id
-"""
+RFM_CUSTOMER_SEGMENTS_SQL = load_sql("rfm/customer_segments", scoring_ctes=rfm_scoring_ctes())
 
-RFM_SUMMARY_SQL = """
-WITH segment_list AS (
-    SELECT
-        unnest($segments::VARCHAR[]) AS segment,
-        unnest(range(1, len($segments::VARCHAR[]) + 1)) AS segment_order
-),
-c AS (SELECT * FROM marts.rfm_customer_segments),
-totals AS (SELECT count(*) AS customers, sum(monetary) AS revenue FROM c),
-per_segment AS (
-    SELECT
-        segment,
-        count(*) AS customers,
-        avg(recency_days) AS mean_recency_days,
-        median(recency_days) AS median_recency_days,
-        avg(frequency) AS mean_frequency,
-        median(frequency) AS median_frequency,
-        avg(monetary) AS mean_monetary,
-        median(monetary) AS median_monetary,
-        avg(r_score) AS mean_r_score,
-        avg(f_score) AS mean_f_score,
-        avg(m_score) AS mean_m_score,
-        sum(monetary) AS revenue
-    FROM c
-    GROUP BY segment
-),
--- Distinct orders of the segment's customers in the window: an order id shared by two
--- customers of a segment is one order (sum(frequency) would count it twice).
-segment_orders AS (
-    SELECT c.segment, count(DISTINCT l.order_id) AS orders
-    FROM staging.sales_lines AS l
-    JOIN c USING (customer_id)
-    WHERE CAST(l.order_ts AS DATE) BETWEEN c.window_start AND c.window_end
-    GROUP BY c.segment
-)
-SELECT
-    CAST(l.segment_order AS INTEGER) AS segment_order,
-    l.segment,
-    coalesce(p.customers, 0) AS customers,
-    coalesce(p.customers, 0) / nullif(t.customers, 0) AS customer_share,
-    CAST(p.mean_recency_days AS DOUBLE) AS mean_recency_days,
-    CAST(p.median_recency_days AS DOUBLE) AS median_recency_days,
-    CAST(p.mean_frequency AS DOUBLE) AS mean_frequency,
-    CAST(p.median_frequency AS DOUBLE) AS median_frequency,
-    CAST(p.mean_monetary AS DOUBLE) AS mean_monetary,
-    CAST(p.median_monetary AS DOUBLE) AS median_monetary,
-    CAST(p.mean_r_score AS DOUBLE) AS mean_r_score,
-    CAST(p.mean_f_score AS DOUBLE) AS mean_f_score,
-    CAST(p.mean_m_score AS DOUBLE) AS mean_m_score,
-    coalesce(o.orders, 0) AS orders,
-    CAST(coalesce(p.revenue, 0) AS DOUBLE) AS revenue,
-    CAST(coalesce(p.revenue, 0) AS DOUBLE) / nullif(CAST(t.revenue AS DOUBLE), 0)
-        AS revenue_share,
-    CAST(p.revenue AS DOUBLE) / nullif(o.orders, 0) AS aov
-FROM segment_list AS l
-CROSS JOIN totals AS t
-LEFT JOIN per_segment AS p USING (segment)
-LEFT JOIN segment_orders AS o USING (segment)
-ORDER BY l.segment_order
-"""
+RFM_SUMMARY_SQL = load_sql("rfm/summary")
 
 #: Check: customers in the window's sale lines vs rows, distinct customers, rows without a
 #: segment of the map. Parameters: the window and $segments.
-RFM_SEGMENT_COVERAGE_SQL = """
-SELECT
-    (SELECT count(DISTINCT customer_id) FROM staging.sales_lines
-      WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end) AS window_customers,
-    (SELECT count(*) FROM marts.rfm_customer_segments) AS rows,
-    (SELECT count(DISTINCT customer_id) FROM marts.rfm_customer_segments) AS distinct_customers,
-    (SELECT count(*) FROM marts.rfm_customer_segments
-      WHERE segment IS NULL OR list_position($segments::VARCHAR[], segment) IS NULL
-         OR r_score NOT BETWEEN 1 AND 5 OR f_score NOT BETWEEN 1 AND 5
-         OR m_score NOT BETWEEN 1 AND 5) AS bad_rows
-"""
+RFM_SEGMENT_COVERAGE_SQL = load_sql("rfm/segment_coverage")
 
 #: The window recorded by the last RFM build (downstream tables use exactly this window).
-RFM_WINDOW_SQL = """
-SELECT DISTINCT window_start, window_end, as_of FROM marts.rfm_customer_segments
-"""
+RFM_WINDOW_SQL = load_sql("rfm/window")
 
 
 def read_window(conn: duckdb.DuckDBPyConnection) -> RfmWindow:
@@ -591,11 +460,7 @@ def rfm_params(window: RfmWindow, segment_map: SegmentMap) -> dict[str, Any]:
 
 
 #: Customers per (R, F) cell, for rf_grid_counts.
-RF_CELL_COUNTS_SQL = """
-SELECT r_score, f_score, count(*) AS customers
-FROM marts.rfm_customer_segments
-GROUP BY r_score, f_score
-"""
+RF_CELL_COUNTS_SQL = load_sql("rfm/rf_cell_counts")
 
 
 def rf_grid_counts(cell_counts: pd.DataFrame) -> pd.DataFrame:

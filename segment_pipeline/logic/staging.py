@@ -43,7 +43,8 @@ from segment_pipeline.sources.base import (
     RawQuery,
 )
 from segment_pipeline.sources.lines import first_undecodable_byte, physical_line_of_scan_line
-from segment_pipeline.tables import Column, TableDef, ensure_table
+from segment_pipeline.sql_files import load_sql
+from segment_pipeline.tables import Column, TableDef, ViewDef, ensure_table
 
 # --------------------------------------------------------------------------------------------
 # Table definitions
@@ -164,23 +165,8 @@ STAGED_PRODUCTS = TableDef(
 
 #: Sale lines with product name and category resolved (line value, else the product master,
 #: else `Unknown`) and the customer's demographics. Downstream layers read this view.
-SALES_LINES_VIEW = "staging.sales_lines"
-SALES_LINES_VIEW_SQL = """
-CREATE OR REPLACE VIEW staging.sales_lines AS
-SELECT
-    t.line_id, t.partition_date, t.order_id, t.customer_id, t.order_ts, t.product_id,
-    coalesce(nullif(t.product_name, ''), p.product_name, t.product_id) AS product_name,
-    coalesce(nullif(t.category, ''), p.category, 'Unknown') AS category,
-    t.quantity, t.unit_price, t.amount,
-    coalesce(c.gender, 'Unknown') AS gender,
-    coalesce(c.age_band, 'Unknown') AS age_band,
-    coalesce(c.occupation, 'Unknown') AS occupation,
-    coalesce(c.marital_status, 'Unknown') AS marital_status,
-    coalesce(c.city_category, 'Unknown') AS city_category
-FROM staging.transactions AS t
-LEFT JOIN staging.products AS p USING (product_id)
-LEFT JOIN staging.customers AS c USING (customer_id)
-"""
+SALES_LINES_VIEW = ViewDef("staging", "sales_lines", "Sale lines, product and customer resolved")
+SALES_LINES_VIEW_SQL = load_sql("staging/sales_lines_view")
 
 
 def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
@@ -332,16 +318,7 @@ def _load_error(query: RawQuery, exc: duckdb.Error) -> DataContractError:
 
 
 #: One raw.loads row per day of the window that has lines. `?`: first, last day.
-RECORD_LOADS_SQL = """
-INSERT INTO raw.loads (partition_date, source_file, rows)
-SELECT partition_date,
-       CASE WHEN count(DISTINCT source_file) = 1 THEN min(source_file)
-            ELSE min(source_file) || ' (+' || (count(DISTINCT source_file) - 1) || ' more)' END,
-       count(*)
-FROM raw.transactions
-WHERE partition_date BETWEEN ? AND ?
-GROUP BY partition_date
-"""
+RECORD_LOADS_SQL = load_sql("staging/record_loads")
 
 
 def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date) -> RawLoad:
@@ -369,205 +346,31 @@ INVISIBLE_IN_ID_RE = r"[\x00-\x1F\x7F\x{00A0}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 #: Parse a batch of days of raw lines into the temp table `_typed`. Rules are tested in this
 #: order; the first one broken is the row's `parse_rule`. `?`: first day, last day, the days,
 #: the dataset's time zone.
-TYPED_TRANSACTIONS_SQL = r"""
-CREATE OR REPLACE TEMP TABLE _typed AS
-WITH src AS (
-    SELECT * FROM raw.transactions
-    WHERE partition_date BETWEEN ? AND ? AND list_contains(?::DATE[], partition_date)
-),
-cleaned AS (
-    SELECT
-        *,
-        nullif(trim(order_id, __ID_PAD__), '') AS c_order_id,
-        nullif(trim(customer_id, __ID_PAD__), '') AS c_customer_id,
-        nullif(trim(product_id, __ID_PAD__), '') AS c_product_id,
-        nullif(trim(order_ts), '') AS c_order_ts,
-        nullif(trim(quantity), '') AS c_quantity,
-        nullif(trim(unit_price), '') AS c_unit_price,
-        nullif(trim(json_extract_string(extra, '$.stated_amount')), '') AS c_stated_amount,
-        json_extract_string(extra, '$.adapter_rule') AS adapter_rule,
-        json_extract_string(extra, '$.adapter_detail') AS adapter_detail
-    FROM src
-),
-typed AS (
-    SELECT
-        *,
-        -- A timestamp with an explicit offset is an instant: convert it to the dataset's zone
-        -- (the last `?`), never drop the offset. Without one it is local time already.
-        CASE WHEN regexp_matches(c_order_ts, '\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$')
-             THEN timezone(?, TRY_CAST(c_order_ts AS TIMESTAMPTZ))
-             ELSE TRY_CAST(c_order_ts AS TIMESTAMP) END AS t_order_ts,
-        -- An integral decimal ("2.0", as exports and Parquet DOUBLE columns write counts) is
-        -- an integer; "1.5" is not.
-        CASE WHEN regexp_full_match(c_quantity, '[+-]?[0-9]+')
-             THEN TRY_CAST(c_quantity AS BIGINT)
-             WHEN regexp_full_match(c_quantity, '[+-]?[0-9]+\.0*')
-             THEN TRY_CAST(split_part(c_quantity, '.', 1) AS BIGINT) END AS t_quantity,
-        CASE WHEN regexp_full_match(c_unit_price, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)')
-             THEN TRY_CAST(c_unit_price AS DECIMAL(18,4)) END AS t_unit_price,
-        -- A line total the source states (mapped exports with `amount:`) is the line's
-        -- amount, exactly; otherwise the amount is quantity x unit price.
-        CASE WHEN regexp_full_match(c_stated_amount, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)')
-             THEN TRY_CAST(c_stated_amount AS DECIMAL(18,4)) END AS t_stated_amount
-    FROM cleaned
-),
-ruled AS (
-    SELECT
-        *,
-        CASE
-            WHEN c_order_id IS NULL THEN 'order_id_missing'
-            WHEN c_customer_id IS NULL THEN 'customer_id_missing'
-            -- A source adapter may flag a row it knows is not a purchase (e.g. a postage line
-            -- in Online Retail) with `extra.adapter_rule`; it is quarantined under that name.
-            WHEN adapter_rule IS NOT NULL THEN adapter_rule
-            WHEN c_product_id IS NULL THEN 'product_id_missing'
-            WHEN regexp_matches(c_order_id || c_customer_id || c_product_id, '__INVISIBLE__')
-                THEN 'id_invisible_character'
-            WHEN c_order_ts IS NULL THEN 'order_ts_missing'
-            WHEN t_order_ts IS NULL THEN 'order_ts_unparseable'
-            WHEN c_quantity IS NULL THEN 'quantity_missing'
-            WHEN t_quantity IS NULL THEN 'quantity_not_integer'
-            WHEN c_unit_price IS NULL THEN 'unit_price_missing'
-            WHEN t_unit_price IS NULL THEN 'unit_price_unparseable'
-            -- Staging keeps 4 decimals; a price with more significant decimals would be
-            -- rounded (and its line total with it), so it is quarantined, not rounded.
-            WHEN contains(c_unit_price, '.')
-                 AND length(rtrim(c_unit_price, '0')) - strpos(c_unit_price, '.') > 4
-                THEN 'unit_price_too_precise'
-            -- The line total must fit the staged DECIMAL(18,4); a larger one is quarantined
-            -- here rather than failing the whole window's insert.
-            WHEN c_stated_amount IS NOT NULL AND t_stated_amount IS NULL
-                THEN 'amount_unparseable'
-            WHEN c_stated_amount IS NULL
-                 AND TRY_CAST(t_quantity * t_unit_price AS DECIMAL(18,4)) IS NULL
-                THEN 'amount_out_of_range'
-            -- An exact repeat of an earlier line of the same order (same customer, time,
-            -- product, quantity and price) is a duplicated record, not a second purchase.
-            WHEN row_number() OVER (
-                PARTITION BY partition_date, c_order_id, c_customer_id, t_order_ts,
-                             c_product_id, t_quantity, t_unit_price
-                ORDER BY source_line
-            ) > 1 THEN 'duplicate_line'
-        END AS parse_rule
-    FROM typed
+TYPED_TRANSACTIONS_SQL = load_sql(
+    "staging/typed_transactions", id_pad=ID_PAD_SQL, invisible=INVISIBLE_IN_ID_RE
 )
-SELECT
-    source_file || ':' || CAST(source_line AS VARCHAR) AS line_id,
-    partition_date,
-    c_order_id AS order_id,
-    c_customer_id AS customer_id,
-    t_order_ts AS order_ts,
-    c_product_id AS product_id,
-    nullif(trim(product_name), '') AS product_name,
-    nullif(trim(category), '') AS category,
-    t_quantity AS quantity,
-    t_unit_price AS unit_price,
-    CASE WHEN parse_rule IS NULL
-         THEN coalesce(t_stated_amount, CAST(t_quantity * t_unit_price AS DECIMAL(18,4))) END
-        AS amount,
-    source_file,
-    source_line,
-    extra,
-    parse_rule,
-    CASE parse_rule
-        WHEN 'order_ts_unparseable' THEN 'order_ts=' || order_ts
-        WHEN 'quantity_not_integer' THEN 'quantity=' || quantity
-        WHEN 'unit_price_unparseable' THEN 'unit_price=' || unit_price
-        WHEN 'unit_price_too_precise'
-            THEN 'unit_price=' || unit_price || ' has more than 4 decimals'
-        WHEN 'id_invisible_character' THEN
-            CASE WHEN regexp_matches(c_order_id, '__INVISIBLE__') THEN 'order_id'
-                 WHEN regexp_matches(c_customer_id, '__INVISIBLE__') THEN 'customer_id'
-                 ELSE 'product_id' END
-            || ' contains ' || printf('U+%04X', unicode(regexp_extract(
-                c_order_id || c_customer_id || c_product_id, '__INVISIBLE__')))
-            || ' (an invisible or control character)'
-        WHEN 'amount_out_of_range' THEN 'quantity=' || quantity || ', unit_price=' || unit_price
-        WHEN 'amount_unparseable' THEN 'amount=' || c_stated_amount
-        WHEN 'duplicate_line' THEN 'repeats an earlier line of order ' || c_order_id
-        WHEN adapter_rule THEN adapter_detail
-    END AS parse_detail,
-    -- the raw text, for the quarantine's raw_values
-    order_id AS raw_order_id, customer_id AS raw_customer_id, order_ts AS raw_order_ts,
-    product_id AS raw_product_id, quantity AS raw_quantity, unit_price AS raw_unit_price,
-    product_name AS raw_product_name, category AS raw_category
-FROM ruled
-""".replace("__ID_PAD__", ID_PAD_SQL).replace("__INVISIBLE__", INVISIBLE_IN_ID_RE)
 
-#: Parsed rows of `_typed` for one pandera model (`{sign}`: `>= 0` sales, `< 0` returns).
-#: Money goes to pandera as DOUBLE: the checks compare with a tolerance, and a rejected value
-#: reads `unit_price=-3.5` in the quarantine, as the user wrote it.
-VALIDATION_FRAME_SQL = """
-SELECT line_id, partition_date, order_id, customer_id, order_ts, product_id, product_name,
-       category, quantity, CAST(unit_price AS DOUBLE) AS unit_price,
-       CAST(amount AS DOUBLE) AS amount
-FROM _typed WHERE parse_rule IS NULL AND quantity {sign}
-"""
-
+# Per batch, for sales (`sign` `>= 0`) and returns (`< 0`), a comparison the code picks:
+# sql/staging/validation_frame.sql hands the parsed rows of `_typed` to one pandera model
+# (money as DOUBLE: the checks compare with a tolerance, and a rejected value reads
+# `unit_price=-3.5` in the quarantine, as the user wrote it); sql/staging/insert_lines.sql
+# moves the valid lines (not parse-failed, not rejected by pandera) into the `target` table,
+# by the column list of the table declaration.
 _STAGED_COLUMNS = ", ".join(c.name for c in _LINE_COLUMNS)
-
-#: Move the valid lines of `_typed` (not parse-failed, not rejected by pandera) into a table.
-INSERT_LINES_SQL = f"""
-INSERT INTO {{table}} ({_STAGED_COLUMNS})
-SELECT {_STAGED_COLUMNS} FROM _typed
-WHERE parse_rule IS NULL AND quantity {{sign}}
-  AND line_id NOT IN (SELECT line_id FROM _rejected)
-ORDER BY partition_date, source_line
-"""
-
-_RAW_VALUES_JSON = """CAST(to_json(struct_pack(
-        order_id := t.raw_order_id, customer_id := t.raw_customer_id,
-        order_ts := t.raw_order_ts, product_id := t.raw_product_id,
-        quantity := t.raw_quantity, unit_price := t.raw_unit_price,
-        product_name := t.raw_product_name, category := t.raw_category, extra := t.extra
-    )) AS VARCHAR)"""
+_LINE_SIGNS = (
+    (">= 0", StagedTransaction, STAGED_TRANSACTIONS),
+    ("< 0", ReturnLine, STAGED_RETURNS),
+)
 
 #: Parse failures and pandera rejections of `_typed`, with rule, detail and the raw row.
-INSERT_QUARANTINE_SQL = f"""
-INSERT INTO staging.quarantine
-    (entity, partition_date, source_file, source_line, rule, detail, raw_values)
-SELECT 'transactions', t.partition_date, t.source_file, t.source_line,
-       coalesce(t.parse_rule, r.rule),
-       coalesce(CASE WHEN t.parse_rule IS NOT NULL THEN t.parse_detail
-                     WHEN r.rule = 'order_ts_on_partition_day'
-                         THEN 'order_ts=' || t.order_ts || ', partition_date=' || t.partition_date
-                     WHEN r.rule = 'amount_is_quantity_times_price'
-                         THEN 'quantity=' || t.quantity || ', unit_price=' || t.unit_price
-                              || ', amount=' || t.amount
-                     ELSE r.detail END, ''),
-       {_RAW_VALUES_JSON}
-FROM _typed AS t LEFT JOIN _rejected AS r USING (line_id)
-WHERE t.parse_rule IS NOT NULL OR r.rule IS NOT NULL
-ORDER BY t.partition_date, t.source_line
-"""
+INSERT_QUARANTINE_SQL = load_sql("staging/insert_quarantine")
 
 #: Where each day's lines went, counted from the tables themselves. `?`: the days, then
 #: first, last four times.
-RECORD_STAGED_DAYS_SQL = """
-INSERT INTO staging.staged_days (partition_date, raw, staged, returns, quarantined)
-WITH days AS (SELECT unnest(?::DATE[]) AS partition_date),
-r AS (SELECT partition_date, count(*) AS n FROM raw.transactions
-      WHERE partition_date BETWEEN ? AND ? GROUP BY 1),
-s AS (SELECT partition_date, count(*) AS n FROM staging.transactions
-      WHERE partition_date BETWEEN ? AND ? GROUP BY 1),
-t AS (SELECT partition_date, count(*) AS n FROM staging.returns
-      WHERE partition_date BETWEEN ? AND ? GROUP BY 1),
-q AS (SELECT partition_date, count(*) AS n FROM staging.quarantine
-      WHERE entity = 'transactions' AND partition_date BETWEEN ? AND ? GROUP BY 1)
-SELECT days.partition_date, coalesce(r.n, 0), coalesce(s.n, 0), coalesce(t.n, 0),
-       coalesce(q.n, 0)
-FROM days
-LEFT JOIN r USING (partition_date) LEFT JOIN s USING (partition_date)
-LEFT JOIN t USING (partition_date) LEFT JOIN q USING (partition_date)
-WHERE r.n > 0 OR s.n > 0 OR t.n > 0 OR q.n > 0
-ORDER BY days.partition_date
-"""
+RECORD_STAGED_DAYS_SQL = load_sql("staging/record_staged_days")
 
 #: Raw lines per day (to cut a window into bounded batches).
-RAW_DAY_COUNTS_SQL = """
-SELECT partition_date, count(*) AS n FROM raw.transactions
-WHERE partition_date BETWEEN ? AND ? GROUP BY partition_date ORDER BY partition_date
-"""
+RAW_DAY_COUNTS_SQL = load_sql("staging/raw_day_counts")
 
 #: Days are validated in batches of at most this many raw lines (a single larger day is one
 #: batch), so memory is bounded by the batch, not by the length of a backfill.
@@ -697,8 +500,10 @@ def _stage_batch(
     conn.execute(TYPED_TRANSACTIONS_SQL, [first, last, days, timezone])
     rejected = pl.concat(
         [
-            rejected_rows(conn.sql(VALIDATION_FRAME_SQL.format(sign=sign)).pl(), model, "line_id")
-            for sign, model in ((">= 0", StagedTransaction), ("< 0", ReturnLine))
+            rejected_rows(
+                conn.sql(load_sql("staging/validation_frame", sign=sign)).pl(), model, "line_id"
+            )
+            for sign, model, _ in _LINE_SIGNS
         ]
     )
     conn.register("_rejected", rejected)
@@ -711,8 +516,12 @@ def _stage_batch(
         conn.execute(
             f"DELETE FROM staging.quarantine WHERE entity = 'transactions' AND {window}", params
         )
-        conn.execute(INSERT_LINES_SQL.format(table="staging.transactions", sign=">= 0"))
-        conn.execute(INSERT_LINES_SQL.format(table="staging.returns", sign="< 0"))
+        for sign, _, table in _LINE_SIGNS:
+            conn.execute(
+                load_sql(
+                    "staging/insert_lines", target=table.fqn, sign=sign, columns=_STAGED_COLUMNS
+                )
+            )
         conn.execute(INSERT_QUARANTINE_SQL)
         conn.execute(RECORD_STAGED_DAYS_SQL, [days, *[first, last] * 4])
         conn.execute("COMMIT")
@@ -742,65 +551,9 @@ def staged_counts(conn: duckdb.DuckDBPyConnection, days: list[date]) -> list[Sta
 # Customers and products (unpartitioned: the whole file each time)
 # --------------------------------------------------------------------------------------------
 
-#: Normalise a customer file: blanks become Unknown; a repeated customer_id keeps its first
-#: row, later ones are quarantined. `{source}` is the adapter's SELECT (parameters bound).
-TYPED_CUSTOMERS_SQL = """
-WITH src AS ({source}),
-cleaned AS (
-    SELECT
-        nullif(trim(customer_id, __ID_PAD__), '') AS customer_id,
-        -- m/f are M/F; other values (words, other codes) are kept as the source has them
-        coalesce(nullif(CASE WHEN length(trim(gender)) = 1 THEN upper(trim(gender))
-                             ELSE trim(gender) END, ''), 'Unknown') AS gender,
-        coalesce(nullif(trim(age_band), ''), 'Unknown') AS age_band,
-        coalesce(nullif(trim(occupation), ''), 'Unknown') AS occupation,
-        coalesce(nullif(trim(marital_status), ''), 'Unknown') AS marital_status,
-        coalesce(nullif(trim(city_category), ''), 'Unknown') AS city_category,
-        source_file, source_line,
-        CAST(to_json(struct_pack(
-            customer_id := customer_id, gender := gender, age_band := age_band,
-            occupation := occupation, marital_status := marital_status,
-            city_category := city_category
-        )) AS VARCHAR) AS raw_values
-    FROM src
-)
-SELECT
-    *,
-    CASE
-        WHEN customer_id IS NULL THEN 'customer_id_missing'
-        WHEN regexp_matches(customer_id, '__INVISIBLE__') THEN 'id_invisible_character'
-        WHEN row_number() OVER (PARTITION BY customer_id ORDER BY source_line) > 1
-            THEN 'duplicate_customer_id'
-    END AS parse_rule
-FROM cleaned
-ORDER BY source_line
-""".replace("__ID_PAD__", ID_PAD_SQL).replace("__INVISIBLE__", INVISIBLE_IN_ID_RE)
-
-TYPED_PRODUCTS_SQL = """
-WITH src AS ({source}),
-cleaned AS (
-    SELECT
-        nullif(trim(product_id, __ID_PAD__), '') AS product_id,
-        coalesce(nullif(trim(product_name), ''), nullif(trim(product_id, __ID_PAD__), ''))
-            AS product_name,
-        coalesce(nullif(trim(category), ''), 'Unknown') AS category,
-        source_file, source_line,
-        CAST(to_json(struct_pack(
-            product_id := product_id, product_name := product_name, category := category
-        )) AS VARCHAR) AS raw_values
-    FROM src
-)
-SELECT
-    *,
-    CASE
-        WHEN product_id IS NULL THEN 'product_id_missing'
-        WHEN regexp_matches(product_id, '__INVISIBLE__') THEN 'id_invisible_character'
-        WHEN row_number() OVER (PARTITION BY product_id ORDER BY source_line) > 1
-            THEN 'duplicate_product_id'
-    END AS parse_rule
-FROM cleaned
-ORDER BY source_line
-""".replace("__ID_PAD__", ID_PAD_SQL).replace("__INVISIBLE__", INVISIBLE_IN_ID_RE)
+# sql/staging/typed_customers.sql normalises a customer file: blanks become Unknown; a
+# repeated customer_id keeps its first row, later ones are quarantined. Its `source` is the
+# adapter's SELECT (parameters bound), so it is filled per call; typed_products.sql likewise.
 
 
 @dataclass(frozen=True)
@@ -812,42 +565,16 @@ class MasterCounts:
 
 #: The quarantine rows of a master file: parse failures and pandera rejections (keyed by
 #: source_line: one file, one line each). `?`: the entity.
-INSERT_MASTER_QUARANTINE_SQL = """
-INSERT INTO staging.quarantine
-    (entity, partition_date, source_file, source_line, rule, detail, raw_values)
-SELECT ?, NULL, t.source_file, t.source_line, coalesce(t.parse_rule, r.rule),
-       coalesce(CASE t.parse_rule
-                    WHEN 'duplicate_customer_id' THEN 'an earlier row has this customer_id'
-                    WHEN 'duplicate_product_id' THEN 'an earlier row has this product_id'
-                    WHEN 'id_invisible_character'
-                        THEN 'the id contains an invisible or control character'
-                    ELSE r.detail END, ''),
-       t.raw_values
-FROM _typed_master AS t LEFT JOIN _rejected_master AS r USING (source_line)
-WHERE t.parse_rule IS NOT NULL OR r.rule IS NOT NULL
-ORDER BY t.source_line
-"""
+INSERT_MASTER_QUARANTINE_SQL = load_sql("staging/insert_master_quarantine")
 
 
 #: The quarantine entity of field-level notes: a customer kept with one field set to Unknown.
 CUSTOMER_FIELDS_ENTITY = "customer_fields"
 
-#: Notes for the values of one demographic field (`{field}`, one of DEMOGRAPHIC_FIELDS: our
-#: own name, never input) outside what the source declares (`?`: the field name twice, the
-#: declared values twice). The profile is kept; the value becomes Unknown (next statement).
-FIELD_NOTES_SQL = """
-INSERT INTO _field_notes
-SELECT source_file, source_line, ? || '_not_declared',
-       ? || '=' || to_json({field}) || ' is not one of the values the source declares ('
-           || array_to_string(?::VARCHAR[], ', ') || '); the profile is kept with it Unknown',
-       raw_values
-FROM _typed_master
-WHERE parse_rule IS NULL AND {field} <> 'Unknown' AND NOT list_contains(?::VARCHAR[], {field})
-"""
-UNDECLARED_TO_UNKNOWN_SQL = """
-UPDATE _typed_master SET {field} = 'Unknown'
-WHERE parse_rule IS NULL AND {field} <> 'Unknown' AND NOT list_contains(?::VARCHAR[], {field})
-"""
+# sql/staging/field_notes.sql: notes for the values of one demographic field (`field`, one of
+# DEMOGRAPHIC_FIELDS: our own name, never input, filled per field) outside what the source
+# declares (`?`: the field name twice, the declared values twice). The profile is kept; the
+# value becomes Unknown (undeclared_to_unknown.sql).
 DEMOGRAPHIC_FIELDS = ("gender", "age_band", "occupation", "marital_status", "city_category")
 
 
@@ -864,8 +591,8 @@ def _note_undeclared_values(
         if name not in DEMOGRAPHIC_FIELDS:
             raise ValueError(f"unknown demographic field {name!r}")
         allowed = [str(v) for v in values]
-        conn.execute(FIELD_NOTES_SQL.format(field=name), [name, name, allowed, allowed])
-        conn.execute(UNDECLARED_TO_UNKNOWN_SQL.format(field=name), [allowed])
+        conn.execute(load_sql("staging/field_notes", field=name), [name, name, allowed, allowed])
+        conn.execute(load_sql("staging/undeclared_to_unknown", field=name), [allowed])
 
 
 def stage_master(
@@ -883,9 +610,9 @@ def stage_master(
     """
     if declared is None:
         declared = CONTRACT_DEMOGRAPHICS
-    table, model, typed_sql = {
-        "customers": (STAGED_CUSTOMERS, CustomerProfile, TYPED_CUSTOMERS_SQL),
-        "products": (STAGED_PRODUCTS, ProductRecord, TYPED_PRODUCTS_SQL),
+    table, model, sql_file = {
+        "customers": (STAGED_CUSTOMERS, CustomerProfile, "staging/typed_customers"),
+        "products": (STAGED_PRODUCTS, ProductRecord, "staging/typed_products"),
     }[entity]
     ensure_staging_tables(conn)
     columns = ", ".join(table.column_names)
@@ -897,7 +624,9 @@ def stage_master(
         )
     else:
         # The adapter's SELECT is our own SQL text (not user input); its values are bound.
-        typed_sql = typed_sql.replace("{source}", source_sql)
+        typed_sql = load_sql(
+            sql_file, source=source_sql, id_pad=ID_PAD_SQL, invisible=INVISIBLE_IN_ID_RE
+        )
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed_master AS {typed_sql}", params)
     _note_undeclared_values(conn, declared if entity == "customers" else {})
     parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL").pl()

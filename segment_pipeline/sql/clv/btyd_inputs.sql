@@ -1,0 +1,23 @@
+WITH purchase_days AS (
+    SELECT customer_id, CAST(order_ts AS DATE) AS purchase_date,
+           CAST(sum(amount) AS DOUBLE) AS spend
+    FROM {{ staging.sales_lines }}
+    WHERE CAST(order_ts AS DATE) BETWEEN $period_start AND $period_end
+    GROUP BY ALL
+)
+SELECT
+    customer_id,
+    min(purchase_date) AS first_purchase_date,
+    max(purchase_date) AS last_purchase_date,
+    count(*) AS purchase_days,
+    count(*) - 1 AS frequency,
+    CAST(date_diff('day', min(purchase_date), max(purchase_date)) AS DOUBLE) AS recency,
+    CAST(date_diff('day', min(purchase_date), CAST($period_end AS DATE)) AS DOUBLE) AS "T",
+    -- repeat days = all days but the first (one aggregation pass, no window function)
+    coalesce(
+        (sum(spend) - arg_min(spend, purchase_date)) / nullif(count(*) - 1, 0), 0.0
+    ) AS monetary,
+    sum(spend) AS total_spend
+FROM purchase_days
+GROUP BY customer_id
+ORDER BY customer_id

@@ -1,0 +1,40 @@
+WITH p AS (
+    SELECT p.*, i.total_spend FROM {{ marts.clv_customer_predictions }} AS p
+    JOIN {{ marts.clv_model_inputs }} AS i USING (customer_id)
+),
+labelled AS (
+    SELECT 'rfm_segment' AS dimension, coalesce(r.segment, 'Unassigned') AS segment,
+           coalesce(r.segment_order, 999) AS segment_order, p.*
+    FROM p LEFT JOIN {{ marts.rfm_customer_segments }} AS r USING (customer_id)
+    UNION ALL
+    SELECT 'behavioural_segment', coalesce(s.segment, 'Unassigned'),
+           coalesce(s.sales_rank, 999), p.*
+    FROM p
+    LEFT JOIN {{ marts.customer_behaviour }} AS c USING (customer_id)
+    LEFT JOIN {{ marts.segment_strategy }} AS s
+        ON s.age_band = c.age_band AND s.gender = c.gender
+       AND s.occupation_group = c.occupation_group AND s.price_segment = c.price_segment
+    UNION ALL
+    SELECT 'strategy_class', coalesce(s.strategy_class, 'Unassigned'),
+           coalesce(k.class_order, 999), p.*
+    FROM p
+    LEFT JOIN {{ marts.customer_behaviour }} AS c USING (customer_id)
+    LEFT JOIN {{ marts.segment_strategy }} AS s
+        ON s.age_band = c.age_band AND s.gender = c.gender
+       AND s.occupation_group = c.occupation_group AND s.price_segment = c.price_segment
+    LEFT JOIN {{ marts.strategy_summary }} AS k USING (strategy_class)
+)
+SELECT
+    dimension, segment, CAST(min(segment_order) AS INTEGER) AS segment_order,
+    count(*) AS customers,
+    sum(clv) AS total_clv,
+    avg(clv) AS mean_clv,
+    CAST(median(clv) AS DOUBLE) AS median_clv,
+    sum(clv) / nullif(sum(sum(clv)) OVER (PARTITION BY dimension), 0) AS clv_share,
+    avg(p_alive) AS mean_p_alive,
+    sum(expected_purchases) AS expected_purchases,
+    avg(expected_spend) AS mean_expected_spend,
+    sum(total_spend) AS historic_spend
+FROM labelled
+GROUP BY dimension, segment
+ORDER BY dimension, segment_order, segment

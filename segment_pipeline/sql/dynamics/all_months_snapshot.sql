@@ -1,0 +1,112 @@
+WITH order_days AS (
+    SELECT * FROM {{ order_days_table }}
+),
+-- RFM: the RFM layer's definitions per month (RFM_CUSTOMER_SEGMENTS_SQL). Distinct orders
+-- are counted by grouping twice (a DISTINCT aggregate over tens of millions of rows did not
+-- fit DuckDB's memory limit at 10M lines; a plain grouping spills).
+per_order AS (
+    SELECT
+        m.snapshot_month, o.customer_id, o.order_id,
+        min(o.order_date) AS first_date, max(o.order_date) AS last_date, sum(o.amount) AS amount
+    FROM {{ months_table }} AS m
+    JOIN order_days AS o ON o.order_date BETWEEN m.window_start AND m.window_end
+    GROUP BY m.snapshot_month, o.customer_id, o.order_id
+),
+per_customer AS (
+    SELECT
+        snapshot_month, customer_id,
+        min(first_date) AS first_purchase_date,
+        max(last_date) AS last_purchase_date,
+        count(*) AS frequency,
+        sum(amount) AS monetary
+    FROM per_order
+    GROUP BY snapshot_month, customer_id
+),
+valued AS (
+    SELECT
+        p.*, m.as_of, m.window_start, m.window_end,
+        CAST(date_diff('day', p.last_purchase_date, m.as_of) AS INTEGER) AS recency_days,
+        count(*) OVER (PARTITION BY p.snapshot_month) AS n_customers
+    FROM per_customer AS p
+    JOIN {{ months_table }} AS m USING (snapshot_month)
+),
+{{ scoring_ctes }},
+rfm AS (
+    SELECT
+        s.snapshot_month, s.customer_id, s.first_purchase_date, s.last_purchase_date,
+        s.recency_days, s.frequency, CAST(s.monetary AS DECIMAL(38, 4)) AS monetary,
+        s.r_score, s.f_score, s.m_score,
+        'R' || s.r_score || 'F' || s.f_score AS rf_cell,
+        CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
+        g.segment,
+        CAST(list_position($segments::VARCHAR[], g.segment) AS INTEGER) AS segment_order,
+        s.as_of, s.window_start, s.window_end
+    FROM scored AS s
+    LEFT JOIN segment_map AS g USING (r_score, f_score)
+),
+-- Behaviour: the behaviour layer's definitions per month (CUSTOMER_BEHAVIOUR_SQL), with the
+-- month's occupation groups and category tiers. A customer's profile is one row of
+-- staging.customers, the same on every line; only the dominant price segment needs the
+-- spend per category up to each month (summed per calendar month: every snapshot's last day
+-- is a month's last day).
+profiles AS (
+    SELECT * FROM {{ profiles_table }}
+),
+category_months AS (
+    SELECT * FROM {{ category_months_table }}
+),
+by_tier AS (
+    SELECT m.snapshot_month, c.customer_id, t.price_segment, sum(c.amount) AS spend
+    FROM {{ months_table }} AS m
+    JOIN category_months AS c ON c.order_month <= m.snapshot_month
+    JOIN {{ month_tiers_table }} AS t
+        ON t.snapshot_month = m.snapshot_month AND t.category = c.category
+    WHERE t.price_segment <> 'Unknown'
+    GROUP BY ALL
+),
+dominant AS (
+    SELECT snapshot_month, customer_id, price_segment
+    FROM by_tier
+    QUALIFY row_number() OVER (
+        PARTITION BY snapshot_month, customer_id
+        ORDER BY spend DESC,
+                 CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
+                                    ELSE 1 END DESC
+    ) = 1
+),
+behaviour AS (
+    -- every customer of a month's RFM window has lines up to its last day
+    SELECT r.snapshot_month, r.customer_id, p.age_band, p.gender, p.occupation,
+           o.occupation_group
+    FROM rfm AS r
+    JOIN profiles AS p USING (customer_id)
+    JOIN {{ month_occupations_table }} AS o
+        ON o.snapshot_month = r.snapshot_month AND o.occupation = p.occupation
+),
+this_month_orders AS (
+    SELECT m.snapshot_month, o.customer_id, o.order_id, sum(o.amount) AS amount
+    FROM {{ months_table }} AS m
+    JOIN order_days AS o ON o.order_date BETWEEN m.snapshot_month AND m.last_day
+    GROUP BY ALL
+),
+this_month AS (
+    SELECT snapshot_month, customer_id, count(*) AS orders, sum(amount) AS revenue
+    FROM this_month_orders
+    GROUP BY ALL
+)
+SELECT
+    r.snapshot_month,
+    m.month_end,
+    r.customer_id,
+    {{ rfm_columns }},
+    b.age_band, b.gender, b.occupation, b.occupation_group,
+    coalesce(d.price_segment, 'Unknown') AS price_segment,
+    b.age_band || ' | ' || b.gender || ' | ' || b.occupation_group || ' | '
+        || coalesce(d.price_segment, 'Unknown') AS behavioural_segment,
+    coalesce(t.orders, 0) AS month_orders,
+    CAST(coalesce(t.revenue, 0) AS DECIMAL(38, 4)) AS month_revenue
+FROM rfm AS r
+JOIN {{ months_table }} AS m USING (snapshot_month)
+JOIN behaviour AS b USING (snapshot_month, customer_id)
+LEFT JOIN dominant AS d USING (snapshot_month, customer_id)
+LEFT JOIN this_month AS t USING (snapshot_month, customer_id)

@@ -1,0 +1,28 @@
+WITH lines AS (
+    SELECT *, CAST(order_ts AS DATE) AS order_date
+    FROM {{ staging.sales_lines }}
+    WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end
+),
+product_price AS (
+    SELECT product_id, median(unit_price) AS typical_unit_price
+    FROM lines
+    GROUP BY product_id
+),
+category_threshold AS (
+    -- each product counted once per category it is sold under
+    SELECT c.category,
+           quantile_cont(p.typical_unit_price, $premium_quantile) AS premium_threshold
+    FROM (SELECT DISTINCT category, product_id FROM lines) AS c
+    JOIN product_price AS p USING (product_id)
+    GROUP BY c.category
+)
+SELECT
+    l.line_id, l.order_id, l.customer_id, l.order_ts, l.order_date,
+    r.segment, r.segment_order,
+    l.product_id, l.product_name, l.category, l.quantity, l.unit_price, l.amount,
+    p.typical_unit_price,
+    coalesce(p.typical_unit_price > t.premium_threshold, false) AS is_premium
+FROM lines AS l
+JOIN {{ marts.rfm_customer_segments }} AS r USING (customer_id)
+JOIN product_price AS p USING (product_id)
+JOIN category_threshold AS t USING (category)
