@@ -208,7 +208,7 @@ def test_a_bug_in_a_step_gives_a_short_message_and_its_trace_in_a_file(
     data = make_dataset(tmp_path / "data")
     outcome = run(settings_for(data, tmp_path / "w" / "w.duckdb"), instance)
     assert not outcome.success
-    [message] = [m for m in outcome.messages if m.startswith("staging_transactions")]
+    [message] = [m for m in outcome.messages if m.startswith("staging__transactions")]
     assert "RuntimeError: boom: a bug, not bad input" in message
     trace = Path(message.split("full trace in ")[1].rstrip(")"))
     assert trace.is_file() and "Traceback" not in message

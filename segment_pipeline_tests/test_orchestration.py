@@ -29,7 +29,7 @@ PARTITIONS = dg.MonthlyPartitionsDefinition(start_date="2024-03-01", end_offset=
 def day_range(request: dg.RunRequest) -> tuple[str, str]:
     """The days the request narrows raw and staging to (they must agree)."""
     ops = request.run_config["ops"]
-    raw, staging = ops["raw__transactions"]["config"], ops["staging_transactions"]["config"]
+    raw, staging = ops["raw__transactions"]["config"], ops["staging__transactions"]["config"]
     assert raw == staging
     return raw["first_day"], raw["last_day"]
 

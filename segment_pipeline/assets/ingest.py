@@ -72,7 +72,7 @@ class StagingConfig(DayRangeConfig):
 
 
 #: The partitioned steps that take a day range, by the asset key that selects them.
-DAY_RANGE_OPS = {RAW_KEY: "raw__transactions", STAGED_KEY: "staging_transactions"}
+DAY_RANGE_OPS = {RAW_KEY: "raw__transactions", STAGED_KEY: "staging__transactions"}
 
 
 def day_range_run_config(
@@ -289,7 +289,7 @@ def _transaction_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
                 "exceeds max_quarantine_rate (config).",
             ),
         ],
-        name="staging_transactions",
+        name="staging__transactions",
         pool=WAREHOUSE_POOL,
     )
     def staging_transactions(
