@@ -24,17 +24,22 @@ labelled AS (
        AND s.occupation_group = c.occupation_group AND s.price_segment = c.price_segment
     LEFT JOIN {{ marts.strategy_summary }} AS k USING (strategy_class)
 )
+-- Sums of DOUBLE in a fixed order (by customer, then by segment): DuckDB's parallel
+-- aggregation otherwise adds in thread order, and two runs differed in the last digit.
 SELECT
     dimension, segment, CAST(min(segment_order) AS INTEGER) AS segment_order,
     count(*) AS customers,
-    sum(clv) AS total_clv,
-    avg(clv) AS mean_clv,
+    sum(clv ORDER BY customer_id) AS total_clv,
+    avg(clv ORDER BY customer_id) AS mean_clv,
     CAST(median(clv) AS DOUBLE) AS median_clv,
-    sum(clv) / nullif(sum(sum(clv)) OVER (PARTITION BY dimension), 0) AS clv_share,
-    avg(p_alive) AS mean_p_alive,
-    sum(expected_purchases) AS expected_purchases,
-    avg(expected_spend) AS mean_expected_spend,
-    sum(total_spend) AS historic_spend
+    sum(clv ORDER BY customer_id) / nullif(sum(sum(clv ORDER BY customer_id)) OVER (
+        PARTITION BY dimension ORDER BY segment
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ), 0) AS clv_share,
+    avg(p_alive ORDER BY customer_id) AS mean_p_alive,
+    sum(expected_purchases ORDER BY customer_id) AS expected_purchases,
+    avg(expected_spend ORDER BY customer_id) AS mean_expected_spend,
+    sum(total_spend ORDER BY customer_id) AS historic_spend
 FROM labelled
 GROUP BY dimension, segment
 ORDER BY dimension, segment_order, segment
