@@ -22,10 +22,23 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Column:
+    """A column: its DuckDB type and description (DDL and the UI's column schema) and, for the
+    columns staging validates, its contract (`validated`, `unique`, pandera `checks`), from
+    which `schemas.pandera_schema` builds the validation and the UI shows the constraints."""
+
     name: str
     sql_type: str
     description: str = ""
     nullable: bool = True
+    validated: bool = False
+    unique: bool = False
+    checks: tuple[Any, ...] = ()  # pandera Checks, in the order rules are reported
+
+
+def check_label(check: Any) -> str:
+    """How a pandera check is named in the UI: its rule name, or the built-in's own text
+    (`str_length(1, None)`)."""
+    return str(getattr(check, "error", None) or getattr(check, "name", None) or check)
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,8 @@ class TableDef:
     columns: tuple[Column, ...]
     description: str = ""
     primary_key: tuple[str, ...] = field(default_factory=tuple)
+    #: Rules over whole rows (pandera dataframe checks) for tables staging validates.
+    checks: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         register_relation(self)
@@ -61,10 +76,17 @@ class TableDef:
                     name=c.name,
                     type=c.sql_type,
                     description=c.description or None,
-                    constraints=dg.TableColumnConstraints(nullable=c.nullable),
+                    constraints=dg.TableColumnConstraints(
+                        nullable=c.nullable,
+                        unique=c.unique,
+                        other=[check_label(check) for check in c.checks],
+                    ),
                 )
                 for c in self.columns
-            ]
+            ],
+            constraints=dg.TableConstraints(other=[check_label(c) for c in self.checks])
+            if self.checks
+            else None,
         )
 
     def spec_metadata(self) -> dict[str, Any]:

@@ -227,12 +227,12 @@ def _transaction_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             _staging_spec(
                 STAGED_TRANSACTIONS,
                 "Validated sale lines: typed, amount = quantity * unit_price, checked "
-                "against the pandera model StagedTransaction.",
+                "with pandera against the table's declared rules (its column schema shows them).",
             ),
             _staging_spec(
                 STAGED_RETURNS,
                 "Return and cancellation lines (negative quantity), validated "
-                "against the pandera model ReturnLine.",
+                "with pandera against the table's declared rules (its column schema shows them).",
             ),
             _staging_spec(
                 QUARANTINE,
@@ -531,13 +531,13 @@ staging_customers = _master_asset(
     "customers",
     CUSTOMERS_KEY,
     STAGED_CUSTOMERS,
-    "Validated customer profiles (pandera CustomerProfile): one row per customer; missing "
-    "demographics become Unknown; duplicates and rows without an id are quarantined.",
+    "Validated customer profiles (pandera, the column schema's rules): one row per customer; "
+    "missing demographics become Unknown; duplicates and rows without an id are quarantined.",
 )
 staging_products = _master_asset(
     "products",
     PRODUCTS_KEY,
     STAGED_PRODUCTS,
-    "Validated product master (pandera ProductRecord): one row per product; missing category "
-    "becomes Unknown; duplicates and rows without an id are quarantined.",
+    "Validated product master (pandera, the column schema's rules): one row per product; "
+    "missing category becomes Unknown; duplicates and rows without an id are quarantined.",
 )

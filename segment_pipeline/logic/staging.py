@@ -13,8 +13,9 @@ of days bounded by their line count:
    `parse_rule`: it goes to the quarantine with that rule, the offending value, and the raw row
    as JSON.
 2. The parsed rows are validated by pandera (polars backend, handed over through Arrow):
-   negative quantities against :class:`ReturnLine`, the rest against
-   :class:`StagedTransaction`. Only the rejected rows' keys, rules and details come back.
+   negative quantities against the schema of `STAGED_RETURNS`, the rest against that of
+   `STAGED_TRANSACTIONS` (`schemas.pandera_schema`: the rules declared on the tables'
+   columns). Only the rejected rows' keys, rules and details come back.
 3. DuckDB moves what passed to `staging.transactions` (sales) or `staging.returns`, and the
    rest to `staging.quarantine`, in one transaction per batch, and records the day's counts in
    `staging.staged_days`.
@@ -35,7 +36,15 @@ import pandera.errors
 import pandera.polars as pa
 import polars as pl
 
-from segment_pipeline.schemas import CustomerProfile, ProductRecord, ReturnLine, StagedTransaction
+from segment_pipeline.schemas import (
+    AMOUNT_IS_QUANTITY_TIMES_PRICE,
+    NOT_EMPTY,
+    ORDER_TS_ON_PARTITION_DAY,
+    QUANTITY_NEGATIVE_FOR_RETURN,
+    QUANTITY_POSITIVE_FOR_SALE,
+    UNIT_PRICE_NOT_NEGATIVE,
+    pandera_schema,
+)
 from segment_pipeline.sources.base import (
     CONTRACT_DEMOGRAPHICS,
     DataContractError,
@@ -78,37 +87,54 @@ RAW_TRANSACTIONS = TableDef(
     ),
 )
 
-_LINE_COLUMNS = (
-    Column("line_id", "VARCHAR", "Unique line key: source file and line number", nullable=False),
-    Column("partition_date", "DATE", "The day (partition) of the line", nullable=False),
-    Column("order_id", "VARCHAR", "Order id", nullable=False),
-    Column("customer_id", "VARCHAR", "Customer id", nullable=False),
-    Column("order_ts", "TIMESTAMP", "Order timestamp", nullable=False),
-    Column("product_id", "VARCHAR", "Product id", nullable=False),
-    Column("product_name", "VARCHAR", "Product name from the line, if given"),
-    Column("category", "VARCHAR", "Category from the line, if given"),
-    Column("quantity", "BIGINT", "Units (> 0 for sales, < 0 for returns)", nullable=False),
-    Column("unit_price", "DECIMAL(18,4)", "Price per unit (>= 0)", nullable=False),
-    Column("amount", "DECIMAL(18,4)", "quantity * unit_price", nullable=False),
-    Column("source_file", "VARCHAR", "File the line came from"),
-    Column("source_line", "BIGINT", "Line number in the file"),
-    Column("extra", "VARCHAR", "Other input columns, as a JSON object"),
-)
+
+def _line_columns(quantity_rule: pa.Check) -> tuple[Column, ...]:
+    """A staged line's columns; `validated` ones with their rules (schemas.py), the rest
+    lineage. Sales and returns differ only in the sign rule on `quantity`."""
+    return (
+        Column("line_id", "VARCHAR", "Unique line key: source file and line number",
+               nullable=False, validated=True, unique=True),
+        Column("partition_date", "DATE", "The day (partition) of the line",
+               nullable=False, validated=True),
+        Column("order_id", "VARCHAR", "Order id",
+               nullable=False, validated=True, checks=(NOT_EMPTY,)),
+        Column("customer_id", "VARCHAR", "Customer id",
+               nullable=False, validated=True, checks=(NOT_EMPTY,)),
+        Column("order_ts", "TIMESTAMP", "Order timestamp", nullable=False, validated=True),
+        Column("product_id", "VARCHAR", "Product id",
+               nullable=False, validated=True, checks=(NOT_EMPTY,)),
+        Column("product_name", "VARCHAR", "Product name from the line, if given", validated=True),
+        Column("category", "VARCHAR", "Category from the line, if given", validated=True),
+        Column("quantity", "BIGINT", "Units (> 0 for sales, < 0 for returns)",
+               nullable=False, validated=True, checks=(quantity_rule,)),
+        Column("unit_price", "DECIMAL(18,4)", "Price per unit (>= 0)",
+               nullable=False, validated=True, checks=(UNIT_PRICE_NOT_NEGATIVE,)),
+        Column("amount", "DECIMAL(18,4)", "quantity * unit_price", nullable=False, validated=True),
+        Column("source_file", "VARCHAR", "File the line came from"),
+        Column("source_line", "BIGINT", "Line number in the file"),
+        Column("extra", "VARCHAR", "Other input columns, as a JSON object"),
+    )  # fmt: skip
+
+
+#: Rules over a whole line, in the order they are reported.
+_LINE_CHECKS = (AMOUNT_IS_QUANTITY_TIMES_PRICE, ORDER_TS_ON_PARTITION_DAY)
 
 STAGED_TRANSACTIONS = TableDef(
     schema="staging",
     name="transactions",
     description="Validated sale lines (quantity > 0), typed, with amount = quantity * unit_price.",
-    columns=_LINE_COLUMNS,
+    columns=_line_columns(QUANTITY_POSITIVE_FOR_SALE),
     primary_key=("line_id",),
+    checks=_LINE_CHECKS,
 )
 
 STAGED_RETURNS = TableDef(
     schema="staging",
     name="returns",
     description="Validated return / cancellation lines (quantity < 0), kept apart from sales.",
-    columns=_LINE_COLUMNS,
+    columns=_line_columns(QUANTITY_NEGATIVE_FOR_RETURN),
     primary_key=("line_id",),
+    checks=_LINE_CHECKS,
 )
 
 QUARANTINE = TableDef(
@@ -132,17 +158,57 @@ STAGED_CUSTOMERS = TableDef(
     name="customers",
     description="Validated customer profiles, one per customer; missing demographics = Unknown.",
     columns=(
-        Column("customer_id", "VARCHAR", "Customer id", nullable=False),
-        Column("gender", "VARCHAR", "M, F or Unknown", nullable=False),
+        # The source's own values (its age bands, its codes): a value outside what the
+        # source declares was already set to Unknown, with a quarantine note (stage_master).
+        Column(
+            "customer_id",
+            "VARCHAR",
+            "Customer id",
+            nullable=False,
+            validated=True,
+            unique=True,
+            checks=(NOT_EMPTY,),
+        ),
+        Column(
+            "gender",
+            "VARCHAR",
+            "M, F or Unknown",
+            nullable=False,
+            validated=True,
+            checks=(NOT_EMPTY,),
+        ),
         Column(
             "age_band",
             "VARCHAR",
             "0-17, 18-25, 26-35, 36-45, 46-50, 51-55, 55+ or Unknown",
             nullable=False,
+            validated=True,
+            checks=(NOT_EMPTY,),
         ),
-        Column("occupation", "VARCHAR", "Anonymised occupation code (or Unknown)", nullable=False),
-        Column("marital_status", "VARCHAR", "0, 1 or Unknown", nullable=False),
-        Column("city_category", "VARCHAR", "City category (or Unknown)", nullable=False),
+        Column(
+            "occupation",
+            "VARCHAR",
+            "Anonymised occupation code (or Unknown)",
+            nullable=False,
+            validated=True,
+            checks=(NOT_EMPTY,),
+        ),
+        Column(
+            "marital_status",
+            "VARCHAR",
+            "0, 1 or Unknown",
+            nullable=False,
+            validated=True,
+            checks=(NOT_EMPTY,),
+        ),
+        Column(
+            "city_category",
+            "VARCHAR",
+            "City category (or Unknown)",
+            nullable=False,
+            validated=True,
+            checks=(NOT_EMPTY,),
+        ),
         Column("source_file", "VARCHAR", "File the row came from"),
         Column("source_line", "BIGINT", "Line number in the file"),
     ),
@@ -154,9 +220,30 @@ STAGED_PRODUCTS = TableDef(
     name="products",
     description="Validated product master, one row per product; missing category = Unknown.",
     columns=(
-        Column("product_id", "VARCHAR", "Product id", nullable=False),
-        Column("product_name", "VARCHAR", "Product name (the id when unnamed)", nullable=False),
-        Column("category", "VARCHAR", "Category (or Unknown)", nullable=False),
+        Column(
+            "product_id",
+            "VARCHAR",
+            "Product id",
+            nullable=False,
+            validated=True,
+            unique=True,
+            checks=(NOT_EMPTY,),
+        ),
+        Column(
+            "product_name",
+            "VARCHAR",
+            "Product name (the id when unnamed)",
+            nullable=False,
+            validated=True,
+        ),
+        Column(
+            "category",
+            "VARCHAR",
+            "Category (or Unknown)",
+            nullable=False,
+            validated=True,
+            checks=(NOT_EMPTY,),
+        ),
         Column("source_file", "VARCHAR", "File the row came from"),
         Column("source_line", "BIGINT", "Line number in the file"),
     ),
@@ -351,16 +438,21 @@ TYPED_TRANSACTIONS_SQL = load_sql(
 )
 
 # Per batch, for sales (`sign` `>= 0`) and returns (`< 0`), a comparison the code picks:
-# sql/staging/validation_frame.sql hands the parsed rows of `_typed` to one pandera model
+# sql/staging/validation_frame.sql hands the parsed rows of `_typed` to one pandera schema
 # (money as DOUBLE: the checks compare with a tolerance, and a rejected value reads
 # `unit_price=-3.5` in the quarantine, as the user wrote it); sql/staging/insert_lines.sql
 # moves the valid lines (not parse-failed, not rejected by pandera) into the `target` table,
 # by the column list of the table declaration.
-_STAGED_COLUMNS = ", ".join(c.name for c in _LINE_COLUMNS)
+_STAGED_COLUMNS = ", ".join(STAGED_TRANSACTIONS.column_names)
 _LINE_SIGNS = (
-    (">= 0", StagedTransaction, STAGED_TRANSACTIONS),
-    ("< 0", ReturnLine, STAGED_RETURNS),
+    (">= 0", pandera_schema(STAGED_TRANSACTIONS), STAGED_TRANSACTIONS),
+    ("< 0", pandera_schema(STAGED_RETURNS), STAGED_RETURNS),
 )
+#: The masters: table, its pandera schema, the SQL that parses the adapter's rows.
+_MASTERS = {
+    "customers": (STAGED_CUSTOMERS, pandera_schema(STAGED_CUSTOMERS), "staging/typed_customers"),
+    "products": (STAGED_PRODUCTS, pandera_schema(STAGED_PRODUCTS), "staging/typed_products"),
+}
 
 #: Parse failures and pandera rejections of `_typed`, with rule, detail and the raw row.
 INSERT_QUARANTINE_SQL = load_sql("staging/insert_quarantine")
@@ -392,10 +484,11 @@ class StagingCounts:
         return self.raw == self.staged + self.returns + self.quarantined
 
 
-def rejected_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel], key: str) -> pl.DataFrame:
-    """Validate `frame` lazily against `model`; return `key`, `rule`, `detail` per rejected row.
+def rejected_rows(frame: pl.DataFrame, schema: pa.DataFrameSchema, key: str) -> pl.DataFrame:
+    """Validate `frame` lazily against `schema` (`schemas.pandera_schema` of a staging table);
+    return `key`, `rule`, `detail` per rejected row.
 
-    `rule` is the first failed check of the row, in the model's order; `detail` is
+    `rule` is the first failed check of the row, in the schema's order; `detail` is
     `column=value` for column checks (empty for dataframe-wide checks, whose callers know which
     columns to show). A failure that is not about particular rows (a missing column, a wrong
     dtype) is a bug in the pipeline, not bad input, and is raised.
@@ -406,14 +499,14 @@ def rejected_rows(frame: pl.DataFrame, model: type[pa.DataFrameModel], key: str)
     if frame.is_empty():
         return empty
     try:
-        model.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True)
         return empty
     except pandera.errors.SchemaErrors as errors:
         cases = errors.failure_cases
     structural = cases.filter(pl.col("index").is_null())
     if not structural.is_empty():
         raise RuntimeError(
-            f"{model.__name__}: schema-level validation failure (pipeline bug):\n"
+            f"{schema.name}: schema-level validation failure (pipeline bug):\n"
             f"{structural.select('column', 'check', 'failure_case')}"
         )
     cases = (
@@ -501,9 +594,9 @@ def _stage_batch(
     rejected = pl.concat(
         [
             rejected_rows(
-                conn.sql(load_sql("staging/validation_frame", sign=sign)).pl(), model, "line_id"
+                conn.sql(load_sql("staging/validation_frame", sign=sign)).pl(), schema, "line_id"
             )
-            for sign, model, _ in _LINE_SIGNS
+            for sign, schema, _ in _LINE_SIGNS
         ]
     )
     conn.register("_rejected", rejected)
@@ -610,10 +703,7 @@ def stage_master(
     """
     if declared is None:
         declared = CONTRACT_DEMOGRAPHICS
-    table, model, sql_file = {
-        "customers": (STAGED_CUSTOMERS, CustomerProfile, "staging/typed_customers"),
-        "products": (STAGED_PRODUCTS, ProductRecord, "staging/typed_products"),
-    }[entity]
+    table, schema, sql_file = _MASTERS[entity]
     ensure_staging_tables(conn)
     columns = ", ".join(table.column_names)
     if source_sql is None:  # the optional file is absent: an empty master
@@ -630,7 +720,7 @@ def stage_master(
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed_master AS {typed_sql}", params)
     _note_undeclared_values(conn, declared if entity == "customers" else {})
     parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL").pl()
-    conn.register("_rejected_master", rejected_rows(parsed, model, "source_line"))
+    conn.register("_rejected_master", rejected_rows(parsed, schema, "source_line"))
     try:
         conn.execute("BEGIN TRANSACTION")
         try:

@@ -1,0 +1,92 @@
+"""A staging table's contract is declared once (its TableDef) and the DuckDB DDL, the pandera
+schema and the Dagster column schema all come from that declaration."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from segment_pipeline.logic.staging import (
+    STAGED_CUSTOMERS,
+    STAGED_PRODUCTS,
+    STAGED_RETURNS,
+    STAGED_TRANSACTIONS,
+    rejected_rows,
+)
+from segment_pipeline.schemas import pandera_schema
+from segment_pipeline.tables import TableDef
+
+VALIDATED_TABLES = [STAGED_TRANSACTIONS, STAGED_RETURNS, STAGED_CUSTOMERS, STAGED_PRODUCTS]
+
+
+@pytest.mark.parametrize("table", VALIDATED_TABLES, ids=lambda t: t.fqn)
+def test_ddl_pandera_and_ui_agree(table: TableDef) -> None:
+    schema = pandera_schema(table)
+    validated = [c for c in table.columns if c.validated]
+    assert list(schema.columns) == [c.name for c in validated]
+    ui = {c.name: c for c in table.dagster_schema().columns}
+    with duckdb.connect() as conn:
+        conn.execute(f"CREATE SCHEMA {table.schema}")
+        conn.execute(table.create_sql())
+        not_null = {
+            name: nullable == "NO"
+            for name, _, nullable, *_ in conn.execute(f"DESCRIBE {table.fqn}").fetchall()
+        }
+    for column in validated:
+        rules = schema.columns[column.name]
+        assert rules.nullable is column.nullable is not not_null[column.name]
+        assert rules.unique is column.unique is ui[column.name].constraints.unique
+        assert ui[column.name].constraints.nullable is column.nullable
+        names = [c.name for c in rules.checks]
+        assert names == [c.name for c in column.checks]
+        # The UI lists each rule by the name the quarantine reports (built-ins by their text).
+        assert len(ui[column.name].constraints.other) == len(names)
+    if table.checks:
+        assert [c.name for c in schema.checks] == [c.name for c in table.checks]
+        assert table.dagster_schema().constraints.other == [c.name for c in table.checks]
+
+
+def test_ui_shows_the_rules_of_staged_transactions() -> None:
+    columns = {c.name: c for c in STAGED_TRANSACTIONS.dagster_schema().columns}
+    assert columns["line_id"].constraints.unique
+    assert columns["unit_price"].constraints.other == ["unit_price_not_negative"]
+    assert columns["quantity"].constraints.other == ["quantity_positive_for_sale"]
+    assert columns["order_id"].constraints.other == ["str_length(1, None)"]
+    assert not columns["source_file"].constraints.other  # lineage: not validated
+    schema = STAGED_TRANSACTIONS.spec_metadata()["dagster/column_schema"]
+    assert isinstance(schema, dg.TableSchema)
+    assert schema.constraints.other == [
+        "amount_is_quantity_times_price",
+        "order_ts_on_partition_day",
+    ]
+
+
+def test_a_rule_declared_on_a_column_is_the_rule_reported() -> None:
+    """Hand-built rows: each breaks one declared rule; the reported rule is that rule's name."""
+    frame = pl.DataFrame(
+        {
+            "line_id": ["a", "b", "c", "d"],
+            "partition_date": [date(2024, 1, 1)] * 4,
+            "order_id": ["o1", "", "o3", "o4"],
+            "customer_id": ["c"] * 4,
+            "order_ts": [datetime(2024, 1, 1, 9)] * 3 + [datetime(2024, 1, 2, 9)],
+            "product_id": ["p"] * 4,
+            "product_name": [None] * 4,
+            "category": [None] * 4,
+            "quantity": [1, 1, -2, 1],
+            "unit_price": [-1.0, 2.0, 2.0, 2.0],
+            "amount": [-1.0, 2.0, -4.0, 2.0],
+        },
+        schema_overrides={"product_name": pl.String, "category": pl.String},
+    )
+    rejected = rejected_rows(frame, pandera_schema(STAGED_TRANSACTIONS), "line_id")
+    assert dict(zip(rejected["line_id"], rejected["rule"], strict=True)) == {
+        "a": "unit_price_not_negative",
+        "b": "order_id:str_length(1, None)",
+        "c": "quantity_positive_for_sale",
+        "d": "order_ts_on_partition_day",
+    }
