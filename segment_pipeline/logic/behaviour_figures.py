@@ -1,11 +1,14 @@
-"""The five seed-B figures: small mart tables in (pandas), a matplotlib Figure out.
+"""The five behavioural figures: the line-amount distribution, occupation groups, price
+segments, behavioural segments on a value map, and the strategy classes' shares. Small mart
+tables in (pandas), a matplotlib Figure out.
 
 Built without pyplot state (headless, repeatable); `segment_pipeline.figures.figure_assets`
-draws and stores the PNGs. Shared conventions: the Okabe-Ito palette; low / mid / high tiers
-always in the same three colours (light blue, dark blue, orange; Occ_Other grey), strategy
-classes in the colours of the rule table and in its order; amounts are in the data's currency
-units; codes that are bare numbers (Black Friday's occupations and categories) are labelled
-"Occupation 8", "Category 5"; each figure names its source table in a footnote.
+draws and stores the PNGs. Shared conventions (colours from `palette`): the Okabe-Ito palette;
+low / mid / high tiers always in the same three colours (`TIER_COLOURS`: light blue, dark
+blue, orange; Occ_Other grey), strategy classes in the colours of the rule table and in its
+order; amounts are in the data's currency units; codes that are bare numbers (Black Friday's
+occupations and categories) are labelled "Occupation 8", "Category 5"; each figure names its
+source table in a footnote.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from segment_pipeline.figures import OKABE_ITO
 from segment_pipeline.logic.behaviour import (
     OCC_HIGH,
     OCC_LOW,
@@ -35,25 +37,12 @@ from segment_pipeline.logic.behaviour import (
     PRICE_MID,
     PRICE_UNKNOWN,
 )
+from segment_pipeline.logic.palette import NEUTRAL_GREY, OKABE_ITO, TIER_COLOURS
 from segment_pipeline.logic.report import pct, skew_words
 
-TIER_COLOURS: dict[str, str] = {
-    OCC_LOW: OKABE_ITO[5],
-    OCC_MID: OKABE_ITO[0],
-    OCC_HIGH: OKABE_ITO[1],
-    OCC_OTHER: OKABE_ITO[8],
-    PRICE_LOW: OKABE_ITO[5],
-    PRICE_MID: OKABE_ITO[0],
-    PRICE_HIGH: OKABE_ITO[1],
-}
 TITLE_SIZE = 15
 SUBTITLE_SIZE = 10.5
 FOOTNOTE_SIZE = 8.5
-
-
-def class_colour(index: int) -> str:
-    """A strategy class's colour: its `colour` index in the rule table, into Okabe-Ito."""
-    return OKABE_ITO[index % len(OKABE_ITO)]
 
 
 def code_label(value: str, kind: str) -> str:
@@ -269,7 +258,7 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
     fig = Figure(figsize=(11, max(4.0, 0.32 * len(data) + 1.9)))
     ax = fig.subplots()
     y = np.arange(len(data))
-    colours = [TIER_COLOURS.get(g, OKABE_ITO[8]) for g in data["occupation_group"]]
+    colours = [TIER_COLOURS.get(g, NEUTRAL_GREY) for g in data["occupation_group"]]
     bars = ax.barh(y, data["typical_line_amount"], color=colours, edgecolor="white")
     for bar, group in zip(bars, data["occupation_group"], strict=True):
         if group == OCC_OTHER:
@@ -500,7 +489,7 @@ def plot_segment_value_map(
             data.loc[part, "customers"],
             data.loc[part, "aov"].clip(lower=0.01),
             s=sizes[part],
-            color=class_colours.get(cls, OKABE_ITO[8]),
+            color=class_colours.get(cls, NEUTRAL_GREY),
             alpha=0.7,
             edgecolor="white",
             linewidth=0.8,
@@ -597,7 +586,7 @@ def plot_strategy_summary(summary: pd.DataFrame, class_colours: dict[str, str]) 
     h = 0.38
     cust = data["customer_share"].fillna(0).to_numpy()
     rev = data["revenue_share"].fillna(0).to_numpy()
-    colours = [class_colours.get(c, OKABE_ITO[8]) for c in data["strategy_class"]]
+    colours = [class_colours.get(c, NEUTRAL_GREY) for c in data["strategy_class"]]
     ax.barh(y - h / 2, cust, height=h, color="white", edgecolor=colours, hatch="///", linewidth=1.2)
     ax.barh(y + h / 2, rev, height=h, color=colours, edgecolor="white")
     for i, row in data.iterrows():
