@@ -45,6 +45,8 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     "marital_status",
     "city_category",
 )
+#: The customer fields other than the id.
+DEMOGRAPHIC_FIELDS: tuple[str, ...] = CUSTOMER_FIELDS[1:]
 PRODUCT_FIELDS: tuple[str, ...] = ("product_id", "product_name", "category")
 
 
