@@ -33,14 +33,9 @@ lifecycles), ``season`` (the days and their weights), ``catalogue`` (products),
 ``dataset`` (``generate`` and its report).
 """
 
+from segment_pipeline.dataset_format import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS
 from segment_pipeline.generator.dataset import GenerationReport, generate, main
-from segment_pipeline.generator.parameters import (
-    CATEGORIES,
-    CUSTOMER_COLUMNS,
-    DEFECT_RULES,
-    PRODUCT_COLUMNS,
-    TRANSACTION_COLUMNS,
-)
+from segment_pipeline.generator.parameters import CATEGORIES, DEFECT_RULES
 
 __all__ = [
     "CATEGORIES",

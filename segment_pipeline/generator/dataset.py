@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from segment_pipeline.dataset_format import CUSTOMER_COLUMNS, PRODUCT_COLUMNS
 from segment_pipeline.generator.catalogue import Catalogue, build_catalogue
 from segment_pipeline.generator.customers import Customers, draw_customers
 from segment_pipeline.generator.days import DayTotals, write_days
 from segment_pipeline.generator.parameters import (
     AGE_BANDS,
     CATEGORIES,
-    CUSTOMER_COLUMNS,
     DAY_FILE_RE,
-    PRODUCT_COLUMNS,
 )
 from segment_pipeline.generator.season import Calendar
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segment_pipeline.dataset_format import TRANSACTION_COLUMNS
 from segment_pipeline.generator.catalogue import Catalogue, fmt_cents
 from segment_pipeline.generator.customers import Customers
 from segment_pipeline.generator.parameters import (
@@ -24,7 +25,6 @@ from segment_pipeline.generator.parameters import (
     MAX_BASKET,
     OPEN_HOUR,
     RETURN_LAG_MAX,
-    TRANSACTION_COLUMNS,
     WEEKDAY_FACTOR,
 )
 from segment_pipeline.generator.season import Calendar

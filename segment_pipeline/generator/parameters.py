@@ -1,4 +1,4 @@
-"""The generator's tables: file columns, defect rules, the customer mix (demographic shares,
+"""The generator's tables: defect rules, the customer mix (demographic shares,
 occupation spend tiers), the product categories (price ranges, popularity, returns, name
 parts), customer lifecycles and shop hours. Everything here is data; the draws are in
 `catalogue`, `customers` and `days`."""
@@ -6,24 +6,6 @@ parts), customer lifecycles and shop hours. Everything here is data; the draws a
 from __future__ import annotations
 
 import re
-
-TRANSACTION_COLUMNS: tuple[str, ...] = (
-    "order_id",
-    "customer_id",
-    "order_ts",
-    "product_id",
-    "quantity",
-    "unit_price",
-)
-CUSTOMER_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "gender",
-    "age_band",
-    "occupation",
-    "marital_status",
-    "city_category",
-)
-PRODUCT_COLUMNS: tuple[str, ...] = ("product_id", "product_name", "category")
 
 #: Rules a defective line breaks (exactly one each), in report order.
 DEFECT_RULES: tuple[str, ...] = (

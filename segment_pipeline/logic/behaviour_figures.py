@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -24,6 +25,7 @@ matplotlib.use("Agg")  # headless
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
@@ -100,6 +102,13 @@ def _title_fixed(fig: Figure, title: str, subtitle: str | None = None) -> None:
 
 def _footnote(fig: Figure, text: str) -> None:
     fig.text(0.01, 0.005, text, fontsize=FOOTNOTE_SIZE, ha="left", va="bottom", color="#555555")
+
+
+def _legend_above(ax, **kwargs: Any) -> Legend:
+    """A legend in one row just above the axes, left-aligned, without a frame."""
+    return ax.legend(
+        loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, fontsize=9.5, **kwargs
+    )
 
 
 def _empty_figure(title: str, message: str) -> Figure:
@@ -281,7 +290,8 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
     present = [
         g for g in (OCC_HIGH, OCC_MID, OCC_LOW, OCC_OTHER) if g in set(data["occupation_group"])
     ]
-    ax.legend(
+    _legend_above(
+        ax,
         handles=[
             Patch(
                 facecolor=TIER_COLOURS[g],
@@ -291,11 +301,7 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
             )
             for g in present
         ],
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
         ncol=4,
-        frameon=False,
-        fontsize=9.5,
     )
     ax.set_ylim(-0.6, len(data) - 0.4)
     _title_fixed(
@@ -381,7 +387,8 @@ def plot_price_segments(categories: pd.DataFrame) -> Figure:
     ax.set_xlabel("Median line amount (currency units, log scale)")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(
+    _legend_above(
+        ax,
         handles=[
             Patch(
                 facecolor=TIER_COLOURS[s],
@@ -391,11 +398,7 @@ def plot_price_segments(categories: pd.DataFrame) -> Figure:
             )
             for s in (PRICE_HIGH, PRICE_MID, PRICE_LOW)
         ],
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
         ncol=3,
-        frameon=False,
-        fontsize=9.5,
     )
     ax.set_ylim(-0.6, len(data) - 0.4)
     _title_fixed(
@@ -547,14 +550,7 @@ def plot_segment_value_map(
             arrowprops={"arrowstyle": "-", "color": "#777777", "linewidth": 0.8},
             annotation_clip=False,
         )
-    legend = ax.legend(
-        title="Strategy class",
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
-        ncol=len(class_order),
-        fontsize=9.5,
-        frameon=False,
-    )
+    legend = _legend_above(ax, title="Strategy class", ncol=len(class_order))
     for handle in legend.legend_handles:
         handle.set_sizes([70])
     legend.get_title().set_fontsize(9.5)

@@ -16,6 +16,7 @@ from segment_pipeline.sources.base import (
     CUSTOMER_FIELDS,
     DEMOGRAPHIC_FIELDS,
     PRODUCT_FIELDS,
+    REQUIRED_TRANSACTION_FIELDS,
     DataContractError,
 )
 from segment_pipeline.sources.data_files import CsvOptions
@@ -33,12 +34,7 @@ __all__ = [
 ]
 
 TRANSACTION_MAPPING_FIELDS: tuple[str, ...] = (
-    "order_id",
-    "customer_id",
-    "order_ts",
-    "product_id",
-    "quantity",
-    "unit_price",
+    *REQUIRED_TRANSACTION_FIELDS,
     "amount",
     "product_name",
     "category",

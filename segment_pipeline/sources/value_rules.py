@@ -101,11 +101,12 @@ class ValueRules:
         if not self.timestamp_format:
             return v
         parsed = self.ts_parsed(v)
-        note = sql_literal(f" [expected timestamp_format {self.timestamp_format}]")
-        return (
-            f"CASE WHEN {parsed} IS NOT NULL THEN CAST({parsed} AS VARCHAR) "
-            f"WHEN TRY_CAST(trim({v}) AS TIMESTAMP) IS NOT NULL THEN {v} || {note} "
-            f"ELSE {v} END"
+        return _rewrite_or_flag(
+            v,
+            fits=f"{parsed} IS NOT NULL",
+            rewritten=f"CAST({parsed} AS VARCHAR)",
+            staging_reads=f"TRY_CAST(trim({v}) AS TIMESTAMP) IS NOT NULL",
+            expected=f"timestamp_format {self.timestamp_format}",
         )
 
     # -- numbers ---------------------------------------------------------------------------
@@ -140,11 +141,12 @@ class ValueRules:
             )
         if self.numbers_as_found and not exponent:
             return v
-        note = sql_literal(f" [expected {expected}]")
-        return (
-            f"CASE WHEN {fits} THEN {cleaned} "
-            f"WHEN regexp_full_match(trim({v}), {sql_literal(staging_re)}) THEN {v} || {note} "
-            f"ELSE {v} END"
+        return _rewrite_or_flag(
+            v,
+            fits=fits,
+            rewritten=cleaned,
+            staging_reads=f"regexp_full_match(trim({v}), {sql_literal(staging_re)})",
+            expected=expected,
         )
 
     def _expected(self, kind: str) -> str:
@@ -173,6 +175,16 @@ class ValueRules:
                 else "ISO timestamp (YYYY-MM-DD HH:MM:SS)"
             )
         return self._expected(kind)
+
+
+def _rewrite_or_flag(
+    v: str, *, fits: str, rewritten: str, staging_reads: str, expected: str
+) -> str:
+    """SQL: `rewritten` when the value `fits` the declared format; the value with the note
+    ` [expected <expected>]` when staging would read it as it is (with a meaning the mapping
+    did not declare), so that staging quarantines it; otherwise the value as found."""
+    note = sql_literal(f" [expected {expected}]")
+    return f"CASE WHEN {fits} THEN {rewritten} WHEN {staging_reads} THEN {v} || {note} ELSE {v} END"
 
 
 @dataclass(frozen=True)
