@@ -58,19 +58,6 @@ FIGURES_TABLE = TableDef(
     primary_key=("name",),
 )
 
-#: Colour-blind-safe qualitative palette (Okabe & Ito), used by every figure for consistency.
-OKABE_ITO = [
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#D55E00",
-    "#CC79A7",
-    "#56B4E9",
-    "#F0E442",
-    "#000000",
-    "#999999",
-]
-
 
 def render_png(fig: Figure) -> bytes:
     """Render a matplotlib figure to deterministic PNG bytes."""

@@ -6,16 +6,11 @@ import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-TRANSACTION_HEADER = ["order_id", "customer_id", "order_ts", "product_id", "quantity", "unit_price"]
-CUSTOMER_HEADER = [
-    "customer_id",
-    "gender",
-    "age_band",
-    "occupation",
-    "marital_status",
-    "city_category",
-]
-PRODUCT_HEADER = ["product_id", "product_name", "category"]
+from segment_pipeline.dataset_format import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS
+
+TRANSACTION_HEADER = list(TRANSACTION_COLUMNS)
+CUSTOMER_HEADER = list(CUSTOMER_COLUMNS)
+PRODUCT_HEADER = list(PRODUCT_COLUMNS)
 
 
 def write_csv(path: Path, header: list[str], rows: Iterable[Mapping[str, object] | list]) -> Path:

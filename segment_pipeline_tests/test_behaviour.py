@@ -36,7 +36,7 @@ from segment_pipeline.logic.behaviour import (
     sample_log_amounts,
     tercile_tiers,
 )
-from segment_pipeline.logic.seed_b_figures import plot_occupation_groups, plot_price_segments
+from segment_pipeline.logic.behaviour_figures import plot_occupation_groups, plot_price_segments
 from segment_pipeline.logic.strategy import assign_strategy, load_rule_table
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
 

@@ -14,14 +14,14 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
 from segment_pipeline.figures import (
-    OKABE_ITO,
     FigureLayer,
     FigureSpec,
     PlotCall,
     draw_all,
     figure_assets,
 )
-from segment_pipeline.logic import seed_b_figures
+from segment_pipeline.logic import behaviour_figures
+from segment_pipeline.logic.palette import OKABE_ITO
 from segment_pipeline.resources import DuckDBWarehouse
 
 
@@ -92,10 +92,10 @@ def test_label_slots_are_swapped_so_that_leader_lines_do_not_cross() -> None:
     slightly higher ones further left. In height order their lines cross; swapped, none do."""
     points = [(0.78, 0.80), (0.79, 0.74), (0.92, 0.73), (0.80, 0.68)]
     slots = [0.80, 0.70, 0.60, 0.50]
-    assert seed_b_figures.leader_crossings(points, slots, 1.03) > 0
-    chosen = seed_b_figures.assign_label_slots(points, slots, 1.03)
+    assert behaviour_figures.leader_crossings(points, slots, 1.03) > 0
+    chosen = behaviour_figures.assign_label_slots(points, slots, 1.03)
     assert sorted(chosen) == sorted(slots)
-    assert seed_b_figures.leader_crossings(points, chosen, 1.03) == 0
+    assert behaviour_figures.leader_crossings(points, chosen, 1.03) == 0
 
 
 def _segments(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -123,7 +123,7 @@ def _segments(n: int, rng: np.random.Generator) -> pd.DataFrame:
 def test_value_map_leader_lines_never_cross(seed: int) -> None:
     classes = ["Defend", "Grow", "Expand", "Maintain"]
     colours = dict(zip(classes, OKABE_ITO, strict=False))
-    fig = seed_b_figures.plot_segment_value_map(
+    fig = behaviour_figures.plot_segment_value_map(
         _segments(60, np.random.default_rng(seed)), classes, colours
     )
     ax = fig.axes[0]
@@ -133,7 +133,7 @@ def test_value_map_leader_lines_never_cross(seed: int) -> None:
     assert len(labels) == 5
     points = [tuple(to_axes.transform(t.xy)) for t in labels]
     slots = [t.xyann[1] for t in labels]
-    assert seed_b_figures.leader_crossings(points, slots, seed_b_figures.LABEL_X) == 0
+    assert behaviour_figures.leader_crossings(points, slots, behaviour_figures.LABEL_X) == 0
 
 
 def test_strategy_summary_legend_sits_outside_the_bars() -> None:
@@ -149,7 +149,7 @@ def test_strategy_summary_legend_sits_outside_the_bars() -> None:
         }
     )
     summary["value_index"] = summary["revenue_share"] / summary["customer_share"]
-    fig = seed_b_figures.plot_strategy_summary(
+    fig = behaviour_figures.plot_strategy_summary(
         summary, {c: OKABE_ITO[i] for i, c in enumerate(summary["strategy_class"])}
     )
     fig.canvas.draw()

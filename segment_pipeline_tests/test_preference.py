@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segment_pipeline.logic import preference as pref
-from segment_pipeline.logic import seed_a_figures as figs
+from segment_pipeline.logic import rfm_figures as figs
 from segment_pipeline.logic.rfm import read_window
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
 from segment_pipeline_tests.test_rfm import Line, build_rfm, make_staging

@@ -28,7 +28,8 @@ from segment_pipeline.logic.staging import RawLoadError, ensure_staging_tables, 
 from segment_pipeline.runner import execute_pipeline
 from segment_pipeline.sources import CanonicalSource, DataContractError
 from segment_pipeline.sources import text_encodings as te
-from segment_pipeline.sources.mapped import MappedSource, load_mapping
+from segment_pipeline.sources.mapped import MappedSource
+from segment_pipeline.sources.mapping_file import load_mapping
 from segment_pipeline_tests.conftest import settings_for
 from segment_pipeline_tests.test_sources_mapped import BASE_MAPPING, rows, stage, write_mapping
 

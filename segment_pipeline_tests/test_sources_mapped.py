@@ -35,12 +35,10 @@ from segment_pipeline.logic.staging import (
 from segment_pipeline.runner import RunOutcome, execute_pipeline
 from segment_pipeline.settings import PROJECT_ROOT
 from segment_pipeline.sources import DataContractError, DatasetSource, open_source
-from segment_pipeline.sources.mapped import (
-    MappedSource,
-    ValueRules,
-    discover_files,
-    load_mapping,
-)
+from segment_pipeline.sources.data_files import discover_files
+from segment_pipeline.sources.mapped import MappedSource
+from segment_pipeline.sources.mapping_file import load_mapping
+from segment_pipeline.sources.value_rules import ValueRules
 from segment_pipeline_tests.conftest import SAMPLE_DIR, settings_for
 
 EXAMPLE_MAPPING = PROJECT_ROOT / "docs" / "examples" / "sample_renamed_mapping.yaml"

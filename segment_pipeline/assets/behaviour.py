@@ -2,7 +2,7 @@
 `bsa_*` figures and the analyst report.
 
 Thin wrappers: each asset opens the warehouse, calls segment_pipeline.logic.behaviour /
-strategy / report / seed_b_figures, writes its table and reports metadata (and checks).
+strategy / report / behaviour_figures, writes its table and reports metadata (and checks).
 Parameters live in the `behaviour_settings` resource (BehaviourSettings).
 """
 
@@ -24,7 +24,7 @@ from segment_pipeline.assets.tables import (
     table_key,
 )
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
-from segment_pipeline.logic import seed_b_figures as figs
+from segment_pipeline.logic import behaviour_figures as figs
 from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
     BEHAVIOURAL_SEGMENTS_SQL,
@@ -41,6 +41,7 @@ from segment_pipeline.logic.behaviour import (
     build_occupation_groups,
     purchase_distribution_with_fit,
 )
+from segment_pipeline.logic.palette import class_colour
 from segment_pipeline.logic.report import (
     INSIGHTS_REPORT,
     REPORT_NAME,
@@ -147,7 +148,7 @@ class BehaviourSettings(dg.ConfigurableResource):
 
 
 def _class_colours(table: RuleTable) -> dict[str, str]:
-    return {c.name: figs.class_colour(c.colour) for c in table.classes}
+    return {c.name: class_colour(c.colour) for c in table.classes}
 
 
 # --------------------------------------------------------------------------------------------

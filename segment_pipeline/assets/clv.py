@@ -33,6 +33,7 @@ from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_a
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
+from segment_pipeline.logic.palette import class_colour
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.tables import (
@@ -571,7 +572,7 @@ def _by_segment_plot(
     conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: AssetExecutionContext
 ) -> PlotCall:
     table = settings.rule_table()
-    colours = {c.name: figs.class_colour(c.colour) for c in table.classes}
+    colours = {c.name: class_colour(c.colour) for c in table.classes}
     horizon = scalar(conn, "SELECT max(horizon_months) FROM marts.clv_customer_predictions")
     by_segment = read_table(conn, clv.CLV_BY_SEGMENT)
     unavailable = _not_predicted_reason(conn) if by_segment.empty else None

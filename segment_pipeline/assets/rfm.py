@@ -3,7 +3,7 @@
 Lineage: staging (sale lines, customers, products) -> marts.rfm_customer_segments ->
 marts.rfm_summary and marts.segment_product_purchases -> the preference tables -> figures.
 The assets are thin: the SQL and the plots live in `segment_pipeline.logic.rfm`,
-`.preference` and `.seed_a_figures`. Parameters are the `rfm_settings` resource
+`.preference` and `.rfm_figures`. Parameters are the `rfm_settings` resource
 (:class:`RfmSettings`), validated - segment map included - before any asset does work.
 """
 
@@ -25,7 +25,7 @@ from segment_pipeline.assets.tables import (
 )
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import preference as pref
-from segment_pipeline.logic import seed_a_figures as figs
+from segment_pipeline.logic import rfm_figures as figs
 from segment_pipeline.logic.rfm import (
     RF_CELL_COUNTS_SQL,
     RFM_CUSTOMER_SEGMENTS,

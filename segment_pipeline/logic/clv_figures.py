@@ -1,10 +1,10 @@
 """The two CLV figures: small mart tables in (pandas), a matplotlib Figure out.
 
-Same visual standard as the seed-A figures (their title / subtitle / footnote layout, value
-labels and axes helpers are reused): RFM segments in their own colours and display order,
-strategy classes in the rule table's colours, amounts in the data's currency units, and every
-figure names its source table in a footnote. `segment_pipeline.figures.figure_assets` draws
-and stores the PNGs (deterministic bytes).
+Same visual standard as the RFM figures (`rfm_figures`: their title / subtitle / footnote
+layout, value labels and axes helpers are reused): RFM segments in their own colours and
+display order, strategy classes in the rule table's colours (`palette`), amounts in the data's
+currency units, and every figure names its source table in a footnote.
+`segment_pipeline.figures.figure_assets` draws and stores the PNGs (deterministic bytes).
 """
 
 from __future__ import annotations
@@ -20,19 +20,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from segment_pipeline.figures import OKABE_ITO
-from segment_pipeline.logic.seed_a_figures import (
+from segment_pipeline.logic.behaviour_figures import short_segment
+from segment_pipeline.logic.palette import NEUTRAL_GREY, OKABE_ITO, segment_colour
+from segment_pipeline.logic.rfm_figures import (
     _bar_labels,
     _clean_axes,
     _empty_figure,
     _finish,
     _truncate,
-    segment_colour,
 )
-from segment_pipeline.logic.seed_b_figures import class_colour, short_segment
 
 __all__ = [
-    "class_colour",
     "plot_calibration_holdout",
     "plot_clv_by_segment",
     "unavailable_figure",
@@ -45,7 +43,6 @@ PANELS: tuple[tuple[str, str], ...] = (
     ("behavioural_segment", "Top behavioural segments"),
 )
 TOP_BEHAVIOURAL = 10
-_GREY = OKABE_ITO[8]
 
 
 def _panel_rows(by_segment: pd.DataFrame, dimension: str) -> pd.DataFrame:
@@ -61,12 +58,12 @@ def _colour(dimension: str, segment: str, class_colours: dict[str, str]) -> str:
     if dimension == "rfm_segment":
         return segment_colour(segment)
     if dimension == "strategy_class":
-        return class_colours.get(segment, _GREY)
+        return class_colours.get(segment, NEUTRAL_GREY)
     return OKABE_ITO[0]
 
 
 def _label(dimension: str, segment: str) -> str:
-    """Behavioural segments as in the seed-B figures (`M 26-35 · Occ_High · Price_High`)."""
+    """Behavioural segments as in the behavioural figures (`M 26-35 · Occ_High · Price_High`)."""
     parts = str(segment).split(" | ")
     if dimension == "behavioural_segment" and len(parts) == 4:
         keys = ("age_band", "gender", "occupation_group", "price_segment")

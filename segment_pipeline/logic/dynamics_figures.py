@@ -2,10 +2,10 @@
 
 Pure functions `plot_xxx(frames..., note=...) -> Figure`, built without pyplot state
 (headless, repeatable); `segment_pipeline.figures.figure_assets` draws and stores the PNGs. Same
-visual standard as the other figures (the seed-A title / subtitle / footnote layout and axes
-helpers are reused): RFM segments in their own colours and display order, price tiers in the
-seed-B tier colours, every figure names its source table in a footnote, and a figure that has
-nothing to compare yet (one monthly snapshot) says so instead of failing.
+visual standard as the other figures (the RFM figures' title / subtitle / footnote layout and
+axes helpers are reused): RFM segments in their own colours and display order, price tiers in
+the tier colours (`palette`), every figure names its source table in a footnote, and a figure
+that has nothing to compare yet (one monthly snapshot) says so instead of failing.
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from segment_pipeline.figures import OKABE_ITO
 from segment_pipeline.logic.behaviour import PRICE_HIGH, PRICE_LOW, PRICE_MID, PRICE_UNKNOWN
 from segment_pipeline.logic.dynamics import DIM_PRICE, DIM_RFM, ENTERED, LEFT
-from segment_pipeline.logic.seed_a_figures import (
-    _clean_axes,
-    _empty_figure,
-    _finish,
-    _percent_axis,
+from segment_pipeline.logic.palette import (
+    ENTERED_GREY,
+    NEUTRAL_GREY,
+    OKABE_ITO,
+    TIER_COLOURS,
     segment_colour,
 )
-from segment_pipeline.logic.seed_b_figures import TIER_COLOURS
+from segment_pipeline.logic.rfm_figures import _clean_axes, _empty_figure, _finish, _percent_axis
 
 __all__ = [
     "plot_price_tier_flow",
@@ -42,8 +41,6 @@ __all__ = [
     "plot_segment_share_over_time",
 ]
 
-_GREY = OKABE_ITO[8]
-_ENTERED_COLOUR = "#bbbbbb"
 TIER_ORDER: tuple[str, ...] = (PRICE_HIGH, PRICE_MID, PRICE_LOW, PRICE_UNKNOWN)
 _SHORT_TIER = {PRICE_LOW: "Low", PRICE_MID: "Mid", PRICE_HIGH: "High", PRICE_UNKNOWN: "Unknown"}
 
@@ -306,8 +303,8 @@ _DARK = {OKABE_ITO[0], OKABE_ITO[3], OKABE_ITO[7], OKABE_ITO[2], OKABE_ITO[4]}
 
 def _tier_colour(state: str) -> str:
     if state == ENTERED:
-        return _ENTERED_COLOUR
-    return TIER_COLOURS.get(state, _GREY)
+        return ENTERED_GREY
+    return TIER_COLOURS.get(state, NEUTRAL_GREY)
 
 
 def _band(ax, x0: float, y0: tuple[float, float], x1: float, y1: tuple[float, float], colour):

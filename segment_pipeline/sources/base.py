@@ -24,28 +24,15 @@ from typing import Any
 
 import duckdb
 
+from segment_pipeline.dataset_format import CUSTOMER_COLUMNS, PRODUCT_COLUMNS, TRANSACTION_COLUMNS
 from segment_pipeline.sources.lines import CsvFile
 
-RAW_TRANSACTION_FIELDS: tuple[str, ...] = (
-    "order_id",
-    "customer_id",
-    "order_ts",
-    "product_id",
-    "quantity",
-    "unit_price",
-    "product_name",
-    "category",
-)
+RAW_TRANSACTION_FIELDS: tuple[str, ...] = (*TRANSACTION_COLUMNS, "product_name", "category")
 REQUIRED_TRANSACTION_FIELDS: tuple[str, ...] = RAW_TRANSACTION_FIELDS[:6]
-CUSTOMER_FIELDS: tuple[str, ...] = (
-    "customer_id",
-    "gender",
-    "age_band",
-    "occupation",
-    "marital_status",
-    "city_category",
-)
-PRODUCT_FIELDS: tuple[str, ...] = ("product_id", "product_name", "category")
+CUSTOMER_FIELDS: tuple[str, ...] = CUSTOMER_COLUMNS
+#: The customer fields other than the id.
+DEMOGRAPHIC_FIELDS: tuple[str, ...] = CUSTOMER_FIELDS[1:]
+PRODUCT_FIELDS: tuple[str, ...] = PRODUCT_COLUMNS
 
 
 class DataContractError(ValueError):

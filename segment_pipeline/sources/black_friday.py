@@ -35,16 +35,15 @@ import duckdb
 import yaml
 
 from segment_pipeline.sources.base import DataContractError, RawQuery
-from segment_pipeline.sources.mapped import (
+from segment_pipeline.sources.data_files import (
     LINE_COL,
     DataFiles,
-    FileDatasetSource,
     discover_files,
     extra_json,
     mcol,
-    profile_rows_sql,
     sql_literal,
 )
+from segment_pipeline.sources.file_source import FileDatasetSource, profile_rows_sql
 
 #: Internal name -> input column. The first four are required.
 COLUMNS: dict[str, str] = {

@@ -39,12 +39,8 @@ from pathlib import Path
 
 from segment_pipeline.settings import DEFAULT_UNDATED_DAY
 from segment_pipeline.sources.base import DataContractError
-from segment_pipeline.sources.mapped import (
-    FileDatasetSource,
-    extra_json,
-    mcol,
-    sql_literal,
-)
+from segment_pipeline.sources.data_files import extra_json, mcol, sql_literal
+from segment_pipeline.sources.file_source import FileDatasetSource
 
 #: Internal name -> accepted input column names (Online Retail, then Online Retail II).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,7 @@ from segment_pipeline.assets.rfm import (
 )
 from segment_pipeline.definitions import build_definitions
 from segment_pipeline.figures import figure_assets, render_png
-from segment_pipeline.logic import seed_a_figures as figs
+from segment_pipeline.logic import rfm_figures as figs
 from segment_pipeline.logic.rfm import SEGMENT_NAMES, load_segment_map
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline_tests.conftest import SAMPLE_DIR, layer_context, settings_for
@@ -61,7 +61,7 @@ def _materialize(db: Path, instance: dg.DagsterInstance, **config: object):
     return settings, result
 
 
-def test_seed_a_on_the_bundled_sample(staged_sample_db, copy_db, instance) -> None:
+def test_rfm_layer_on_the_bundled_sample(staged_sample_db, copy_db, instance) -> None:
     db = copy_db(staged_sample_db)
     settings, result = _materialize(db, instance)
     assert result.success

@@ -1,11 +1,14 @@
-"""The five seed-B figures: small mart tables in (pandas), a matplotlib Figure out.
+"""The five behavioural figures: the line-amount distribution, occupation groups, price
+segments, behavioural segments on a value map, and the strategy classes' shares. Small mart
+tables in (pandas), a matplotlib Figure out.
 
 Built without pyplot state (headless, repeatable); `segment_pipeline.figures.figure_assets`
-draws and stores the PNGs. Shared conventions: the Okabe-Ito palette; low / mid / high tiers
-always in the same three colours (light blue, dark blue, orange; Occ_Other grey), strategy
-classes in the colours of the rule table and in its order; amounts are in the data's currency
-units; codes that are bare numbers (Black Friday's occupations and categories) are labelled
-"Occupation 8", "Category 5"; each figure names its source table in a footnote.
+draws and stores the PNGs. Shared conventions (colours from `palette`): the Okabe-Ito palette;
+low / mid / high tiers always in the same three colours (`TIER_COLOURS`: light blue, dark
+blue, orange; Occ_Other grey), strategy classes in the colours of the rule table and in its
+order; amounts are in the data's currency units; codes that are bare numbers (Black Friday's
+occupations and categories) are labelled "Occupation 8", "Category 5"; each figure names its
+source table in a footnote.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -21,10 +25,10 @@ matplotlib.use("Agg")  # headless
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from segment_pipeline.figures import OKABE_ITO
 from segment_pipeline.logic.behaviour import (
     OCC_HIGH,
     OCC_LOW,
@@ -35,25 +39,12 @@ from segment_pipeline.logic.behaviour import (
     PRICE_MID,
     PRICE_UNKNOWN,
 )
+from segment_pipeline.logic.palette import NEUTRAL_GREY, OKABE_ITO, TIER_COLOURS
 from segment_pipeline.logic.report import pct, skew_words
 
-TIER_COLOURS: dict[str, str] = {
-    OCC_LOW: OKABE_ITO[5],
-    OCC_MID: OKABE_ITO[0],
-    OCC_HIGH: OKABE_ITO[1],
-    OCC_OTHER: OKABE_ITO[8],
-    PRICE_LOW: OKABE_ITO[5],
-    PRICE_MID: OKABE_ITO[0],
-    PRICE_HIGH: OKABE_ITO[1],
-}
 TITLE_SIZE = 15
 SUBTITLE_SIZE = 10.5
 FOOTNOTE_SIZE = 8.5
-
-
-def class_colour(index: int) -> str:
-    """A strategy class's colour: its `colour` index in the rule table, into Okabe-Ito."""
-    return OKABE_ITO[index % len(OKABE_ITO)]
 
 
 def code_label(value: str, kind: str) -> str:
@@ -111,6 +102,13 @@ def _title_fixed(fig: Figure, title: str, subtitle: str | None = None) -> None:
 
 def _footnote(fig: Figure, text: str) -> None:
     fig.text(0.01, 0.005, text, fontsize=FOOTNOTE_SIZE, ha="left", va="bottom", color="#555555")
+
+
+def _legend_above(ax, **kwargs: Any) -> Legend:
+    """A legend in one row just above the axes, left-aligned, without a frame."""
+    return ax.legend(
+        loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, fontsize=9.5, **kwargs
+    )
 
 
 def _empty_figure(title: str, message: str) -> Figure:
@@ -269,7 +267,7 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
     fig = Figure(figsize=(11, max(4.0, 0.32 * len(data) + 1.9)))
     ax = fig.subplots()
     y = np.arange(len(data))
-    colours = [TIER_COLOURS.get(g, OKABE_ITO[8]) for g in data["occupation_group"]]
+    colours = [TIER_COLOURS.get(g, NEUTRAL_GREY) for g in data["occupation_group"]]
     bars = ax.barh(y, data["typical_line_amount"], color=colours, edgecolor="white")
     for bar, group in zip(bars, data["occupation_group"], strict=True):
         if group == OCC_OTHER:
@@ -292,7 +290,8 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
     present = [
         g for g in (OCC_HIGH, OCC_MID, OCC_LOW, OCC_OTHER) if g in set(data["occupation_group"])
     ]
-    ax.legend(
+    _legend_above(
+        ax,
         handles=[
             Patch(
                 facecolor=TIER_COLOURS[g],
@@ -302,11 +301,7 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
             )
             for g in present
         ],
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
         ncol=4,
-        frameon=False,
-        fontsize=9.5,
     )
     ax.set_ylim(-0.6, len(data) - 0.4)
     _title_fixed(
@@ -392,7 +387,8 @@ def plot_price_segments(categories: pd.DataFrame) -> Figure:
     ax.set_xlabel("Median line amount (currency units, log scale)")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(
+    _legend_above(
+        ax,
         handles=[
             Patch(
                 facecolor=TIER_COLOURS[s],
@@ -402,11 +398,7 @@ def plot_price_segments(categories: pd.DataFrame) -> Figure:
             )
             for s in (PRICE_HIGH, PRICE_MID, PRICE_LOW)
         ],
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
         ncol=3,
-        frameon=False,
-        fontsize=9.5,
     )
     ax.set_ylim(-0.6, len(data) - 0.4)
     _title_fixed(
@@ -500,7 +492,7 @@ def plot_segment_value_map(
             data.loc[part, "customers"],
             data.loc[part, "aov"].clip(lower=0.01),
             s=sizes[part],
-            color=class_colours.get(cls, OKABE_ITO[8]),
+            color=class_colours.get(cls, NEUTRAL_GREY),
             alpha=0.7,
             edgecolor="white",
             linewidth=0.8,
@@ -558,14 +550,7 @@ def plot_segment_value_map(
             arrowprops={"arrowstyle": "-", "color": "#777777", "linewidth": 0.8},
             annotation_clip=False,
         )
-    legend = ax.legend(
-        title="Strategy class",
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
-        ncol=len(class_order),
-        fontsize=9.5,
-        frameon=False,
-    )
+    legend = _legend_above(ax, title="Strategy class", ncol=len(class_order))
     for handle in legend.legend_handles:
         handle.set_sizes([70])
     legend.get_title().set_fontsize(9.5)
@@ -597,7 +582,7 @@ def plot_strategy_summary(summary: pd.DataFrame, class_colours: dict[str, str]) 
     h = 0.38
     cust = data["customer_share"].fillna(0).to_numpy()
     rev = data["revenue_share"].fillna(0).to_numpy()
-    colours = [class_colours.get(c, OKABE_ITO[8]) for c in data["strategy_class"]]
+    colours = [class_colours.get(c, NEUTRAL_GREY) for c in data["strategy_class"]]
     ax.barh(y - h / 2, cust, height=h, color="white", edgecolor=colours, hatch="///", linewidth=1.2)
     ax.barh(y + h / 2, rev, height=h, color=colours, edgecolor="white")
     for i, row in data.iterrows():

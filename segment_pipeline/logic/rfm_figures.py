@@ -1,13 +1,16 @@
-"""The five seed-A figures: small DataFrames in, a matplotlib Figure out.
+"""The five RFM figures: RFM segments' purchase patterns, Champions vs New Customers, and
+segment x product preference (top products, category heatmap). Small DataFrames in, a
+matplotlib Figure out.
 
 Every function takes the (small) mart table it draws, already read into pandas, and returns a
 `matplotlib.figure.Figure` built without pyplot state, so rendering is headless and repeatable.
 The figure assets (`segment_pipeline.figures.figure_assets`) draw and store the PNGs.
 
 Conventions shared by all five: segments appear in the segment map's display order (Champions
-first), each segment keeps one colour (seaborn's colour-blind palette, assigned by the segment
-name so it is the same in every figure), axes carry units, product names (not ids) label bars,
-and each figure says where its numbers come from in a footnote.
+first), each segment keeps one colour (`palette.segment_colour`: seaborn's colour-blind
+palette, assigned by the segment name so it is the same in every figure), axes carry units,
+product names (not ids) label bars, and each figure says where its numbers come from in a
+footnote.
 """
 
 from __future__ import annotations
@@ -26,28 +29,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from segment_pipeline.logic.palette import segment_colour
 from segment_pipeline.logic.report import pct
-from segment_pipeline.logic.rfm import SEGMENT_NAMES
 
-#: seaborn's "colorblind" palette, written out: importing seaborn (and the scipy.stats it
-#: pulls in) costs about 0.9 s on every load of the definitions, for ten colours. It cycles
-#: past ten, as seaborn's does.
-_COLORBLIND = (
-    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
-    "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9",
-)  # fmt: skip
-_PALETTE = [_COLORBLIND[i % len(_COLORBLIND)] for i in range(len(SEGMENT_NAMES))]
-_NEUTRAL = "#999999"
 TITLE_SIZE = 15
 SUBTITLE_SIZE = 10.5
 FOOTNOTE_SIZE = 8.5
-
-
-def segment_colour(segment: str) -> str:
-    """The segment's colour, the same in every figure (grey for a name outside the ten)."""
-    if segment in SEGMENT_NAMES:
-        return _PALETTE[SEGMENT_NAMES.index(segment)]
-    return _NEUTRAL
 
 
 def _finish(
