@@ -39,12 +39,15 @@ from segment_pipeline.logic.behaviour import (
     PRICE_MID,
     PRICE_UNKNOWN,
 )
+from segment_pipeline.logic.figure_style import (
+    FOOTNOTE_SIZE,
+    SUBTITLE_COLOUR,
+    SUBTITLE_SIZE,
+    TITLE_SIZE,
+    add_subtitle,
+)
 from segment_pipeline.logic.palette import NEUTRAL_GREY, OKABE_ITO, TIER_COLOURS
 from segment_pipeline.logic.report import pct, skew_words
-
-TITLE_SIZE = 15
-SUBTITLE_SIZE = 10.5
-FOOTNOTE_SIZE = 8.5
 
 
 def code_label(value: str, kind: str) -> str:
@@ -62,9 +65,8 @@ def money(value: float | None) -> str:
 def _title(fig: Figure, title: str, subtitle: str | None = None) -> None:
     fig.suptitle(title, fontsize=TITLE_SIZE, fontweight="bold", x=0.01, ha="left", y=0.995)
     if subtitle:
-        fig.text(
-            0.01, 0.945, subtitle, fontsize=SUBTITLE_SIZE, ha="left", va="top", color="#333333"
-        )
+        fig.text(0.01, 0.945, subtitle, fontsize=SUBTITLE_SIZE, ha="left", va="top",
+                 color=SUBTITLE_COLOUR)  # fmt: skip
 
 
 def _layout(
@@ -89,15 +91,7 @@ def _title_fixed(fig: Figure, title: str, subtitle: str | None = None) -> None:
         va="top",
     )
     if subtitle:
-        fig.text(
-            0.01,
-            1 - 0.42 / height,
-            subtitle,
-            fontsize=SUBTITLE_SIZE,
-            ha="left",
-            va="top",
-            color="#333333",
-        )
+        add_subtitle(fig, subtitle, 0.42)
 
 
 def _footnote(fig: Figure, text: str) -> None:

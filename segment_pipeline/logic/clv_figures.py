@@ -21,14 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from segment_pipeline.logic.behaviour_figures import short_segment
+from segment_pipeline.logic.figure_style import clean_axes, empty_figure, finish
 from segment_pipeline.logic.palette import NEUTRAL_GREY, OKABE_ITO, segment_colour
-from segment_pipeline.logic.rfm_figures import (
-    _bar_labels,
-    _clean_axes,
-    _empty_figure,
-    _finish,
-    _truncate,
-)
+from segment_pipeline.logic.rfm_figures import _bar_labels, _truncate
 
 __all__ = [
     "plot_calibration_holdout",
@@ -91,7 +86,7 @@ def _draw_panel(ax, rows: pd.DataFrame, dimension: str, title: str, colours: dic
     ax.set_xlabel("predicted CLV, total (sales currency)", fontsize=10)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _compact(v)))
-    _clean_axes(ax)
+    clean_axes(ax)
 
 
 def _compact(value: float) -> str:
@@ -106,7 +101,7 @@ def unavailable_figure(title: str, reason: str, what: str = "CLV") -> Figure:
     """The panel drawn instead of a CLV figure: "<what> not available: <reason>" (wrapped to
     the panel's width; deterministic like every figure)."""
     message = "\n".join(textwrap.wrap(f"{what} not available: {reason}", width=90))
-    return _empty_figure(title, message)
+    return empty_figure(title, message)
 
 
 def plot_clv_by_segment(
@@ -127,7 +122,7 @@ def plot_clv_by_segment(
     axes = fig.subplots(1, len(panels))
     for ax, (dimension, panel_title, rows) in zip(axes, panels, strict=True):
         _draw_panel(ax, rows, dimension, panel_title, class_colours)
-    _finish(
+    finish(
         fig,
         title,
         f"Expected spend over the next {horizon_months} months, discounted monthly "
@@ -171,9 +166,9 @@ def plot_calibration_holdout(holdout: pd.DataFrame, skipped: str | None = None) 
     ax.set_xlabel("repeat purchase days in the calibration period", fontsize=10)
     ax.set_ylabel("mean purchase days in the holdout, per customer", fontsize=10)
     ax.legend(frameon=False, loc="upper left")
-    _clean_axes(ax, grid_axis="y")
+    clean_axes(ax, grid_axis="y")
     first = data.iloc[0]
-    _finish(
+    finish(
         fig,
         title,
         f"Fitted on {first['calibration_start']:%Y-%m-%d} .. {first['calibration_end']:%Y-%m-%d}, "

@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from segment_pipeline.logic.behaviour import PRICE_HIGH, PRICE_LOW, PRICE_MID, PRICE_UNKNOWN
 from segment_pipeline.logic.dynamics import DIM_PRICE, DIM_RFM, ENTERED, LEFT
+from segment_pipeline.logic.figure_style import clean_axes, empty_figure, finish, percent_axis
 from segment_pipeline.logic.palette import (
     ENTERED_GREY,
     NEUTRAL_GREY,
@@ -33,7 +34,6 @@ from segment_pipeline.logic.palette import (
     TIER_COLOURS,
     segment_colour,
 )
-from segment_pipeline.logic.rfm_figures import _clean_axes, _empty_figure, _finish, _percent_axis
 
 __all__ = [
     "plot_price_tier_flow",
@@ -85,7 +85,7 @@ def _no_history(title: str, note: str | None) -> Figure:
     message = (
         note or "No previous snapshot: a comparison needs the snapshots of two consecutive months."
     )
-    return _empty_figure(title, "\n".join(textwrap.wrap(message, width=90)))
+    return empty_figure(title, "\n".join(textwrap.wrap(message, width=90)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def plot_segment_migration(
         ax.axvline(len(cols) - 1.5, color="#555555", lw=0.8)
     bar = fig.colorbar(image, ax=ax, shrink=0.85, pad=0.015)
     bar.set_label("share of the row (where the row's customers went)", fontsize=9)
-    _percent_axis(bar.ax.yaxis)
+    percent_axis(bar.ax.yaxis)
     movers = pair[pair["direction"] == "moved"]
     stayed = int(pair.loc[pair["direction"] == "same", "customers"].sum())
     earlier = int(pair.loc[pair["from_state"] != ENTERED, "customers"].sum())
@@ -178,7 +178,7 @@ def plot_segment_migration(
     )
     if note:
         subtitle += f". {note}"
-    _finish(
+    finish(
         fig,
         title,
         subtitle,
@@ -205,7 +205,7 @@ def plot_segment_share_over_time(
     and says that the chart grows by a bar a month."""
     title = "RFM segment shares, month by month"
     if shares.empty:
-        return _empty_figure(title, note or "No monthly snapshot yet.")
+        return empty_figure(title, note or "No monthly snapshot yet.")
     table = (
         shares.pivot_table(
             index="snapshot_month", columns="segment", values="customers", aggfunc="sum"
@@ -255,10 +255,10 @@ def plot_segment_share_over_time(
     ax.set_ylim(0, 1.07)
     ax.set_xlim(-0.6, len(months) - 0.4)
     ax.set_xticks(x, [pd.Timestamp(m).strftime("%b\n%Y") for m in months], fontsize=9)
-    _percent_axis(ax.yaxis)
+    percent_axis(ax.yaxis)
     ax.set_ylabel("share of the month's customers", fontsize=10)
     ax.set_xlabel("monthly snapshot (as of the month's end)", fontsize=10)
-    _clean_axes(ax, grid_axis="y")
+    clean_axes(ax, grid_axis="y")
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(
         handles[::-1],
@@ -283,7 +283,7 @@ def plot_segment_share_over_time(
         )
     if note:
         subtitle += f". {note}"
-    _finish(
+    finish(
         fig,
         title,
         subtitle,
@@ -435,7 +435,7 @@ def plot_price_tier_flow(
     bars.set_title(
         "Moves per month (to the month shown)", fontsize=12, loc="left", fontweight="bold"
     )
-    _clean_axes(bars, grid_axis="y")
+    clean_axes(bars, grid_axis="y")
     notes = []
     if tier_changes is not None and not tier_changes.empty:
         positions = {pd.Timestamp(m): i for i, m in enumerate(moves.index)}
@@ -475,5 +475,5 @@ def plot_price_tier_flow(
             ", marts.category_tier_snapshots. * = a category changed tier that month (its buyers "
             "move with it): " + "; ".join(shown)
         )
-    _finish(fig, title, subtitle, footnote + ".", w_pad=3.0)
+    finish(fig, title, subtitle, footnote + ".", w_pad=3.0)
     return fig

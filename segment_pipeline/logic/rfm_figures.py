@@ -27,74 +27,15 @@ import pandas as pd
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from segment_pipeline.logic.figure_style import (
+    clean_axes,
+    empty_figure,
+    finish,
+    percent_axis,
+)
 from segment_pipeline.logic.palette import segment_colour
 from segment_pipeline.logic.report import pct
-
-TITLE_SIZE = 15
-SUBTITLE_SIZE = 10.5
-FOOTNOTE_SIZE = 8.5
-
-
-def _finish(
-    fig: Figure,
-    title: str,
-    subtitle: str | None = None,
-    footnote: str | None = None,
-    **tight: float,
-) -> None:
-    """Title and subtitle at the top-left, a footnote at the bottom, panels in between.
-
-    Positions are in inches from the edges (not fractions), so the gaps look the same
-    whatever the figure's height.
-    """
-    height = fig.get_figheight()
-    # fig.text, not suptitle: tight_layout would reserve room for a suptitle a second time
-    fig.text(
-        0.01, 1 - 0.10 / height, title, fontsize=TITLE_SIZE, fontweight="bold", ha="left", va="top"
-    )
-    if subtitle:
-        fig.text(
-            0.01,
-            1 - 0.45 / height,
-            subtitle,
-            fontsize=SUBTITLE_SIZE,
-            ha="left",
-            va="top",
-            color="#333333",
-        )
-    if footnote:
-        fig.text(
-            0.01,
-            0.08 / height,
-            footnote,
-            fontsize=FOOTNOTE_SIZE,
-            ha="left",
-            va="bottom",
-            color="#555555",
-        )
-    lines = subtitle.count("\n") + 1 if subtitle else 0
-    top = 1 - (0.55 + 0.25 * lines) / height
-    bottom = (0.05 + 0.25 * (footnote.count("\n") + 1 if footnote else 0)) / height
-    fig.tight_layout(rect=(0, bottom, 1, top), **tight)
-
-
-def _percent_axis(axis) -> None:
-    """Percent ticks at 1-2-2.5-5 steps for values stored as fractions 0..1."""
-    axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
-    # :g keeps "5%" and "2.5%" exact without trailing zeros (100 * 0.07 = 7.000000000000001)
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100 * v:g}%"))
-
-
-def _empty_figure(title: str, message: str) -> Figure:
-    """A readable placeholder when there is nothing to draw (e.g. no Champions in the data)."""
-    fig = Figure(figsize=(9, 3.5))
-    ax = fig.subplots()
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, wrap=True)
-    _finish(fig, title)
-    return fig
 
 
 def _truncate(text: str, width: int = 34) -> str:
@@ -153,12 +94,6 @@ def _bar_labels(
         ax.set_ylim(0, top * 1.18)
 
 
-def _clean_axes(ax, grid_axis: str = "x") -> None:
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(axis=grid_axis, color="#dddddd", linewidth=0.8)
-    ax.set_axisbelow(True)
-
-
 def _subtitle(description: str, note: str | None) -> str:
     return f"{description}. {note}" if note else description
 
@@ -207,7 +142,7 @@ def plot_segment_purchase_patterns(
     """
     title = "How each RFM segment buys"
     if patterns.empty:
-        return _empty_figure(title, "No purchases in the analysis window.")
+        return empty_figure(title, "No purchases in the analysis window.")
     data = patterns.set_index("segment").reindex(list(segment_order))
     labels = [
         f"{seg}  (n={int(n):,})" if not pd.isna(n) else f"{seg}  (no customers)"
@@ -227,13 +162,13 @@ def plot_segment_purchase_patterns(
         ax.set_title(panel, fontsize=12, loc="left", fontweight="bold")
         ax.set_xlabel(xlabel, fontsize=10)
         if kind == "percent":
-            _percent_axis(ax.xaxis)
-        _clean_axes(ax)
+            percent_axis(ax.xaxis)
+        clean_axes(ax)
     axes[0, 0].set_yticks(y, labels, fontsize=10)
     axes[0, 0].invert_yaxis()
     for ax in axes[:, 0]:
         ax.tick_params(axis="y", labelleft=True)
-    _finish(
+    finish(
         fig,
         title,
         _subtitle("Per segment, in the segment map's order (n = customers)", note),
@@ -271,7 +206,7 @@ def plot_champions_vs_new_comparison(
     data = patterns.set_index("segment")
     missing = [g for g in (group_a, group_b) if g not in data.index]
     if missing:
-        return _empty_figure(title, f"No customers in: {', '.join(missing)}.")
+        return empty_figure(title, f"No customers in: {', '.join(missing)}.")
     data = data.loc[[group_a, group_b]]
     colours = [segment_colour(group_a), segment_colour(group_b)]
     fig = Figure(figsize=(14, 5.4))
@@ -296,9 +231,9 @@ def plot_champions_vs_new_comparison(
         ax.set_title(panel + ratio, fontsize=11.5)
         ax.set_ylabel(ylabel, fontsize=10)
         if kind == "percent":
-            _percent_axis(ax.yaxis)
-        _clean_axes(ax, grid_axis="y")
-    _finish(
+            percent_axis(ax.yaxis)
+        clean_axes(ax, grid_axis="y")
+    finish(
         fig,
         title,
         _subtitle(f"Ratio = {group_a} / {group_b}", note),
@@ -336,7 +271,7 @@ def plot_champions_vs_new_top_products(
         for _, prefix in groups
     }
     if all(t.empty for t in tops.values()):
-        return _empty_figure(title, f"No purchases by {group_a} or {group_b}.")
+        return empty_figure(title, f"No purchases by {group_a} or {group_b}.")
     both = set(tops["champions"]["item_id"]) & set(tops["new"]["item_id"])
     fig = Figure(figsize=(15, 1.9 + 0.42 * top_n))
     axes = fig.subplots(1, 2)
@@ -365,8 +300,8 @@ def plot_champions_vs_new_top_products(
         )
         ax.invert_yaxis()
         ax.set_xlabel(f"share of the {group} segment's revenue (%)", fontsize=10)
-        _percent_axis(ax.xaxis)
-        _clean_axes(ax)
+        percent_axis(ax.xaxis)
+        clean_axes(ax)
     fig.legend(
         handles=[
             Patch(facecolor="white", edgecolor="#333333", hatch="///", label="in both top-10 lists")
@@ -376,7 +311,7 @@ def plot_champions_vs_new_top_products(
         fontsize=9.5,
         bbox_to_anchor=(0.995, 1 - 0.40 / fig.get_figheight()),
     )
-    _finish(
+    finish(
         fig,
         title,
         _subtitle("Ranked by revenue within each group; same x scale in both panels", note),
@@ -406,7 +341,7 @@ def plot_segment_top_products(
     title = f"Top {top_n} products of the main RFM segments"
     present = [s for s in segments if s in set(top_products["segment"])]
     if not present:
-        return _empty_figure(title, "None of the selected segments has purchases.")
+        return empty_figure(title, "None of the selected segments has purchases.")
     ncols = 2 if len(present) > 1 else 1
     nrows = math.ceil(len(present) / ncols)
     fig = Figure(figsize=(15, 1.4 + nrows * (0.36 * top_n + 1.0)))
@@ -431,11 +366,11 @@ def plot_segment_top_products(
         ax.invert_yaxis()
         ax.set_title(segment, fontsize=12, fontweight="bold", loc="left")
         ax.set_xlabel("share of the segment's revenue (%)", fontsize=9.5)
-        _percent_axis(ax.xaxis)
-        _clean_axes(ax)
+        percent_axis(ax.xaxis)
+        clean_axes(ax)
     for ax in axes[len(present) :]:
         ax.axis("off")
-    _finish(
+    finish(
         fig,
         title,
         _subtitle("Ranked by revenue within each segment; same x scale in every panel", note),
@@ -471,7 +406,7 @@ def plot_segment_category_heatmap(
     """
     title = "Category preference by RFM segment"
     if preference.empty:
-        return _empty_figure(title, "No purchases with a category in the analysis window.")
+        return empty_figure(title, "No purchases with a category in the analysis window.")
     uncategorised = _uncategorised_share(preference)
     categories = (
         preference.groupby("category")["overall_share"]
@@ -584,7 +519,7 @@ def plot_segment_category_heatmap(
         if min_support_customers
         else "few customers bought the category"
     )
-    _finish(
+    finish(
         fig,
         title,
         _subtitle(
