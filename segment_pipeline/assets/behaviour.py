@@ -25,6 +25,7 @@ from segment_pipeline.assets.tables import (
 )
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import behaviour_figures as figs
+from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
     BEHAVIOURAL_SEGMENTS_SQL,
@@ -90,23 +91,26 @@ RFM_KEYS = [
 ]
 #: The CLV layer's table and figure for the section "Value by segment and class" (omitted
 #: when absent).
-CLV_KEYS = [dg.AssetKey(["marts", "clv_by_segment"]), dg.AssetKey(["figures", "clv_by_segment"])]
+CLV_KEYS = [
+    dg.AssetKey(["marts", "clv_by_segment"]),
+    dg.AssetKey(["figures", names.CLV_BY_SEGMENT]),
+]
 #: The dynamics layer's tables and figures for the section "What changed since last month"
 #: (omitted when absent).
 DYNAMICS_KEYS = [
     dg.AssetKey(["marts", "segment_transitions"]),
     dg.AssetKey(["marts", "experiment_sizing"]),
-    dg.AssetKey(["figures", "dyn_segment_migration"]),
-    dg.AssetKey(["figures", "dyn_segment_share_over_time"]),
-    dg.AssetKey(["figures", "dyn_price_tier_flow"]),
+    dg.AssetKey(["figures", names.SEGMENT_MIGRATION]),
+    dg.AssetKey(["figures", names.SEGMENT_SHARE_OVER_TIME]),
+    dg.AssetKey(["figures", names.PRICE_TIER_FLOW]),
 ]
 
 FIGURE_NAMES = {
-    "distribution": "bsa_purchase_distribution",
-    "occupation": "bsa_occupation_groups",
-    "price": "bsa_price_segments",
-    "value_map": "bsa_segment_value_map",
-    "strategy": "bsa_strategy_summary",
+    "distribution": names.PURCHASE_DISTRIBUTION,
+    "occupation": names.OCCUPATION_GROUPS,
+    "price": names.PRICE_SEGMENTS,
+    "value_map": names.SEGMENT_VALUE_MAP,
+    "strategy": names.STRATEGY_SUMMARY,
 }
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_NAMES.items()}
 

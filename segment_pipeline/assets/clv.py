@@ -33,6 +33,7 @@ from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_a
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
+from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.palette import class_colour
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
 from segment_pipeline.resources import DuckDBWarehouse
@@ -57,7 +58,7 @@ FIT_KEY = table_key(clv.CLV_MODEL_FIT)
 HOLDOUT_KEY = table_key(clv.CLV_CALIBRATION_HOLDOUT)
 PREDICTIONS_KEY = table_key(clv.CLV_CUSTOMER_PREDICTIONS)
 BY_SEGMENT_KEY = table_key(clv.CLV_BY_SEGMENT)
-FIGURE_STEMS = {"by_segment": "clv_by_segment", "holdout": "clv_calibration_holdout"}
+FIGURE_STEMS = {"by_segment": names.CLV_BY_SEGMENT, "holdout": names.CLV_CALIBRATION_HOLDOUT}
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_STEMS.items()}
 
 

@@ -38,6 +38,7 @@ from segment_pipeline.assets.tables import (
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
+from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
 from segment_pipeline.tables import (
@@ -59,9 +60,9 @@ TRANSITIONS_KEY = table_key(dyn.SEGMENT_TRANSITIONS)
 LAST_MOVES_KEY = table_key(dyn.CUSTOMER_LAST_MOVES)
 SIZING_KEY = table_key(dyn.EXPERIMENT_SIZING)
 FIGURE_STEMS = {
-    "migration": "dyn_segment_migration",
-    "shares": "dyn_segment_share_over_time",
-    "price_flow": "dyn_price_tier_flow",
+    "migration": names.SEGMENT_MIGRATION,
+    "shares": names.SEGMENT_SHARE_OVER_TIME,
+    "price_flow": names.PRICE_TIER_FLOW,
 }
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_STEMS.items()}
 

@@ -24,6 +24,7 @@ from segment_pipeline.assets.tables import (
     table_key,
 )
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
+from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic import rfm_figures as figs
 from segment_pipeline.logic.rfm import (
@@ -622,36 +623,36 @@ def _heatmap_plot(conn: duckdb.DuckDBPyConnection, s: RfmSettings, _context) -> 
     )
 
 
-#: The five seed-A figures (file names are the seed's).
+#: The RFM and preference figures (names: logic/figure_names.py).
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
-        "spa_segment_purchase_patterns",
+        names.SEGMENT_PURCHASE_PATTERNS,
         (PATTERNS_KEY,),
         "Six panels per segment: orders per customer, AOV, units per order, category "
         "diversity, premium share, days between orders.",
         _patterns_plot,
     ),
     FigureSpec(
-        "spa_champions_vs_new_comparison",
+        names.CHAMPIONS_VS_NEW_COMPARISON,
         (PATTERNS_KEY,),
         "Champions vs New Customers: category diversity, AOV, purchase frequency and premium "
         "share.",
         _comparison_plot,
     ),
     FigureSpec(
-        "spa_champions_vs_new_top_products",
+        names.CHAMPIONS_VS_NEW_TOP_PRODUCTS,
         (CHAMPIONS_VS_NEW_KEY,),
         "Each group's top 10 products (share of the group's revenue), Champions vs New Customers.",
         _champions_vs_new_plot,
     ),
     FigureSpec(
-        "spa_segment_top5_products",
+        names.SEGMENT_TOP5_PRODUCTS,
         (TOP_PRODUCTS_KEY,),
         "Top 5 products (share of the segment's revenue) of the main segments (top5_segments).",
         _top5_plot,
     ),
     FigureSpec(
-        "spa_segment_product_heatmap",
+        names.SEGMENT_PRODUCT_HEATMAP,
         (PREFERENCE_KEY,),
         "Segment x category heatmap of the shrunk preference index (diverging, log scale, "
         "centred on 1); low-support cells marked.",

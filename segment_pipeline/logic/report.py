@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.behaviour import (
     OCC_OTHER,
     OCCUPATION_GROUPS,
@@ -34,6 +35,7 @@ from segment_pipeline.logic.behaviour import (
     PRICE_UNKNOWN,
 )
 from segment_pipeline.logic.dynamics import CATEGORY_TIER_CHANGES_SQL
+from segment_pipeline.logic.figure_names import png
 from segment_pipeline.logic.strategy import ACTION_SEPARATOR
 from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
@@ -56,11 +58,11 @@ INSIGHTS_REPORT = TableDef(
 
 #: (file name, caption) of the figures the report embeds, in report order.
 FIGURES: tuple[tuple[str, str], ...] = (
-    ("bsa_purchase_distribution.png", "Line amounts, raw and log1p, with the price clusters"),
-    ("bsa_occupation_groups.png", "Occupation groups"),
-    ("bsa_price_segments.png", "Price segments of the categories"),
-    ("bsa_segment_value_map.png", "Behavioural segments: customers, AOV and gross sales"),
-    ("bsa_strategy_summary.png", "Strategy classes: customer share vs revenue share"),
+    (png(names.PURCHASE_DISTRIBUTION), "Line amounts, raw and log1p, with the price clusters"),
+    (png(names.OCCUPATION_GROUPS), "Occupation groups"),
+    (png(names.PRICE_SEGMENTS), "Price segments of the categories"),
+    (png(names.SEGMENT_VALUE_MAP), "Behavioural segments: customers, AOV and gross sales"),
+    (png(names.STRATEGY_SUMMARY), "Strategy classes: customer share vs revenue share"),
 )
 
 
@@ -123,7 +125,7 @@ CLV_COLUMNS = (
     "clv_share",
     "mean_p_alive",
 )
-CLV_FIGURE = ("clv_by_segment.png", "Predicted CLV by RFM segment, strategy class and segment")
+CLV_FIGURE = (png(names.CLV_BY_SEGMENT), "Predicted CLV by RFM segment, strategy class and segment")
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,9 @@ DYNAMICS_SIZING_COLUMNS = (
     "baseline_months",
 )
 DYNAMICS_FIGURES: tuple[tuple[str, str], ...] = (
-    ("dyn_segment_migration.png", "RFM segment migration since last month"),
-    ("dyn_segment_share_over_time.png", "RFM segment shares, month by month"),
-    ("dyn_price_tier_flow.png", "Price-tier migration"),
+    (png(names.SEGMENT_MIGRATION), "RFM segment migration since last month"),
+    (png(names.SEGMENT_SHARE_OVER_TIME), "RFM segment shares, month by month"),
+    (png(names.PRICE_TIER_FLOW), "Price-tier migration"),
 )
 
 
@@ -536,7 +538,7 @@ def _distribution_section(inputs: ReportInputs, figures: dict[str, str], embed: 
         )
         out.append("")
     out += [
-        _figure("bsa_purchase_distribution.png", figures["bsa_purchase_distribution.png"], embed),
+        _figure(png(names.PURCHASE_DISTRIBUTION), figures[png(names.PURCHASE_DISTRIBUTION)], embed),
         "",
     ]
     return out
@@ -583,11 +585,11 @@ def _segments_section(inputs: ReportInputs, figures: dict[str, str], embed: bool
     out += [_md_table(table), ""]
     out += _groups_text(inputs)
     out += [
-        _figure("bsa_segment_value_map.png", figures["bsa_segment_value_map.png"], embed),
+        _figure(png(names.SEGMENT_VALUE_MAP), figures[png(names.SEGMENT_VALUE_MAP)], embed),
         "",
-        _figure("bsa_occupation_groups.png", figures["bsa_occupation_groups.png"], embed),
+        _figure(png(names.OCCUPATION_GROUPS), figures[png(names.OCCUPATION_GROUPS)], embed),
         "",
-        _figure("bsa_price_segments.png", figures["bsa_price_segments.png"], embed),
+        _figure(png(names.PRICE_SEGMENTS), figures[png(names.PRICE_SEGMENTS)], embed),
         "",
     ]
     return out
@@ -653,7 +655,7 @@ def _strategy_section(inputs: ReportInputs, figures: dict[str, str], embed: bool
     out += [
         _md_table(table),
         "",
-        _figure("bsa_strategy_summary.png", figures["bsa_strategy_summary.png"], embed),
+        _figure(png(names.STRATEGY_SUMMARY), figures[png(names.STRATEGY_SUMMARY)], embed),
         "",
     ]
     for _, cls in summary.iterrows():
