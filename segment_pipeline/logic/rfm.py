@@ -462,6 +462,13 @@ def rfm_params(window: RfmWindow, segment_map: SegmentMap) -> dict[str, Any]:
 #: Customers per (R, F) cell, for rf_grid_counts.
 RF_CELL_COUNTS_SQL = load_sql("rfm/rf_cell_counts")
 
+#: Customers per segment of rfm_customer_segments, in segment order.
+CUSTOMERS_PER_SEGMENT_SQL = load_sql("rfm/customers_per_segment")
+
+#: Check of rfm_summary: customer and revenue share sums, its customers, and the rows of
+#: rfm_customer_segments.
+RFM_SUMMARY_TOTALS_SQL = load_sql("rfm/summary_totals")
+
 
 def rf_grid_counts(cell_counts: pd.DataFrame) -> pd.DataFrame:
     """Customers per R x F cell as a grid (R5 on top, empty cells 0), for the UI.
