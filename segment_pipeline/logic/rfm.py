@@ -282,7 +282,9 @@ class RfmWindow:
         return {"window_start": self.start, "window_end": self.end}
 
 
-_LINE_DATES_SQL = load_sql("rfm/line_dates")
+# sql/rfm/line_dates.sql: first and last sale line day and the lines between $lo and $hi
+# (either may be NULL); window_lines.sql: the lines in the window. `lines_table`: the sale
+# lines (staging.sales_lines, or the monthly snapshots' copy of them).
 
 
 def resolve_window(
@@ -313,7 +315,7 @@ def resolve_window(
             f"the RFM window is empty: window_start {window_start} is after its end {upper}"
         )
     first, last, n = conn.execute(
-        _LINE_DATES_SQL.replace("staging.sales_lines", lines_table),
+        load_sql("rfm/line_dates", lines_table=lines_table),
         {"lo": window_start, "hi": upper},
     ).fetchall()[0]
     if not n:
@@ -332,8 +334,7 @@ def resolve_window(
     start = max(starts) if starts else first
     window = RfmWindow(start=start, end=end, as_of=resolved_as_of)
     count = conn.execute(
-        f"SELECT count(*) FROM {lines_table} "
-        "WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end",
+        load_sql("rfm/window_lines", lines_table=lines_table),
         {"window_start": window.start, "window_end": window.end},
     ).fetchall()[0][0]
     if not count:
