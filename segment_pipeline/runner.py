@@ -443,19 +443,17 @@ def _not_loaded_summary(settings: PipelineSettings) -> list[str]:
 
 
 def _quarantine_summary(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    exists = conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging' "
-        "AND table_name = 'quarantine'"
-    ).fetchall()[0][0]
-    if not exists:
+    from segment_pipeline.logic.staging import QUARANTINE
+    from segment_pipeline.sql_files import load_sql
+    from segment_pipeline.tables import table_exists
+
+    if not table_exists(conn, QUARANTINE):
         return []
-    rows = conn.execute(
-        "SELECT entity, rule, count(*) FROM staging.quarantine GROUP BY ALL ORDER BY 1, 3 DESC, 2"
-    ).fetchall()
+    rows = conn.execute(load_sql("staging/quarantine_by_rule")).fetchall()
     if not rows:
         return ["Quarantine: empty"]
     total = sum(r[2] for r in rows)
-    out = [f"Quarantined rows: {total:,} (see staging.quarantine)"]
+    out = [f"Quarantined rows: {total:,} (see {QUARANTINE.fqn})"]
     out.extend(f"  {entity:<13} {rule:<34} {n:>8,}" for entity, rule, n in rows)
     return out
 

@@ -285,9 +285,12 @@ def preview_markdown(frame: pd.DataFrame, max_rows: int = 10) -> dg.MetadataValu
     return dg.MetadataValue.md(shown.to_markdown(index=False))
 
 
-def read_table(conn: duckdb.DuckDBPyConnection, table: TableDef) -> pd.DataFrame:
-    """Every row of a warehouse table, as a DataFrame."""
-    return conn.execute(f"SELECT * FROM {table.fqn}").df()
+def read_table(
+    conn: duckdb.DuckDBPyConnection, table: TableDef, order_by: str | None = None
+) -> pd.DataFrame:
+    """Every row of a warehouse table, as a DataFrame (in `order_by` order when given)."""
+    order = f" ORDER BY {order_by}" if order_by else ""
+    return conn.execute(f"SELECT * FROM {table.fqn}{order}").df()
 
 
 def table_preview(

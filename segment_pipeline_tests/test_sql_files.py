@@ -3,6 +3,7 @@ table placeholder a declared table or view."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -56,6 +57,82 @@ def test_no_schema_qualified_table_outside_placeholders() -> None:
             if pattern.search(code):
                 slips.append(f"sql/{name}.sql:{number}: {line.strip()}")
     assert not slips, "\n".join(slips)
+
+
+#: An SQL keyword in upper case (as the project writes SQL, sqlfluff's CP01): what tells a
+#: query from prose such as "Source: marts.rfm_summary (from marts.rfm_customer_segments)" in
+#: a figure caption or an asset description.
+_SQL_KEYWORD = re.compile(r"\b(SELECT|FROM|JOIN|INTO|UPDATE|DELETE|INSERT|CREATE|DROP|WITH)\b")
+_DECLARATIONS = {"TableDef", "ViewDef"}
+
+
+def sql_strings_naming_tables(source: str, schemas: set[str]) -> list[tuple[int, str]]:
+    """(line, text) of the string literals and f-strings of a Python source that are SQL and
+    write a schema-qualified table name out, or that are nothing but such a name (a table
+    handed to SQL built elsewhere). Docstrings and the arguments of TableDef / ViewDef
+    declarations are skipped."""
+    schema = "|".join(sorted(schemas))
+    qualified = re.compile(rf"(?<![\w.{{])(?:{schema})\.[A-Za-z_]\w*")
+    tree = ast.parse(source)
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
+            skipped.add(id(body[0].value))
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in _DECLARATIONS:
+                skipped.update(id(n) for n in ast.walk(node))
+        if isinstance(node, ast.JoinedStr):  # judged whole, not part by part
+            skipped.update(id(v) for v in node.values)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        else:
+            continue
+        if qualified.fullmatch(text.strip()) or (
+            qualified.search(text) and _SQL_KEYWORD.search(text)
+        ):
+            found.append((node.lineno, " ".join(text.split())))
+    return found
+
+
+def test_no_schema_qualified_table_in_python_sql() -> None:
+    """The Python code names no table in its SQL: queries are SQL files with table
+    placeholders, or built from a TableDef (`table.fqn`, tables.read_table / row_count)."""
+    schemas = {r.schema for r in RELATIONS.values()}
+    slips = [
+        f"{path.relative_to(ROOT)}:{line}: {text[:120]}"
+        for path in sorted((ROOT / "segment_pipeline").rglob("*.py"))
+        for line, text in sql_strings_naming_tables(path.read_text(encoding="utf-8"), schemas)
+    ]
+    assert not slips, "SQL naming a table outside the registry:\n" + "\n".join(slips)
+
+
+def test_the_python_sql_check_finds_slips() -> None:
+    source = '''"""Reads marts.rfm_summary (a docstring)."""
+T = TableDef("marts", "x", columns=(Column("id", "INT", "Key of staging.sales_lines"),))
+CAPTION = "Source: marts.rfm_summary (from marts.rfm_customer_segments)"
+A = "SELECT count(*) FROM marts.rfm_summary"
+B = f"DELETE FROM staging.quarantine WHERE entity = {entity!r}"
+C = ("SELECT * "
+     "FROM raw.loads")
+D = f"SELECT * FROM {T.fqn}"
+E = sql.replace("staging.sales_lines", lines_table)
+'''
+    found = sql_strings_naming_tables(source, {"marts", "staging", "raw"})
+    assert [line for line, _ in found] == [4, 5, 6, 9]
 
 
 def test_load_sql_refuses_missing_or_extra_fragments() -> None:

@@ -60,12 +60,12 @@ from segment_pipeline.logic.strategy import (
     summarise_strategy,
 )
 from segment_pipeline.resources import DuckDBWarehouse
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import (
     preview_markdown,
     read_table,
     replace_rows,
     replace_rows_from_frame,
-    scalar,
     table_metadata,
 )
 
@@ -84,6 +84,7 @@ SEGMENTS_KEY = table_key(BEHAVIOURAL_SEGMENTS)
 STRATEGY_KEY = table_key(SEGMENT_STRATEGY)
 SUMMARY_KEY = table_key(STRATEGY_SUMMARY)
 REPORT_KEY = dg.AssetKey(["report", "insights_report"])
+
 #: The RFM layer's tables the report reads when they exist (absent ones are reported as such).
 RFM_KEYS = [
     dg.AssetKey(["marts", "rfm_summary"]),
@@ -113,6 +114,16 @@ FIGURE_NAMES = {
     "strategy": names.STRATEGY_SUMMARY,
 }
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_NAMES.items()}
+
+#: Check of customer_behaviour: customers of the sale lines, distinct customers, the spend
+#: difference to the lines' total, customers with Unknown demographics and (`?`: the Unknown
+#: price segment) with no spend in a tiered category.
+CUSTOMER_BEHAVIOUR_CHECK_SQL = load_sql("behaviour/customer_behaviour_check")
+#: Check of behavioural_segments: share sums, segment customers, customers of customer_behaviour.
+SEGMENT_TOTALS_SQL = load_sql("behaviour/segment_totals")
+TOP_SEGMENT_SQL = load_sql("behaviour/top_segment")
+#: Check of segment_strategy: rows, distinct segments, rows of a class in `?` (the rule table's).
+STRATEGY_COVERAGE_SQL = load_sql("strategy/segment_coverage")
 
 
 class BehaviourSettings(dg.ConfigurableResource):
@@ -332,22 +343,9 @@ def category_price_segments(
 def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehouse):
     with warehouse.connect() as conn:
         rows = replace_rows(conn, CUSTOMER_BEHAVIOUR, CUSTOMER_BEHAVIOUR_SQL)
-        expected = scalar(conn, "SELECT count(DISTINCT customer_id) FROM staging.sales_lines")
-        distinct = scalar(conn, "SELECT count(DISTINCT customer_id) FROM marts.customer_behaviour")
-        spend_gap = scalar(
-            conn,
-            "SELECT abs(coalesce((SELECT sum(spend) FROM "
-            "marts.customer_behaviour), 0) - coalesce((SELECT CAST(sum(amount) "
-            "AS DOUBLE) FROM staging.sales_lines), 0))",
-        )
-        unknown = scalar(
-            conn, "SELECT count(*) FROM marts.customer_behaviour WHERE unknown_demographics"
-        )
-        unpriced = scalar(
-            conn,
-            "SELECT count(*) FROM marts.customer_behaviour WHERE price_segment = ?",
-            [PRICE_UNKNOWN],
-        )
+        expected, distinct, spend_gap, unknown, unpriced = conn.execute(
+            CUSTOMER_BEHAVIOUR_CHECK_SQL, [PRICE_UNKNOWN]
+        ).fetchall()[0]
         metadata = table_metadata(conn, CUSTOMER_BEHAVIOUR, order_by="customer_id")
     context.log.info(
         f"{rows} customers, {unknown} with Unknown demographics, {unpriced} with no spend in a "
@@ -396,16 +394,11 @@ def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehous
 def behavioural_segments(context: AssetExecutionContext, warehouse: DuckDBWarehouse):
     with warehouse.connect() as conn:
         rows = replace_rows(conn, BEHAVIOURAL_SEGMENTS, BEHAVIOURAL_SEGMENTS_SQL)
-        revenue_sum, customer_sum, customers = conn.execute(
-            "SELECT sum(revenue_share), sum(customer_share), sum(customers) "
-            "FROM marts.behavioural_segments"
+        revenue_sum, customer_sum, customers, expected = conn.execute(
+            SEGMENT_TOTALS_SQL
         ).fetchall()[0]
-        expected = scalar(conn, "SELECT count(*) FROM marts.customer_behaviour")
         metadata = table_metadata(conn, BEHAVIOURAL_SEGMENTS, order_by="sales_rank")
-        top = conn.execute(
-            "SELECT segment, revenue_share FROM marts.behavioural_segments "
-            "ORDER BY sales_rank LIMIT 1"
-        ).fetchall()
+        top = conn.execute(TOP_SEGMENT_SQL).fetchall()
     if top:
         context.log.info(f"{rows} segments; top: {top[0][0]} ({100 * top[0][1]:.1f}% of sales)")
     shares_ok = (rows == 0) or (
@@ -462,16 +455,11 @@ def segment_strategy(
 ):
     table = behaviour_settings.rule_table()  # validated before any work
     with warehouse.connect() as conn:
-        segments = conn.execute("SELECT * FROM marts.behavioural_segments ORDER BY sales_rank").df()
+        segments = read_table(conn, BEHAVIOURAL_SEGMENTS, order_by="sales_rank")
         frame = assign_strategy(segments, table)
         replace_rows_from_frame(conn, SEGMENT_STRATEGY, frame)
         metadata = table_metadata(conn, SEGMENT_STRATEGY, order_by="sales_rank")
-        stored = conn.execute(
-            "SELECT count(*), count(DISTINCT segment), "
-            "count(*) FILTER (WHERE strategy_class IN (SELECT unnest(?::VARCHAR[]))) "
-            "FROM marts.segment_strategy",
-            [table.class_names],
-        ).fetchall()[0]
+        stored = conn.execute(STRATEGY_COVERAGE_SQL, [table.class_names]).fetchall()[0]
     per_class = frame["strategy_class"].value_counts().to_dict()
     context.log.info(f"segments per class: {per_class}")
     yield dg.MaterializeResult(

@@ -37,6 +37,7 @@ from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.palette import class_colour
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
 from segment_pipeline.resources import DuckDBWarehouse
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import (
     TableDef,
     ensure_table,
@@ -44,6 +45,7 @@ from segment_pipeline.tables import (
     read_table,
     replace_rows,
     replace_rows_from_frame,
+    row_count,
     scalar,
     table_exists,
     table_metadata,
@@ -60,6 +62,11 @@ PREDICTIONS_KEY = table_key(clv.CLV_CUSTOMER_PREDICTIONS)
 BY_SEGMENT_KEY = table_key(clv.CLV_BY_SEGMENT)
 FIGURE_STEMS = {"by_segment": names.CLV_BY_SEGMENT, "holdout": names.CLV_CALIBRATION_HOLDOUT}
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_STEMS.items()}
+
+#: Customers of clv_model_inputs with a repeat purchase day.
+REPEAT_CUSTOMERS_SQL = load_sql("clv/repeat_customers")
+#: Check of clv_by_segment, per dimension: customers and CLV against clv_customer_predictions.
+BY_SEGMENT_GAPS_SQL = load_sql("clv/by_segment_gaps")
 
 
 class ClvSettings(dg.ConfigurableResource):
@@ -151,7 +158,7 @@ def clv_model_inputs(
             conn, clv.CLV_MODEL_INPUTS, clv.CLV_MODEL_INPUTS_SQL, window.sql_params()
         )
         stats = conn.execute(clv.INPUTS_CONSISTENCY_SQL).df().iloc[0]
-        repeaters = scalar(conn, "SELECT count(*) FROM marts.clv_model_inputs WHERE frequency > 0")
+        repeaters = scalar(conn, REPEAT_CUSTOMERS_SQL)
         metadata = table_metadata(conn, clv.CLV_MODEL_INPUTS, order_by="customer_id")
     rfm, stored, distinct, bad = (
         int(stats[c]) for c in ("rfm_customers", "rows", "distinct_customers", "bad_rows")
@@ -514,15 +521,8 @@ def clv_by_segment(
 ) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
         replace_rows(conn, clv.CLV_BY_SEGMENT, clv.CLV_BY_SEGMENT_SQL)
-        predictions = scalar(conn, "SELECT count(*) FROM marts.clv_customer_predictions")
-        gaps = conn.execute(
-            "SELECT s.dimension, sum(s.customers) - max(t.n) AS customer_gap, "
-            "abs(sum(s.total_clv) - max(t.clv)) AS clv_gap, max(t.clv) AS clv_total "
-            "FROM marts.clv_by_segment AS s, "
-            "(SELECT count(*) AS n, coalesce(sum(clv), 0) AS clv "
-            "FROM marts.clv_customer_predictions) AS t "
-            "GROUP BY s.dimension ORDER BY s.dimension"
-        ).df()
+        predictions = row_count(conn, clv.CLV_CUSTOMER_PREDICTIONS)
+        gaps = conn.execute(BY_SEGMENT_GAPS_SQL).df()
         metadata = table_metadata(
             conn, clv.CLV_BY_SEGMENT, order_by="dimension, segment_order, segment", preview_rows=30
         )
@@ -574,7 +574,7 @@ def _by_segment_plot(
 ) -> PlotCall:
     table = settings.rule_table()
     colours = {c.name: class_colour(c.colour) for c in table.classes}
-    horizon = scalar(conn, "SELECT max(horizon_months) FROM marts.clv_customer_predictions")
+    horizon = scalar(conn, clv.PREDICTION_HORIZON_SQL)
     by_segment = read_table(conn, clv.CLV_BY_SEGMENT)
     unavailable = _not_predicted_reason(conn) if by_segment.empty else None
     return PlotCall(figs.plot_clv_by_segment, (by_segment, colours, int(horizon or 0), unavailable))

@@ -41,6 +41,7 @@ from segment_pipeline.logic import dynamics_figures as figs
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
+from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import (
     ensure_table,
     preview_markdown,
@@ -65,6 +66,15 @@ FIGURE_STEMS = {
     "price_flow": names.PRICE_TIER_FLOW,
 }
 FIGURE_KEYS = {k: dg.AssetKey(["figures", stem]) for k, stem in FIGURE_STEMS.items()}
+
+#: Customers and revenue per dimension and direction of the latest pair of months.
+LATEST_TRANSITION_TOTALS_SQL = load_sql("dynamics/latest_transition_totals")
+#: Check of customer_last_moves: customers of the latest snapshot, distinct customers.
+LAST_MOVES_COVERAGE_SQL = load_sql("dynamics/last_moves_coverage")
+#: The most frequent moves into a segment in the latest month.
+LATEST_MOVES_SQL = load_sql("dynamics/latest_moves")
+#: The strategy classes and their playbook actions (strategy_summary), in class order.
+STRATEGY_CLASS_ACTIONS_SQL = load_sql("strategy/class_actions")
 
 
 class DynamicsSettings(dg.ConfigurableResource):
@@ -366,9 +376,7 @@ def _ensure_snapshots(conn: duckdb.DuckDBPyConnection) -> list[date]:
     """The stored snapshot months (the tables are created empty when never materialized)."""
     ensure_table(conn, dyn.CUSTOMER_SNAPSHOTS)
     ensure_table(conn, dyn.CATEGORY_TIER_SNAPSHOTS)
-    rows = conn.execute(
-        f"SELECT DISTINCT snapshot_month FROM {dyn.CUSTOMER_SNAPSHOTS.fqn} ORDER BY 1"
-    ).fetchall()
+    rows = conn.execute(dyn.SNAPSHOT_MONTHS_SQL).fetchall()
     return [r[0] for r in rows]
 
 
@@ -423,12 +431,7 @@ def segment_transitions(
             dyn.transitions_params(settings.lapse_days),
         )
         sums = conn.execute(dyn.TRANSITIONS_CONSERVATION_SQL).df()
-        last = conn.execute(
-            "SELECT dimension, direction, sum(customers) AS customers, "
-            "sum(revenue_to_month) AS revenue_to_month FROM marts.segment_transitions "
-            "WHERE from_month = (SELECT max(from_month) FROM marts.segment_transitions) "
-            "GROUP BY ALL ORDER BY dimension, direction"
-        ).df()
+        last = conn.execute(LATEST_TRANSITION_TOTALS_SQL).df()
         metadata = table_metadata(
             conn,
             dyn.SEGMENT_TRANSITIONS,
@@ -496,16 +499,8 @@ def customer_last_moves(
             dyn.CUSTOMER_LAST_MOVES_SQL,
             {"lapse_days": settings.lapse_days, "ranked": dyn.baseline_params(1, 1)["ranked"]},
         )
-        latest, distinct = conn.execute(
-            "SELECT (SELECT count(*) FROM marts.customer_snapshots WHERE snapshot_month = "
-            "(SELECT max(snapshot_month) FROM marts.customer_snapshots)), "
-            "(SELECT count(DISTINCT customer_id) FROM marts.customer_last_moves)"
-        ).fetchall()[0]
-        moves = conn.execute(
-            "SELECT previous_segment, segment, count(*) AS customers "
-            "FROM marts.customer_last_moves WHERE segment_since = latest_month "
-            "GROUP BY ALL ORDER BY customers DESC, previous_segment, segment LIMIT 15"
-        ).df()
+        latest, distinct = conn.execute(LAST_MOVES_COVERAGE_SQL).fetchall()[0]
+        moves = conn.execute(LATEST_MOVES_SQL).df()
         metadata = table_metadata(conn, dyn.CUSTOMER_LAST_MOVES, order_by="customer_id")
     context.log.info(f"{rows} customers in the latest snapshot")
     return dg.MaterializeResult(
@@ -555,10 +550,7 @@ def experiment_sizing(
     with warehouse.connect() as conn:
         months = _ensure_snapshots(conn)
         try:
-            classes = conn.execute(
-                "SELECT strategy_class, class_order, actions FROM marts.strategy_summary "
-                "ORDER BY class_order"
-            ).df()
+            classes = conn.execute(STRATEGY_CLASS_ACTIONS_SQL).df()
         except duckdb.CatalogException:
             raise dg.Failure(
                 description="experiment sizing needs marts.strategy_summary: materialize the "

@@ -310,12 +310,7 @@ def _transaction_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
                 f"quarantined={sum(c.quarantined for c in counts)}"
             )
             checks = _staging_checks(conn, counts, config.max_quarantine_rate)
-            quarantine_rules = conn.execute(
-                "SELECT rule, count(*) AS rows FROM staging.quarantine "
-                "WHERE entity = 'transactions' AND list_contains(?::DATE[], partition_date) "
-                "GROUP BY rule ORDER BY rows DESC, rule",
-                [days],
-            ).df()
+            quarantine_rules = conn.execute(QUARANTINE_RULES_SQL, [days]).df()
             summary = {
                 "window": _window_label(days),
                 "days_staged": len(days),
@@ -360,6 +355,9 @@ SHARED_ORDER_IDS_SQL = load_sql("ingest/shared_order_ids")
 
 #: Customer and product ids of the given days that equal another staged id but for case.
 CASE_ONLY_ID_COLLISIONS_SQL = load_sql("ingest/case_only_id_collisions")
+
+#: Quarantined transaction lines per rule on the given days (`?`), most frequent first.
+QUARANTINE_RULES_SQL = load_sql("ingest/quarantine_rules")
 
 
 def _identity_checks(

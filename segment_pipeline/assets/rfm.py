@@ -28,12 +28,14 @@ from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic import rfm_figures as figs
 from segment_pipeline.logic.rfm import (
+    CUSTOMERS_PER_SEGMENT_SQL,
     RF_CELL_COUNTS_SQL,
     RFM_CUSTOMER_SEGMENTS,
     RFM_CUSTOMER_SEGMENTS_SQL,
     RFM_SEGMENT_COVERAGE_SQL,
     RFM_SUMMARY,
     RFM_SUMMARY_SQL,
+    RFM_SUMMARY_TOTALS_SQL,
     SEGMENT_NAMES,
     RfmWindow,
     RfmWindowError,
@@ -227,10 +229,7 @@ def rfm_customer_segments(
             .iloc[0]
         )
         cell_counts = conn.execute(RF_CELL_COUNTS_SQL).df()
-        counts = conn.execute(
-            f"SELECT segment, count(*) AS customers FROM {RFM_CUSTOMER_SEGMENTS.fqn} "
-            "GROUP BY segment ORDER BY min(segment_order)"
-        ).df()
+        counts = conn.execute(CUSTOMERS_PER_SEGMENT_SQL).df()
         metadata = table_metadata(conn, RFM_CUSTOMER_SEGMENTS, order_by="customer_id")
     window_customers, rows, distinct, bad = (
         int(coverage[c]) for c in ("window_customers", "rows", "distinct_customers", "bad_rows")
@@ -283,17 +282,16 @@ def rfm_summary(
     segment_map = rfm_settings.segment_map()
     with warehouse.connect() as conn:
         replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, segment_map.segments_param())
-        customer_share, revenue_share, customers = conn.execute(
-            f"SELECT sum(customer_share), sum(revenue_share), sum(customers) FROM {RFM_SUMMARY.fqn}"
+        customer_share, revenue_share, customers, segmented = conn.execute(
+            RFM_SUMMARY_TOTALS_SQL
         ).fetchall()[0]
-        segmented = conn.execute(f"SELECT count(*) FROM {RFM_CUSTOMER_SEGMENTS.fqn}").fetchall()
         metadata = table_metadata(conn, RFM_SUMMARY, order_by="segment_order")
     passed = (
         customer_share is not None
         and revenue_share is not None
         and abs(customer_share - 1) < SHARE_TOLERANCE
         and abs(revenue_share - 1) < SHARE_TOLERANCE
-        and int(customers) == int(segmented[0][0])
+        and int(customers) == int(segmented)
     )
     context.log.info(
         f"rfm_summary: {int(customers)} customers in {len(segment_map.segments)} segments"
@@ -308,7 +306,7 @@ def rfm_summary(
                     "customer_share_sum": float(customer_share or 0),
                     "revenue_share_sum": float(revenue_share or 0),
                     "customers": int(customers or 0),
-                    "rfm_rows": int(segmented[0][0]),
+                    "rfm_rows": int(segmented),
                 },
             )
         ],
@@ -349,10 +347,7 @@ def segment_product_purchases(
             {**window.range_params(), "premium_quantile": 1 - rfm_settings.premium_top_share},
         )
         match = conn.execute(pref.PURCHASES_MATCH_STAGING_SQL, window.range_params()).df().iloc[0]
-        premium = conn.execute(
-            "SELECT count(DISTINCT product_id) FILTER (WHERE is_premium) AS premium_products, "
-            "count(DISTINCT product_id) AS products FROM marts.segment_product_purchases"
-        ).df()
+        premium = conn.execute(pref.PREMIUM_PRODUCTS_SQL).df()
         metadata = table_metadata(conn, pref.SEGMENT_PRODUCT_PURCHASES, order_by="line_id")
     staged, rows, distinct = (
         int(match[c]) for c in ("staged_lines", "purchase_rows", "distinct_lines")
@@ -414,15 +409,8 @@ def segment_product_summary(
 ) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
         replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
-        off = conn.execute(
-            "SELECT count(*) FROM (SELECT level, segment, sum(revenue_share) AS s "
-            "FROM marts.segment_product_summary GROUP BY ALL) WHERE abs(s - 1) > ?",
-            [SHARE_TOLERANCE],
-        ).fetchall()[0][0]
-        levels = conn.execute(
-            "SELECT level, count(*) AS rows FROM marts.segment_product_summary GROUP BY level "
-            "ORDER BY level"
-        ).df()
+        off = conn.execute(pref.PRODUCT_SUMMARY_SHARES_OFF_SQL, [SHARE_TOLERANCE]).fetchall()[0][0]
+        levels = conn.execute(pref.PRODUCT_SUMMARY_LEVELS_SQL).df()
         metadata = table_metadata(
             conn,
             pref.SEGMENT_PRODUCT_SUMMARY,
@@ -467,23 +455,9 @@ def segment_category_preference(
                 "unknown_category": pref.UNKNOWN_CATEGORY,
             },
         )
-        off = conn.execute(
-            "SELECT count(*) FROM (SELECT segment, sum(spend_share) AS a, sum(shrunk_share) AS b "
-            "FROM marts.segment_category_preference GROUP BY segment "
-            "HAVING max(segment_revenue) > 0) "
-            "WHERE abs(a - 1) > ? OR abs(b - 1) > ?",
-            [1e-6, 1e-6],
-        ).fetchall()[0][0]
-        top = conn.execute(
-            "SELECT segment, category, round(shrunk_index, 3) AS shrunk_index, "
-            "round(preference_index, 3) AS preference_index, customers, low_support "
-            "FROM marts.segment_category_preference "
-            "QUALIFY row_number() OVER (PARTITION BY segment "
-            "ORDER BY shrunk_index DESC, category) = 1 ORDER BY segment_order"
-        ).df()
-        low = conn.execute(
-            "SELECT count(*) FROM marts.segment_category_preference WHERE low_support"
-        ).fetchall()[0][0]
+        off = conn.execute(pref.CATEGORY_SHARES_OFF_SQL, [1e-6, 1e-6]).fetchall()[0][0]
+        top = conn.execute(pref.MOST_PREFERRED_CATEGORY_SQL).df()
+        low = conn.execute(pref.LOW_SUPPORT_CELLS_SQL).fetchall()[0][0]
         metadata = table_metadata(
             conn, pref.SEGMENT_CATEGORY_PREFERENCE, order_by="segment_order, category"
         )
@@ -537,12 +511,7 @@ def champions_vs_new_products(
             pref.CHAMPIONS_VS_NEW_SQL,
             {"group_a": pref.CHAMPIONS, "group_b": pref.NEW_CUSTOMERS},
         )
-        categories = conn.execute(
-            "SELECT item_name AS category, round(champions_share, 4) AS champions_share, "
-            "round(new_share, 4) AS new_share, round(share_difference, 4) AS difference "
-            "FROM marts.champions_vs_new_products WHERE level = 'category' "
-            "ORDER BY share_difference DESC, item_id"
-        ).df()
+        categories = conn.execute(pref.CHAMPIONS_VS_NEW_CATEGORIES_SQL).df()
         metadata = table_metadata(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS, order_by="level, item_id")
     return dg.MaterializeResult(
         metadata={**metadata, "categories": preview_markdown(categories, max_rows=30)}

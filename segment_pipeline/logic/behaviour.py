@@ -630,11 +630,8 @@ def count_cluster_lines(
 ) -> tuple[int, list[int]]:
     """(all lines, lines per cluster) counted over every line of staging.sales_lines in one
     scan: cluster j holds the lines with boundaries[j-1] <= log1p(amount) < boundaries[j]."""
-    below = ", ".join("count_if(v < ?)" for _ in boundaries)
-    sql = (
-        f"SELECT count(*){', ' + below if below else ''} FROM "
-        "(SELECT ln(1 + CAST(amount AS DOUBLE)) AS v FROM staging.sales_lines)"
-    )
+    counts = ", ".join(["count(*)", *("count_if(v < ?)" for _ in boundaries)])
+    sql = load_sql("behaviour/cluster_line_counts", cluster_counts=counts)
     total, *cumulative = (int(c) for c in conn.execute(sql, list(boundaries)).fetchall()[0])
     edges = [0, *cumulative, total]
     return total, [b - a for a, b in itertools.pairwise(edges)]

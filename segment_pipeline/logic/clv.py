@@ -235,6 +235,12 @@ INPUTS_CONSISTENCY_SQL = load_sql("clv/inputs_consistency")
 
 CLV_BY_SEGMENT_SQL = load_sql("clv/by_segment")
 
+#: The prediction horizon (months) of clv_customer_predictions (NULL without predictions).
+PREDICTION_HORIZON_SQL = load_sql("clv/prediction_horizon")
+
+#: Per model flagged not fitted in clv_model_fit: the reason.
+MODELS_NOT_FITTED_SQL = load_sql("clv/models_not_fitted")
+
 
 def default_calibration_end(window_start: date, window_end: date) -> date:
     """The last calibration day: two thirds of the history for fitting, the last third held

@@ -723,6 +723,9 @@ SNAPSHOT_COVERAGE_SQL = load_sql("dynamics/snapshot_coverage")
 #: was taken differs. The lines are first summed per customer and day.
 SNAPSHOT_HISTORY_SQL = load_sql("dynamics/snapshot_history")
 
+#: The stored snapshot months (first days), ascending.
+SNAPSHOT_MONTHS_SQL = load_sql("dynamics/snapshot_months")
+
 
 def differing_rows(
     conn: duckdb.DuckDBPyConnection, stored_sql: str, recomputed: str, params: Sequence

@@ -287,3 +287,20 @@ SEGMENT_TOP_PRODUCTS_SQL = load_sql("preference/segment_top_products")
 CHAMPIONS_VS_NEW_SQL = load_sql("preference/champions_vs_new")
 
 SEGMENT_PURCHASE_PATTERNS_SQL = load_sql("preference/segment_purchase_patterns")
+
+# Metadata and checks of the preference assets (segment_pipeline.assets.rfm):
+
+#: Premium and all products bought.
+PREMIUM_PRODUCTS_SQL = load_sql("preference/premium_products")
+#: Segment levels whose revenue shares are more than `?` off 1.
+PRODUCT_SUMMARY_SHARES_OFF_SQL = load_sql("preference/product_summary_shares_off")
+#: Rows per level (product, category).
+PRODUCT_SUMMARY_LEVELS_SQL = load_sql("preference/product_summary_levels")
+#: Segments with spend on categorised lines whose spend / shrunk shares are more than the
+#: two `?` off 1.
+CATEGORY_SHARES_OFF_SQL = load_sql("preference/category_shares_off")
+#: The most preferred category of each segment (by shrunk index).
+MOST_PREFERRED_CATEGORY_SQL = load_sql("preference/most_preferred_category")
+LOW_SUPPORT_CELLS_SQL = load_sql("preference/low_support_cells")
+#: The category rows of champions_vs_new_products, by share difference.
+CHAMPIONS_VS_NEW_CATEGORIES_SQL = load_sql("preference/champions_vs_new_categories")

@@ -29,16 +29,34 @@ import pandas as pd
 
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.behaviour import (
+    CATEGORY_PRICE_SEGMENTS,
     OCC_OTHER,
     OCCUPATION_GROUPS,
+    OCCUPATION_GROUPS_TABLE,
     PRICE_SEGMENTS,
     PRICE_UNKNOWN,
 )
-from segment_pipeline.logic.dynamics import CATEGORY_TIER_CHANGES_SQL
+from segment_pipeline.logic.clv import (
+    CLV_BY_SEGMENT,
+    CLV_CUSTOMER_PREDICTIONS,
+    CLV_MODEL_FIT,
+    MODELS_NOT_FITTED_SQL,
+    PREDICTION_HORIZON_SQL,
+)
+from segment_pipeline.logic.dynamics import (
+    CATEGORY_TIER_CHANGES_SQL,
+    CATEGORY_TIER_SNAPSHOTS,
+    CUSTOMER_SNAPSHOTS,
+    EXPERIMENT_SIZING,
+    SEGMENT_TRANSITIONS,
+    SNAPSHOT_MONTHS_SQL,
+)
 from segment_pipeline.logic.figure_names import png
-from segment_pipeline.logic.strategy import ACTION_SEPARATOR
+from segment_pipeline.logic.preference import SEGMENT_CATEGORY_PREFERENCE
+from segment_pipeline.logic.rfm import RFM_SUMMARY
+from segment_pipeline.logic.strategy import ACTION_SEPARATOR, SEGMENT_STRATEGY, STRATEGY_SUMMARY
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import Column, TableDef
+from segment_pipeline.tables import Column, TableDef, read_table
 
 REPORT_NAME = "insights_report.md"
 
@@ -102,13 +120,19 @@ LAST_PURCHASE_DAYS_SQL = load_sql("report/last_purchase_days")
 
 DEMOGRAPHICS_SQL = load_sql("report/demographics")
 
+#: The rows of purchase_distribution but the histograms.
+DISTRIBUTION_MEASURES_SQL = load_sql("report/distribution_measures")
 
-def table_columns(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str]:
+#: The transitions of the latest pair of months (every dimension).
+LATEST_TRANSITIONS_SQL = load_sql("dynamics/latest_transitions")
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, table: TableDef) -> list[str]:
     """Column names of a table (empty when it does not exist)."""
     rows = conn.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
         "AND table_name = ? ORDER BY ordinal_position",
-        [schema, name],
+        [table.schema, table.name],
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -144,20 +168,15 @@ CLV_MODEL_LABELS = {"bgnbd": "BG/NBD", "gamma_gamma": "Gamma-Gamma"}
 def collect_clv(conn: duckdb.DuckDBPyConnection) -> ClvInputs:
     """marts.clv_by_segment, the prediction horizon and the models not fitted (with the
     reason), or an empty ClvInputs without the CLV layer."""
-    if not all(c in table_columns(conn, "marts", "clv_by_segment") for c in CLV_COLUMNS):
+    if not all(c in table_columns(conn, CLV_BY_SEGMENT) for c in CLV_COLUMNS):
         return ClvInputs()
-    frame = conn.execute("SELECT * FROM marts.clv_by_segment").df()
+    frame = read_table(conn, CLV_BY_SEGMENT)
     horizon = None
-    if "horizon_months" in table_columns(conn, "marts", "clv_customer_predictions"):
-        horizon = conn.execute(
-            "SELECT max(horizon_months) FROM marts.clv_customer_predictions"
-        ).fetchall()[0][0]
+    if "horizon_months" in table_columns(conn, CLV_CUSTOMER_PREDICTIONS):
+        horizon = conn.execute(PREDICTION_HORIZON_SQL).fetchall()[0][0]
     not_fitted: dict[str, str] = {}
-    if "not_fitted_reason" in table_columns(conn, "marts", "clv_model_fit"):
-        rows = conn.execute(
-            "SELECT model, min(not_fitted_reason) FROM marts.clv_model_fit "
-            "WHERE NOT fitted GROUP BY model ORDER BY model"
-        ).fetchall()
+    if "not_fitted_reason" in table_columns(conn, CLV_MODEL_FIT):
+        rows = conn.execute(MODELS_NOT_FITTED_SQL).fetchall()
         not_fitted = {CLV_MODEL_LABELS.get(m, m): str(r) for m, r in rows}
     return ClvInputs(frame, int(horizon) if horizon is not None else None, not_fitted)
 
@@ -212,30 +231,19 @@ class DynamicsInputs:
 
 def collect_dynamics(conn: duckdb.DuckDBPyConnection) -> DynamicsInputs | None:
     """The dynamics layer's tables (None without them)."""
-    transitions = table_columns(conn, "marts", "segment_transitions")
-    sizing_cols = table_columns(conn, "marts", "experiment_sizing")
+    transitions = table_columns(conn, SEGMENT_TRANSITIONS)
+    sizing_cols = table_columns(conn, EXPERIMENT_SIZING)
     if not (
         all(c in transitions for c in DYNAMICS_TRANSITION_COLUMNS)
         and all(c in sizing_cols for c in DYNAMICS_SIZING_COLUMNS)
-        and "snapshot_month" in table_columns(conn, "marts", "customer_snapshots")
+        and "snapshot_month" in table_columns(conn, CUSTOMER_SNAPSHOTS)
     ):
         return None
-    months = [
-        r[0]
-        for r in conn.execute(
-            "SELECT DISTINCT snapshot_month FROM marts.customer_snapshots ORDER BY 1"
-        ).fetchall()
-    ]
-    last_pair = conn.execute(
-        "SELECT * FROM marts.segment_transitions WHERE from_month = "
-        "(SELECT max(from_month) FROM marts.segment_transitions) "
-        "ORDER BY dimension, from_order, to_order"
-    ).df()
-    sizing = conn.execute(
-        "SELECT * FROM marts.experiment_sizing ORDER BY class_order, action_number"
-    ).df()
+    months = [r[0] for r in conn.execute(SNAPSHOT_MONTHS_SQL).fetchall()]
+    last_pair = conn.execute(LATEST_TRANSITIONS_SQL).df()
+    sizing = read_table(conn, EXPERIMENT_SIZING, order_by="class_order, action_number")
     changes = pd.DataFrame()
-    if not last_pair.empty and table_columns(conn, "marts", "category_tier_snapshots"):
+    if not last_pair.empty and table_columns(conn, CATEGORY_TIER_SNAPSHOTS):
         changes = conn.execute(
             f"SELECT * FROM ({CATEGORY_TIER_CHANGES_SQL}) WHERE to_month = ?",
             [last_pair["to_month"].iloc[0]],
@@ -254,28 +262,25 @@ def collect_report_inputs(
     headline = conn.execute(HEADLINE_SQL).df().iloc[0].to_dict()
     demographics = conn.execute(DEMOGRAPHICS_SQL).df().iloc[0].to_dict()
     last_days = conn.execute(LAST_PURCHASE_DAYS_SQL).fetchall()[0][0]
-    dist = conn.execute(
-        "SELECT * FROM marts.purchase_distribution "
-        "WHERE measure NOT IN ('histogram_raw', 'histogram_log1p')"
-    ).df()
-    occupation = conn.execute("SELECT * FROM marts.occupation_groups").df()
-    prices = conn.execute("SELECT * FROM marts.category_price_segments").df()
-    segments = conn.execute("SELECT * FROM marts.segment_strategy ORDER BY sales_rank").df()
-    summary = conn.execute("SELECT * FROM marts.strategy_summary ORDER BY class_order").df()
+    dist = conn.execute(DISTRIBUTION_MEASURES_SQL).df()
+    occupation = read_table(conn, OCCUPATION_GROUPS_TABLE)
+    prices = read_table(conn, CATEGORY_PRICE_SEGMENTS)
+    segments = read_table(conn, SEGMENT_STRATEGY, order_by="sales_rank")
+    summary = read_table(conn, STRATEGY_SUMMARY, order_by="class_order")
 
     missing: list[str] = []
     rfm_summary = rfm_preferences = None
-    summary_cols = table_columns(conn, "marts", "rfm_summary")
+    summary_cols = table_columns(conn, RFM_SUMMARY)
     if all(c in summary_cols for c in RFM_SUMMARY_COLUMNS):
         order = "segment_order, segment" if "segment_order" in summary_cols else "segment"
-        rfm_summary = conn.execute(f"SELECT * FROM marts.rfm_summary ORDER BY {order}").df()
+        rfm_summary = read_table(conn, RFM_SUMMARY, order_by=order)
     else:
-        missing.append("marts.rfm_summary")
-    pref_cols = table_columns(conn, "marts", "segment_category_preference")
+        missing.append(RFM_SUMMARY.fqn)
+    pref_cols = table_columns(conn, SEGMENT_CATEGORY_PREFERENCE)
     if all(c in pref_cols for c in RFM_PREFERENCE_COLUMNS):
-        rfm_preferences = conn.execute("SELECT * FROM marts.segment_category_preference").df()
+        rfm_preferences = read_table(conn, SEGMENT_CATEGORY_PREFERENCE)
     else:
-        missing.append("marts.segment_category_preference")
+        missing.append(SEGMENT_CATEGORY_PREFERENCE.fqn)
     clv_inputs = collect_clv(conn)
     return ReportInputs(
         headline=headline,

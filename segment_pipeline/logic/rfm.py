@@ -282,7 +282,9 @@ class RfmWindow:
         return {"window_start": self.start, "window_end": self.end}
 
 
-_LINE_DATES_SQL = load_sql("rfm/line_dates")
+# sql/rfm/line_dates.sql: first and last sale line day and the lines between $lo and $hi
+# (either may be NULL); window_lines.sql: the lines in the window. `lines_table`: the sale
+# lines (staging.sales_lines, or the monthly snapshots' copy of them).
 
 
 def resolve_window(
@@ -313,7 +315,7 @@ def resolve_window(
             f"the RFM window is empty: window_start {window_start} is after its end {upper}"
         )
     first, last, n = conn.execute(
-        _LINE_DATES_SQL.replace("staging.sales_lines", lines_table),
+        load_sql("rfm/line_dates", lines_table=lines_table),
         {"lo": window_start, "hi": upper},
     ).fetchall()[0]
     if not n:
@@ -332,8 +334,7 @@ def resolve_window(
     start = max(starts) if starts else first
     window = RfmWindow(start=start, end=end, as_of=resolved_as_of)
     count = conn.execute(
-        f"SELECT count(*) FROM {lines_table} "
-        "WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end",
+        load_sql("rfm/window_lines", lines_table=lines_table),
         {"window_start": window.start, "window_end": window.end},
     ).fetchall()[0][0]
     if not count:
@@ -461,6 +462,13 @@ def rfm_params(window: RfmWindow, segment_map: SegmentMap) -> dict[str, Any]:
 
 #: Customers per (R, F) cell, for rf_grid_counts.
 RF_CELL_COUNTS_SQL = load_sql("rfm/rf_cell_counts")
+
+#: Customers per segment of rfm_customer_segments, in segment order.
+CUSTOMERS_PER_SEGMENT_SQL = load_sql("rfm/customers_per_segment")
+
+#: Check of rfm_summary: customer and revenue share sums, its customers, and the rows of
+#: rfm_customer_segments.
+RFM_SUMMARY_TOTALS_SQL = load_sql("rfm/summary_totals")
 
 
 def rf_grid_counts(cell_counts: pd.DataFrame) -> pd.DataFrame:

@@ -343,14 +343,11 @@ def load_raw_window(
     blank_lines: dict[str, int] = {}
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(
-            "DELETE FROM raw.transactions WHERE partition_date BETWEEN ? AND ?", [first, last]
-        )
+        conn.execute(DELETE_RAW_DAYS_SQL, [first, last])
         for query in queries:
             try:
                 conn.execute(
-                    f"INSERT INTO raw.transactions ({columns}) SELECT {columns} "
-                    f"FROM ({query.sql}) AS src WHERE partition_date BETWEEN ? AND ?",
+                    load_sql("staging/insert_raw", columns=columns, source=query.sql),
                     [*query.params, first, last],
                 )
             except duckdb.Error as exc:
@@ -361,7 +358,7 @@ def load_raw_window(
             for csv_file in query.csv_files:
                 if blank := csv_file.shifts().blank_lines:
                     blank_lines[str(csv_file.path)] = blank
-        conn.execute("DELETE FROM raw.loads WHERE partition_date BETWEEN ? AND ?", [first, last])
+        conn.execute(DELETE_LOADS_SQL, [first, last])
         conn.execute(RECORD_LOADS_SQL, [first, last])
         conn.execute("COMMIT")
     except BaseException:
@@ -369,11 +366,7 @@ def load_raw_window(
         raise
     per_day = {
         day: (source_file, int(rows))
-        for day, source_file, rows in conn.execute(
-            "SELECT partition_date, source_file, rows FROM raw.loads "
-            "WHERE partition_date BETWEEN ? AND ? ORDER BY 1",
-            [first, last],
-        ).fetchall()
+        for day, source_file, rows in conn.execute(LOADS_PER_DAY_SQL, [first, last]).fetchall()
     }
     return RawLoad(first=first, last=last, per_day=per_day, blank_lines=blank_lines)
 
@@ -406,6 +399,13 @@ def _load_error(query: RawQuery, exc: duckdb.Error) -> DataContractError:
 
 #: One raw.loads row per day of the window that has lines. `?`: first, last day.
 RECORD_LOADS_SQL = load_sql("staging/record_loads")
+
+# sql/staging/insert_raw.sql appends one source query's rows (`source`: the adapter's SELECT,
+# its values bound, then `?`: first, last day) to raw.transactions by the declared `columns`.
+#: The days first..last of raw.transactions and of raw.loads, and the loads recorded per day.
+DELETE_RAW_DAYS_SQL = load_sql("staging/delete_raw_days")
+DELETE_LOADS_SQL = load_sql("staging/delete_loads")
+LOADS_PER_DAY_SQL = load_sql("staging/loads_per_day")
 
 
 def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date) -> RawLoad:
@@ -463,6 +463,14 @@ RECORD_STAGED_DAYS_SQL = load_sql("staging/record_staged_days")
 
 #: Raw lines per day (to cut a window into bounded batches).
 RAW_DAY_COUNTS_SQL = load_sql("staging/raw_day_counts")
+
+# A batch first deletes its days (`?`: first, last day, the days) from staging.transactions,
+# returns and staged_days (sql/staging/delete_staged_days.sql, `target`: each table) and
+# the transactions' quarantine rows of those days:
+DELETE_QUARANTINED_DAYS_SQL = load_sql("staging/delete_quarantined_days")
+
+#: The recorded counts of the days `?` in staging.staged_days.
+STAGED_COUNTS_SQL = load_sql("staging/staged_counts")
 
 #: Days are validated in batches of at most this many raw lines (a single larger day is one
 #: batch), so memory is bounded by the batch, not by the length of a backfill.
@@ -600,15 +608,12 @@ def _stage_batch(
         ]
     )
     conn.register("_rejected", rejected)
-    window = "partition_date BETWEEN ? AND ? AND list_contains(?::DATE[], partition_date)"
     params = [first, last, days]
     conn.execute("BEGIN TRANSACTION")
     try:
-        for table in ("staging.transactions", "staging.returns", "staging.staged_days"):
-            conn.execute(f"DELETE FROM {table} WHERE {window}", params)
-        conn.execute(
-            f"DELETE FROM staging.quarantine WHERE entity = 'transactions' AND {window}", params
-        )
+        for table in (STAGED_TRANSACTIONS, STAGED_RETURNS, STAGED_DAYS):
+            conn.execute(load_sql("staging/delete_staged_days", target=table.fqn), params)
+        conn.execute(DELETE_QUARANTINED_DAYS_SQL, params)
         for sign, _, table in _LINE_SIGNS:
             conn.execute(
                 load_sql(
@@ -629,14 +634,7 @@ def _stage_batch(
 
 def staged_counts(conn: duckdb.DuckDBPyConnection, days: list[date]) -> list[StagingCounts]:
     """The recorded counts of `days` (zeros for a day staging has no record of)."""
-    found = {
-        row[0]: row[1:]
-        for row in conn.execute(
-            "SELECT partition_date, raw, staged, returns, quarantined FROM staging.staged_days "
-            "WHERE list_contains(?::DATE[], partition_date)",
-            [days],
-        ).fetchall()
-    }
+    found = {row[0]: row[1:] for row in conn.execute(STAGED_COUNTS_SQL, [days]).fetchall()}
     return [StagingCounts(day, *(int(n) for n in found.get(day, (0, 0, 0, 0)))) for day in days]
 
 
@@ -659,6 +657,16 @@ class MasterCounts:
 #: The quarantine rows of a master file: parse failures and pandera rejections (keyed by
 #: source_line: one file, one line each). `?`: the entity.
 INSERT_MASTER_QUARANTINE_SQL = load_sql("staging/insert_master_quarantine")
+
+#: The quarantine rows of an entity (`?`).
+DELETE_QUARANTINE_ENTITY_SQL = load_sql("staging/delete_quarantine_entity")
+
+#: The field-level notes of `_field_notes` as quarantine rows of the entity `?`.
+INSERT_FIELD_NOTES_SQL = load_sql("staging/insert_field_notes")
+
+# sql/staging/insert_master.sql moves the valid rows of `_typed_master` into the master table
+# (`target`, by its declared `columns`); master_counts.sql counts parsed, staged and
+# quarantined rows (`?`: the entity).
 
 
 #: The quarantine entity of field-level notes: a customer kept with one field set to Unknown.
@@ -725,33 +733,18 @@ def stage_master(
         conn.execute("BEGIN TRANSACTION")
         try:
             conn.execute(f"DELETE FROM {table.fqn}")
-            conn.execute("DELETE FROM staging.quarantine WHERE entity = ?", [entity])
-            conn.execute(
-                f"INSERT INTO {table.fqn} ({columns}) SELECT {columns} FROM _typed_master "
-                "WHERE parse_rule IS NULL "
-                "AND source_line NOT IN (SELECT source_line FROM _rejected_master) "
-                "ORDER BY source_line"
-            )
+            conn.execute(DELETE_QUARANTINE_ENTITY_SQL, [entity])
+            conn.execute(load_sql("staging/insert_master", target=table.fqn, columns=columns))
             conn.execute(INSERT_MASTER_QUARANTINE_SQL, [entity])
             if entity == "customers":
-                conn.execute(
-                    "DELETE FROM staging.quarantine WHERE entity = ?", [CUSTOMER_FIELDS_ENTITY]
-                )
-                conn.execute(
-                    "INSERT INTO staging.quarantine (entity, partition_date, source_file, "
-                    "source_line, rule, detail, raw_values) SELECT ?, NULL, source_file, "
-                    "source_line, rule, detail, raw_values FROM _field_notes "
-                    "ORDER BY source_line, rule",
-                    [CUSTOMER_FIELDS_ENTITY],
-                )
+                conn.execute(DELETE_QUARANTINE_ENTITY_SQL, [CUSTOMER_FIELDS_ENTITY])
+                conn.execute(INSERT_FIELD_NOTES_SQL, [CUSTOMER_FIELDS_ENTITY])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         raw, staged, quarantined = conn.execute(
-            f"SELECT (SELECT count(*) FROM _typed_master), (SELECT count(*) FROM {table.fqn}), "
-            "(SELECT count(*) FROM staging.quarantine WHERE entity = ?)",
-            [entity],
+            load_sql("staging/master_counts", target=table.fqn), [entity]
         ).fetchall()[0]
     finally:
         conn.unregister("_rejected_master")

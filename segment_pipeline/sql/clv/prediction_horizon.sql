@@ -1,0 +1,1 @@
+SELECT max(horizon_months) FROM {{ marts.clv_customer_predictions }}

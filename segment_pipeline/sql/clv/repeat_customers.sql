@@ -1,0 +1,1 @@
+SELECT count(*) FROM {{ marts.clv_model_inputs }} WHERE frequency > 0

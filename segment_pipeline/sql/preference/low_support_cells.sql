@@ -1,0 +1,1 @@
+SELECT count(*) FROM {{ marts.segment_category_preference }} WHERE low_support

@@ -1,0 +1,1 @@
+DELETE FROM {{ raw.loads }} WHERE partition_date BETWEEN ? AND ?

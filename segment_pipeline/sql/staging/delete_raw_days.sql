@@ -1,0 +1,1 @@
+DELETE FROM {{ raw.transactions }} WHERE partition_date BETWEEN ? AND ?

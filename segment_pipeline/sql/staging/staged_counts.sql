@@ -1,0 +1,2 @@
+SELECT partition_date, raw, staged, returns, quarantined FROM {{ staging.staged_days }}
+WHERE list_contains(?::DATE[], partition_date)
