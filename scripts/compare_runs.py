@@ -6,7 +6,10 @@ A refactoring must not change what a run produces: run `segment-pipeline run --d
 old and the new code, then compare. Tables are compared by row count and an order-independent
 hash of their rows, except the columns that record when or where a run wrote something
 (`RUN_SPECIFIC_COLUMNS`: times, run ids, output file paths), which differ between any two
-runs. Exit code 0 when everything is equal, 1 otherwise.
+runs. With `--float-rtol R`, a table whose rows differ is compared again with its DOUBLE values
+equal within the relative tolerance R: a sum of doubles can change in its last digit when it
+is added in another order (DuckDB's threads), which is not a change of the result. Exit code 0
+when everything is equal, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 #: Columns holding wall-clock times, run ids or the run's output paths (the figures and the
 #: report are written next to each run's database): they differ between two runs of one code.
@@ -52,6 +56,29 @@ def table_fingerprints(db: Path) -> dict[str, tuple[int, str]]:
     return out
 
 
+def equal_within(before: Path, after: Path, table: str, rtol: float) -> bool:
+    """Whether `table` has the same rows in both files, DOUBLE values equal within the
+    relative tolerance `rtol` (rows matched by their other columns; run-specific columns left
+    out)."""
+    frames = []
+    for db in (before, after):
+        with duckdb.connect(str(db), read_only=True) as conn:
+            frame = conn.execute(f"SELECT * FROM {table}").df()
+        frame = frame.drop(columns=[c for c in frame.columns if c in RUN_SPECIFIC_COLUMNS])
+        exact = [c for c in frame.columns if frame[c].dtype.kind != "f"]
+        frames.append(frame.sort_values(exact or list(frame.columns)).reset_index(drop=True))
+    first, second = frames
+    if first.shape != second.shape or list(first.columns) != list(second.columns):
+        return False
+    for column in first.columns:
+        if first[column].dtype.kind == "f":
+            if not np.allclose(first[column], second[column], rtol=rtol, atol=0, equal_nan=True):
+                return False
+        elif not first[column].astype(str).equals(second[column].astype(str)):
+            return False
+    return True
+
+
 def figure_digests(folder: Path) -> dict[str, str]:
     pngs = sorted(folder.glob("*.png"))
     return {png.name: hashlib.sha256(png.read_bytes()).hexdigest() for png in pngs}
@@ -73,8 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--figures", nargs=2, type=Path, metavar=("BEFORE_DIR", "AFTER_DIR"))
+    parser.add_argument("--float-rtol", type=float, default=None, metavar="R")
     args = parser.parse_args(argv)
     tables_before, tables_after = table_fingerprints(args.before), table_fingerprints(args.after)
+    if args.float_rtol:
+        for table in sorted(set(tables_before) & set(tables_after)):
+            if tables_before[table] != tables_after[table] and equal_within(
+                args.before, args.after, table, args.float_rtol
+            ):
+                print(f"table {table}: equal, DOUBLE values within {args.float_rtol:g} (relative)")
+                tables_after[table] = tables_before[table]
     problems = compare(tables_before, tables_after, "table")
     print(f"tables: {len(tables_before)} before, {len(tables_after)} after")
     if args.figures:

@@ -1,6 +1,8 @@
+-- Spend stays DECIMAL (exact) until the end: DOUBLE sums depend on the order DuckDB's
+-- threads add them in, and two runs differed in the last digit.
 WITH purchase_days AS (
     SELECT customer_id, CAST(order_ts AS DATE) AS purchase_date,
-           CAST(sum(amount) AS DOUBLE) AS spend
+           sum(amount) AS spend
     FROM {{ staging.sales_lines }}
     WHERE CAST(order_ts AS DATE) BETWEEN $period_start AND $period_end
     GROUP BY ALL
@@ -15,9 +17,10 @@ SELECT
     CAST(date_diff('day', min(purchase_date), CAST($period_end AS DATE)) AS DOUBLE) AS "T",
     -- repeat days = all days but the first (one aggregation pass, no window function)
     coalesce(
-        (sum(spend) - arg_min(spend, purchase_date)) / nullif(count(*) - 1, 0), 0.0
+        CAST(sum(spend) - arg_min(spend, purchase_date) AS DOUBLE) / nullif(count(*) - 1, 0),
+        0.0
     ) AS monetary,
-    sum(spend) AS total_spend
+    CAST(sum(spend) AS DOUBLE) AS total_spend
 FROM purchase_days
 GROUP BY customer_id
 ORDER BY customer_id
