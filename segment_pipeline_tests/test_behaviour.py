@@ -29,7 +29,6 @@ from segment_pipeline.logic.behaviour import (
     _em_gaussian_mixture,
     build_category_price_segments,
     build_occupation_groups,
-    build_purchase_distribution,
     fit_log_mixture,
     mixture_clusters,
     purchase_distribution_with_fit,
@@ -759,8 +758,8 @@ def test_sample_is_deterministic_and_independent_of_threads() -> None:
     assert (np.diff(one) >= 0).all()  # sorted
     assert len(sample_log_amounts(conn, 10_000)) == 5000  # never more than there are
     # the same data give the same clusters
-    first = build_purchase_distribution(conn, ClusterSettings(sample_lines=700))
-    again = build_purchase_distribution(conn, ClusterSettings(sample_lines=700))
+    first = purchase_distribution_with_fit(conn, ClusterSettings(sample_lines=700))[0]
+    again = purchase_distribution_with_fit(conn, ClusterSettings(sample_lines=700))[0]
     pd.testing.assert_frame_equal(first, again)
 
 
@@ -817,7 +816,7 @@ def test_purchase_distribution_hand_computed() -> None:
         {"customer_id": "c", "order_id": f"o{i}", "category": "X", "amount": a}
         for i, a in enumerate(amounts)
     ]
-    dist = build_purchase_distribution(lines_db(rows), ClusterSettings(bins=10))
+    dist = purchase_distribution_with_fit(lines_db(rows), ClusterSettings(bins=10))[0]
 
     def value(measure: str, name: str) -> float:
         return float(dist[(dist.measure == measure) & (dist.name == name)]["value"].iloc[0])
@@ -848,7 +847,7 @@ def test_price_clusters_found_in_bimodal_amounts() -> None:
         {"customer_id": "c", "order_id": f"o{i}", "category": "X", "amount": float(a)}
         for i, a in enumerate(amounts)
     ]
-    dist = build_purchase_distribution(lines_db(rows), ClusterSettings())
+    dist = purchase_distribution_with_fit(lines_db(rows), ClusterSettings())[0]
     clusters = dist[dist.measure == "cluster"].sort_values("value")
     assert len(clusters) == 2
     assert clusters["value"].iloc[0] == pytest.approx(10, rel=0.25)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from segment_pipeline.logic.report import (
-    FIGURES,
+    REPORT_FIGURES,
     ReportInputs,
     describe_segment,
     money,
@@ -372,11 +372,11 @@ def test_every_strategy_class_has_its_section_and_playbook() -> None:
 
 def test_figures_are_embedded_by_relative_path_or_captioned() -> None:
     report = render_report(make_inputs())
-    for name, caption in FIGURES:
+    for name, caption in REPORT_FIGURES:
         assert f"![{caption}]({name})" in report
     plain = render_report(make_inputs(), embed_images=False)
     assert "![" not in plain
-    for name, _ in FIGURES:
+    for name, _ in REPORT_FIGURES:
         assert f"`{name}`" in plain
 
 

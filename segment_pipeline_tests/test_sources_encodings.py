@@ -24,7 +24,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from segment_pipeline.logic.staging import RawLoadError, ensure_staging_tables, load_raw_day
+from segment_pipeline.logic.staging import RawLoadError, ensure_staging_tables, load_raw_window
 from segment_pipeline.runner import execute_pipeline
 from segment_pipeline.sources import CanonicalSource, DataContractError
 from segment_pipeline.sources import text_encodings as te
@@ -191,7 +191,7 @@ def test_errors_in_a_copy_name_the_original_file(tmp_path: Path) -> None:
     text = csv_text(WESTERN) + "A9;K1;03/11/2025 09:30;P9;1;2,50;x;G;DE;one too many\n"
     source = mapped(tmp_path, text.encode("cp1252"), "cp1252")
     with pytest.raises((DataContractError, RawLoadError)) as error:
-        load_raw_day(duckdb.connect(), source, DAY)
+        load_raw_window(duckdb.connect(), source, DAY, DAY)
     message = str(error.value)
     assert message.startswith(f"{tmp_path / 'tx' / '2025-11-03.csv'}: could not be read")
     assert "segment-pipeline-utf8" not in message
@@ -216,7 +216,7 @@ def load_error(source: MappedSource | CanonicalSource) -> str:
     conn = duckdb.connect()
     ensure_staging_tables(conn)
     with pytest.raises((DataContractError, RawLoadError)) as error:
-        load_raw_day(conn, source, DAY)
+        load_raw_window(conn, source, DAY, DAY)
     return str(error.value)
 
 

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from segment_pipeline.logic.staging import (
     ensure_staging_tables,
-    load_raw_day,
+    load_raw_window,
     stage_master,
-    stage_transactions_day,
+    stage_transactions_window,
 )
 from segment_pipeline.runner import RunOutcome, execute_pipeline
 from segment_pipeline.settings import PROJECT_ROOT
@@ -66,8 +66,8 @@ def stage(
     ensure_staging_tables(conn)
     days = source.transaction_days() if days is None else days
     for day in days:
-        load_raw_day(conn, source, day)
-        stage_transactions_day(conn, day)
+        load_raw_window(conn, source, day, day)
+        stage_transactions_window(conn, [day])
     for entity in ("customers", "products"):
         query = source.raw_customers(conn) if entity == "customers" else source.raw_products(conn)
         stage_master(

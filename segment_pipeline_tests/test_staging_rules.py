@@ -13,7 +13,7 @@ import pytest
 
 from segment_pipeline.logic.staging import (
     ensure_staging_tables,
-    load_raw_day,
+    load_raw_window,
     stage_master,
     stage_transactions_window,
 )
@@ -86,7 +86,7 @@ def staged(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def load_raw(conn: duckdb.DuckDBPyConnection, source: CanonicalSource, day: date) -> int:
-    return load_raw_day(conn, source, day).rows
+    return load_raw_window(conn, source, day, day).rows
 
 
 def test_every_row_lands_in_its_expected_place(staged: duckdb.DuckDBPyConnection) -> None:

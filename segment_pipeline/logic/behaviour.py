@@ -244,13 +244,6 @@ BEHAVIOURAL_SEGMENTS = TableDef(
     primary_key=("segment",),
 )
 
-BEHAVIOUR_TABLES: tuple[TableDef, ...] = (
-    PURCHASE_DISTRIBUTION,
-    OCCUPATION_GROUPS_TABLE,
-    CATEGORY_PRICE_SEGMENTS,
-    CUSTOMER_BEHAVIOUR,
-    BEHAVIOURAL_SEGMENTS,
-)
 
 # --------------------------------------------------------------------------------------------
 # Terciles
@@ -750,13 +743,6 @@ def distribution_rows(
         share=overflow / total if total else None,
     )
     return pd.DataFrame(rows, columns=PURCHASE_DISTRIBUTION.column_names)
-
-
-def build_purchase_distribution(
-    conn: duckdb.DuckDBPyConnection, settings: ClusterSettings, raw_bins: int = 50
-) -> pd.DataFrame:
-    """Run the distribution queries (aggregates only) and assemble the table's rows."""
-    return purchase_distribution_with_fit(conn, settings, raw_bins)[0]
 
 
 def purchase_distribution_with_fit(

@@ -47,19 +47,13 @@ from segment_pipeline.logic.figure_style import (
     add_subtitle,
 )
 from segment_pipeline.logic.palette import NEUTRAL_GREY, OKABE_ITO, TIER_COLOURS
-from segment_pipeline.logic.report import pct, skew_words
+from segment_pipeline.logic.report import money, pct, skew_words
 
 
 def code_label(value: str, kind: str) -> str:
     """`8` -> `Occupation 8`; readable names stay as they are."""
     text = str(value)
     return f"{kind} {text}" if text.isdigit() else text
-
-
-def money(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
 def _title(fig: Figure, title: str, subtitle: str | None = None) -> None:
@@ -197,7 +191,7 @@ def plot_purchase_distribution(dist: pd.DataFrame) -> Figure:
         ax_log.text(
             x,
             ymax * (1.02 + 0.15 * level),
-            f"≈ {money(c['value'])}\n{100 * c['share']:.0f}% of lines",
+            f"≈ {money(c['value'], whole_from=100)}\n{100 * c['share']:.0f}% of lines",
             ha="center",
             va="bottom",
             fontsize=8.5,
@@ -272,7 +266,8 @@ def plot_occupation_groups(groups: pd.DataFrame, min_customers: int) -> Figure:
         ax.text(
             row["typical_line_amount"] + xmax * 0.01,
             i,
-            f"{money(row['typical_line_amount'])}  ·  {_count(int(row['customers']), 'customer')}",
+            f"{money(row['typical_line_amount'], whole_from=100)}  ·  "
+            f"{_count(int(row['customers']), 'customer')}",
             va="center",
             fontsize=9,
         )
@@ -371,7 +366,8 @@ def plot_price_segments(categories: pd.DataFrame) -> Figure:
         ax.text(
             max(row["median_line_amount"], 0.01) * 1.06,
             i,
-            f"{money(row['median_line_amount'])}  ·  {_count(int(row['lines']), 'line')}",
+            f"{money(row['median_line_amount'], whole_from=100)}  ·  "
+            f"{_count(int(row['lines']), 'line')}",
             va="center",
             fontsize=9,
         )

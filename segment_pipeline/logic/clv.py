@@ -329,45 +329,6 @@ class FitResult:
         ]
 
 
-def bgnbd_log_likelihood(
-    params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> np.ndarray:
-    """Per-customer log-likelihood of BG/NBD (FHL 2005, eq. 6), in closed form:
-
-    L = B(a, b+x)/B(a, b) * G(r+x) a^r / (G(r) (alpha+T)^(r+x))
-        + [x > 0] B(a+1, b+x-1)/B(a, b) * G(r+x) a^r / (G(r) (alpha+t_x)^(r+x)).
-
-    The two terms are added in log space (logaddexp) so large x or T never overflow.
-    """
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) - special.betaln(a, b)
-    still_alive = special.betaln(a, b + x) - (r + x) * np.log(alpha + T)
-    repeat = x > 0
-    dropped = np.full_like(still_alive, -np.inf)
-    dropped[repeat] = special.betaln(a + 1, b + x[repeat] - 1) - (r + x[repeat]) * np.log(
-        alpha + t_x[repeat]
-    )
-    return common + np.logaddexp(still_alive, dropped)
-
-
-def gamma_gamma_log_likelihood(
-    params: GammaGammaParams, x: np.ndarray, m: np.ndarray
-) -> np.ndarray:
-    """Per-customer log-likelihood of the mean spend m of x purchases (Fader & Hardie 2013,
-    eq. 3): the mean of x Gamma(p, nu) spends is Gamma(px, nu x), mixed over nu ~ Gamma(q, g)."""
-    p, q, g = params.p, params.q, params.gamma
-    px = p * x
-    return (
-        special.gammaln(px + q)
-        - special.gammaln(px)
-        - special.gammaln(q)
-        + q * np.log(g)
-        + (px - 1) * np.log(m)
-        + px * np.log(x)
-        - (px + q) * np.log(g + x * m)
-    )
-
-
 #: Function evaluations allowed to the Nelder-Mead fallback. It only runs when L-BFGS-B does
 #: not report convergence; its bounds and this cap stop a flat ridge from costing minutes.
 POLISH_MAX_EVALUATIONS = 4_000
@@ -519,7 +480,8 @@ def bgnbd_objective(frequency, recency, T) -> tuple[Objective, int]:
     ll = R(r, x) + r ln alpha + R(b, x) - R(a+b, x)
          + ln( (alpha+T)^-(r+x) + [x > 0] a / (b+x-1) (alpha+t_x)^-(r+x) ),
 
-    with R(c, x) = ln G(c+x) - ln G(c) (see _log_rising); equal to bgnbd_log_likelihood.
+    with R(c, x) = ln G(c+x) - ln G(c) (see _log_rising); test_clv.py checks it against the
+    per-customer formula of the paper.
 
     It depends on (x, t_x, T) only: each distinct triple is evaluated once, weighted by how
     many customers share it (in whole days there are far fewer triples than customers), and
@@ -587,8 +549,8 @@ def gamma_gamma_sample(
 
 def gamma_gamma_objective(x: np.ndarray, m: np.ndarray) -> Objective:
     """The mean negative Gamma-Gamma log-likelihood over log(p, q, gamma) and its analytic
-    gradient (see gamma_gamma_log_likelihood); terms in x alone are summed per distinct x and
-    the data-only sums are computed once."""
+    gradient (test_clv.py checks it against the paper's per-customer formula); terms in x
+    alone are summed per distinct x and the data-only sums are computed once."""
     n = float(len(x))
     xs, ix = _levels(x)
     wx = np.bincount(ix, minlength=len(xs)).astype(float)
@@ -759,22 +721,6 @@ def monthly_expected_purchases(
 def _discounted(per_month: np.ndarray, monthly_discount_rate: float) -> np.ndarray:
     discount = (1.0 + monthly_discount_rate) ** -np.arange(1, per_month.shape[1] + 1, dtype=float)
     return np.sum(per_month * discount, axis=1)  # no BLAS threads for a small product
-
-
-def customer_lifetime_value(
-    bgnbd: BgNbdParams,
-    gamma_gamma: GammaGammaParams,
-    frequency,
-    recency,
-    T,
-    monetary,
-    months: int,
-    monthly_discount_rate: float,
-) -> np.ndarray:
-    """CLV = sum_m E[purchases in month m] x E[spend per purchase] / (1 + d)^m (time in days)."""
-    per_month = monthly_expected_purchases(bgnbd, months, frequency, recency, T)
-    spend = expected_spend(gamma_gamma, frequency, monetary)
-    return _discounted(per_month, monthly_discount_rate) * spend
 
 
 #: spend_basis of clv_customer_predictions.

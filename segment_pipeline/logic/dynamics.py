@@ -83,13 +83,9 @@ from segment_pipeline.tables import Column, TableDef
 
 ENTERED = "(entered)"
 LEFT = "(left)"
-ACTIVE, LAPSED = "active", "lapsed"
 
-DIM_RFM, DIM_PRICE, DIM_ACTIVITY = "rfm_segment", "price_tier", "activity"
-DIMENSIONS: tuple[str, ...] = (DIM_RFM, DIM_PRICE, DIM_ACTIVITY)
+DIM_RFM, DIM_PRICE = "rfm_segment", "price_tier"
 
-#: Price tiers low to high (rank 1..3); Unknown has no rank (no move up or down).
-TIER_RANK: dict[str, int] = {PRICE_LOW: 1, PRICE_MID: 2, PRICE_HIGH: 3}
 PRICE_STATES: tuple[str, ...] = (PRICE_LOW, PRICE_MID, PRICE_HIGH, PRICE_UNKNOWN)
 
 DEFAULT_LAPSE_DAYS = 90

@@ -34,6 +34,7 @@ from segment_pipeline.logic.palette import (
     TIER_COLOURS,
     segment_colour,
 )
+from segment_pipeline.logic.report import money_short
 
 __all__ = [
     "plot_price_tier_flow",
@@ -65,13 +66,6 @@ def month_tick_labels(months: Sequence[object]) -> list[str]:
         pd.Timestamp(m).strftime("%b\n%Y") if (last - i) % step == 0 else ""
         for i, m in enumerate(months)
     ]
-
-
-def _money(value: float) -> str:
-    for size, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:,.1f}{suffix}"
-    return f"{value:,.0f}"
 
 
 def _last_pair(transitions: pd.DataFrame, dimension: str) -> pd.DataFrame:
@@ -183,8 +177,8 @@ def plot_segment_migration(
         title,
         subtitle,
         "Source: marts.segment_transitions (dimension rfm_segment). Revenue of the customers "
-        f"who changed segment: {_money(float(movers['revenue_from_month'].sum()))} in "
-        f"{_month(from_month)}, {_money(float(movers['revenue_to_month'].sum()))} in "
+        f"who changed segment: {money_short(float(movers['revenue_from_month'].sum()))} in "
+        f"{_month(from_month)}, {money_short(float(movers['revenue_to_month'].sum()))} in "
         f"{_month(to_month)}.",
     )
     return fig

@@ -75,7 +75,7 @@ INSIGHTS_REPORT = TableDef(
 )
 
 #: (file name, caption) of the figures the report embeds, in report order.
-FIGURES: tuple[tuple[str, str], ...] = (
+REPORT_FIGURES: tuple[tuple[str, str], ...] = (
     (png(names.PURCHASE_DISTRIBUTION), "Line amounts, raw and log1p, with the price clusters"),
     (png(names.OCCUPATION_GROUPS), "Occupation groups"),
     (png(names.PRICE_SEGMENTS), "Price segments of the categories"),
@@ -313,12 +313,21 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def money(value: Any) -> str:
-    """Amounts in the data's currency units: cents below 10,000, whole units above."""
+def money(value: Any, whole_from: float = 10_000) -> str:
+    """An amount in the data's currency units: with cents below `whole_from`, whole units from
+    it (the report's tables use 10,000; figure labels, short of room, 100)."""
     if _missing(value):
         return "n/a"
     value = float(value)
-    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:,.2f}"
+    return f"{value:,.0f}" if abs(value) >= whole_from else f"{value:,.2f}"
+
+
+def money_short(value: float) -> str:
+    """An amount in thousands or millions for tight labels: `1.6M`, `12.3k`, `950`."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:,.1f}{suffix}"
+    return f"{value:,.0f}"
 
 
 def pct(value: Any, digits: int = 1) -> str:
@@ -405,7 +414,7 @@ def _figure(name: str, caption: str, embed_images: bool) -> str:
 def render_report(inputs: ReportInputs, *, embed_images: bool = True) -> str:
     """The Markdown report. `embed_images=False` replaces the image links by captions (for
     places where relative links cannot resolve, e.g. the Dagster UI metadata)."""
-    figures = dict(FIGURES)
+    figures = dict(REPORT_FIGURES)
     parts: list[str] = ["# Customer insights report", ""]
     parts += _headline_section(inputs)
     parts += _distribution_section(inputs, figures, embed_images)

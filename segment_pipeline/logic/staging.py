@@ -408,11 +408,6 @@ DELETE_LOADS_SQL = load_sql("staging/delete_loads")
 LOADS_PER_DAY_SQL = load_sql("staging/loads_per_day")
 
 
-def load_raw_day(conn: duckdb.DuckDBPyConnection, source: DatasetSource, day: date) -> RawLoad:
-    """Replace one day of raw.transactions (see :func:`load_raw_window`)."""
-    return load_raw_window(conn, source, day, day)
-
-
 # --------------------------------------------------------------------------------------------
 # Staging: parse in DuckDB, validate with pandera (polars), route in DuckDB
 # --------------------------------------------------------------------------------------------
@@ -587,11 +582,6 @@ def stage_transactions_window(
     for batch in day_batches(raw_counts, days, max_batch_rows):
         counts.extend(_stage_batch(conn, batch, timezone))
     return counts
-
-
-def stage_transactions_day(conn: duckdb.DuckDBPyConnection, day: date) -> StagingCounts:
-    """Replace one day's rows (see :func:`stage_transactions_window`)."""
-    return stage_transactions_window(conn, [day])[0]
 
 
 def _stage_batch(

@@ -72,8 +72,6 @@ CONTRACT_DEMOGRAPHICS: dict[str, tuple[str, ...]] = {
 class DatasetSource(ABC):
     """One dataset in one format."""
 
-    format_name: str = "abstract"
-
     @abstractmethod
     def describe(self) -> str:
         """Human-readable location (never with credentials)."""

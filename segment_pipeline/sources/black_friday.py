@@ -103,8 +103,6 @@ def load_options(path: Path | None) -> BlackFridayOptions:
 class BlackFridaySource(FileDatasetSource):
     """One Black Friday file, all of it on one configured day."""
 
-    format_name = "black_friday"
-
     def __init__(
         self, location: Path, *, undated_day: date, options: BlackFridayOptions | None = None
     ) -> None:

@@ -259,8 +259,6 @@ def day_files_query(paths: list[Path], days: list[date], found: list[str]) -> Ra
 class CanonicalSource(DatasetSource):
     """A folder of daily files in the canonical format."""
 
-    format_name = "canonical"
-
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._day_files: dict[date, Path] | None = None

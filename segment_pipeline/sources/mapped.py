@@ -65,8 +65,6 @@ def _recoded(expr: str, values: Mapping[str, str] | None) -> str:
 class MappedSource(FileDatasetSource):
     """Any CSV/Parquet dataset described by a mapping file."""
 
-    format_name = "mapped"
-
     def __init__(self, data_dir: Path, mapping: DatasetMapping, *, undated_day: date) -> None:
         super().__init__(data_dir, undated_day=undated_day)
         self.mapping = mapping

@@ -431,8 +431,6 @@ def non_product_kind_sql(code_sql: str) -> str:
 class OnlineRetailSource(FileDatasetSource):
     """UCI Online Retail files."""
 
-    format_name = "online_retail"
-
     def __init__(self, location: Path, *, undated_day: date = DEFAULT_UNDATED_DAY) -> None:
         super().__init__(location, undated_day=undated_day)
 

@@ -213,8 +213,6 @@ def _select_parts(
 class SqlSource(DatasetSource):
     """A dataset in a SQL database (see the module docstring)."""
 
-    format_name = "sql"
-
     def __init__(
         self,
         url: str,
