@@ -1,6 +1,7 @@
 """What every layer module provides, so that `definitions.py` assembles them the same way.
 
-A layer module (`assets/rfm.py`, `behaviour.py`, `clv.py`, `dynamics.py`) has:
+A layer module (`assets/clv.py`, `dynamics.py`; for the packages `assets/rfm/` and
+`behaviour/`, their `__init__.py`) has:
 - `build_assets(layer: LayerContext) -> list[dg.AssetsDefinition]`: its table assets (and
   checks), built for this dataset's month partitions and figures folder;
 - `RESOURCES`: its settings resource(s), by resource key;

@@ -5,13 +5,13 @@ prefixes are the file names the original analyses used (SPEC); users' links depe
 
 from __future__ import annotations
 
-# RFM segments and segment x product preference (assets/rfm.py)
+# RFM segments and segment x product preference (assets/rfm/figures.py)
 SEGMENT_PURCHASE_PATTERNS = "spa_segment_purchase_patterns"
 CHAMPIONS_VS_NEW_COMPARISON = "spa_champions_vs_new_comparison"
 CHAMPIONS_VS_NEW_TOP_PRODUCTS = "spa_champions_vs_new_top_products"
 SEGMENT_TOP5_PRODUCTS = "spa_segment_top5_products"
 SEGMENT_PRODUCT_HEATMAP = "spa_segment_product_heatmap"
-# Behavioural segments and strategy (assets/behaviour.py)
+# Behavioural segments and strategy (assets/behaviour/figures.py)
 PURCHASE_DISTRIBUTION = "bsa_purchase_distribution"
 OCCUPATION_GROUPS = "bsa_occupation_groups"
 PRICE_SEGMENTS = "bsa_price_segments"

@@ -1,0 +1,238 @@
+"""The segment x product preference tables: marts.rfm_customer_segments and staging ->
+marts.segment_product_purchases -> the summary, category preference, top products, Champions
+vs New Customers and purchase pattern tables. SQL in `segment_pipeline.logic.preference`."""
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from segment_pipeline.assets.ingest import STAGING_KEYS
+from segment_pipeline.assets.rfm.segments import RFM_KEY
+from segment_pipeline.assets.rfm.settings import RfmSettings, window_metadata
+from segment_pipeline.assets.tables import SHARE_TOLERANCE, check_spec, table_asset, table_key
+from segment_pipeline.logic import preference as pref
+from segment_pipeline.logic.rfm import read_window
+from segment_pipeline.resources import DuckDBWarehouse
+from segment_pipeline.tables import preview_markdown, replace_rows, table_metadata
+
+PURCHASES_KEY = table_key(pref.SEGMENT_PRODUCT_PURCHASES)
+PRODUCT_SUMMARY_KEY = table_key(pref.SEGMENT_PRODUCT_SUMMARY)
+PREFERENCE_KEY = table_key(pref.SEGMENT_CATEGORY_PREFERENCE)
+TOP_PRODUCTS_KEY = table_key(pref.SEGMENT_TOP_PRODUCTS)
+CHAMPIONS_VS_NEW_KEY = table_key(pref.CHAMPIONS_VS_NEW_PRODUCTS)
+PATTERNS_KEY = table_key(pref.SEGMENT_PURCHASE_PATTERNS)
+
+
+@table_asset(
+    pref.SEGMENT_PRODUCT_PURCHASES,
+    group="preference",
+    deps=[RFM_KEY, *STAGING_KEYS],
+    description="The main analysis table: every staged sale line of the RFM window with its "
+    "customer's segment and a premium-product flag (typical unit price in the top share of its "
+    "category). Built in DuckDB SQL.",
+    checks=[
+        check_spec(
+            PURCHASES_KEY,
+            "lines_match_staging",
+            "Exactly the staged sale lines of the window: same row count, unique "
+            "line ids, same revenue.",
+        ),
+    ],
+)
+def segment_product_purchases(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    rfm_settings.segment_map()
+    with warehouse.connect() as conn:
+        window = read_window(conn)
+        replace_rows(
+            conn,
+            pref.SEGMENT_PRODUCT_PURCHASES,
+            pref.SEGMENT_PRODUCT_PURCHASES_SQL,
+            {**window.range_params(), "premium_quantile": 1 - rfm_settings.premium_top_share},
+        )
+        match = conn.execute(pref.PURCHASES_MATCH_STAGING_SQL, window.range_params()).df().iloc[0]
+        premium = conn.execute(pref.PREMIUM_PRODUCTS_SQL).df()
+        metadata = table_metadata(conn, pref.SEGMENT_PRODUCT_PURCHASES, order_by="line_id")
+    staged, rows, distinct = (
+        int(match[c]) for c in ("staged_lines", "purchase_rows", "distinct_lines")
+    )
+    passed = staged == rows == distinct and match["staged_revenue"] == match["purchase_revenue"]
+    context.log.info(f"segment_product_purchases: {rows} lines (staged in window: {staged})")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            **window_metadata(window),
+            "premium_products": int(premium["premium_products"].iloc[0]),
+            "products": int(premium["products"].iloc[0]),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="lines_match_staging",
+                passed=bool(passed),
+                metadata={
+                    "staged_lines_in_window": staged,
+                    "rows": rows,
+                    "distinct_line_ids": distinct,
+                    "staged_revenue": float(match["staged_revenue"]),
+                    "revenue": float(match["purchase_revenue"]),
+                },
+            )
+        ],
+    )
+
+
+def _shares_warning(off: int, counted: str) -> dg.AssetCheckResult:
+    """The non-blocking `shares_sum_to_one` result: `off` groups (named by `counted` in the
+    metadata) whose shares do not sum to 1."""
+    return dg.AssetCheckResult(
+        check_name="shares_sum_to_one",
+        passed=off == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={counted: int(off)},
+    )
+
+
+@table_asset(
+    pref.SEGMENT_PRODUCT_SUMMARY,
+    group="preference",
+    deps=[PURCHASES_KEY],
+    description="Segment x product and segment x category in one table (column level = 'product' "
+    "or 'category'): lines, orders, customers, units, revenue, share of the segment's revenue and "
+    "rank.",
+    checks=[
+        check_spec(
+            PRODUCT_SUMMARY_KEY,
+            "shares_sum_to_one",
+            "Within each segment and level, revenue shares sum to 1.",
+            blocking=False,
+        ),
+    ],
+)
+def segment_product_summary(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
+        off = conn.execute(pref.PRODUCT_SUMMARY_SHARES_OFF_SQL, [SHARE_TOLERANCE]).fetchall()[0][0]
+        levels = conn.execute(pref.PRODUCT_SUMMARY_LEVELS_SQL).df()
+        metadata = table_metadata(
+            conn,
+            pref.SEGMENT_PRODUCT_SUMMARY,
+            order_by="level DESC, segment_order, rank_in_segment",
+        )
+    context.log.info(f"segment_product_summary: {levels.to_dict('records')}")
+    return dg.MaterializeResult(
+        metadata={**metadata, "rows_per_level": preview_markdown(levels)},
+        check_results=[_shares_warning(off, "segment_levels_not_summing_to_one")],
+    )
+
+
+@table_asset(
+    pref.SEGMENT_CATEGORY_PREFERENCE,
+    group="preference",
+    deps=[PURCHASES_KEY],
+    description="Segment x category preference: raw index = segment's spend share / overall "
+    "share; shrunk index (empirical Bayes toward 1, prior worth prior_strength of the segment's "
+    "customers); customer penetration index; support and a low-support flag. Lines without a "
+    "category (Unknown) are left out of the shares and shown apart per segment.",
+    checks=[
+        check_spec(
+            PREFERENCE_KEY,
+            "shares_sum_to_one",
+            "Per segment with spend on lines with a category, spend shares and "
+            "shrunk shares each sum to 1.",
+            blocking=False,
+        ),
+    ],
+)
+def segment_category_preference(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(
+            conn,
+            pref.SEGMENT_CATEGORY_PREFERENCE,
+            pref.SEGMENT_CATEGORY_PREFERENCE_SQL,
+            {
+                "prior_strength": rfm_settings.prior_strength,
+                "min_support_customers": rfm_settings.min_support_customers,
+                "unknown_category": pref.UNKNOWN_CATEGORY,
+            },
+        )
+        off = conn.execute(pref.CATEGORY_SHARES_OFF_SQL, [1e-6, 1e-6]).fetchall()[0][0]
+        top = conn.execute(pref.MOST_PREFERRED_CATEGORY_SQL).df()
+        low = conn.execute(pref.LOW_SUPPORT_CELLS_SQL).fetchall()[0][0]
+        metadata = table_metadata(
+            conn, pref.SEGMENT_CATEGORY_PREFERENCE, order_by="segment_order, category"
+        )
+    context.log.info(f"segment_category_preference: {low} low-support cells")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "most_preferred_category": preview_markdown(top, max_rows=10),
+            "low_support_cells": int(low),
+            "prior_strength": rfm_settings.prior_strength,
+        },
+        check_results=[_shares_warning(off, "segments_not_summing_to_one")],
+    )
+
+
+@table_asset(
+    pref.SEGMENT_TOP_PRODUCTS,
+    group="preference",
+    deps=[PRODUCT_SUMMARY_KEY],
+    description="Top N products per segment by revenue (N = top_n, default 10; ties broken by "
+    "product_id).",
+)
+def segment_top_products(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse, rfm_settings: RfmSettings
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(
+            conn,
+            pref.SEGMENT_TOP_PRODUCTS,
+            pref.SEGMENT_TOP_PRODUCTS_SQL,
+            {"top_n": rfm_settings.top_n},
+        )
+        metadata = table_metadata(conn, pref.SEGMENT_TOP_PRODUCTS, order_by="segment_order, rank")
+    return dg.MaterializeResult(metadata={**metadata, "top_n": rfm_settings.top_n})
+
+
+@table_asset(
+    pref.CHAMPIONS_VS_NEW_PRODUCTS,
+    group="preference",
+    deps=[PRODUCT_SUMMARY_KEY],
+    description="Champions vs New Customers side by side, per product and per category: each "
+    "group's revenue, share of the group's revenue, rank and buying customers.",
+)
+def champions_vs_new_products(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(
+            conn,
+            pref.CHAMPIONS_VS_NEW_PRODUCTS,
+            pref.CHAMPIONS_VS_NEW_SQL,
+            {"group_a": pref.CHAMPIONS, "group_b": pref.NEW_CUSTOMERS},
+        )
+        categories = conn.execute(pref.CHAMPIONS_VS_NEW_CATEGORIES_SQL).df()
+        metadata = table_metadata(conn, pref.CHAMPIONS_VS_NEW_PRODUCTS, order_by="level, item_id")
+    return dg.MaterializeResult(
+        metadata={**metadata, "categories": preview_markdown(categories, max_rows=30)}
+    )
+
+
+@table_asset(
+    pref.SEGMENT_PURCHASE_PATTERNS,
+    group="preference",
+    deps=[PURCHASES_KEY],
+    description="How each segment buys: orders per customer, AOV (revenue / orders), items per "
+    "order, category diversity, premium share and mean days between orders.",
+)
+def segment_purchase_patterns(
+    context: AssetExecutionContext, warehouse: DuckDBWarehouse
+) -> dg.MaterializeResult:
+    with warehouse.connect() as conn:
+        replace_rows(conn, pref.SEGMENT_PURCHASE_PATTERNS, pref.SEGMENT_PURCHASE_PATTERNS_SQL)
+        metadata = table_metadata(conn, pref.SEGMENT_PURCHASE_PATTERNS, order_by="segment_order")
+    return dg.MaterializeResult(metadata=metadata)
