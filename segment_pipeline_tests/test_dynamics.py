@@ -841,3 +841,28 @@ def test_month_axes_stay_readable_over_four_years() -> None:
     fig.canvas.draw()
     boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_share_labels_read_on_their_bars() -> None:
+    """A percentage drawn on a segment's bar is white or near-black, whichever contrasts more
+    with that segment's colour (the old rule compared against another palette and never chose
+    white: 3.1:1 on the Champions blue)."""
+    from segment_pipeline.logic.palette import contrast_ratio, segment_colour, text_colour_on
+
+    assert contrast_ratio("white", "black") == pytest.approx(21.0)
+    assert contrast_ratio("#0173b2", "#0173b2") == pytest.approx(1.0)
+    assert text_colour_on("#0173b2") == "white" and text_colour_on("#ece133") == "#222222"
+    shares = pd.DataFrame(
+        [
+            {"snapshot_month": date(2026, 1, 1), "segment": "Champions", "customers": 50},
+            {"snapshot_month": date(2026, 1, 1), "segment": "Can't Lose Them", "customers": 50},
+        ]
+    )
+    fig = figs.plot_segment_share_over_time(shares, SEGMENT_MAP.segments)
+    labels = [t for t in fig.axes[0].texts if t.get_text() == "50%"]
+    assert len(labels) == 2
+    for label, segment in zip(labels, ("Champions", "Can't Lose Them"), strict=True):
+        chosen = contrast_ratio(label.get_color(), segment_colour(segment))
+        other = "#222222" if label.get_color() == "white" else "white"
+        assert chosen >= contrast_ratio(other, segment_colour(segment))
+    assert {label.get_color() for label in labels} == {"white", "#222222"}

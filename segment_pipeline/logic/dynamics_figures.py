@@ -33,6 +33,7 @@ from segment_pipeline.logic.palette import (
     OKABE_ITO,
     TIER_COLOURS,
     segment_colour,
+    text_colour_on,
 )
 from segment_pipeline.logic.report import money_short
 
@@ -241,7 +242,7 @@ def plot_segment_share_over_time(
                     ha="center",
                     va="center",
                     fontsize=7.5,
-                    color="white" if segment_colour(segment) in _DARK else "#222222",
+                    color=text_colour_on(segment_colour(segment)),
                 )
         bottom += values
     for i, total in enumerate(totals):
@@ -286,9 +287,6 @@ def plot_segment_share_over_time(
     )
     return fig
 
-
-#: Segment colours dark enough for white labels.
-_DARK = {OKABE_ITO[0], OKABE_ITO[3], OKABE_ITO[7], OKABE_ITO[2], OKABE_ITO[4]}
 
 # --------------------------------------------------------------------------------------------
 # 3. dyn_price_tier_flow.png

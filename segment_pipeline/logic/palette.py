@@ -88,3 +88,27 @@ def segment_colour(segment: str) -> str:
 def class_colour(index: int) -> str:
     """A strategy class's colour: its `colour` index in the rule table, into Okabe-Ito."""
     return OKABE_ITO[index % len(OKABE_ITO)]
+
+
+#: Text colours for labels drawn on a coloured bar.
+LIGHT_TEXT, DARK_TEXT = "white", "#222222"
+
+
+def _relative_luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of a colour (0 black .. 1 white)."""
+    from matplotlib.colors import to_rgb
+
+    channels = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two colours (1 .. 21)."""
+    lighter, darker = sorted((_relative_luminance(first), _relative_luminance(second)))[::-1]
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def text_colour_on(background: str) -> str:
+    """White or near-black, whichever reads better on `background`."""
+    light = contrast_ratio(LIGHT_TEXT, background)
+    return LIGHT_TEXT if light >= contrast_ratio(DARK_TEXT, background) else DARK_TEXT
