@@ -48,6 +48,7 @@ from segment_pipeline.tables import (
     read_table,
     replace_rows,
     replace_rows_from_frame,
+    scalar,
     table_metadata,
 )
 
@@ -282,7 +283,7 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             check_month = _check_month(context, config, with_rows)
             if check_month is not None:
                 dyn.create_snapshot_temp(conn, "_check")
-                last_line = conn.execute(dyn.LAST_LINE_DATE_SQL).fetchall()[0][0]
+                last_line = scalar(conn, dyn.LAST_LINE_DATE_SQL)
                 dyn.stage_lines(conn, dyn.month_end(check_month))  # afresh from staging
                 dyn.compute_snapshot(
                     conn,

@@ -75,7 +75,7 @@ from segment_pipeline.logic.rfm import (
 from segment_pipeline.logic.staging import SALES_LINES_VIEW, day_batches
 from segment_pipeline.logic.strategy import RuleTable, all_cells
 from segment_pipeline.sql_files import load_sql, placeholders, sql_text
-from segment_pipeline.tables import Column, TableDef
+from segment_pipeline.tables import Column, TableDef, scalar
 
 # --------------------------------------------------------------------------------------------
 # States
@@ -481,12 +481,12 @@ def compute_snapshot(
         conn.unregister(ASOF_OCCUPATION_GROUPS)
         conn.unregister(ASOF_CATEGORY_PRICE_SEGMENTS)
     cols = ", ".join(CUSTOMER_SNAPSHOTS.column_names)
-    before = conn.execute(f"SELECT count(*) FROM {into}").fetchall()[0][0]
+    before = scalar(conn, f"SELECT count(*) FROM {into}")
     conn.execute(
         f"INSERT INTO {into} ({cols}) SELECT {cols} FROM ({SNAPSHOT_ROWS_SQL})",
         {"month": month, "month_end": month_end(month), "last_day": last_day},
     )
-    after = conn.execute(f"SELECT count(*) FROM {into}").fetchall()[0][0]
+    after = scalar(conn, f"SELECT count(*) FROM {into}")
     conn.execute("DROP TABLE IF EXISTS _snapshot_rfm")
     conn.execute("DROP TABLE IF EXISTS _snapshot_behaviour")
     return SnapshotMonth(month, as_of, window, int(after - before))
@@ -590,7 +590,7 @@ def compute_snapshots(
     `into`_tiers (category tiers), created empty: per month the window and the two small
     tercile splits (the layers' own functions), then every month's rows in one query."""
     create_snapshot_temp(conn, into)
-    last_line = conn.execute(LAST_LINE_DATE_SQL).fetchall()[0][0]
+    last_line = scalar(conn, LAST_LINE_DATE_SQL)
     stage_lines(conn, month_end(max(months)))
     plan: list[tuple[date, date | None, RfmWindow | None]] = []
     month_rows, occupation_frames, tier_frames = [], [], []

@@ -56,7 +56,7 @@ from segment_pipeline.logic.preference import SEGMENT_CATEGORY_PREFERENCE
 from segment_pipeline.logic.rfm import RFM_SUMMARY
 from segment_pipeline.logic.strategy import ACTION_SEPARATOR, SEGMENT_STRATEGY, STRATEGY_SUMMARY
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import Column, TableDef, read_table
+from segment_pipeline.tables import Column, TableDef, read_table, scalar
 
 REPORT_NAME = "insights_report.md"
 
@@ -173,7 +173,7 @@ def collect_clv(conn: duckdb.DuckDBPyConnection) -> ClvInputs:
     frame = read_table(conn, CLV_BY_SEGMENT)
     horizon = None
     if "horizon_months" in table_columns(conn, CLV_CUSTOMER_PREDICTIONS):
-        horizon = conn.execute(PREDICTION_HORIZON_SQL).fetchall()[0][0]
+        horizon = scalar(conn, PREDICTION_HORIZON_SQL)
     not_fitted: dict[str, str] = {}
     if "not_fitted_reason" in table_columns(conn, CLV_MODEL_FIT):
         rows = conn.execute(MODELS_NOT_FITTED_SQL).fetchall()
@@ -261,7 +261,7 @@ def collect_report_inputs(
     """Read everything the report needs (small queries only)."""
     headline = conn.execute(HEADLINE_SQL).df().iloc[0].to_dict()
     demographics = conn.execute(DEMOGRAPHICS_SQL).df().iloc[0].to_dict()
-    last_days = conn.execute(LAST_PURCHASE_DAYS_SQL).fetchall()[0][0]
+    last_days = scalar(conn, LAST_PURCHASE_DAYS_SQL)
     dist = conn.execute(DISTRIBUTION_MEASURES_SQL).df()
     occupation = read_table(conn, OCCUPATION_GROUPS_TABLE)
     prices = read_table(conn, CATEGORY_PRICE_SEGMENTS)

@@ -26,7 +26,7 @@ def _window_note(window: RfmWindow) -> str:
 def _figure_inputs(
     conn: duckdb.DuckDBPyConnection, settings: RfmSettings
 ) -> tuple[SegmentMap, str]:
-    """The segment map and the window note every seed-A figure carries."""
+    """The segment map and the window note every RFM and preference figure carries."""
     return settings.segment_map(), _window_note(read_window(conn))
 
 

@@ -12,7 +12,7 @@ from segment_pipeline.assets.tables import SHARE_TOLERANCE, check_spec, table_as
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic.rfm import read_window
 from segment_pipeline.resources import DuckDBWarehouse
-from segment_pipeline.tables import preview_markdown, replace_rows, table_metadata
+from segment_pipeline.tables import preview_markdown, replace_rows, scalar, table_metadata
 
 PURCHASES_KEY = table_key(pref.SEGMENT_PRODUCT_PURCHASES)
 PRODUCT_SUMMARY_KEY = table_key(pref.SEGMENT_PRODUCT_SUMMARY)
@@ -113,7 +113,7 @@ def segment_product_summary(
 ) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
         replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
-        off = conn.execute(pref.PRODUCT_SUMMARY_SHARES_OFF_SQL, [SHARE_TOLERANCE]).fetchall()[0][0]
+        off = scalar(conn, pref.PRODUCT_SUMMARY_SHARES_OFF_SQL, [SHARE_TOLERANCE])
         levels = conn.execute(pref.PRODUCT_SUMMARY_LEVELS_SQL).df()
         metadata = table_metadata(
             conn,
@@ -159,9 +159,9 @@ def segment_category_preference(
                 "unknown_category": pref.UNKNOWN_CATEGORY,
             },
         )
-        off = conn.execute(pref.CATEGORY_SHARES_OFF_SQL, [1e-6, 1e-6]).fetchall()[0][0]
+        off = scalar(conn, pref.CATEGORY_SHARES_OFF_SQL, [1e-6, 1e-6])
         top = conn.execute(pref.MOST_PREFERRED_CATEGORY_SQL).df()
-        low = conn.execute(pref.LOW_SUPPORT_CELLS_SQL).fetchall()[0][0]
+        low = scalar(conn, pref.LOW_SUPPORT_CELLS_SQL)
         metadata = table_metadata(
             conn, pref.SEGMENT_CATEGORY_PREFERENCE, order_by="segment_order, category"
         )
