@@ -163,10 +163,10 @@ def execute_pipeline(
     day_config = _with_day_range(config, start, end, partitioned)
     # The settings' database (the definitions' resource may be an unresolved dg.EnvVar of it).
     warehouse = DuckDBWarehouse(path=str(settings.db_path))
-    # Both runs in one warehouse transaction (each run's own would commit the first before
-    # the second starts): a failure in either leaves every table as it was.
-    transaction = warehouse.transaction() if warehouse.atomic_runs else contextlib.nullcontext()
-    with transaction as run_transaction:
+    # Both runs in one run scope (each run's own would keep the first before the second
+    # starts): a failure in either leaves every table as it was.
+    scope = warehouse.run_scope() if warehouse.atomic_runs else contextlib.nullcontext()
+    with scope as run_scope:
         if partitioned and month_key(start) == month_key(end):
             tags = {PARTITION_TAG: month_key(start)}
             outcome = _execute_run(job, instance, selected, tags, day_config, say)
@@ -180,9 +180,9 @@ def execute_pipeline(
                 downstream = _execute_run(job, instance, unpartitioned, {}, config, say)
                 downstream.run_ids = outcome.run_ids + downstream.run_ids
                 outcome = downstream
-        if run_transaction is not None:
-            # The rule of a run launched anywhere else: committed unless a step failed.
-            run_transaction.succeeded = not any(
+        if run_scope is not None:
+            # The rule of a run launched anywhere else: kept unless a step failed.
+            run_scope.succeeded = not any(
                 run_has_failed_step(instance, run_id) for run_id in outcome.run_ids
             )
     return outcome

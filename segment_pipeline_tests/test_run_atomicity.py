@@ -1,10 +1,13 @@
-"""A failed run leaves every table as it was before the run (issue 11, item 4): a run is one
-DuckDB transaction, and the CLI's two runs of a range (the month partitions, then the
-analysis layers) are one transaction together."""
+"""A failed run leaves every table as it was before the run (issue 11, item 4): a run's
+scope keeps a copy of the database file taken when it starts and puts it back if a step
+fails (or the process dies), and the CLI's two runs of a range (the month partitions, then
+the analysis layers) share one scope."""
 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +18,7 @@ import segment_pipeline.figures as figures
 from segment_pipeline.definitions import build_definitions
 from segment_pipeline.generator import generate
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
+from segment_pipeline.resources import DuckDBWarehouse, undo_path
 from segment_pipeline.runner import execute_pipeline
 from segment_pipeline_tests.conftest import settings_for
 
@@ -98,5 +102,74 @@ def test_a_failed_run_launched_like_the_ui_does_writes_nothing(
         instance=instance, partition_key="2025-12-01", raise_on_error=False
     )
     assert not result.success
-    assert fingerprint(db) == before  # December's raw and staging rows were rolled back
+    assert fingerprint(db) == before  # December's raw and staging rows were undone
     # (that a re-run then commits is shown by the range test above)
+
+
+# --------------------------------------------------------------------------------------------
+# The run scope itself: a copy of the file taken at the start, put back on failure
+# --------------------------------------------------------------------------------------------
+
+
+def _rows(warehouse: DuckDBWarehouse) -> list[tuple[int]]:
+    with warehouse.connect() as conn:
+        return conn.execute("SELECT v FROM t ORDER BY v").fetchall()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> DuckDBWarehouse:
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    with warehouse.connect() as conn:
+        conn.execute("CREATE TABLE t (v INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    return warehouse
+
+
+def test_a_run_scope_keeps_its_writes_when_it_succeeds(warehouse: DuckDBWarehouse) -> None:
+    with warehouse.run_scope() as scope:
+        assert undo_path(warehouse.db_path).exists()
+        with warehouse.connect() as conn:
+            # a step's own transaction is a real one inside the scope
+            conn.execute("BEGIN TRANSACTION")
+            conn.execute("INSERT INTO t VALUES (2)")
+            conn.execute("COMMIT")
+        scope.succeeded = True
+    assert _rows(warehouse) == [(1,), (2,)]
+    assert not undo_path(warehouse.db_path).exists()
+
+
+def test_a_run_scope_puts_the_file_back_when_it_fails(warehouse: DuckDBWarehouse) -> None:
+    with pytest.raises(RuntimeError, match="boom"), warehouse.run_scope():
+        with warehouse.connect() as conn:
+            conn.execute("INSERT INTO t VALUES (2)")  # committed at once...
+            conn.execute("CREATE TABLE u AS SELECT 1 AS w")
+        raise RuntimeError("boom")
+    assert _rows(warehouse) == [(1,)]  # ...and undone with the run
+    with warehouse.connect() as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'u'"
+        ).fetchall() == [(0,)]
+    assert not undo_path(warehouse.db_path).exists()
+
+
+def test_a_run_killed_mid_way_is_undone_by_the_next_open(warehouse: DuckDBWarehouse) -> None:
+    """kill -9 inside the scope (no cleanup runs): the copy stays beside the file, and the
+    next process to take the warehouse lock puts it back before opening the database."""
+    script = (
+        "import os, sys\n"
+        "from segment_pipeline.resources import DuckDBWarehouse\n"
+        "w = DuckDBWarehouse(path=sys.argv[1])\n"
+        "with w.run_scope():\n"
+        "    with w.connect() as conn:\n"
+        "        conn.execute('INSERT INTO t SELECT range FROM range(100, 200)')\n"
+        "        conn.execute('CHECKPOINT')\n"
+        "        conn.execute('INSERT INTO t VALUES (3)')\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(warehouse.db_path)], capture_output=True, timeout=120
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    assert undo_path(warehouse.db_path).exists()
+    assert _rows(warehouse) == [(1,)]
+    assert not undo_path(warehouse.db_path).exists()
