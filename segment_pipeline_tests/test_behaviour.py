@@ -1,8 +1,9 @@
 """Seed B behaviour logic: terciles, occupation groups, price segments, the dominant price
 segment, segment metrics and the purchase distribution, on small hand-built inputs.
 
-The SQL runs against an in-memory DuckDB with a hand-made `staging.sales_lines` table (the same
-columns as the real view), so every expected value below is computed by hand in the comments.
+The SQL runs against an in-memory DuckDB with hand-made sale lines (`staging.transactions` with
+the columns of the real `staging.sales_lines` view, and that view over it), so every expected
+value below is computed by hand in the comments.
 """
 
 from __future__ import annotations
@@ -48,17 +49,19 @@ LINE_COLUMNS = (
 
 
 def lines_db(rows: list[dict]) -> duckdb.DuckDBPyConnection:
-    """An in-memory warehouse whose staging.sales_lines holds `rows`.
+    """An in-memory warehouse whose sale lines (staging.transactions, and the view
+    staging.sales_lines over it) hold `rows`.
 
     Each row needs customer_id, order_id, category, amount; demographics default to
     M / 26-35 / occupation "1".
     """
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA staging")
-    conn.execute(f"CREATE TABLE staging.sales_lines ({LINE_COLUMNS})")
+    conn.execute(f"CREATE TABLE staging.transactions ({LINE_COLUMNS})")
+    conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
     for i, r in enumerate(rows):
         conn.execute(
-            "INSERT INTO staging.sales_lines VALUES (?, DATE '2025-01-01', ?, ?, "
+            "INSERT INTO staging.transactions VALUES (?, DATE '2025-01-01', ?, ?, "
             "TIMESTAMP '2025-01-01 10:00:00', ?, ?, ?, 1, ?, ?, ?, ?, ?, '0', 'A')",
             [
                 f"l{i}",
@@ -629,11 +632,12 @@ def amounts_db(amounts: Sequence[float]) -> duckdb.DuckDBPyConnection:
     ... (only line_id and amount matter to the distribution)."""
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA staging")
-    conn.execute(f"CREATE TABLE staging.sales_lines ({LINE_COLUMNS})")
+    conn.execute(f"CREATE TABLE staging.transactions ({LINE_COLUMNS})")
+    conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
     frame = pd.DataFrame({"amount": [str(Decimal(str(a))) for a in amounts]})
     conn.register("amounts", frame)
     conn.execute(
-        "INSERT INTO staging.sales_lines SELECT 'l' || (row_number() OVER () - 1), "
+        "INSERT INTO staging.transactions SELECT 'l' || (row_number() OVER () - 1), "
         "DATE '2025-01-01', 'o' || (row_number() OVER ()), 'c', TIMESTAMP '2025-01-01 10:00:00', "
         "'p', 'p', 'X', 1, CAST(amount AS DECIMAL(18,4)), CAST(amount AS DECIMAL(18,4)), 'M', "
         "'26-35', '1', '0', 'A' FROM amounts"

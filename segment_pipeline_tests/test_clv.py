@@ -129,12 +129,13 @@ def _sales_lines(rows: list[tuple[str, str, float]]) -> duckdb.DuckDBPyConnectio
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA staging")
     conn.execute(
-        "CREATE TABLE staging.sales_lines (customer_id VARCHAR, order_id VARCHAR, "
+        "CREATE TABLE staging.transactions (customer_id VARCHAR, order_id VARCHAR, "
         "order_ts TIMESTAMP, amount DECIMAL(18,4))"
     )
+    conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
     if rows:
         conn.executemany(
-            "INSERT INTO staging.sales_lines VALUES (?, ?, ?, ?)",
+            "INSERT INTO staging.transactions VALUES (?, ?, ?, ?)",
             [(c, f"o{i}", ts, amount) for i, (c, ts, amount) in enumerate(rows)],
         )
     return conn
@@ -280,7 +281,7 @@ def test_btyd_inputs_do_not_depend_on_the_order_of_lines() -> None:
     for order in (np.arange(n), rng.permutation(n), rng.permutation(n)):
         conn = _sales_lines([])
         conn.register("shuffled", lines.iloc[order])
-        conn.execute("INSERT INTO staging.sales_lines SELECT * FROM shuffled")
+        conn.execute("INSERT INTO staging.transactions SELECT * FROM shuffled")
         results.append(conn.execute(clv.BTYD_INPUTS_SQL, params).fetchall())
     assert results[0] == results[1] == results[2]
 

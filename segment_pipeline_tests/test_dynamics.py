@@ -64,16 +64,18 @@ HISTORY = [
 
 
 def _warehouse(rows=HISTORY, path: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A warehouse holding `staging.sales_lines` (the only table the snapshots read)."""
+    """A warehouse holding the sale lines (staging.transactions and the view
+    staging.sales_lines over it: what the snapshots read)."""
     conn = duckdb.connect(path)
     conn.execute("CREATE SCHEMA IF NOT EXISTS staging")
     conn.execute(
-        "CREATE TABLE staging.sales_lines (customer_id VARCHAR, order_id VARCHAR, "
+        "CREATE TABLE staging.transactions (customer_id VARCHAR, order_id VARCHAR, "
         "order_ts TIMESTAMP, category VARCHAR, amount DECIMAL(18,4), age_band VARCHAR, "
         "gender VARCHAR, occupation VARCHAR)"
     )
+    conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
     conn.executemany(
-        "INSERT INTO staging.sales_lines VALUES (?, ?, ?, ?, ?, '26-35', 'M', '7')",
+        "INSERT INTO staging.transactions VALUES (?, ?, ?, ?, ?, '26-35', 'M', '7')",
         [(c, o, f"{d} 12:00:00", cat, a) for c, o, d, cat, a in rows],
     )
     return conn
@@ -276,7 +278,7 @@ def test_a_corrected_day_makes_the_later_snapshots_stale_until_backfilled() -> N
     _snapshots(conn)
     stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
     assert (stale["stored_monetary"] == stale["current_monetary"]).all()
-    conn.execute("UPDATE staging.sales_lines SET amount = 12 WHERE order_id = 'a1'")
+    conn.execute("UPDATE staging.transactions SET amount = 12 WHERE order_id = 'a1'")
     stale = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
     differs = stale["stored_monetary"] != stale["current_monetary"]
     assert stale.loc[differs, "snapshot_month"].dt.date.tolist() == [JAN, FEB, MAR]

@@ -38,7 +38,7 @@ import yaml
 
 # Importing the modules that declare the tables and views these SQL files read registers
 # the names their placeholders resolve against (segment_pipeline.sql_files).
-from segment_pipeline.logic.staging import SALES_LINES_VIEW
+from segment_pipeline.logic.staging import STAGED_TRANSACTIONS
 from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
 
@@ -284,7 +284,7 @@ class RfmWindow:
 
 # sql/rfm/line_dates.sql: first and last sale line day and the lines between $lo and $hi
 # (either may be NULL); window_lines.sql: the lines in the window. `lines_table`: the sale
-# lines (staging.sales_lines, or the monthly snapshots' copy of them).
+# lines (staging.transactions, or the monthly snapshots' copy of them).
 
 
 def resolve_window(
@@ -294,10 +294,10 @@ def resolve_window(
     window_end: date | None = None,
     as_of: date | None = None,
     lookback_days: int | None = None,
-    lines_table: str = SALES_LINES_VIEW.fqn,
+    lines_table: str = STAGED_TRANSACTIONS.fqn,
 ) -> RfmWindow:
     """The effective window for the configured bounds (see the module docstring), from the
-    sale lines of `lines_table` (a copy of staging.sales_lines, for the monthly snapshots).
+    sale lines of `lines_table` (a copy of them, for the monthly snapshots).
 
     - upper bound = window_end and/or the day before a configured as_of (the earlier one);
     - as_of = configured, else the day after the last sale line up to that bound (and on or

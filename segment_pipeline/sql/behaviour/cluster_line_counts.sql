@@ -1,2 +1,2 @@
 SELECT {{ cluster_counts }}
-FROM (SELECT ln(1 + CAST(amount AS DOUBLE)) AS v FROM {{ staging.sales_lines }})
+FROM (SELECT ln(1 + CAST(amount AS DOUBLE)) AS v FROM {{ staging.transactions }})

@@ -1,6 +1,6 @@
 WITH x AS (
     SELECT CAST(amount AS DOUBLE) AS a, ln(1 + CAST(amount AS DOUBLE)) AS v
-    FROM {{ staging.sales_lines }}
+    FROM {{ staging.transactions }}
 )
 SELECT
     count(*) AS lines,

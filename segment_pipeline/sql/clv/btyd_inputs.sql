@@ -3,7 +3,7 @@
 WITH purchase_days AS (
     SELECT customer_id, CAST(order_ts AS DATE) AS purchase_date,
            sum(amount) AS spend
-    FROM {{ staging.sales_lines }}
+    FROM {{ staging.transactions }}
     WHERE CAST(order_ts AS DATE) BETWEEN $period_start AND $period_end
     GROUP BY ALL
 )

@@ -1,6 +1,6 @@
 WITH purchase_days AS (
     SELECT DISTINCT customer_id, CAST(order_ts AS DATE) AS purchase_date
-    FROM {{ staging.sales_lines }}
+    FROM {{ staging.transactions }}
     WHERE CAST(order_ts AS DATE) BETWEEN $period_start AND $holdout_end
 ),
 per_customer AS (

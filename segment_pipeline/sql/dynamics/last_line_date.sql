@@ -1,1 +1,1 @@
-SELECT max(CAST(order_ts AS DATE)) FROM {{ staging.sales_lines }}
+SELECT max(CAST(order_ts AS DATE)) FROM {{ staging.transactions }}

@@ -12,7 +12,7 @@ WITH stored AS (
     GROUP BY snapshot_month
 )
 SELECT s.snapshot_month, s.rows, s.customers, s.bad_rows, s.windows,
-       (SELECT count(DISTINCT l.customer_id) FROM {{ staging.sales_lines }} AS l
+       (SELECT count(DISTINCT l.customer_id) FROM {{ staging.transactions }} AS l
         WHERE CAST(l.order_ts AS DATE) BETWEEN s.window_start AND s.window_end)
            AS window_customers
 FROM stored AS s

@@ -6,7 +6,7 @@ WITH stored AS (
 ),
 days AS (
     SELECT customer_id, CAST(order_ts AS DATE) AS day, sum(amount) AS amount
-    FROM {{ staging.sales_lines }}
+    FROM {{ staging.transactions }}
     GROUP BY ALL
 ),
 now AS (

@@ -1,4 +1,4 @@
 SELECT count(DISTINCT last_day) FROM (
     SELECT customer_id, max(CAST(order_ts AS DATE)) AS last_day
-    FROM {{ staging.sales_lines }} GROUP BY customer_id
+    FROM {{ staging.transactions }} GROUP BY customer_id
 )

@@ -1,6 +1,6 @@
 WITH lines AS (
     SELECT customer_id, order_id, CAST(order_ts AS DATE) AS order_date, amount
-    FROM {{ staging.sales_lines }}
+    FROM {{ staging.transactions }}
     WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end
 ),
 per_customer AS (

@@ -1,5 +1,5 @@
 SELECT
-    (SELECT count(DISTINCT customer_id) FROM {{ staging.sales_lines }}
+    (SELECT count(DISTINCT customer_id) FROM {{ staging.transactions }}
       WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end) AS window_customers,
     (SELECT count(*) FROM {{ marts.rfm_customer_segments }}) AS rows,
     (SELECT count(DISTINCT customer_id) FROM {{ marts.rfm_customer_segments }})

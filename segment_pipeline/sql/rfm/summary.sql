@@ -26,7 +26,7 @@ per_segment AS (
 -- customers of a segment is one order (sum(frequency) would count it twice).
 segment_orders AS (
     SELECT c.segment, count(DISTINCT l.order_id) AS orders
-    FROM {{ staging.sales_lines }} AS l
+    FROM {{ staging.transactions }} AS l
     JOIN c USING (customer_id)
     WHERE CAST(l.order_ts AS DATE) BETWEEN c.window_start AND c.window_end
     GROUP BY c.segment
