@@ -266,47 +266,52 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         minimum = behaviour_settings.min_customers_per_occupation
         months = _run_months(context)
         with warehouse.connect() as conn:
-            ensure_staging_tables(conn)
-            done = dyn.compute_snapshots(
-                conn,
-                months,
-                segment_map=segment_map,
-                window_settings=window_settings,
-                min_customers_per_occupation=minimum,
-            )
-            written = dyn.write_snapshots(conn, months[0], months[-1])
-            coverage = conn.execute(
-                dyn.SNAPSHOT_COVERAGE_SQL,
-                {"first": months[0], "last": months[-1], **segment_map.segments_param()},
-            ).df()
-            with_rows = [m.month for m in done if m.customers]
-            check_month = _check_month(context, config, with_rows)
-            if check_month is not None:
-                dyn.create_snapshot_temp(conn, "_check")
-                last_line = scalar(conn, dyn.LAST_LINE_DATE_SQL)
-                dyn.stage_lines(conn, dyn.month_end(check_month))  # afresh from staging
-                dyn.compute_snapshot(
+            try:
+                ensure_staging_tables(conn)
+                done = dyn.compute_snapshots(
                     conn,
-                    check_month,
+                    months,
                     segment_map=segment_map,
                     window_settings=window_settings,
                     min_customers_per_occupation=minimum,
-                    last_line=last_line,
-                    into="_check",
                 )
-                n_stored, n_again, differ = dyn.differing_rows(
-                    conn,
-                    f"SELECT * FROM {dyn.CUSTOMER_SNAPSHOTS.fqn} WHERE snapshot_month = ?",
-                    "_check",
-                    [check_month],
+                written = dyn.write_snapshots(conn, months[0], months[-1])
+                coverage = conn.execute(
+                    dyn.SNAPSHOT_COVERAGE_SQL,
+                    {"first": months[0], "last": months[-1], **segment_map.segments_param()},
+                ).df()
+                with_rows = [m.month for m in done if m.customers]
+                check_month = _check_month(context, config, with_rows)
+                if check_month is not None:
+                    dyn.create_snapshot_temp(conn, "_check")
+                    last_line = scalar(conn, dyn.LAST_LINE_DATE_SQL)
+                    dyn.compute_snapshot(
+                        conn,
+                        check_month,
+                        segment_map=segment_map,
+                        window_settings=window_settings,
+                        min_customers_per_occupation=minimum,
+                        last_line=last_line,
+                        into="_check",
+                    )
+                    n_stored, n_again, differ = dyn.differing_rows(
+                        conn,
+                        f"SELECT * FROM {dyn.CUSTOMER_SNAPSHOTS.fqn} WHERE snapshot_month = ?",
+                        "_check",
+                        [check_month],
+                    )
+                history = _history_check(conn)
+                snap_meta = table_metadata(
+                    conn, dyn.CUSTOMER_SNAPSHOTS, order_by="snapshot_month DESC, customer_id"
                 )
-            history = _history_check(conn)
-            snap_meta = table_metadata(
-                conn, dyn.CUSTOMER_SNAPSHOTS, order_by="snapshot_month DESC, customer_id"
-            )
-            tier_meta = table_metadata(
-                conn, dyn.CATEGORY_TIER_SNAPSHOTS, order_by="snapshot_month DESC, tier_rank"
-            )
+                tier_meta = table_metadata(
+                    conn, dyn.CATEGORY_TIER_SNAPSHOTS, order_by="snapshot_month DESC, tier_rank"
+                )
+            finally:
+                # temp tables of the run's shared connection: the narrow copy of every line
+                # would otherwise stay in DuckDB's memory for the run's later steps
+                dyn.drop_snapshot_temps(conn)
+
         per_month = pd.DataFrame(
             [
                 {

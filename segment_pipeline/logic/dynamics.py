@@ -507,6 +507,12 @@ def stage_lines(conn: duckdb.DuckDBPyConnection, last_day: date) -> None:
     conn.execute(STAGE_LINES_SQL, {"last_day": last_day})
 
 
+def drop_snapshot_temps(conn: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temp tables a snapshot step leaves (the copy of the lines among them)."""
+    for name in (LINES_TABLE, "_snapshots", "_snapshots_tiers", "_check", "_check_tiers"):
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
 def create_snapshot_temp(conn: duckdb.DuckDBPyConnection, name: str) -> None:
     """Empty temp tables `name` and `name_tiers` with the columns of the snapshot tables."""
     for table, temp in ((CUSTOMER_SNAPSHOTS, name), (CATEGORY_TIER_SNAPSHOTS, f"{name}_tiers")):
