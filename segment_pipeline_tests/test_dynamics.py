@@ -868,3 +868,64 @@ def test_share_labels_read_on_their_bars() -> None:
         other = "#222222" if label.get_color() == "white" else "white"
         assert chosen >= contrast_ratio(other, segment_colour(segment))
     assert {label.get_color() for label in labels} == {"white", "#222222"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 59), st.integers(1, 50)),
+        min_size=1,
+        max_size=40,
+    ),
+    windows=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 30)), min_size=1, max_size=4),
+)
+def test_the_checks_count_window_customers_and_spend_as_a_scan_per_month_would(
+    lines: list[tuple[int, int, int]], windows: list[tuple[int, int]]
+) -> None:
+    """The coverage and history checks count each stored month's window customers (and sum
+    its spend) in one pass per distinct window start; equal to counting each window's lines
+    directly, for windows sharing a start or not (a look-back window moves it)."""
+    day0 = date(2025, 1, 1)
+    conn = _warehouse(
+        [
+            (f"c{c}", f"o{i}", (day0 + timedelta(days=d)).isoformat(), "X", amount)
+            for i, (c, d, amount) in enumerate(lines)
+        ]
+    )
+    # the columns the two checks read (the real table has 24 more, NOT NULL)
+    conn.execute("CREATE SCHEMA marts")
+    conn.execute(
+        f"CREATE TABLE {dyn.CUSTOMER_SNAPSHOTS.fqn} (snapshot_month DATE, customer_id VARCHAR, "
+        "window_start DATE, window_end DATE, as_of DATE, monetary DECIMAL(38, 4), "
+        "segment VARCHAR, r_score INTEGER, f_score INTEGER, m_score INTEGER)"
+    )
+    months = [date(2025, 1 + i, 1) for i in range(len(windows))]
+    bounds = {
+        m: (day0 + timedelta(days=start), day0 + timedelta(days=start + length))
+        for m, (start, length) in zip(months, windows, strict=True)
+    }
+    for m, (start, end) in bounds.items():
+        conn.execute(
+            f"INSERT INTO {dyn.CUSTOMER_SNAPSHOTS.fqn} (snapshot_month, customer_id, "
+            "window_start, window_end, as_of, monetary, segment, r_score, f_score, m_score) "
+            "VALUES (?, 'c0', ?, ?, ?, 0, 'Champions', 5, 5, 5)",
+            [m, start, end, end + timedelta(days=1)],
+        )
+    expected_customers = {
+        m: len({c for c, d, _ in lines if start <= day0 + timedelta(days=d) <= end})
+        for m, (start, end) in bounds.items()
+    }
+    expected_spend = {
+        m: float(sum(a for _, d, a in lines if start <= day0 + timedelta(days=d) <= end))
+        for m, (start, end) in bounds.items()
+    }
+    coverage = conn.execute(
+        dyn.SNAPSHOT_COVERAGE_SQL,
+        {"first": months[0], "last": months[-1], "segments": ["Champions"]},
+    ).df()
+    history = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    got = dict(zip(coverage["snapshot_month"].dt.date, coverage["window_customers"], strict=True))
+    assert got == expected_customers
+    by_month = history.set_index(history["snapshot_month"].dt.date)
+    assert by_month["current_customers"].to_dict() == expected_customers
+    assert by_month["current_monetary"].to_dict() == expected_spend

@@ -726,14 +726,22 @@ def write_snapshots(
     )
 
 
+#: The customers with a sale line in each stored month's window (`window_customers`), counted
+#: from staging in one pass (CTEs spliced after a CTE `stored`).
+_WINDOW_CUSTOMERS_CTES = load_sql("dynamics/_window_customers_ctes")
+
 #: Per stored month: rows, distinct customers, and the customers with a sale line in the
 #: month's RFM window (from the current staging); rows without a segment of the map.
-SNAPSHOT_COVERAGE_SQL = load_sql("dynamics/snapshot_coverage")
+SNAPSHOT_COVERAGE_SQL = load_sql(
+    "dynamics/snapshot_coverage", window_customers_ctes=_WINDOW_CUSTOMERS_CTES
+)
 
 #: Customers and total RFM spend of every stored month, and the same recomputed from today's
 #: staging over each month's window: a month whose history was corrected after its snapshot
-#: was taken differs. The lines are first summed per customer and day.
-SNAPSHOT_HISTORY_SQL = load_sql("dynamics/snapshot_history")
+#: was taken differs. Spend is summed per day first.
+SNAPSHOT_HISTORY_SQL = load_sql(
+    "dynamics/snapshot_history", window_customers_ctes=_WINDOW_CUSTOMERS_CTES
+)
 
 #: The stored snapshot months (first days), ascending.
 SNAPSHOT_MONTHS_SQL = load_sql("dynamics/snapshot_months")
