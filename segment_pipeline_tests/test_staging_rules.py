@@ -10,8 +10,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from segment_pipeline.logic.staging import (
+    TYPED_TRANSACTIONS_SQL,
     ensure_staging_tables,
     load_raw_window,
     stage_master,
@@ -333,3 +336,62 @@ def test_a_repeated_header_name_is_a_clear_error(tmp_path: Path) -> None:
     conn = duckdb.connect()
     with pytest.raises(DataContractError, match="repeats the column name"):
         load_raw(conn, CanonicalSource(root), date(2024, 3, 1))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["O1", "O2"]),  # order
+            st.sampled_from(["C1", "C2"]),  # customer
+            st.sampled_from(["10:00:00", "11:00:00"]),  # time of day
+            st.sampled_from(["P1", "P2"]),  # product
+            st.sampled_from(["1", "2", "1.0", "x"]),  # quantity ("x": quantity_not_integer)
+            st.sampled_from(["3.50", "3.5", ""]),  # price ("": unit_price_missing)
+            st.sampled_from(["a.csv", "b.csv"]),  # file
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    day_of=st.lists(st.integers(1, 2), min_size=30, max_size=30),
+)
+def test_duplicate_lines_are_every_repeat_after_the_first_line_of_its_key(
+    rows: list[tuple[str, ...]], day_of: list[int]
+) -> None:
+    """Parse random raw rows full of exact repeats: a row is `duplicate_line` exactly when it
+    passes the earlier rules and an earlier line (by line number) of the same day has the same
+    order, customer, time, product, quantity and price (as parsed: "1" and "1.0" are one
+    quantity, "3.5" and "3.50" one price)."""
+    conn = duckdb.connect()
+    ensure_staging_tables(conn)
+    days = [date(2025, 1, d) for d in (1, 2)]
+    raw = [
+        (days[day_of[i] - 1], o, c, f"{days[day_of[i] - 1]} {t}", p, q, u, f, i + 2)
+        for i, (o, c, t, p, q, u, f) in enumerate(rows)
+    ]
+    conn.executemany(
+        "INSERT INTO raw.transactions (partition_date, order_id, customer_id, order_ts, "
+        "product_id, quantity, unit_price, source_file, source_line) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        raw,
+    )
+    conn.execute(TYPED_TRANSACTIONS_SQL, [days[0], days[-1], days, "UTC"])
+    got = {
+        (f, n): rule
+        for f, n, rule in conn.execute(
+            "SELECT source_file, source_line, parse_rule FROM _typed"
+        ).fetchall()
+    }
+    expected: dict[tuple[str, int], str | None] = {}
+    seen: set[tuple] = set()
+    for day, o, c, ts, p, q, u, f, n in sorted(raw, key=lambda r: r[8]):
+        if q == "x":
+            expected[(f, n)] = "quantity_not_integer"
+            continue
+        if u == "":
+            expected[(f, n)] = "unit_price_missing"
+            continue
+        key = (day, o, c, ts, p, int(float(q)), float(u))
+        expected[(f, n)] = "duplicate_line" if key in seen else None
+        seen.add(key)
+    assert got == expected
