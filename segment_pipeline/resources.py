@@ -124,7 +124,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     """DuckDB's memory limit per connection. Larger work spills to `<database>.tmp/` next to
     the file, so a run's memory stays bounded whatever the data size (the process needs about
     0.5 GB on top for Python, pandas and polars: 900 MB keeps a 10M-line run under 1.5 GB of
-    RSS with its run transaction; see docs/performance.md)."""
+    RSS; see docs/performance.md)."""
 
     atomic_runs: bool = True
     """A failed run leaves every table as it was: the run's steps share one connection and

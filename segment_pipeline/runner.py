@@ -298,7 +298,7 @@ def _stop_run(
 
     from segment_pipeline.resources import interrupt_open_connections
 
-    say("interrupted: stopping the run (the step in progress is rolled back)")
+    say("interrupted: stopping the run (it is undone)")
     # The interrupt abandons the step's context managers mid-way; their late clean-up (for
     # example a connection's lock released by the garbage collector from this thread) may
     # complain. That is expected noise after Ctrl-C: it goes to a log file, not the console.

@@ -179,7 +179,7 @@ def test_file_kind(
     assert outcome.exit_code == 2, (outcome.messages, outcome.bugs, outcome.failed_checks)
     assert any(says in m and "2024-03-02.csv" in m for m in outcome.messages), outcome.messages
     assert not any("Traceback" in m for m in outcome.messages)
-    # Nothing written: the failed run rolled back everything, its tables included.
+    # Nothing written: the failed run was undone, its tables included.
     with duckdb.connect(str(db), read_only=True) as conn:
         tables = conn.execute(
             "SELECT table_schema || '.' || table_name FROM information_schema.tables "

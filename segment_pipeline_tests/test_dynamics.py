@@ -882,9 +882,10 @@ def test_share_labels_read_on_their_bars() -> None:
 def test_the_checks_count_window_customers_and_spend_as_a_scan_per_month_would(
     lines: list[tuple[int, int, int]], windows: list[tuple[int, int]]
 ) -> None:
-    """The coverage and history checks count each stored month's window customers (and sum
-    its spend) in one pass per distinct window start; equal to counting each window's lines
-    directly, for windows sharing a start or not (a look-back window moves it)."""
+    """The history check counts each stored month's window customers (and sums its spend) in
+    one pass per distinct window start, and the coverage check takes the same counts; equal to
+    counting each window's lines directly, for windows sharing a start or not (a look-back
+    window moves it)."""
     day0 = date(2025, 1, 1)
     conn = _warehouse(
         [
@@ -919,11 +920,14 @@ def test_the_checks_count_window_customers_and_spend_as_a_scan_per_month_would(
         m: float(sum(a for _, d, a in lines if start <= day0 + timedelta(days=d) <= end))
         for m, (start, end) in bounds.items()
     }
-    coverage = conn.execute(
-        dyn.SNAPSHOT_COVERAGE_SQL,
-        {"first": months[0], "last": months[-1], "segments": ["Champions"]},
-    ).df()
     history = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+    coverage = dyn.with_window_customers(
+        conn.execute(
+            dyn.SNAPSHOT_COVERAGE_SQL,
+            {"first": months[0], "last": months[-1], "segments": ["Champions"]},
+        ).df(),
+        history,
+    )
     got = dict(zip(coverage["snapshot_month"].dt.date, coverage["window_customers"], strict=True))
     assert got == expected_customers
     by_month = history.set_index(history["snapshot_month"].dt.date)

@@ -89,7 +89,7 @@ def test_a_failed_run_launched_like_the_ui_does_writes_nothing(
     two_month_dataset: tuple[Path, list[dt.date]],
 ) -> None:
     """A run of the job on one month partition (the schedule's and the UI's shape): the
-    warehouse resource's own run transaction, without the CLI around it."""
+    warehouse resource's own run scope, without the CLI around it."""
     data, _days = two_month_dataset
     db = tmp_path / "w" / "w.duckdb"
     defs = build_definitions(settings_for(data, db))

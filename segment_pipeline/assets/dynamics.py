@@ -174,10 +174,10 @@ def _check_month(
     return random.Random(context.run_id).choice(with_rows) if with_rows else None
 
 
-def _history_check(conn: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
-    """Stored months whose customers or spend differ from today's staging (history corrected
-    after the snapshot was taken): a warning naming the months to recompute."""
-    history = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+def _history_check(history: pd.DataFrame) -> dg.AssetCheckResult:
+    """Stored months (SNAPSHOT_HISTORY_SQL) whose customers or spend differ from today's
+    staging (history corrected after the snapshot was taken): a warning naming the months to
+    recompute."""
     stale = history[
         (history["stored_customers"] != history["current_customers"])
         | ((history["stored_monetary"] - history["current_monetary"]).abs() > 1e-6)
@@ -276,10 +276,14 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                     min_customers_per_occupation=minimum,
                 )
                 written = dyn.write_snapshots(conn, months[0], months[-1])
-                coverage = conn.execute(
-                    dyn.SNAPSHOT_COVERAGE_SQL,
-                    {"first": months[0], "last": months[-1], **segment_map.segments_param()},
-                ).df()
+                history_frame = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+                coverage = dyn.with_window_customers(
+                    conn.execute(
+                        dyn.SNAPSHOT_COVERAGE_SQL,
+                        {"first": months[0], "last": months[-1], **segment_map.segments_param()},
+                    ).df(),
+                    history_frame,
+                )
                 with_rows = [m.month for m in done if m.customers]
                 check_month = _check_month(context, config, with_rows)
                 if check_month is not None:
@@ -300,7 +304,7 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                         "_check",
                         [check_month],
                     )
-                history = _history_check(conn)
+                history = _history_check(history_frame)
                 snap_meta = table_metadata(
                     conn, dyn.CUSTOMER_SNAPSHOTS, order_by="snapshot_month DESC, customer_id"
                 )

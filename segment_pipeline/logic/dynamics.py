@@ -726,22 +726,29 @@ def write_snapshots(
     )
 
 
-#: The customers with a sale line in each stored month's window (`window_customers`), counted
-#: from staging in one pass (CTEs spliced after a CTE `stored`).
-_WINDOW_CUSTOMERS_CTES = load_sql("dynamics/_window_customers_ctes")
-
-#: Per stored month: rows, distinct customers, and the customers with a sale line in the
-#: month's RFM window (from the current staging); rows without a segment of the map.
-SNAPSHOT_COVERAGE_SQL = load_sql(
-    "dynamics/snapshot_coverage", window_customers_ctes=_WINDOW_CUSTOMERS_CTES
-)
+#: Per stored month of `$first..$last`: rows, distinct customers, distinct windows, rows
+#: without a segment of the map (the customers with a line in each window come from
+#: SNAPSHOT_HISTORY_SQL: `with_window_customers`).
+SNAPSHOT_COVERAGE_SQL = load_sql("dynamics/snapshot_coverage")
 
 #: Customers and total RFM spend of every stored month, and the same recomputed from today's
-#: staging over each month's window: a month whose history was corrected after its snapshot
-#: was taken differs. Spend is summed per day first.
-SNAPSHOT_HISTORY_SQL = load_sql(
-    "dynamics/snapshot_history", window_customers_ctes=_WINDOW_CUSTOMERS_CTES
-)
+#: staging over each month's window (customers in one pass per distinct window start, spend
+#: summed per day first): a month whose history was corrected after its snapshot was taken
+#: differs.
+SNAPSHOT_HISTORY_SQL = load_sql("dynamics/snapshot_history")
+
+
+def with_window_customers(coverage: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """SNAPSHOT_COVERAGE_SQL's rows with `window_customers`: the customers with a sale line in
+    the month's window today, as SNAPSHOT_HISTORY_SQL counted them (one count for both
+    checks)."""
+    counts = history[["snapshot_month", "current_customers"]].rename(
+        columns={"current_customers": "window_customers"}
+    )
+    out = coverage.merge(counts, on="snapshot_month", how="left")
+    out["window_customers"] = out["window_customers"].fillna(0).astype("int64")
+    return out
+
 
 #: The stored snapshot months (first days), ascending.
 SNAPSHOT_MONTHS_SQL = load_sql("dynamics/snapshot_months")

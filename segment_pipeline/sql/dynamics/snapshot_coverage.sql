@@ -10,10 +10,7 @@ WITH stored AS (
     FROM {{ marts.customer_snapshots }}
     WHERE snapshot_month BETWEEN $first AND $last
     GROUP BY snapshot_month
-),
-{{ window_customers_ctes }}
-SELECT s.snapshot_month, s.rows, s.customers, s.bad_rows, s.windows,
-       coalesce(w.window_customers, 0) AS window_customers
+)
+SELECT s.snapshot_month, s.rows, s.customers, s.bad_rows, s.windows
 FROM stored AS s
-LEFT JOIN window_customers AS w USING (snapshot_month)
 ORDER BY s.snapshot_month
