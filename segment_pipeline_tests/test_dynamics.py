@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segment_pipeline.assets import dynamics as dyn_assets
@@ -226,7 +227,13 @@ _history_lines = st.lists(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # lines on months' last days: each counts in one month's running sums, then on
+    lines=[("A", 0, 30, "Cheap", 10), ("A", 1, 58, "Lux", 300), ("B", 2, 58, "Mid", 50)],
+    window=dyn.WindowSettings(),
+    minimum=1,
+    batch_rows=dyn.SNAPSHOT_BATCH_ROWS,
+)
 @given(
     lines=_history_lines,
     window=st.sampled_from(
@@ -933,3 +940,75 @@ def test_the_checks_count_window_customers_and_spend_as_a_scan_per_month_would(
     by_month = history.set_index(history["snapshot_month"].dt.date)
     assert by_month["current_customers"].to_dict() == expected_customers
     assert by_month["current_monetary"].to_dict() == expected_spend
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.integers(0, 6),  # customer
+            st.integers(0, 149),  # day from Jan 1 (five months)
+            st.sampled_from(["Cheap", "Mid", "Lux", "Unknown"]),
+            # amounts in cents, few distinct ones so that medians fall between equal values
+            st.sampled_from([1, 99, 100, 250, 1000, 1001, 4999, 123456]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    occupations=st.lists(st.sampled_from(["3", "7", "12", "Unknown"]), min_size=7, max_size=7),
+)
+def test_the_months_statistics_equal_the_layers_statistics_as_of_each_month(
+    lines: list[tuple[int, int, str, int]], occupations: list[str]
+) -> None:
+    """The occupation and category statistics of every month in one query each (counts per
+    calendar month summed up to each month; the median from the one or two middle amounts)
+    equal the behaviour layer's own statistics on the lines up to the month's end: counts,
+    distinct customers and sales exactly, the median exactly (even counts interpolate), the
+    mean of ln(1 + amount) within rounding."""
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA staging")
+    conn.execute(
+        "CREATE TABLE staging.transactions (customer_id VARCHAR, order_id VARCHAR, "
+        "order_ts TIMESTAMP, category VARCHAR, amount DECIMAL(18,2), age_band VARCHAR, "
+        "gender VARCHAR, occupation VARCHAR)"
+    )
+    conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
+    conn.executemany(
+        "INSERT INTO staging.transactions VALUES (?, ?, ?, ?, ?, '26-35', 'M', ?)",
+        [
+            (
+                f"c{c}",
+                f"o{i}",
+                f"{JAN + timedelta(days=d)} 12:00:00",
+                cat,
+                Decimal(cents) / 100,
+                occupations[c],
+            )
+            for i, (c, d, cat, cents) in enumerate(lines)
+        ],
+    )
+    last_line = max(JAN + timedelta(days=d) for _, d, _, _ in lines)
+    months = [m for m in dyn.months_between(JAN, date(2025, 5, 31)) if m <= last_line]
+    dyn.stage_lines(conn, dyn.month_end(months[-1]))
+    for statement in dyn.PREPARE_SNAPSHOT_INPUTS_SQL:
+        conn.execute(statement)
+    dyn._create_months_table(conn, [{"snapshot_month": m} for m in months])
+    occupation_stats = conn.execute(dyn.MONTH_OCCUPATION_STATS_SQL).df()
+    category_stats = conn.execute(dyn.MONTH_CATEGORY_STATS_SQL).df()
+    for month in months:
+        day = {"last_day": dyn.month_end(month)}
+        expected = conn.execute(dyn.OCCUPATION_STATS_AS_OF_SQL, day).df()
+        got = occupation_stats[occupation_stats["snapshot_month"].dt.date == month]
+        got = got.drop(columns="snapshot_month").reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            got.drop(columns="mean_log1p_amount"),
+            expected.drop(columns="mean_log1p_amount"),
+            check_dtype=False,
+        )
+        assert got["mean_log1p_amount"].tolist() == pytest.approx(
+            expected["mean_log1p_amount"].tolist(), rel=1e-12
+        )
+        expected = conn.execute(dyn.CATEGORY_STATS_AS_OF_SQL, day).df()
+        got = category_stats[category_stats["snapshot_month"].dt.date == month]
+        got = got.drop(columns="snapshot_month").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)

@@ -40,8 +40,6 @@ def test_every_file_is_loaded_by_the_code() -> None:
         p.read_text(encoding="utf-8") for p in (ROOT / "segment_pipeline").rglob("*.py")
     )
     loaded = set(re.findall(r"""["']((?:[a-z_]+)/_?[a-z_]+)["']""", code))
-    # names built in code: dynamics/prepare_<name>
-    loaded |= {f"dynamics/prepare_{n}" for n in ("order_days", "category_months", "profiles")}
     unused = sorted(set(NAMES) - loaded)
     assert not unused, f"SQL files no code loads: {unused}"
 

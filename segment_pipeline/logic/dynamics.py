@@ -527,8 +527,13 @@ def create_snapshot_temp(conn: duckdb.DuckDBPyConnection, name: str) -> None:
 # compute_snapshot (above) runs the layers' own SQL once per month: each month re-reads every
 # line up to its end, so a ranged run cost months x history (137 s for 13 months at 10M lines).
 # The same definitions written once over a months table: the lines are first summed per
-# customer, order and day (and per customer, category and day), and each month takes the rows
-# up to its end. Sums of decimals are exact, distinct orders stay distinct, ranks and scores
+# customer, order and day (and per customer, category and calendar month). With one window
+# start for every month (the default) each summed row is counted once, in the first month that
+# holds it, and a month's RFM values are running sums and extremes over the months so far
+# (month_values_running.sql); a look-back window moves the start, and then each month joins
+# the rows of its own window (month_values_joined.sql). The occupation and category statistics
+# of every month come from counts per calendar month (and amount, for the medians) summed up
+# to each month. Sums of decimals are exact, distinct orders stay distinct, ranks and scores
 # are the RFM layer's with PARTITION BY month, the month's occupation groups and category tiers
 # come from the layer's own functions. The blocking check `matches_as_of_recomputation`
 # compares a month of every run with compute_snapshot, column by column.
@@ -544,12 +549,18 @@ MONTH_TIERS_TABLE = "_snapshot_month_tiers"
 ORDER_DAYS_TABLE = "_snapshot_order_days"
 CATEGORY_MONTHS_TABLE = "_snapshot_category_months"
 PROFILES_TABLE = "_snapshot_profiles"
+#: Per calendar month and customer: distinct orders and spend in the month.
+MONTH_ORDERS_TABLE = "_snapshot_month_orders"
+#: Per month and customer: first and last purchase, distinct orders and spend in the window.
+MONTH_VALUES_TABLE = "_snapshot_month_values"
 #: The temp tables above, by the names the SQL files' placeholders give them.
 _SNAPSHOT_TEMP_TABLES = {
     "months_table": MONTHS_TABLE,
     "order_days_table": ORDER_DAYS_TABLE,
     "category_months_table": CATEGORY_MONTHS_TABLE,
     "profiles_table": PROFILES_TABLE,
+    "month_values_table": MONTH_VALUES_TABLE,
+    "month_orders_table": MONTH_ORDERS_TABLE,
     "month_occupations_table": MONTH_OCCUPATIONS_TABLE,
     "month_tiers_table": MONTH_TIERS_TABLE,
     "lines_table": LINES_TABLE,
@@ -564,14 +575,23 @@ def _with_temp_tables(name: str, **fragments: str) -> str:
 
 
 PREPARE_SNAPSHOT_INPUTS_SQL = tuple(
-    _with_temp_tables(f"dynamics/prepare_{name}")
-    for name in ("order_days", "category_months", "profiles")
+    _with_temp_tables(name)
+    for name in (
+        "dynamics/prepare_order_days",
+        "dynamics/prepare_month_orders",  # reads the order days
+        "dynamics/prepare_category_months",
+        "dynamics/prepare_profiles",
+    )
 )
 #: Rows each month would join, per calendar month of the data (to cut the months into
-#: batches that stay within DuckDB's memory limit).
+#: batches that stay within DuckDB's memory limit): order-days and category-months.
 MONTH_ROWS_SQL = _with_temp_tables("dynamics/month_rows")
 #: Joined rows per batch of months at most (about 100 bytes each before aggregation).
 SNAPSHOT_BATCH_ROWS = 6_000_000
+#: The months' RFM values into MONTH_VALUES_TABLE: as running sums when every month's window
+#: starts on the same day (linear in history), else by joining each month's window.
+MONTH_VALUES_RUNNING_SQL = _with_temp_tables("dynamics/month_values_running")
+MONTH_VALUES_JOINED_SQL = _with_temp_tables("dynamics/month_values_joined")
 
 ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
     "dynamics/all_months_snapshot",
@@ -579,6 +599,16 @@ ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
     scoring_ctes=rfm_scoring_ctes("snapshot_month"),
     rfm_columns=_RFM_COLUMN_LIST,
 )
+
+
+def _create_months_table(conn: duckdb.DuckDBPyConnection, month_rows: list[dict]) -> None:
+    conn.register(f"{MONTHS_TABLE}_frame", pd.DataFrame(month_rows))
+    try:
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {MONTHS_TABLE} AS SELECT * FROM {MONTHS_TABLE}_frame"
+        )
+    finally:
+        conn.unregister(f"{MONTHS_TABLE}_frame")
 
 
 def _month_batches(
@@ -591,6 +621,41 @@ def _month_batches(
     joined = {m: sum(n for day, n in per_month.items() if day <= m) for m in months}
     by_month = {row["snapshot_month"]: row for row in month_rows}
     return [[by_month[m] for m in batch] for batch in day_batches(joined, months, budget)]
+
+
+#: Per month of MONTHS_TABLE: the behaviour layer's occupation and category statistics as of
+#: its end, for all months in one query each (linear in history).
+MONTH_OCCUPATION_STATS_SQL = _with_temp_tables("dynamics/month_occupation_stats")
+MONTH_CATEGORY_STATS_SQL = _with_temp_tables("dynamics/month_category_stats")
+
+
+def month_lookups(
+    conn: duckdb.DuckDBPyConnection, min_customers_per_occupation: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per month of MONTHS_TABLE: each occupation's group (snapshot_month, occupation,
+    occupation_group) and each category's price tier (the columns of
+    CATEGORY_TIER_SNAPSHOTS), split by the behaviour layer's own functions from the month's
+    statistics (MONTH_OCCUPATION_STATS_SQL, MONTH_CATEGORY_STATS_SQL)."""
+    occupation_stats = conn.execute(MONTH_OCCUPATION_STATS_SQL).df()
+    category_stats = conn.execute(MONTH_CATEGORY_STATS_SQL).df()
+    occupations = [
+        assign_occupation_groups(
+            stats.drop(columns="snapshot_month"), min_customers_per_occupation
+        ).assign(snapshot_month=pd.Timestamp(month).date())[
+            ["snapshot_month", "occupation", "occupation_group"]
+        ]
+        for month, stats in occupation_stats.groupby("snapshot_month", sort=True)
+    ]
+    tiers = [
+        assign_price_segments(stats.drop(columns="snapshot_month")).assign(
+            snapshot_month=pd.Timestamp(month).date()
+        )[CATEGORY_TIER_SNAPSHOTS.column_names]
+        for month, stats in category_stats.groupby("snapshot_month", sort=True)
+    ]
+    return (
+        pd.concat(occupations, ignore_index=True),
+        pd.concat(tiers, ignore_index=True),
+    )
 
 
 def compute_snapshots(
@@ -609,39 +674,30 @@ def compute_snapshots(
     last_line = scalar(conn, LAST_LINE_DATE_SQL)
     stage_lines(conn, month_end(max(months)))
     plan: list[tuple[date, date | None, RfmWindow | None]] = []
-    month_rows, occupation_frames, tier_frames = [], [], []
+    month_rows = []
     for month in months:
         as_of = snapshot_as_of(month, last_line)
         window = snapshot_window(conn, as_of, window_settings) if as_of else None
         plan.append((month, as_of, window))
         if as_of is None or window is None:
             continue
-        last_day = as_of - timedelta(days=1)
-        day = {"last_day": last_day}
-        occupation = assign_occupation_groups(
-            conn.execute(OCCUPATION_STATS_AS_OF_SQL, day).df(), min_customers_per_occupation
-        )
-        occupation_frames.append(
-            occupation.assign(snapshot_month=month)[
-                ["snapshot_month", "occupation", "occupation_group"]
-            ]
-        )
-        categories = assign_price_segments(conn.execute(CATEGORY_STATS_AS_OF_SQL, day).df())
-        tier_frames.append(categories.assign(snapshot_month=month))
         month_rows.append(
             {
                 "snapshot_month": month,
                 "month_end": month_end(month),
                 "as_of": as_of,
-                "last_day": last_day,
+                "last_day": as_of - timedelta(days=1),
                 "window_start": window.start,
                 "window_end": window.end,
             }
         )
     if month_rows:
-        tiers = pd.concat(tier_frames, ignore_index=True)
+        for statement in PREPARE_SNAPSHOT_INPUTS_SQL:
+            conn.execute(statement)
+        _create_months_table(conn, month_rows)
+        occupations, tiers = month_lookups(conn, min_customers_per_occupation)
         lookups = {
-            MONTH_OCCUPATIONS_TABLE: pd.concat(occupation_frames, ignore_index=True),
+            MONTH_OCCUPATIONS_TABLE: occupations,
             MONTH_TIERS_TABLE: tiers[["snapshot_month", "category", "price_segment"]],
         }
         for name, frame in lookups.items():
@@ -656,19 +712,20 @@ def compute_snapshots(
             conn.execute(f"INSERT INTO {into}_tiers SELECT * FROM _month_tier_rows")
         finally:
             conn.unregister("_month_tier_rows")
-        for statement in PREPARE_SNAPSHOT_INPUTS_SQL:
-            conn.execute(statement)
-        per_month = dict(conn.execute(MONTH_ROWS_SQL).fetchall())
+        # One window start for every month (the default): the RFM values once, as running
+        # sums; the batches then only join the category spend. Else per batch, by joining.
+        running = len({row["window_start"] for row in month_rows}) == 1
+        if running:
+            conn.execute(MONTH_VALUES_RUNNING_SQL)
+        per_month = {
+            month: (0 if running else order_rows) + category_rows
+            for month, order_rows, category_rows in conn.execute(MONTH_ROWS_SQL).fetchall()
+        }
         cols = ", ".join(CUSTOMER_SNAPSHOTS.column_names)
         for batch in _month_batches(month_rows, per_month, SNAPSHOT_BATCH_ROWS):
-            conn.register(f"{MONTHS_TABLE}_frame", pd.DataFrame(batch))
-            try:
-                conn.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {MONTHS_TABLE} AS "
-                    f"SELECT * FROM {MONTHS_TABLE}_frame"
-                )
-            finally:
-                conn.unregister(f"{MONTHS_TABLE}_frame")
+            _create_months_table(conn, batch)
+            if not running:
+                conn.execute(MONTH_VALUES_JOINED_SQL)
             conn.execute(
                 f"INSERT INTO {into} ({cols}) SELECT {cols} FROM ({ALL_MONTHS_SNAPSHOT_SQL})",
                 segment_map.sql_params(),
@@ -676,6 +733,8 @@ def compute_snapshots(
         for name in (
             *lookups,
             MONTHS_TABLE,
+            MONTH_VALUES_TABLE,
+            MONTH_ORDERS_TABLE,
             ORDER_DAYS_TABLE,
             CATEGORY_MONTHS_TABLE,
             PROFILES_TABLE,

@@ -1,26 +1,8 @@
-WITH order_days AS (
-    SELECT * FROM {{ order_days_table }}
-),
--- RFM: the RFM layer's definitions per month (RFM_CUSTOMER_SEGMENTS_SQL). Distinct orders
--- are counted by grouping twice (a DISTINCT aggregate over tens of millions of rows did not
--- fit DuckDB's memory limit at 10M lines; a plain grouping spills).
-per_order AS (
-    SELECT
-        m.snapshot_month, o.customer_id, o.order_id,
-        min(o.order_date) AS first_date, max(o.order_date) AS last_date, sum(o.amount) AS amount
-    FROM {{ months_table }} AS m
-    JOIN order_days AS o ON o.order_date BETWEEN m.window_start AND m.window_end
-    GROUP BY m.snapshot_month, o.customer_id, o.order_id
-),
-per_customer AS (
-    SELECT
-        snapshot_month, customer_id,
-        min(first_date) AS first_purchase_date,
-        max(last_date) AS last_purchase_date,
-        count(*) AS frequency,
-        sum(amount) AS monetary
-    FROM per_order
-    GROUP BY snapshot_month, customer_id
+-- RFM: the RFM layer's definitions per month (RFM_CUSTOMER_SEGMENTS_SQL): each customer's
+-- values over the month's window (month_values_running.sql or month_values_joined.sql), then
+-- the layer's scoring per month.
+WITH per_customer AS (
+    SELECT * FROM {{ month_values_table }}
 ),
 valued AS (
     SELECT
@@ -65,14 +47,20 @@ by_tier AS (
     GROUP BY ALL
 ),
 dominant AS (
-    SELECT snapshot_month, customer_id, price_segment
+    -- the largest spend; a tie goes to the higher tier (one grouping: a window ordered per
+    -- customer cost twice as much)
+    SELECT
+        snapshot_month, customer_id,
+        arg_max(
+            price_segment,
+            {
+                'spend': spend,
+                'tier': CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
+                                           ELSE 1 END
+            }
+        ) AS price_segment
     FROM by_tier
-    QUALIFY row_number() OVER (
-        PARTITION BY snapshot_month, customer_id
-        ORDER BY spend DESC,
-                 CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
-                                    ELSE 1 END DESC
-    ) = 1
+    GROUP BY snapshot_month, customer_id
 ),
 behaviour AS (
     -- every customer of a month's RFM window has lines up to its last day
@@ -83,16 +71,9 @@ behaviour AS (
     JOIN {{ month_occupations_table }} AS o
         ON o.snapshot_month = r.snapshot_month AND o.occupation = p.occupation
 ),
-this_month_orders AS (
-    SELECT m.snapshot_month, o.customer_id, o.order_id, sum(o.amount) AS amount
-    FROM {{ months_table }} AS m
-    JOIN order_days AS o ON o.order_date BETWEEN m.snapshot_month AND m.last_day
-    GROUP BY ALL
-),
 this_month AS (
-    SELECT snapshot_month, customer_id, count(*) AS orders, sum(amount) AS revenue
-    FROM this_month_orders
-    GROUP BY ALL
+    SELECT order_month AS snapshot_month, customer_id, orders, revenue
+    FROM {{ month_orders_table }}
 )
 SELECT
     r.snapshot_month,
