@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segment_pipeline.logic.staging import (
+    ID_PAD_EDGE_RE,
+    ID_PAD_SQL,
     TYPED_TRANSACTIONS_SQL,
     ensure_staging_tables,
     load_raw_window,
@@ -395,3 +397,20 @@ def test_duplicate_lines_are_every_repeat_after_the_first_line_of_its_key(
         expected[(f, n)] = "duplicate_line" if key in seen else None
         seen.add(key)
     assert got == expected
+
+
+_PAD_AND_TEXT = [" ", "\t", "\n", "\x0b", "\x0c", "\r", "\u00a0", "\u200b", "\ufeff", "\u0301"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from([*_PAD_AND_TEXT, "a", "7", ",", "-"]), max_size=6))
+def test_ids_are_trimmed_only_where_an_edge_is_padding_with_the_same_result(text: str) -> None:
+    """The parse trims an id with the pad characters only when ID_PAD_EDGE_RE finds one at
+    either end (the full trim costs three plain ones); for any text that is the full trim."""
+    conn = duckdb.connect()
+    guarded, full = conn.execute(
+        f"SELECT CASE WHEN regexp_matches($t, $edge) THEN trim($t, {ID_PAD_SQL}) ELSE $t END, "
+        f"trim($t, {ID_PAD_SQL})",
+        {"t": text, "edge": ID_PAD_EDGE_RE},
+    ).fetchall()[0]
+    assert guarded == full

@@ -422,6 +422,13 @@ ID_PAD_SQL = (
     "|| chr(65279)"
 )
 
+#: An id that starts or ends with one of the ID_PAD_SQL characters (RE2 syntax): only those
+#: are trimmed with the character set, which costs three times a plain trim (0.12 s vs 0.04 s
+#: per id column and 570k lines); any other id is its own trim.
+ID_PAD_EDGE_RE = (
+    r"^[ \t\n\x0B\x0C\r\x{00A0}\x{200B}\x{FEFF}]|[ \t\n\x0B\x0C\r\x{00A0}\x{200B}\x{FEFF}]$"
+)
+
 #: An invisible or control character left inside an id after trimming (RE2 syntax).
 INVISIBLE_IN_ID_RE = r"[\x00-\x1F\x7F\x{00A0}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 
@@ -429,7 +436,10 @@ INVISIBLE_IN_ID_RE = r"[\x00-\x1F\x7F\x{00A0}\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
 #: order; the first one broken is the row's `parse_rule`. `?`: first day, last day, the days,
 #: the dataset's time zone.
 TYPED_TRANSACTIONS_SQL = load_sql(
-    "staging/typed_transactions", id_pad=ID_PAD_SQL, invisible=INVISIBLE_IN_ID_RE
+    "staging/typed_transactions",
+    id_pad=ID_PAD_SQL,
+    id_pad_edge=ID_PAD_EDGE_RE,
+    invisible=INVISIBLE_IN_ID_RE,
 )
 
 # Per batch, for sales (`sign` `>= 0`) and returns (`< 0`), a comparison the code picks:

@@ -6,9 +6,20 @@ WITH src AS (
 cleaned AS (
     SELECT
         *,
-        nullif(trim(order_id, {{ id_pad }}), '') AS c_order_id,
-        nullif(trim(customer_id, {{ id_pad }}), '') AS c_customer_id,
-        nullif(trim(product_id, {{ id_pad }}), '') AS c_product_id,
+        -- trim(id, pad) only where an id starts or ends with a pad character: the same
+        -- result, and trimming with a character set was half of this projection's time
+        nullif(
+            CASE WHEN regexp_matches(order_id, '{{ id_pad_edge }}')
+                 THEN trim(order_id, {{ id_pad }}) ELSE order_id END, ''
+        ) AS c_order_id,
+        nullif(
+            CASE WHEN regexp_matches(customer_id, '{{ id_pad_edge }}')
+                 THEN trim(customer_id, {{ id_pad }}) ELSE customer_id END, ''
+        ) AS c_customer_id,
+        nullif(
+            CASE WHEN regexp_matches(product_id, '{{ id_pad_edge }}')
+                 THEN trim(product_id, {{ id_pad }}) ELSE product_id END, ''
+        ) AS c_product_id,
         nullif(trim(order_ts), '') AS c_order_ts,
         nullif(trim(quantity), '') AS c_quantity,
         nullif(trim(unit_price), '') AS c_unit_price,
