@@ -620,6 +620,23 @@ def test_each_customer_in_exactly_one_segment(customers, lines, min_customers) -
     spends = priced[spend_cols].to_numpy()
     chosen = priced["price_segment"].map({"Price_Low": 0, "Price_Mid": 1, "Price_High": 2})
     assert (spends[np.arange(len(spends)), chosen.to_numpy()] >= spends.max(axis=1) - 1e-9).all()
+    # ... and of the tiers with the largest spend it is the highest (the tie rule); a tier
+    # without a line of the customer takes no part (spend 0 is a tier's only when it has lines)
+    tier_of = dict(
+        conn.execute("SELECT category, price_segment FROM marts.category_price_segments").fetchall()
+    )
+    index = {"Price_Low": 0, "Price_Mid": 1, "Price_High": 2}
+    has_lines = {
+        (r["customer_id"], index[tier_of[r["category"]]])
+        for r in rows
+        if tier_of.get(r["category"]) in index
+    }
+    for (customer, row), pick in zip(
+        zip(priced["customer_id"], spends, strict=True), chosen, strict=True
+    ):
+        present = [t for t in range(3) if (customer, t) in has_lines]
+        top = max(row[t] for t in present)
+        assert pick == max(t for t in present if row[t] == top)
 
 
 # --------------------------------------------------------------------------------------------

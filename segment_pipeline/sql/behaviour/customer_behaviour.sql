@@ -5,22 +5,6 @@ WITH lines AS (
     JOIN {{ marts.occupation_groups }} AS o USING (occupation)
     JOIN {{ marts.category_price_segments }} AS p USING (category)
 ),
-by_tier AS (
-    SELECT customer_id, price_segment, sum(amount) AS spend
-    FROM lines
-    WHERE price_segment <> 'Unknown'
-    GROUP BY customer_id, price_segment
-),
-dominant AS (
-    SELECT customer_id, price_segment
-    FROM by_tier
-    QUALIFY row_number() OVER (
-        PARTITION BY customer_id
-        ORDER BY spend DESC,
-                 CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
-                                    ELSE 1 END DESC
-    ) = 1
-),
 customers AS (
     SELECT
         customer_id,
@@ -29,12 +13,10 @@ customers AS (
         min(gender) AS gender,
         min(occupation) AS occupation,
         min(occupation_group) AS occupation_group,
-        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_Low'), 0) AS DOUBLE)
-            AS spend_price_low,
-        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_Mid'), 0) AS DOUBLE)
-            AS spend_price_mid,
-        CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Price_High'), 0) AS DOUBLE)
-            AS spend_price_high,
+        -- the exact spend per price tier (NULL: no line in the tier) for the dominant tier
+        sum(amount) FILTER (WHERE price_segment = 'Price_High') AS high,
+        sum(amount) FILTER (WHERE price_segment = 'Price_Mid') AS mid,
+        sum(amount) FILTER (WHERE price_segment = 'Price_Low') AS low,
         CAST(coalesce(sum(amount) FILTER (WHERE price_segment = 'Unknown'), 0) AS DOUBLE)
             AS spend_unknown_category,
         count(*) AS lines,
@@ -45,11 +27,21 @@ customers AS (
 )
 SELECT
     c.customer_id, c.age_band, c.gender, c.occupation, c.occupation_group,
-    coalesce(d.price_segment, 'Unknown') AS price_segment,
-    c.spend_price_low, c.spend_price_mid, c.spend_price_high, c.spend_unknown_category,
+    -- the tier with the largest exact spend; a tie goes to the higher tier; a customer
+    -- without a tiered line is Unknown
+    CASE
+        WHEN c.high IS NOT NULL AND (c.mid IS NULL OR c.high >= c.mid)
+             AND (c.low IS NULL OR c.high >= c.low) THEN 'Price_High'
+        WHEN c.mid IS NOT NULL AND (c.low IS NULL OR c.mid >= c.low) THEN 'Price_Mid'
+        WHEN c.low IS NOT NULL THEN 'Price_Low'
+        ELSE 'Unknown'
+    END AS price_segment,
+    CAST(coalesce(c.low, 0) AS DOUBLE) AS spend_price_low,
+    CAST(coalesce(c.mid, 0) AS DOUBLE) AS spend_price_mid,
+    CAST(coalesce(c.high, 0) AS DOUBLE) AS spend_price_high,
+    c.spend_unknown_category,
     c.lines, c.orders, c.spend,
     (c.age_band = 'Unknown' OR c.gender = 'Unknown' OR c.occupation = 'Unknown')
         AS unknown_demographics
 FROM customers AS c
-LEFT JOIN dominant AS d USING (customer_id)
 ORDER BY c.customer_id
