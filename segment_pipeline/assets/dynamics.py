@@ -212,9 +212,10 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 tags=PARTITIONED_TAGS,
                 description="Per month and customer: RFM values, scores and segment, dominant "
                 "price segment and behavioural segment as of the month's end, computed from the "
-                "lines up to that day with the RFM and behaviour layers' own SQL; the month's "
-                "orders and spend. A ranged run computes all its months in one step and "
-                "replaces them in one transaction.",
+                "lines up to that day with the RFM and behaviour layers' definitions (running "
+                "sums over the months; one month of every run is recomputed with the layers' "
+                "own SQL by a blocking check); the month's orders and spend. A ranged run "
+                "computes all its months in one step and replaces them in one transaction.",
             ),
             table_spec(
                 dyn.CATEGORY_TIER_SNAPSHOTS,

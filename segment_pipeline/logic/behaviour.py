@@ -329,11 +329,23 @@ def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
 # Customers and behavioural segments
 # --------------------------------------------------------------------------------------------
 
-#: One row per customer from the sale lines and the two lookup tables. The dominant price
-#: segment is the one with the largest (exact decimal) spend in tiered categories; a tie goes
-#: to the higher tier. Lines without a category (price segment Unknown) are counted in the
-#: customer's totals but never choose the segment; a customer with no tiered line is Unknown.
-CUSTOMER_BEHAVIOUR_SQL = load_sql("behaviour/customer_behaviour")
+#: The dominant price segment from a customer's exact (decimal) spend per tier, the columns
+#: `high`, `mid` and `low` (NULL: no line in the tier): the largest spend; a tie goes to the
+#: higher tier; no tiered line: Unknown. The one definition of the rule, spliced into the
+#: behaviour layer's SQL and the monthly snapshots' (which must equal it month by month).
+DOMINANT_PRICE_SEGMENT_SQL = (
+    "CASE WHEN high IS NOT NULL AND (mid IS NULL OR high >= mid) "
+    "AND (low IS NULL OR high >= low) THEN 'Price_High' "
+    "WHEN mid IS NOT NULL AND (low IS NULL OR mid >= low) THEN 'Price_Mid' "
+    "WHEN low IS NOT NULL THEN 'Price_Low' ELSE 'Unknown' END"
+)
+
+#: One row per customer from the sale lines and the two lookup tables, with the dominant
+#: price segment (DOMINANT_PRICE_SEGMENT_SQL). Lines without a category (price segment
+#: Unknown) are counted in the customer's totals but never choose the segment.
+CUSTOMER_BEHAVIOUR_SQL = load_sql(
+    "behaviour/customer_behaviour", dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL
+)
 
 #: Segment metrics from marts.customer_behaviour (orders of different customers never
 #: coincide, so summing customers' distinct orders gives the segment's distinct orders).

@@ -53,6 +53,7 @@ from segment_pipeline.logic.behaviour import (
     CATEGORY_PRICE_SEGMENTS,
     CATEGORY_STATS_SQL,
     CUSTOMER_BEHAVIOUR_SQL,
+    DOMINANT_PRICE_SEGMENT_SQL,
     OCCUPATION_GROUPS_TABLE,
     OCCUPATION_STATS_SQL,
     PRICE_HIGH,
@@ -598,6 +599,7 @@ ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
     # the RFM layer's scoring, per month
     scoring_ctes=rfm_scoring_ctes("snapshot_month"),
     rfm_columns=_RFM_COLUMN_LIST,
+    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
 )
 
 

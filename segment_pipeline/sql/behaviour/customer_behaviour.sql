@@ -27,15 +27,8 @@ customers AS (
 )
 SELECT
     c.customer_id, c.age_band, c.gender, c.occupation, c.occupation_group,
-    -- the tier with the largest exact spend; a tie goes to the higher tier; a customer
-    -- without a tiered line is Unknown
-    CASE
-        WHEN c.high IS NOT NULL AND (c.mid IS NULL OR c.high >= c.mid)
-             AND (c.low IS NULL OR c.high >= c.low) THEN 'Price_High'
-        WHEN c.mid IS NOT NULL AND (c.low IS NULL OR c.mid >= c.low) THEN 'Price_Mid'
-        WHEN c.low IS NOT NULL THEN 'Price_Low'
-        ELSE 'Unknown'
-    END AS price_segment,
+    -- the largest exact spend per tier; a tie goes to the higher tier (behaviour.py)
+    {{ dominant_price_segment }} AS price_segment,
     CAST(coalesce(c.low, 0) AS DOUBLE) AS spend_price_low,
     CAST(coalesce(c.mid, 0) AS DOUBLE) AS spend_price_mid,
     CAST(coalesce(c.high, 0) AS DOUBLE) AS spend_price_high,

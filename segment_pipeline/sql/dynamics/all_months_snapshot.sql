@@ -37,30 +37,25 @@ profiles AS (
 category_months AS (
     SELECT * FROM {{ category_months_table }}
 ),
-by_tier AS (
-    SELECT m.snapshot_month, c.customer_id, t.price_segment, sum(c.amount) AS spend
+tier_spend AS (
+    -- per month and customer: the exact spend per price tier up to the month's end, with that
+    -- month's tiers (NULL: no line in the tier)
+    SELECT
+        m.snapshot_month, c.customer_id,
+        sum(c.amount) FILTER (WHERE t.price_segment = 'Price_High') AS high,
+        sum(c.amount) FILTER (WHERE t.price_segment = 'Price_Mid') AS mid,
+        sum(c.amount) FILTER (WHERE t.price_segment = 'Price_Low') AS low
     FROM {{ months_table }} AS m
     JOIN category_months AS c ON c.order_month <= m.snapshot_month
     JOIN {{ month_tiers_table }} AS t
         ON t.snapshot_month = m.snapshot_month AND t.category = c.category
     WHERE t.price_segment <> 'Unknown'
-    GROUP BY ALL
+    GROUP BY m.snapshot_month, c.customer_id
 ),
 dominant AS (
-    -- the largest spend; a tie goes to the higher tier (one grouping: a window ordered per
-    -- customer cost twice as much)
-    SELECT
-        snapshot_month, customer_id,
-        arg_max(
-            price_segment,
-            {
-                'spend': spend,
-                'tier': CASE price_segment WHEN 'Price_High' THEN 3 WHEN 'Price_Mid' THEN 2
-                                           ELSE 1 END
-            }
-        ) AS price_segment
-    FROM by_tier
-    GROUP BY snapshot_month, customer_id
+    -- the behaviour layer's rule (DOMINANT_PRICE_SEGMENT_SQL)
+    SELECT snapshot_month, customer_id, {{ dominant_price_segment }} AS price_segment
+    FROM tier_spend
 ),
 behaviour AS (
     -- every customer of a month's RFM window has lines up to its last day
