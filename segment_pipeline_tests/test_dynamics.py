@@ -278,6 +278,78 @@ def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum, bat
             assert extra == [], (a, b)
 
 
+def test_dominant_tier_follows_categories_that_change_tier() -> None:
+    """MONTH_PRICE_SEGMENTS_SQL on hand-built inputs: categories A and C swap tiers in
+    February, B loses its tier and D gains one in March. A customer's spend so far in a
+    category moves with it; a tier left without lines is no tier (even at a spend of 0)."""
+    conn = duckdb.connect()
+    months = (JAN, FEB, MAR)
+    conn.execute(f"CREATE TEMP TABLE {dyn.MONTHS_TABLE} (snapshot_month DATE)")
+    conn.executemany(f"INSERT INTO {dyn.MONTHS_TABLE} VALUES (?)", [[m] for m in months])
+    tiers = {
+        JAN: {"A": "Price_Low", "B": "Price_Mid", "C": "Price_High"},
+        FEB: {"A": "Price_High", "B": "Price_Mid", "C": "Price_Low"},
+        MAR: {"A": "Price_High", "B": "Unknown", "C": "Price_Low", "D": "Price_High"},
+    }
+    conn.execute(
+        f"CREATE TEMP TABLE {dyn.MONTH_TIERS_TABLE} "
+        "(snapshot_month DATE, category VARCHAR, price_segment VARCHAR)"
+    )
+    conn.executemany(
+        f"INSERT INTO {dyn.MONTH_TIERS_TABLE} VALUES (?, ?, ?)",
+        [[m, c, t] for m, by_category in tiers.items() for c, t in by_category.items()],
+    )
+    conn.execute(
+        f"CREATE TEMP TABLE {dyn.CATEGORY_MONTHS_TABLE} "
+        "(customer_id VARCHAR, category VARCHAR, order_month DATE, amount DECIMAL(38, 4))"
+    )
+    category_months = [
+        ("c1", "A", date(2024, 12, 1), 50),  # before the first month: counted from January
+        ("c1", "C", JAN, 30),
+        ("c1", "B", FEB, 10),
+        ("c2", "C", JAN, 0),  # one line of 0
+        ("c3", "B", JAN, 7),
+        ("c3", "D", MAR, 5),
+        ("c4", None, JAN, 99),  # no category: never a tier
+        ("c5", "B", FEB, 10),
+        ("c6", "A", date(2025, 4, 1), 10),  # after the last month
+        ("c7", "B", JAN, 30),
+        ("c7", "A", FEB, 20),  # bought in the month A changes tier: counted once, as High
+    ]
+    conn.executemany(
+        f"INSERT INTO {dyn.CATEGORY_MONTHS_TABLE} VALUES (?, ?, ?, ?)", category_months
+    )
+    conn.execute(dyn.MONTH_PRICE_SEGMENTS_SQL)
+    got = {
+        (month, customer): segment
+        for month, customer, segment in conn.execute(
+            f"SELECT * FROM {dyn.MONTH_PRICE_SEGMENTS_TABLE}"
+        ).fetchall()
+    }
+    expected = {
+        # c1: Jan A Low 50 > C High 30; Feb A High 50 > C Low 30 > B Mid 10; Mar as Feb
+        (JAN, "c1"): "Price_Low",
+        (FEB, "c1"): "Price_High",
+        (MAR, "c1"): "Price_High",
+        # c2: its one line of 0 is High in January, Low from February (High then has none)
+        (JAN, "c2"): "Price_High",
+        (FEB, "c2"): "Price_Low",
+        (MAR, "c2"): "Price_Low",
+        # c3: B Mid 7; in March B has no tier and D (High) holds 5
+        (JAN, "c3"): "Price_Mid",
+        (FEB, "c3"): "Price_Mid",
+        (MAR, "c3"): "Price_High",
+        # c5: B Mid 10 in February; no tiered line in March
+        (FEB, "c5"): "Price_Mid",
+        (MAR, "c5"): "Unknown",
+        # c7: B Mid 30 > A High 20 from February
+        (JAN, "c7"): "Price_Mid",
+        (FEB, "c7"): "Price_Mid",
+        (MAR, "c7"): "Price_High",
+    }
+    assert got == expected
+
+
 def test_a_corrected_day_makes_the_later_snapshots_stale_until_backfilled() -> None:
     """Correcting a1 (Jan 5) changes what Jan, Feb and Mar should hold; the history check
     names the three months until they are recomputed."""

@@ -554,6 +554,8 @@ PROFILES_TABLE = "_snapshot_profiles"
 MONTH_ORDERS_TABLE = "_snapshot_month_orders"
 #: Per month and customer: first and last purchase, distinct orders and spend in the window.
 MONTH_VALUES_TABLE = "_snapshot_month_values"
+#: Per month and customer: the dominant price segment up to the month's end.
+MONTH_PRICE_SEGMENTS_TABLE = "_snapshot_month_price_segments"
 #: The temp tables above, by the names the SQL files' placeholders give them.
 _SNAPSHOT_TEMP_TABLES = {
     "months_table": MONTHS_TABLE,
@@ -564,6 +566,7 @@ _SNAPSHOT_TEMP_TABLES = {
     "month_orders_table": MONTH_ORDERS_TABLE,
     "month_occupations_table": MONTH_OCCUPATIONS_TABLE,
     "month_tiers_table": MONTH_TIERS_TABLE,
+    "month_price_segments_table": MONTH_PRICE_SEGMENTS_TABLE,
     "lines_table": LINES_TABLE,
 }
 
@@ -584,22 +587,29 @@ PREPARE_SNAPSHOT_INPUTS_SQL = tuple(
         "dynamics/prepare_profiles",
     )
 )
-#: Rows each month would join, per calendar month of the data (to cut the months into
-#: batches that stay within DuckDB's memory limit): order-days and category-months.
+#: Order-days per calendar month of the data (what each month's look-back window joins), to
+#: cut the months into batches that stay within DuckDB's memory limit.
 MONTH_ROWS_SQL = _with_temp_tables("dynamics/month_rows")
-#: Joined rows per batch of months at most (about 100 bytes each before aggregation).
+#: Customers per month of the running values (what each month's batch scores).
+MONTH_VALUE_ROWS_SQL = f"SELECT snapshot_month, count(*) FROM {MONTH_VALUES_TABLE} GROUP BY 1"
+#: Rows per batch of months at most: joined order-days (about 100 bytes each before
+#: aggregation) or customers to score.
 SNAPSHOT_BATCH_ROWS = 6_000_000
 #: The months' RFM values into MONTH_VALUES_TABLE: as running sums when every month's window
 #: starts on the same day (linear in history), else by joining each month's window.
 MONTH_VALUES_RUNNING_SQL = _with_temp_tables("dynamics/month_values_running")
 MONTH_VALUES_JOINED_SQL = _with_temp_tables("dynamics/month_values_joined")
+#: Every month's dominant price segment per customer into MONTH_PRICE_SEGMENTS_TABLE, as
+#: running sums of the spend per tier (linear in history, whatever the windows).
+MONTH_PRICE_SEGMENTS_SQL = _with_temp_tables(
+    "dynamics/month_price_segments", dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL
+)
 
 ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
     "dynamics/all_months_snapshot",
     # the RFM layer's scoring, per month
     scoring_ctes=rfm_scoring_ctes("snapshot_month"),
     rfm_columns=_RFM_COLUMN_LIST,
-    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
 )
 
 
@@ -614,15 +624,21 @@ def _create_months_table(conn: duckdb.DuckDBPyConnection, month_rows: list[dict]
 
 
 def _month_batches(
-    month_rows: list[dict], per_month: Mapping[date, int], budget: int
+    month_rows: list[dict], per_month: Mapping[date, int], budget: int, *, cumulative: bool
 ) -> list[list[dict]]:
-    """Cut the months (rows of MONTHS_TABLE, in order) into consecutive batches whose joined
-    rows (each month joins the summed rows up to its end) stay within `budget`, as staging
-    cuts days; a month over the budget alone is a batch of its own."""
+    """Cut the months (rows of MONTHS_TABLE, in order) into consecutive batches whose rows
+    stay within `budget`, as staging cuts days; a month over the budget alone is a batch of
+    its own. `per_month`: rows of each month itself, or (`cumulative`) rows per calendar
+    month of the data that every later month joins (a look-back window joins all up to its
+    end)."""
     months = [row["snapshot_month"] for row in month_rows]
-    joined = {m: sum(n for day, n in per_month.items() if day <= m) for m in months}
+    rows = (
+        {m: sum(n for day, n in per_month.items() if day <= m) for m in months}
+        if cumulative
+        else dict(per_month)
+    )
     by_month = {row["snapshot_month"]: row for row in month_rows}
-    return [[by_month[m] for m in batch] for batch in day_batches(joined, months, budget)]
+    return [[by_month[m] for m in batch] for batch in day_batches(rows, months, budget)]
 
 
 #: Per month of MONTHS_TABLE: the behaviour layer's occupation and category statistics as of
@@ -714,17 +730,18 @@ def compute_snapshots(
             conn.execute(f"INSERT INTO {into}_tiers SELECT * FROM _month_tier_rows")
         finally:
             conn.unregister("_month_tier_rows")
+        conn.execute(MONTH_PRICE_SEGMENTS_SQL)
         # One window start for every month (the default): the RFM values once, as running
-        # sums; the batches then only join the category spend. Else per batch, by joining.
+        # sums, and the batches only score them. Else per batch, by joining each window.
         running = len({row["window_start"] for row in month_rows}) == 1
         if running:
             conn.execute(MONTH_VALUES_RUNNING_SQL)
-        per_month = {
-            month: (0 if running else order_rows) + category_rows
-            for month, order_rows, category_rows in conn.execute(MONTH_ROWS_SQL).fetchall()
-        }
+        per_month = dict(
+            conn.execute(MONTH_VALUE_ROWS_SQL if running else MONTH_ROWS_SQL).fetchall()
+        )
+        batches = _month_batches(month_rows, per_month, SNAPSHOT_BATCH_ROWS, cumulative=not running)
         cols = ", ".join(CUSTOMER_SNAPSHOTS.column_names)
-        for batch in _month_batches(month_rows, per_month, SNAPSHOT_BATCH_ROWS):
+        for batch in batches:
             _create_months_table(conn, batch)
             if not running:
                 conn.execute(MONTH_VALUES_JOINED_SQL)
@@ -736,6 +753,7 @@ def compute_snapshots(
             *lookups,
             MONTHS_TABLE,
             MONTH_VALUES_TABLE,
+            MONTH_PRICE_SEGMENTS_TABLE,
             MONTH_ORDERS_TABLE,
             ORDER_DAYS_TABLE,
             CATEGORY_MONTHS_TABLE,
