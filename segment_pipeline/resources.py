@@ -228,7 +228,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         db_path = self.db_path
-        return duckdb.connect(
+        conn = duckdb.connect(
             str(db_path),
             config={
                 "memory_limit": self.memory_limit,
@@ -237,6 +237,10 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 # which DuckDB reads each file (row_number() OVER ()).
             },
         )
+        # DuckDB draws a progress bar on stdout for queries over 2 s: in the CLI's console
+        # and the run logs it broke into the step lines (10M lines). A session setting.
+        conn.execute("SET enable_progress_bar = false")
+        return conn
 
     @contextmanager
     def _exclusive_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -125,6 +125,13 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
     return warehouse
 
 
+def test_warehouse_connections_draw_no_progress_bar(warehouse: DuckDBWarehouse) -> None:
+    """DuckDB's progress bar (queries over 2 s) would break into the CLI's step lines."""
+    with warehouse.connect() as conn:
+        setting = conn.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    assert setting == (False,)
+
+
 def test_a_run_scope_keeps_its_writes_when_it_succeeds(warehouse: DuckDBWarehouse) -> None:
     with warehouse.run_scope() as scope:
         assert undo_path(warehouse.db_path).exists()

@@ -146,6 +146,7 @@ class FileDatasetSource(DatasetSource):
             return sorted(files.by_day)
         rows, params = self.rows_sql(files.files)
         conn = duckdb.connect()
+        conn.execute("SET enable_progress_bar = false")  # no bar among the CLI's lines
         try:
             found = conn.execute(
                 f"SELECT DISTINCT CAST({ts} AS DATE) AS day FROM ({rows}) AS src ORDER BY day",
