@@ -88,10 +88,32 @@ def _tables(db: Path) -> dict[str, list[tuple]]:
         conn.close()
 
 
-def test_a_run_after_kill_9_recovers_and_equals_a_clean_run(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    # Two months, so the CLI makes two runs (the months, then the analysis layers).
+@pytest.fixture(scope="module")
+def dataset_and_clean_tables(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict[str, list[tuple]]]:
+    """Two months of data (so the CLI makes two runs: the months, then the analysis layers)
+    and the tables of one clean, uninterrupted CLI run on them: what every interrupted run
+    must equal once re-run (the tests only read the data folder)."""
+    root = tmp_path_factory.mktemp("fault")
+    data = root / "data"
     generate(data, customers=200, days=10, seed=3, start=date(2025, 3, 27))
+    clean_db = root / "clean" / "w.duckdb"
+    clean = subprocess.run(
+        [str(BIN / "segment-pipeline"), "run"],
+        env=_env(root / "clean_home", data, clean_db),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    return data, _tables(clean_db)
+
+
+def test_a_run_after_kill_9_recovers_and_equals_a_clean_run(
+    tmp_path: Path, dataset_and_clean_tables: tuple[Path, dict[str, list[tuple]]]
+) -> None:
+    data, clean_tables = dataset_and_clean_tables
     home, db = tmp_path / "home", tmp_path / "w" / "w.duckdb"
     env = _env(home, data, db)
 
@@ -117,26 +139,16 @@ def test_a_run_after_kill_9_recovers_and_equals_a_clean_run(tmp_path: Path) -> N
         assert statuses <= {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS}
         assert instance.get_run_by_id(killed[-1]).status == dg.DagsterRunStatus.FAILURE
 
-    clean_db = tmp_path / "clean" / "w.duckdb"
-    clean = subprocess.run(
-        [str(BIN / "segment-pipeline"), "run"],
-        env=_env(tmp_path / "clean_home", data, clean_db),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert clean.returncode == 0, clean.stdout[-3000:]
-    assert _tables(db) == _tables(clean_db)
+    assert _tables(db) == clean_tables
 
 
 def test_ctrl_c_stops_the_run_at_once_records_it_canceled_and_a_rerun_is_clean(
-    tmp_path: Path,
+    tmp_path: Path, dataset_and_clean_tables: tuple[Path, dict[str, list[tuple]]]
 ) -> None:
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) during the analysis run:
     the CLI exits 130 within seconds, the run is recorded as stopped (never SUCCESS, never
     left STARTED), and the next run equals a clean one."""
-    data = tmp_path / "data"
-    generate(data, customers=200, days=10, seed=3, start=date(2025, 3, 27))
+    data, clean_tables = dataset_and_clean_tables
     home, db = tmp_path / "home", tmp_path / "w" / "w.duckdb"
     env = _env(home, data, db)
 
@@ -169,13 +181,4 @@ def test_ctrl_c_stops_the_run_at_once_records_it_canceled_and_a_rerun_is_clean(
         [str(BIN / "segment-pipeline"), "run"], env=env, capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
-    clean_db = tmp_path / "clean" / "w.duckdb"
-    clean = subprocess.run(
-        [str(BIN / "segment-pipeline"), "run"],
-        env=_env(tmp_path / "clean_home", data, clean_db),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert clean.returncode == 0, clean.stdout[-3000:]
-    assert _tables(db) == _tables(clean_db)
+    assert _tables(db) == clean_tables
