@@ -3,6 +3,8 @@ one figure of a layer can be materialized alone."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -14,13 +16,16 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
 from segment_pipeline.figures import (
+    FIGURE_DPI,
     FigureLayer,
     FigureSpec,
     PlotCall,
     draw_all,
     figure_assets,
+    render_png,
 )
 from segment_pipeline.logic import behaviour_figures
+from segment_pipeline.logic.figure_style import finish
 from segment_pipeline.logic.palette import OKABE_ITO
 from segment_pipeline.resources import DuckDBWarehouse
 
@@ -40,6 +45,67 @@ def test_parallel_drawing_gives_the_same_png_bytes_as_serial() -> None:
     assert [png for png, _, _ in parallel] == [png for png, _, _ in serial]
     assert len({png for png, _, _ in serial}) == 5  # five different pictures, in order
     assert all((w, h) == (440, 330) for _, w, h in serial)  # 4 x 3 inches at 110 dpi
+
+
+def _legend_outside_and_rotated_labels() -> Figure:
+    fig = Figure(figsize=(6, 3))
+    ax = fig.subplots()
+    for i in range(3):
+        ax.plot(range(8), np.arange(8) * (i + 1), label=f"series {i}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beyond the axes' right edge
+    ax.set_xticks(range(8), [f"a long label {i}" for i in range(8)], rotation=40, ha="right")
+    finish(fig, "Title", "A subtitle\non two lines", "A footnote")
+    return fig
+
+
+def _heatmap_with_colorbar_and_text_past_the_edge() -> Figure:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    image = ax.imshow(np.arange(20.0).reshape(4, 5))
+    fig.colorbar(image, ax=ax, label="value")
+    ax.annotate("far left", xy=(0, 0), xytext=(-1.5, 0.5), textcoords="axes fraction")
+    finish(fig, "Heatmap")
+    return fig
+
+
+def _best_legend_and_percent_axis() -> Figure:
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.bar(["x", "y", "z"], [0.1, 0.5, 0.25], label="share")
+    ax.legend(loc="best")
+    ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:g}%")
+    finish(fig, "Best legend", footnote="note")
+    return fig
+
+
+def _savefig_tight(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(
+        buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight", metadata={"Software": None}
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        _legend_outside_and_rotated_labels,
+        _heatmap_with_colorbar_and_text_past_the_edge,
+        _best_legend_and_percent_axis,
+        lambda: bars([1.0, 3.0, 2.0], "no layout engine"),  # never laid out: savefig's "tight"
+        lambda: behaviour_figures.plot_segment_value_map(
+            _segments(40, np.random.default_rng(3)),
+            ["Defend", "Grow", "Expand", "Maintain"],
+            dict(zip(["Defend", "Grow", "Expand", "Maintain"], OKABE_ITO, strict=False)),
+        ),
+    ],
+    ids=["legend-outside", "heatmap-colorbar", "best-legend", "no-layout", "value-map"],
+)
+def test_render_png_gives_the_bytes_of_savefig_tight(build: Callable[[], Figure]) -> None:
+    """render_png skips savefig's extra layout pass; the picture, crop included, must not
+    change (the content past the figure's edge too)."""
+    expected = _savefig_tight(build())
+    assert render_png(build()) == expected
 
 
 class Numbers(dg.ConfigurableResource):
