@@ -895,6 +895,43 @@ def test_dynamics_end_to_end_backfill_then_a_daily_run(tmp_path: Path) -> None:
         assert after == before
 
 
+@pytest.mark.e2e
+def test_the_as_of_check_fails_when_stored_rows_differ_in_ranged_and_one_month_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocking check compares the stored month with the layers' own SQL, whichever way
+    the run computed it: in one pass over two months, or (one month) with that SQL itself.
+    A write that loses one customer's row of every month fails it both times."""
+    from segment_pipeline.generator import generate
+    from segment_pipeline.runner import execute_pipeline
+
+    write = dyn.write_snapshots
+
+    def write_losing_a_row(conn: duckdb.DuckDBPyConnection, first: date, last: date, *a) -> int:
+        written = write(conn, first, last, *a)
+        conn.execute(
+            "DELETE FROM marts.customer_snapshots WHERE (snapshot_month, customer_id) IN "
+            "(SELECT snapshot_month, min(customer_id) FROM marts.customer_snapshots "
+            "WHERE snapshot_month BETWEEN ? AND ? GROUP BY 1)",
+            [first, last],
+        )
+        return written
+
+    generate(tmp_path / "data", customers=40, days=40, seed=3, start=date(2025, 1, 1))
+    settings = settings_for(tmp_path / "data", tmp_path / "w.duckdb")
+    selection = 'key:"raw/*" or key:"staging/*" or key:"marts/customer_snapshots"'
+    check = "marts/customer_snapshots:matches_as_of_recomputation"
+    monkeypatch.setattr(dyn, "write_snapshots", write_losing_a_row)
+    with dg.instance_for_test() as instance:
+        for start, end in ((JAN, date(2025, 2, 9)), (FEB, date(2025, 2, 9))):
+            assert dyn.computed_directly(dyn.months_between(start, end)) == (start == FEB)
+            outcome = execute_pipeline(
+                settings, instance=instance, selection=selection, start=start, end=end,
+                echo=False,
+            )  # fmt: skip
+            assert not outcome.success and check in outcome.failed_checks, (start, outcome)
+
+
 def _check_evaluations(instance: dg.DagsterInstance, run_id: str):
     logs = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return [e.dagster_event.event_specific_data for e in logs]

@@ -676,6 +676,12 @@ def month_lookups(
     )
 
 
+def computed_directly(months: Sequence[date]) -> bool:
+    """Whether :func:`compute_snapshots` computes `months` with the layers' own SQL (one
+    month) rather than in one pass over all of them."""
+    return len(months) == 1
+
+
 def compute_snapshots(
     conn: duckdb.DuckDBPyConnection,
     months: Sequence[date],
@@ -687,10 +693,29 @@ def compute_snapshots(
 ) -> list[SnapshotMonth]:
     """The snapshots of `months` (first days) into the temp tables `into` (customers) and
     `into`_tiers (category tiers), created empty: per month the window and the two small
-    tercile splits (the layers' own functions), then every month's rows in one query."""
+    tercile splits (the layers' own functions), then every month's rows in one query.
+
+    One month alone (a daily run, a short dataset) is computed with the layers' own SQL
+    (:func:`compute_snapshot`, see :func:`computed_directly`): the one-pass machinery sums
+    every month of history to serve one, which costs more than the direct queries (745k
+    lines: 1.1 s against 0.8 s).
+    """
     create_snapshot_temp(conn, into)
     last_line = scalar(conn, LAST_LINE_DATE_SQL)
     stage_lines(conn, month_end(max(months)))
+    if computed_directly(months):
+        (month,) = months
+        return [
+            compute_snapshot(
+                conn,
+                month,
+                segment_map=segment_map,
+                window_settings=window_settings,
+                min_customers_per_occupation=min_customers_per_occupation,
+                last_line=last_line,
+                into=into,
+            )
+        ]
     plan: list[tuple[date, date | None, RfmWindow | None]] = []
     month_rows = []
     for month in months:
