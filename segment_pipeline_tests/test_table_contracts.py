@@ -90,3 +90,40 @@ def test_a_rule_declared_on_a_column_is_the_rule_reported() -> None:
         "c": "quantity_positive_for_sale",
         "d": "order_ts_on_partition_day",
     }
+
+
+def test_ensure_table_recreates_a_drifted_derived_table_and_refuses_a_drifted_staging_one(
+    tmp_path,
+) -> None:
+    """A mart whose columns changed is rebuilt empty (derived: recomputed by its step); a raw
+    or staging table with other columns holds loaded history and is refused. Only the
+    warehouse's own catalog counts: an attached database with the same table is not it."""
+    from segment_pipeline.tables import (
+        Column,
+        TableShapeError,
+        ensure_table,
+        row_count,
+        table_exists,
+    )
+
+    mart = TableDef("marts", "_drift_test", (Column("a", "INTEGER"), Column("b", "VARCHAR")))
+    staged = TableDef("staging", "_drift_test", (Column("a", "INTEGER"),))
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute(f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")
+        conn.execute("CREATE SCHEMA other.marts")
+        conn.execute("CREATE TABLE other.marts._drift_test (x DOUBLE)")
+        assert not table_exists(conn, mart) and row_count(conn, mart) == 0
+        ensure_table(conn, mart)  # not confused by other.marts._drift_test
+        assert conn.execute("SELECT * FROM marts._drift_test").description[1][0] == "b"
+        conn.execute("DROP TABLE marts._drift_test")
+        conn.execute("CREATE TABLE marts._drift_test (a INTEGER, old VARCHAR)")
+        conn.execute("INSERT INTO marts._drift_test VALUES (1, 'x')")
+        ensure_table(conn, mart)
+        names = [d[0] for d in conn.execute("SELECT * FROM marts._drift_test").description]
+        assert names == ["a", "b"]
+        assert conn.execute("SELECT count(*) FROM marts._drift_test").fetchone() == (0,)
+        ensure_table(conn, mart)  # unchanged: kept as is
+        conn.execute("CREATE SCHEMA staging")
+        conn.execute("CREATE TABLE staging._drift_test (a INTEGER, extra VARCHAR)")
+        with pytest.raises(TableShapeError, match=r"staging\._drift_test"):
+            ensure_table(conn, staged)

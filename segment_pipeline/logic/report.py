@@ -130,8 +130,8 @@ LATEST_TRANSITIONS_SQL = load_sql("dynamics/latest_transitions")
 def table_columns(conn: duckdb.DuckDBPyConnection, table: TableDef) -> list[str]:
     """Column names of a table (empty when it does not exist)."""
     rows = conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-        "AND table_name = ? ORDER BY ordinal_position",
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = "
+        "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
         [table.schema, table.name],
     ).fetchall()
     return [r[0] for r in rows]

@@ -25,6 +25,7 @@ Definitions (SPEC section 3; docs/rfm_and_preference.md explains them for analys
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -247,6 +248,13 @@ def load_segment_map(path: str | Path | None = None) -> SegmentMap:
         if not file.is_file():
             raise SegmentMapError(f"Segment map file not found: {file}")
         text = file.read_text(encoding="utf-8")
+    return _segment_map_from_text(text, source)
+
+
+@functools.lru_cache(maxsize=16)
+def _segment_map_from_text(text: str, source: str) -> SegmentMap:
+    """Parse and validate a map's text (cached by its text: every step of a run asks for the
+    map, and pure-Python YAML parsing cost about 8 ms each time; a changed file is new text)."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except SegmentMapError as exc:
