@@ -446,6 +446,25 @@ def test_tables_keep_every_line_and_shares_sum_to_one(
     high = defined[["preference_index"]].assign(one=1.0).max(axis=1) + 1e-9
     assert defined["shrunk_index"].between(low, high).all()
     assert p["penetration"].between(0, 1).all()
+    # the counts it takes from segment_product_summary and adds up over segments equal the
+    # distinct counts over the lines themselves
+    categorised = purchases[purchases["category"] != pref.UNKNOWN_CATEGORY]
+    cells = categorised.groupby(["segment", "category"]).agg(
+        customers=("customer_id", "nunique"), orders=("order_id", "nunique")
+    )
+    got = p.set_index(["segment", "category"])
+    for key, row in got.iterrows():
+        expected_cell = cells.loc[key] if key in cells.index else {"customers": 0, "orders": 0}
+        assert (row["customers"], row["orders"]) == (
+            expected_cell["customers"],
+            expected_cell["orders"],
+        ), key
+        by_category = categorised[categorised["category"] == key[1]]["customer_id"].nunique()
+        assert row["overall_penetration"] == pytest.approx(
+            by_category / purchases["customer_id"].nunique()
+        )
+        in_segment = purchases[purchases["segment"] == key[0]]["customer_id"].nunique()
+        assert row["segment_customers"] == in_segment
     pat = _table(conn, "segment_purchase_patterns")
     assert pat["customers"].sum() == len({line[1] for line in lines})
     assert pat["revenue"].sum() == pytest.approx(sum(q * float(pr) for *_, q, pr in lines))

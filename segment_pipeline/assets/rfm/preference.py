@@ -130,7 +130,8 @@ def segment_product_summary(
 @table_asset(
     pref.SEGMENT_CATEGORY_PREFERENCE,
     group="preference",
-    deps=[PURCHASES_KEY],
+    # the summary's category rows hold the distinct customers and orders per cell
+    deps=[PURCHASES_KEY, PRODUCT_SUMMARY_KEY],
     description="Segment x category preference: raw index = segment's spend share / overall "
     "share; shrunk index (empirical Bayes toward 1, prior worth prior_strength of the segment's "
     "customers); customer penetration index; support and a low-support flag. Lines without a "
