@@ -10,7 +10,9 @@ DAGSTER_HOME (a copy of `.dagster_home/dagster.yaml`) in a temporary folder. Spe
 against `../shared/bench/reference.py`, run in the same bench run on the same files.
 
 1. `make run` equivalent on the bundled sample: wall seconds (<= 30 s).
-2. The whole graph on the tiny dataset (200 customers, 7 days): wall seconds, T_tiny (<= 15 s).
+2. The whole graph on the tiny dataset (200 customers, 7 days): wall seconds, T_tiny (<= 15 s),
+   the median of three runs (each on a new warehouse and a new DAGSTER_HOME): a single run
+   moved by up to 5 s on this VM, and T_tiny is subtracted in figures 3-5.
 3. Full rebuild at 745k lines, without the last day: (wall - T_tiny) / reference floor (<= 2).
 4. The same at 10M lines (<= 2), and the peak RSS of the pipeline's processes (<= 1.5 GB);
    `--huge` adds 100M lines, `--quick` skips both.
@@ -44,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -406,20 +408,32 @@ def figure_1_sample(ctx: BenchContext) -> None:
     ctx.add(seconds_row("1", "make run (bundled sample)", m, 30))
 
 
+#: Runs of the tiny dataset whose median is T_tiny (figure 2).
+TINY_RUNS = 3
+
+
 def figure_2_tiny(ctx: BenchContext) -> None:
     data = dataset(ctx, TINY)
-    folder = ctx.rundir / "f2"
-    home = fresh_home(folder)
-    ctx.progress(f"figure 2: whole graph on the tiny dataset ({generated_lines(data):,} lines) ...")
-    m = run_measured(
-        [CLI, "run", "--data", data, "--db", folder / "tiny.duckdb"], base_env(home),
-        folder / "run.log", ctx.args.timeout,
-    )  # fmt: skip
-    if m.ok:
-        ctx.t_tiny = m.seconds
-    else:
-        report_failure(ctx, "tiny run", m)
-    ctx.add(seconds_row("2", "tiny dataset, T_tiny", m, 15))
+    lines = generated_lines(data)
+    runs: list[Measurement] = []
+    for i in range(1, TINY_RUNS + 1):
+        folder = ctx.rundir / "f2" / f"run{i}"
+        home = fresh_home(folder)
+        ctx.progress(f"figure 2: whole graph on the tiny dataset ({lines:,} lines), run {i} ...")
+        m = run_measured(
+            [CLI, "run", "--data", data, "--db", folder / "tiny.duckdb"], base_env(home),
+            folder / "run.log", ctx.args.timeout,
+        )  # fmt: skip
+        if not m.ok:
+            report_failure(ctx, "tiny run", m)
+            ctx.add(seconds_row("2", "tiny dataset, T_tiny", m, 15))
+            return
+        runs.append(m)
+    median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+    ctx.t_tiny = median.seconds
+    row = seconds_row("2", "tiny dataset, T_tiny (median of 3 runs)", median, 15)
+    samples = " / ".join(f"{r.seconds:.1f}" for r in runs)
+    ctx.add(replace(row, measured=f"{row.measured} (runs: {samples} s)"))
 
 
 def figure_3_full(ctx: BenchContext) -> None:
@@ -819,7 +833,7 @@ def write_results(path: Path, rows: list[Row], argv: list[str]) -> None:
         "# Benchmark results\n\n"
         f"`{command}` (written by the script; `make bench` to refresh).\n\n"
         f"{facts}\n\n{markdown_table(rows)}\n\n"
-        "T_tiny is figure 2's wall time (the fixed cost), subtracted in figures 3-5. "
+        "T_tiny is figure 2's median wall time (the fixed cost), subtracted in figures 3-5. "
         "floor / pandas come from ../shared/bench/reference.py on the same files.\n"
     )
 
