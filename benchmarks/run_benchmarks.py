@@ -431,7 +431,7 @@ def figure_2_tiny(ctx: BenchContext) -> None:
         runs.append(m)
     median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
     ctx.t_tiny = median.seconds
-    row = seconds_row("2", "tiny dataset, T_tiny (median of 3 runs)", median, 15)
+    row = seconds_row("2", f"tiny dataset, T_tiny (median of {TINY_RUNS} runs)", median, 15)
     samples = " / ".join(f"{r.seconds:.1f}" for r in runs)
     ctx.add(replace(row, measured=f"{row.measured} (runs: {samples} s)"))
 
