@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic import rfm_figures as figs
-from segment_pipeline.logic.rfm import read_window
+from segment_pipeline.logic.rfm import RFM_CUSTOMER_SEGMENTS, read_window
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
 from segment_pipeline_tests.test_rfm import Line, build_rfm, make_staging
 
@@ -64,7 +64,23 @@ def _purchases_conn(rows: list[tuple] = PURCHASES) -> duckdb.DuckDBPyConnection:
     frame["typical_unit_price"] = frame["unit_price"]
     conn = duckdb.connect()
     replace_rows_from_frame(conn, pref.SEGMENT_PRODUCT_PURCHASES, frame)
+    # The RFM table of the same lines, as the RFM layer guarantees it (one row per customer,
+    # frequency = distinct orders, first and last order dates); scores are not read here.
+    replace_rows(conn, RFM_CUSTOMER_SEGMENTS, _RFM_OF_PURCHASES_SQL)
     return conn
+
+
+_RFM_OF_PURCHASES_SQL = """
+    SELECT customer_id, min(order_date) AS first_purchase_date,
+        max(order_date) AS last_purchase_date, 0 AS recency_days,
+        count(DISTINCT order_id) AS frequency, sum(amount) AS monetary,
+        1 AS r_score, 1 AS f_score, 1 AS m_score, 'R1F1' AS rf_cell, '111' AS rfm_code,
+        min(segment) AS segment, min(segment_order) AS segment_order,
+        max(order_date) + 1 AS as_of, min(order_date) AS window_start,
+        max(order_date) AS window_end
+    FROM marts.segment_product_purchases
+    GROUP BY customer_id
+"""
 
 
 def _build_downstream(
@@ -469,3 +485,10 @@ def test_tables_keep_every_line_and_shares_sum_to_one(
     assert pat["customers"].sum() == len({line[1] for line in lines})
     assert pat["revenue"].sum() == pytest.approx(sum(q * float(pr) for *_, q, pr in lines))
     assert pat["premium_share"].between(0, 1).all()
+    # orders (read from the RFM table) are each customer's distinct orders among these lines
+    orders = purchases.groupby("customer_id").agg(
+        segment=("segment", "first"), orders=("order_id", "nunique")
+    )
+    assert pat.set_index("segment")["orders"].to_dict() == (
+        orders.groupby("segment")["orders"].sum().to_dict()
+    )

@@ -226,7 +226,8 @@ def champions_vs_new_products(
 @table_asset(
     pref.SEGMENT_PURCHASE_PATTERNS,
     group="preference",
-    deps=[PURCHASES_KEY],
+    # orders and order dates per customer are the RFM table's (the same lines and window)
+    deps=[PURCHASES_KEY, RFM_KEY],
     description="How each segment buys: orders per customer, AOV (revenue / orders), items per "
     "order, category diversity, premium share and mean days between orders.",
 )

@@ -1,17 +1,26 @@
-WITH p AS (SELECT * FROM {{ marts.segment_product_purchases }}),
-per_customer AS (
+-- A customer's distinct orders and first and last order dates are the RFM table's
+-- frequency and purchase dates: the same staged sale lines of the same window (the
+-- lines_match_staging check). Reading them there spares a distinct count of order ids per
+-- customer over every line (5.8-7.5 s -> 2.4-2.5 s for this query at 10M lines).
+WITH line_totals AS (
     SELECT
-        segment, min(segment_order) AS segment_order, customer_id,
-        count(DISTINCT order_id) AS orders,
+        customer_id,
         count(*) AS lines,
         sum(quantity) AS units,
         sum(amount) AS revenue,
         coalesce(sum(amount) FILTER (WHERE is_premium), 0) AS premium_revenue,
-        count(DISTINCT category) AS categories,
-        min(order_date) AS first_order_date,
-        max(order_date) AS last_order_date
-    FROM p
-    GROUP BY segment, customer_id
+        count(DISTINCT category) AS categories
+    FROM {{ marts.segment_product_purchases }}
+    GROUP BY customer_id
+),
+per_customer AS (
+    SELECT
+        r.segment, r.segment_order, r.frequency AS orders,
+        l.lines, l.units, l.revenue, l.premium_revenue, l.categories,
+        r.first_purchase_date AS first_order_date,
+        r.last_purchase_date AS last_order_date
+    FROM line_totals AS l
+    JOIN {{ marts.rfm_customer_segments }} AS r USING (customer_id)
 )
 SELECT
     CAST(min(segment_order) AS INTEGER) AS segment_order,
