@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
+from PIL import Image
 
 from segment_pipeline.figures import (
     FIGURE_DPI,
+    PNG_COMPRESS_LEVEL,
     FigureLayer,
     FigureSpec,
     PlotCall,
@@ -81,7 +83,12 @@ def _best_legend_and_percent_axis() -> Figure:
 def _savefig_tight(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(
-        buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight", metadata={"Software": None}
+        buffer,
+        format="png",
+        dpi=FIGURE_DPI,
+        bbox_inches="tight",
+        metadata={"Software": None},
+        pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL},
     )
     return buffer.getvalue()
 
@@ -106,6 +113,20 @@ def test_render_png_gives_the_bytes_of_savefig_tight(build: Callable[[], Figure]
     change (the content past the figure's edge too)."""
     expected = _savefig_tight(build())
     assert render_png(build()) == expected
+
+
+def test_the_png_compression_level_changes_bytes_not_pixels() -> None:
+    def pixels(png: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+    ours = render_png(_legend_outside_and_rotated_labels())
+    buffer = io.BytesIO()
+    _legend_outside_and_rotated_labels().savefig(
+        buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight", metadata={"Software": None}
+    )
+    default = buffer.getvalue()
+    assert ours != default  # the level is applied
+    assert np.array_equal(pixels(ours), pixels(default))
 
 
 class Numbers(dg.ConfigurableResource):
