@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from segment_pipeline.logic.report import (
+    HEADLINE_SQL,
     REPORT_FIGURES,
     ReportInputs,
     describe_segment,
@@ -16,6 +17,7 @@ from segment_pipeline.logic.report import (
     skew_words,
 )
 from segment_pipeline.logic.strategy import load_rule_table
+from segment_pipeline_tests.test_rfm import make_staging
 
 
 def _segment(
@@ -464,3 +466,43 @@ def test_formatting_helpers() -> None:
     assert skew_words(0.6) == "moderately right-skewed"
     assert skew_words(-1.07) == "strongly left-skewed"
     assert skew_words(0.2) == "roughly symmetric"
+
+
+def test_headline_counts_the_lines_as_the_sales_lines_view_shows_them() -> None:
+    """The headline reads staging.transactions, and the product master only for a line's
+    category: a line without one takes its product's, else Unknown, as in the view."""
+    conn = make_staging(
+        [
+            ("o1", "A", "2026-03-01 10:00:00", "P1", "", 1, "10.00"),  # master: Toys
+            ("o1", "A", "2026-03-01 10:00:00", "P2", "Books", 2, "5.00"),
+            ("o2", "B", "2026-03-03 09:00:00", "P1", "Games", 1, "12.00"),  # own category wins
+            ("o3", "B", "2026-03-03 18:00:00", "P9", "", 3, "1.50"),  # not in master: Unknown
+        ]
+    )
+    conn.execute(
+        "INSERT INTO staging.products (product_id, product_name, category) "
+        "VALUES ('P1', 'Kite', 'Toys'), ('P2', 'Atlas', 'Books')"
+    )
+    headline = conn.execute(HEADLINE_SQL).df().iloc[0].to_dict()
+    assert {k: headline[k] for k in ("customers", "orders", "lines", "sales_days")} == {
+        "customers": 2,
+        "orders": 3,
+        "lines": 4,
+        "sales_days": 2,  # 03-01 and 03-03
+    }
+    assert headline["revenue"] == pytest.approx(10 + 10 + 12 + 4.5)
+    assert (str(headline["first_day"])[:10], str(headline["last_day"])[:10]) == (
+        "2026-03-01",
+        "2026-03-03",
+    )
+    # Toys (P1 from the master), Books, Games, Unknown (P9)
+    assert (headline["products"], headline["categories"]) == (3, 4)
+    view = conn.execute(
+        "SELECT count(DISTINCT category), count(DISTINCT customer_id) FROM staging.sales_lines"
+    ).fetchone()
+    assert view == (4, 2)
+
+
+def test_headline_of_an_empty_staging_is_zero_counts() -> None:
+    headline = make_staging([]).execute(HEADLINE_SQL).df().iloc[0].to_dict()
+    assert (headline["lines"], headline["customers"], headline["categories"]) == (0, 0, 0)
