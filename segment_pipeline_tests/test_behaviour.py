@@ -49,8 +49,8 @@ LINE_COLUMNS = (
 
 
 def lines_db(rows: list[dict]) -> duckdb.DuckDBPyConnection:
-    """An in-memory warehouse whose sale lines (staging.transactions, and the view
-    staging.sales_lines over it) hold `rows`.
+    """An in-memory warehouse whose sale lines (staging.transactions, and the views
+    staging.sales_lines and staging.product_lines over it) hold `rows`.
 
     Each row needs customer_id, order_id, category, amount; demographics default to
     M / 26-35 / occupation "1".
@@ -59,6 +59,7 @@ def lines_db(rows: list[dict]) -> duckdb.DuckDBPyConnection:
     conn.execute("CREATE SCHEMA staging")
     conn.execute(f"CREATE TABLE staging.transactions ({LINE_COLUMNS})")
     conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
+    conn.execute("CREATE VIEW staging.product_lines AS SELECT * FROM staging.transactions")
     for i, r in enumerate(rows):
         conn.execute(
             "INSERT INTO staging.transactions VALUES (?, DATE '2025-01-01', ?, ?, "
@@ -651,6 +652,7 @@ def amounts_db(amounts: Sequence[float]) -> duckdb.DuckDBPyConnection:
     conn.execute("CREATE SCHEMA staging")
     conn.execute(f"CREATE TABLE staging.transactions ({LINE_COLUMNS})")
     conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
+    conn.execute("CREATE VIEW staging.product_lines AS SELECT * FROM staging.transactions")
     frame = pd.DataFrame({"amount": [str(Decimal(str(a))) for a in amounts]})
     conn.register("amounts", frame)
     conn.execute(

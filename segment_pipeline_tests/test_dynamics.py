@@ -65,8 +65,8 @@ HISTORY = [
 
 
 def _warehouse(rows=HISTORY, path: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A warehouse holding the sale lines (staging.transactions and the view
-    staging.sales_lines over it: what the snapshots read)."""
+    """A warehouse holding the sale lines (staging.transactions and the views
+    staging.sales_lines and staging.product_lines over it: what the snapshots read)."""
     conn = duckdb.connect(path)
     conn.execute("CREATE SCHEMA IF NOT EXISTS staging")
     conn.execute(
@@ -75,6 +75,7 @@ def _warehouse(rows=HISTORY, path: str = ":memory:") -> duckdb.DuckDBPyConnectio
         "gender VARCHAR, occupation VARCHAR)"
     )
     conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
+    conn.execute("CREATE VIEW staging.product_lines AS SELECT * FROM staging.transactions")
     conn.executemany(
         "INSERT INTO staging.transactions VALUES (?, ?, ?, ?, ?, '26-35', 'M', '7')",
         [(c, o, f"{d} 12:00:00", cat, a) for c, o, d, cat, a in rows],
@@ -1082,6 +1083,7 @@ def test_the_months_statistics_equal_the_layers_statistics_as_of_each_month(
         "gender VARCHAR, occupation VARCHAR)"
     )
     conn.execute("CREATE VIEW staging.sales_lines AS SELECT * FROM staging.transactions")
+    conn.execute("CREATE VIEW staging.product_lines AS SELECT * FROM staging.transactions")
     conn.executemany(
         "INSERT INTO staging.transactions VALUES (?, ?, ?, ?, ?, '26-35', 'M', ?)",
         [

@@ -30,6 +30,7 @@ from segment_pipeline_tests.datasets import (
     write_csv,
     write_day,
 )
+from segment_pipeline_tests.test_rfm import make_staging
 
 DAY = "2024-03-01"
 TS = "2024-03-01 10:00:00"
@@ -414,3 +415,48 @@ def test_ids_are_trimmed_only_where_an_edge_is_padding_with_the_same_result(text
         {"t": text, "edge": ID_PAD_EDGE_RE},
     ).fetchall()[0]
     assert guarded == full
+
+
+def test_sales_lines_are_product_lines_plus_the_customers_demographics() -> None:
+    conn = make_staging(
+        [
+            ("o1", "A", "2026-03-01 10:00:00", "P1", "", 1, "10.00"),  # master: Toys
+            ("o2", "B", "2026-03-02 10:00:00", "P1", "Games", 1, "12.00"),  # own category
+            ("o3", "Z", "2026-03-03 10:00:00", "P9", "", 2, "1.50"),  # no master row, no profile
+        ]
+    )
+    conn.execute(
+        "INSERT INTO staging.products (product_id, product_name, category) "
+        "VALUES ('P1', 'Kite', 'Toys')"
+    )
+    conn.execute(
+        "INSERT INTO staging.customers (customer_id, gender, age_band, occupation, "
+        "marital_status, city_category) VALUES ('A', 'F', '26-35', '7', '0', 'B'), "
+        "('B', 'M', '18-25', '3', '1', 'A')"
+    )
+    product_lines = conn.execute(
+        "SELECT customer_id, category FROM staging.product_lines ORDER BY order_id"
+    ).fetchall()
+    assert product_lines == [("A", "Toys"), ("B", "Games"), ("Z", "Unknown")]
+    columns = [c[0] for c in conn.execute("SELECT * FROM staging.sales_lines LIMIT 0").description]
+    assert columns == [
+        *(c[0] for c in conn.execute("SELECT * FROM staging.product_lines LIMIT 0").description),
+        "gender",
+        "age_band",
+        "occupation",
+        "marital_status",
+        "city_category",
+    ]
+    assert conn.execute(
+        "SELECT customer_id, category, gender, occupation FROM staging.sales_lines "
+        "ORDER BY order_id"
+    ).fetchall() == [
+        ("A", "Toys", "F", "7"),
+        ("B", "Games", "M", "3"),
+        ("Z", "Unknown", "Unknown", "Unknown"),
+    ]
+    # a warehouse staged before staging.product_lines existed gets it from the next ensure
+    conn.execute("DROP VIEW staging.sales_lines")
+    conn.execute("DROP VIEW staging.product_lines")
+    ensure_staging_tables(conn)
+    assert conn.execute("SELECT count(*) FROM staging.product_lines").fetchone() == (3,)

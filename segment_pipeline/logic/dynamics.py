@@ -73,7 +73,12 @@ from segment_pipeline.logic.rfm import (
     rfm_params,
     rfm_scoring_ctes,
 )
-from segment_pipeline.logic.staging import SALES_LINES_VIEW, STAGED_TRANSACTIONS, day_batches
+from segment_pipeline.logic.staging import (
+    PRODUCT_LINES_VIEW,
+    SALES_LINES_VIEW,
+    STAGED_TRANSACTIONS,
+    day_batches,
+)
 from segment_pipeline.logic.strategy import RuleTable, all_cells
 from segment_pipeline.sql_files import load_sql, placeholders, sql_text
 from segment_pipeline.tables import Column, TableDef, scalar
@@ -346,9 +351,10 @@ DYNAMICS_TABLES: tuple[TableDef, ...] = (
 # --------------------------------------------------------------------------------------------
 
 SALES_LINES = SALES_LINES_VIEW.fqn
-#: Where the layers' SQL reads sale lines: the view, or the table behind it when a query needs
-#: the lines' own columns only (the view's joins to the masters made each scan 3-4x slower).
-LINE_SOURCES = (SALES_LINES, STAGED_TRANSACTIONS.fqn)
+#: Where the layers' SQL reads sale lines: staging.sales_lines, staging.product_lines when a
+#: query needs no customer column, or the table behind them when it needs the lines' own
+#: columns only (the views' joins to the masters made each scan 3-4x slower).
+LINE_SOURCES = (SALES_LINES, PRODUCT_LINES_VIEW.fqn, STAGED_TRANSACTIONS.fqn)
 #: A narrow copy of staging.sales_lines (the columns the reused SQL reads), taken once per
 #: run: each month's queries then scan it instead of the view and its joins (12 months at
 #: 746k lines: 11-15 s instead of 21-28 s).

@@ -43,7 +43,7 @@ from __future__ import annotations
 # Importing the modules that declare the tables and views these SQL files read registers
 # the names their placeholders resolve against (segment_pipeline.sql_files).
 from segment_pipeline.logic.rfm import RFM_CUSTOMER_SEGMENTS  # noqa: F401
-from segment_pipeline.logic.staging import SALES_LINES_VIEW  # noqa: F401
+from segment_pipeline.logic.staging import PRODUCT_LINES_VIEW  # noqa: F401
 from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef
 

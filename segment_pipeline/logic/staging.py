@@ -251,13 +251,23 @@ STAGED_PRODUCTS = TableDef(
 )
 
 #: Sale lines with product name and category resolved (line value, else the product master,
-#: else `Unknown`) and the customer's demographics. Downstream layers read this view.
+#: else `Unknown`). Read it, not staging.sales_lines, when no customer column is needed:
+#: DuckDB keeps a view's LEFT JOIN even when none of the joined columns is read (at 10M lines
+#: segment_product_purchases' query 8.4-9.0 s -> 4.9-5.2 s, the category statistics
+#: 4.1-5.0 s -> 3.2-3.3 s).
+PRODUCT_LINES_VIEW = ViewDef(
+    "staging", "product_lines", "Sale lines, product name and category resolved"
+)
+PRODUCT_LINES_VIEW_SQL = load_sql("staging/product_lines_view")
+#: staging.product_lines plus the customer's demographics (Unknown when absent). Downstream
+#: layers that group by customer attributes read this view.
 SALES_LINES_VIEW = ViewDef("staging", "sales_lines", "Sale lines, product and customer resolved")
 SALES_LINES_VIEW_SQL = load_sql("staging/sales_lines_view")
 
 
 def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create every raw/staging table and the `staging.sales_lines` view."""
+    """Create every raw/staging table and the `staging.product_lines` and
+    `staging.sales_lines` views."""
     for table in (
         RAW_TRANSACTIONS,
         RAW_LOADS,
@@ -269,6 +279,7 @@ def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
         STAGED_PRODUCTS,
     ):
         ensure_table(conn, table)
+    conn.execute(PRODUCT_LINES_VIEW_SQL)
     conn.execute(SALES_LINES_VIEW_SQL)
 
 

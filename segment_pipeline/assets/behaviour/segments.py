@@ -25,6 +25,7 @@ from segment_pipeline.logic.behaviour import (
     build_occupation_groups,
     purchase_distribution_with_fit,
 )
+from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import (
@@ -187,6 +188,7 @@ def category_price_segments(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
 ) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
+        ensure_staging_tables(conn)  # the views too, on a warehouse staged by older code
         frame = build_category_price_segments(conn)
         replace_rows_from_frame(conn, CATEGORY_PRICE_SEGMENTS, frame)
         metadata = table_metadata(

@@ -11,6 +11,7 @@ from segment_pipeline.assets.rfm.settings import RfmSettings, window_metadata
 from segment_pipeline.assets.tables import SHARE_TOLERANCE, check_spec, table_asset, table_key
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic.rfm import read_window
+from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.tables import preview_markdown, replace_rows, scalar, table_metadata
 
@@ -43,6 +44,7 @@ def segment_product_purchases(
 ) -> dg.MaterializeResult:
     rfm_settings.segment_map()
     with warehouse.connect() as conn:
+        ensure_staging_tables(conn)  # the views too, on a warehouse staged by older code
         window = read_window(conn)
         replace_rows(
             conn,
