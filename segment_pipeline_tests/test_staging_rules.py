@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from segment_pipeline.assets.ingest import STAGED_DAYS_INTEGRITY_SQL
 from segment_pipeline.logic.staging import (
     ID_PAD_EDGE_RE,
     ID_PAD_SQL,
@@ -460,3 +461,41 @@ def test_sales_lines_are_product_lines_plus_the_customers_demographics() -> None
     conn.execute("DROP VIEW staging.product_lines")
     ensure_staging_tables(conn)
     assert conn.execute("SELECT count(*) FROM staging.product_lines").fetchone() == (3,)
+
+
+_LINE_ROW = st.tuples(
+    st.sampled_from(["a", "b", "c", "d", "e"]),  # line id: few, so they repeat
+    st.sampled_from([date(2026, 1, 1), date(2026, 1, 2)]),  # partition day
+    st.booleans(),  # order_id missing
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sales=st.lists(_LINE_ROW, max_size=12), returns=st.lists(_LINE_ROW, max_size=6))
+def test_the_integrity_counts_equal_count_minus_distinct_over_sales_and_returns(
+    sales: list[tuple[str, date, bool]], returns: list[tuple[str, date, bool]]
+) -> None:
+    """The check counts per table (so DuckDB can spill it at 100M lines); its totals must be
+    those of one count(*) - count(DISTINCT line_id) over both tables' lines of the days."""
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA staging")
+    for table, rows in (("transactions", sales), ("returns", returns)):
+        conn.execute(
+            f"CREATE TABLE staging.{table} (line_id VARCHAR, partition_date DATE, "
+            "order_id VARCHAR, customer_id VARCHAR, order_ts TIMESTAMP, product_id VARCHAR, "
+            "quantity BIGINT, unit_price DECIMAL(18,4), amount DECIMAL(18,4))"
+        )
+        for line_id, day, missing in rows:
+            conn.execute(
+                f"INSERT INTO staging.{table} VALUES (?, ?, ?, 'c', TIMESTAMP '2026-01-01', "
+                "'p', 1, 1, 1)",
+                [line_id, day, None if missing else "o"],
+            )
+    day = date(2026, 1, 1)  # the checked days: the other day's rows must not count
+    in_days = [row for row in sales + returns if row[1] == day]
+    expected = (
+        len(in_days) - len({row[0] for row in in_days}),
+        sum(1 for row in in_days if row[2]),
+    )
+    got = conn.execute(STAGED_DAYS_INTEGRITY_SQL, [[day], [day]]).fetchone()
+    assert tuple(int(v) for v in got) == expected
