@@ -499,3 +499,30 @@ def test_the_integrity_counts_equal_count_minus_distinct_over_sales_and_returns(
     )
     got = conn.execute(STAGED_DAYS_INTEGRITY_SQL, [[day], [day]]).fetchone()
     assert tuple(int(v) for v in got) == expected
+
+
+def test_master_rows_are_validated_in_batches_with_the_same_rejections() -> None:
+    """pandera sees a master file a batch at a time (memory bounded at 5.4M customers); the
+    rejections must be those of the whole file at once, whatever the batch size."""
+    from segment_pipeline.logic import staging
+
+    conn = duckdb.connect()
+    conn.execute(
+        "CREATE TEMP TABLE _typed_master AS SELECT * FROM (VALUES "
+        "('P1', 'Tea', 'Groceries', 'products.csv', 2, NULL, NULL), "
+        "('P2', 'Cup', 'Kitchen', 'products.csv', 3, NULL, NULL), "
+        "('P3', 'Pot', 'Kitchen', 'products.csv', 4, NULL, NULL), "
+        "('', 'Lid', 'Kitchen', 'products.csv', 5, NULL, NULL), "  # empty id: pandera rejects
+        "('P5', 'Mug', '', 'products.csv', 6, NULL, NULL), "  # empty category: pandera rejects
+        "('P6', 'Jar', 'Kitchen', 'products.csv', 7, 'raw', 'unparseable')"  # not parsed
+        ") AS t(product_id, product_name, category, source_file, source_line, raw_values, "
+        "parse_rule)"
+    )
+    schema = staging._MASTERS["products"][1]
+    whole = staging._rejected_master_rows(conn, schema, batch_rows=100)
+    assert sorted(whole["source_line"].to_list()) == [5, 6]
+    for batch_rows in (1, 2, 4):
+        batched = staging._rejected_master_rows(conn, schema, batch_rows=batch_rows)
+        assert sorted(batched.rows()) == sorted(whole.rows()), batch_rows
+    conn.execute("DELETE FROM _typed_master")
+    assert staging._rejected_master_rows(conn, schema, batch_rows=2).is_empty()

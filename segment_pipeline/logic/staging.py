@@ -707,6 +707,30 @@ def _note_undeclared_values(
         conn.execute(load_sql("staging/undeclared_to_unknown", field=name), [allowed])
 
 
+#: Rows per pandera batch of a master file. The whole parsed file as one polars frame
+#: took the process to 3.3 GB of RSS at 5.4M customers (the 100M-line dataset); in batches
+#: its memory is bounded like the transactions'. Ids are already unique when pandera sees
+#: them (typed_customers.sql / typed_products.sql quarantine every repeat of an id), so the
+#: schemas' `unique` checks lose nothing by seeing one batch at a time.
+MASTER_BATCH_ROWS = 500_000
+
+
+def _rejected_master_rows(
+    conn: duckdb.DuckDBPyConnection, schema: pa.DataFrameSchema, batch_rows: int = MASTER_BATCH_ROWS
+) -> pl.DataFrame:
+    """pandera's rejections of `_typed_master`'s parsed rows, validated `batch_rows` at a
+    time from an Arrow stream (never the whole file in memory)."""
+    parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL")
+    rejected = [
+        rejected_rows(pl.from_arrow(batch), schema, "source_line")
+        for batch in parsed.to_arrow_reader(batch_rows)
+        if batch.num_rows
+    ]
+    if not rejected:  # an empty file: the empty result, typed by the table's columns
+        return rejected_rows(parsed.limit(0).pl(), schema, "source_line")
+    return pl.concat(rejected)
+
+
 def stage_master(
     conn: duckdb.DuckDBPyConnection,
     entity: str,
@@ -738,8 +762,7 @@ def stage_master(
         )
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed_master AS {typed_sql}", params)
     _note_undeclared_values(conn, declared if entity == "customers" else {})
-    parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL").pl()
-    conn.register("_rejected_master", rejected_rows(parsed, schema, "source_line"))
+    conn.register("_rejected_master", _rejected_master_rows(conn, schema, MASTER_BATCH_ROWS))
     try:
         conn.execute("BEGIN TRANSACTION")
         try:
