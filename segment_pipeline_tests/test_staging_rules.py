@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segment_pipeline.assets.ingest import STAGED_DAYS_INTEGRITY_SQL
+from segment_pipeline.assets.ingest import STAGED_DAYS_INTEGRITY_SQL, _identity_checks
 from segment_pipeline.logic.staging import (
     ID_PAD_EDGE_RE,
     ID_PAD_SQL,
@@ -526,3 +526,23 @@ def test_master_rows_are_validated_in_batches_with_the_same_rejections() -> None
         assert sorted(batched.rows()) == sorted(whole.rows()), batch_rows
     conn.execute("DELETE FROM _typed_master")
     assert staging._rejected_master_rows(conn, schema, batch_rows=2).is_empty()
+
+
+def test_order_ids_shared_by_customers_are_listed_in_order() -> None:
+    conn = make_staging(
+        [
+            ("o1", "A", "2026-03-01 10:00:00", "P1", "X", 1, "1.00"),
+            ("o1", "B", "2026-03-01 10:00:00", "P2", "X", 1, "1.00"),  # o1: A and B
+            ("o2", "A", "2026-03-01 11:00:00", "P1", "X", 1, "1.00"),
+            ("o3", "C", "2026-03-02 10:00:00", "P1", "X", 1, "1.00"),
+            ("o3", "D", "2026-03-02 10:00:00", "P1", "X", 1, "1.00"),  # o3: C and D
+            ("o3", "C", "2026-03-02 10:00:00", "P2", "X", 1, "1.00"),
+        ]
+    )
+    days = [date(2026, 3, 1), date(2026, 3, 2)]
+    shared = _identity_checks(conn, days)[0]
+    assert shared.check_name == "order_id_single_customer" and not shared.passed
+    assert shared.metadata["shared_order_ids"].value == 2
+    examples = shared.metadata["examples"].value
+    assert "A, B" in examples and "C, D" in examples
+    assert examples.index("o1") < examples.index("o3")  # ordered by order id
