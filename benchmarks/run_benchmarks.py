@@ -15,7 +15,8 @@ against `../shared/bench/reference.py`, run in the same bench run on the same fi
    moved by up to 5 s on this VM, and T_tiny is subtracted in figures 3-5.
 3. Full rebuild at 745k lines, without the last day: (wall - T_tiny) / reference floor (<= 2).
 4. The same at 10M lines (<= 2), and the peak RSS of the pipeline's processes (<= 1.5 GB);
-   `--huge` adds 100M lines, `--quick` skips both.
+   `--huge` adds 100M lines (its floor alone: reference.py's pandas half does not fit in
+   24 GB at that size), `--quick` skips both.
 5. A new day: the held-back last day put back and backfilled on figure 3's warehouse:
    (wall - T_tiny) / figure 3's (wall - T_tiny) (<= 0.10).
 6. A single CSV of ~10k lines over 1,237 days read with `--format mapped`: wall (<= 30 s).
