@@ -442,6 +442,19 @@ def floor_rows(
 # --------------------------------------------------------------------------------------------
 
 
+def pipeline_run(
+    ctx: BenchContext, data: Path, db: Path, home: Path, log: Path, what: str
+) -> Measurement:
+    """`segment-pipeline run` of a whole dataset into `db`, measured; a failure is reported
+    (as `what`) and returned for the caller's row."""
+    m = run_measured(
+        [CLI, "run", "--data", data, "--db", db], base_env(home), log, ctx.args.timeout
+    )
+    if not m.ok:
+        report_failure(ctx, what, m)
+    return m
+
+
 def figure_1_sample(ctx: BenchContext) -> None:
     folder = ctx.rundir / "f1"
     home = fresh_home(folder)
@@ -467,12 +480,8 @@ def figure_2_tiny(ctx: BenchContext) -> None:
         folder = ctx.rundir / "f2" / f"run{i}"
         home = fresh_home(folder)
         ctx.progress(f"figure 2: whole graph on the tiny dataset ({lines:,} lines), run {i} ...")
-        m = run_measured(
-            [CLI, "run", "--data", data, "--db", folder / "tiny.duckdb"], base_env(home),
-            folder / "run.log", ctx.args.timeout,
-        )  # fmt: skip
+        m = pipeline_run(ctx, data, folder / "tiny.duckdb", home, folder / "run.log", "tiny run")
         if not m.ok:
-            report_failure(ctx, "tiny run", m)
             ctx.add(seconds_row("2", "tiny dataset, T_tiny", m, 15))
             return
         runs.append(m)
@@ -498,15 +507,10 @@ def figure_3_full(ctx: BenchContext) -> None:
     ctx.full_home = fresh_home(folder)
     ctx.full_db = folder / "full.duckdb"
     ctx.progress(f"figure 3: full rebuild, {days} days ...")
-    m = run_measured(
-        [CLI, "run", "--data", data, "--db", ctx.full_db], base_env(ctx.full_home),
-        folder / "run.log", ctx.args.timeout,
-    )  # fmt: skip
+    m = pipeline_run(ctx, data, ctx.full_db, ctx.full_home, folder / "run.log", "full rebuild")
     if m.ok:
         ctx.full_copy, ctx.held_day_file = data, held
         ctx.full_data_s = data_seconds(ctx, m) if ctx.t_tiny is not None else None
-    else:
-        report_failure(ctx, "full rebuild", m)
     for row in floor_rows(ctx, "3", name, m, ref):
         ctx.add(row)
 
@@ -517,12 +521,7 @@ def figure_4_large(ctx: BenchContext, spec: DatasetSpec, label: str) -> None:
     home = fresh_home(folder)
     ref = reference_floor_only(ctx, data) if spec == HUNDRED_M else reference(ctx, data)
     ctx.progress(f"figure 4: full run at {label} lines ...")
-    m = run_measured(
-        [CLI, "run", "--data", data, "--db", folder / "large.duckdb"], base_env(home),
-        folder / "run.log", ctx.args.timeout,
-    )  # fmt: skip
-    if not m.ok:
-        report_failure(ctx, f"{label} run", m)
+    m = pipeline_run(ctx, data, folder / "large.duckdb", home, folder / "run.log", f"{label} run")
     for row in floor_rows(ctx, "4", f"{label} lines", m, ref):
         ctx.add(row)
     rss_gb = m.peak_rss_mb / 1024

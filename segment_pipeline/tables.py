@@ -270,12 +270,7 @@ def _count(conn: duckdb.DuckDBPyConnection, table: TableDef) -> int:
 
 def row_count(conn: duckdb.DuckDBPyConnection, table: TableDef) -> int:
     """Rows in `table` (0 when it does not exist yet)."""
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
-        [table.schema, table.name],
-    ).fetchall()[0][0]
-    return _count(conn, table) if exists else 0
+    return _count(conn, table) if table_exists(conn, table) else 0
 
 
 def preview_markdown(frame: pd.DataFrame, max_rows: int = 10) -> dg.MetadataValue:

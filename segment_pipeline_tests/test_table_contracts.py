@@ -122,7 +122,10 @@ def test_ensure_table_recreates_a_drifted_derived_table_and_refuses_a_drifted_st
         names = [d[0] for d in conn.execute("SELECT * FROM marts._drift_test").description]
         assert names == ["a", "b"]
         assert conn.execute("SELECT count(*) FROM marts._drift_test").fetchone() == (0,)
-        ensure_table(conn, mart)  # unchanged: kept as is
+        conn.execute("INSERT INTO marts._drift_test VALUES (2, 'kept')")
+        ensure_table(conn, mart)  # unchanged: kept as is, rows and all
+        assert conn.execute("SELECT * FROM marts._drift_test").fetchall() == [(2, "kept")]
+        assert row_count(conn, mart) == 1
         conn.execute("CREATE SCHEMA staging")
         conn.execute("CREATE TABLE staging._drift_test (a INTEGER, extra VARCHAR)")
         with pytest.raises(TableShapeError, match=r"staging\._drift_test"):

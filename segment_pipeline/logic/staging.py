@@ -489,7 +489,8 @@ DELETE_QUARANTINED_DAYS_SQL = load_sql("staging/delete_quarantined_days")
 STAGED_COUNTS_SQL = load_sql("staging/staged_counts")
 
 #: Days are validated in batches of at most this many raw lines (a single larger day is one
-#: batch), so memory is bounded by the batch, not by the length of a backfill.
+#: batch), so memory is bounded by the batch, not by the length of a backfill; master files
+#: in batches of this many rows.
 DEFAULT_BATCH_ROWS = 500_000
 
 
@@ -707,19 +708,15 @@ def _note_undeclared_values(
         conn.execute(load_sql("staging/undeclared_to_unknown", field=name), [allowed])
 
 
-#: Rows per pandera batch of a master file. The whole parsed file as one polars frame
-#: took the process to 3.3 GB of RSS at 5.4M customers (the 100M-line dataset); in batches
-#: its memory is bounded like the transactions'. Ids are already unique when pandera sees
-#: them (typed_customers.sql / typed_products.sql quarantine every repeat of an id), so the
-#: schemas' `unique` checks lose nothing by seeing one batch at a time.
-MASTER_BATCH_ROWS = 500_000
-
-
 def _rejected_master_rows(
-    conn: duckdb.DuckDBPyConnection, schema: pa.DataFrameSchema, batch_rows: int = MASTER_BATCH_ROWS
+    conn: duckdb.DuckDBPyConnection, schema: pa.DataFrameSchema, batch_rows: int
 ) -> pl.DataFrame:
     """pandera's rejections of `_typed_master`'s parsed rows, validated `batch_rows` at a
-    time from an Arrow stream (never the whole file in memory)."""
+    time from an Arrow stream. The whole file as one polars frame took the process to 3.2 GB
+    of RSS at 5.4M customers (the 100M-line dataset); in batches its memory is bounded like
+    the transactions'. Ids are already unique when pandera sees them (typed_customers.sql /
+    typed_products.sql quarantine every repeat of an id), so the schemas' `unique` checks lose
+    nothing by seeing one batch at a time."""
     parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL")
     rejected = [
         rejected_rows(pl.from_arrow(batch), schema, "source_line")
@@ -762,7 +759,7 @@ def stage_master(
         )
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed_master AS {typed_sql}", params)
     _note_undeclared_values(conn, declared if entity == "customers" else {})
-    conn.register("_rejected_master", _rejected_master_rows(conn, schema, MASTER_BATCH_ROWS))
+    conn.register("_rejected_master", _rejected_master_rows(conn, schema, DEFAULT_BATCH_ROWS))
     try:
         conn.execute("BEGIN TRANSACTION")
         try:
