@@ -933,6 +933,69 @@ def test_the_as_of_check_fails_when_stored_rows_differ_in_ranged_and_one_month_r
             assert not outcome.success and check in outcome.failed_checks, (start, outcome)
 
 
+_SNAPSHOT_ROW = st.tuples(
+    st.sampled_from(["C1", "C2", "C3"]),
+    st.one_of(st.none(), st.integers(0, 3)),
+    st.sampled_from(["Champions", "Lost", None]),
+)
+
+
+def _snapshot_rows_table(conn: duckdb.DuckDBPyConnection, name: str, rows: list) -> None:
+    """Temp table `name` with the snapshot columns; rows of (customer_id, frequency,
+    segment), every other column the same on every row."""
+    dyn.create_snapshot_temp(conn, name)
+    if rows:
+        conn.executemany(
+            f"INSERT INTO {name} (snapshot_month, customer_id, frequency, monetary, segment) "
+            "VALUES (DATE '2025-03-01', ?, ?, 12.5, ?)",
+            rows,
+        )
+
+
+def _except_all_count(conn: duckdb.DuckDBPyConnection, a: str, b: str) -> int:
+    return sum(
+        conn.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})")
+        .fetchall()[0][0]
+        for x, y in ((a, b), (b, a))
+    )
+
+
+def test_differing_rows_hand_computed() -> None:
+    """Equal multisets in another order: no difference; one value changed (same count): the
+    two versions of that row; a repeated row against two distinct rows; NULL against 0."""
+    conn = duckdb.connect()
+    base = [("C1", 1, "Champions"), ("C2", 2, "Lost"), ("C3", None, None)]
+    cases = [
+        (list(reversed(base)), 0),
+        ([("C1", 1, "Champions"), ("C2", 3, "Lost"), ("C3", None, None)], 2),
+        ([("C1", 1, "Champions"), ("C1", 1, "Champions"), ("C3", None, None)], 2),
+        ([("C1", 1, "Champions"), ("C2", 2, "Lost"), ("C3", 0, None)], 2),
+    ]
+    _snapshot_rows_table(conn, "_stored", base)
+    for rows, expected in cases:
+        _snapshot_rows_table(conn, "_again", rows)
+        assert dyn.differing_rows(conn, "SELECT * FROM _stored", "_again", []) == (
+            3,
+            3,
+            expected,
+        ), rows
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stored=st.lists(_SNAPSHOT_ROW, max_size=6), again=st.lists(_SNAPSHOT_ROW, max_size=6))
+def test_differing_rows_equals_except_all_both_ways(stored: list, again: list) -> None:
+    """The hash-sum shortcut never hides a difference EXCEPT ALL sees (multisets: repeats,
+    NULLs, order)."""
+    conn = duckdb.connect()
+    _snapshot_rows_table(conn, "_stored", stored)
+    _snapshot_rows_table(conn, "_again", again)
+    assert dyn.differing_rows(conn, "SELECT * FROM _stored", "_again", []) == (
+        len(stored),
+        len(again),
+        _except_all_count(conn, "_stored", "_again"),
+    )
+
+
 def _check_evaluations(instance: dg.DagsterInstance, run_id: str):
     logs = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     return [e.dagster_event.event_specific_data for e in logs]

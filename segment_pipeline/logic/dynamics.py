@@ -800,6 +800,18 @@ def compute_snapshots(
     ]
 
 
+def _write_order(table: TableDef) -> str:
+    """The ORDER BY of a snapshot table's write. The customer rows are copied in the order
+    they were computed: the months come out of the scoring's window (PARTITION BY month)
+    one after the other, which keeps each month in its own row groups (what the per-month
+    reads prune on), and sorting 4.6M wide rows by month and customer was a third of the
+    write (10M lines: 8.3 s -> 5.5 s). The tier rows are few: sorted, for people reading
+    the table."""
+    if table is CUSTOMER_SNAPSHOTS:
+        return ""
+    return f" ORDER BY {', '.join(table.primary_key)}"
+
+
 def write_snapshots(
     conn: duckdb.DuckDBPyConnection, first: date, last: date, source: str = "_snapshots"
 ) -> int:
@@ -821,7 +833,7 @@ def write_snapshots(
             )
             conn.execute(
                 f"INSERT INTO {table.fqn} ({cols}) SELECT {cols} FROM {temp} "
-                f"WHERE snapshot_month BETWEEN ? AND ? ORDER BY {', '.join(table.primary_key)}",
+                f"WHERE snapshot_month BETWEEN ? AND ?{_write_order(table)}",
                 [first, last],
             )
         conn.execute("COMMIT")
@@ -867,12 +879,23 @@ SNAPSHOT_MONTHS_SQL = load_sql("dynamics/snapshot_months")
 def differing_rows(
     conn: duckdb.DuckDBPyConnection, stored_sql: str, recomputed: str, params: Sequence
 ) -> tuple[int, int, int]:
-    """(stored rows, recomputed rows, rows in one and not the other) for the same month."""
+    """(stored rows, recomputed rows, rows in one and not the other) for the same month.
+
+    The rows are first compared as multisets by the sum of their row hashes (one streaming
+    pass per side): equal sums and counts mean equal rows, but for a 64-bit hash collision
+    that no data can be expected to hit. Only when they differ does the exact comparison run
+    (EXCEPT ALL both ways, which builds a hash table of every wide row: 2.9 s of the check
+    at 10M lines, against 0.3 s for the sums), and it is what counts the differing rows.
+    """
     cols = ", ".join(CUSTOMER_SNAPSHOTS.column_names)
     stored = f"SELECT {cols} FROM ({stored_sql})"
     again = f"SELECT {cols} FROM {recomputed}"
-    n_stored = conn.execute(f"SELECT count(*) FROM ({stored})", params).fetchall()[0][0]
-    n_again = conn.execute(f"SELECT count(*) FROM ({again})").fetchall()[0][0]
+    # count and hash sum per side (the sum of UBIGINT hashes is a HUGEINT: no overflow)
+    summary = f"SELECT count(*), coalesce(sum(hash({cols})), 0) FROM ({{}})"
+    n_stored, sum_stored = conn.execute(summary.format(stored), params).fetchall()[0]
+    n_again, sum_again = conn.execute(summary.format(again)).fetchall()[0]
+    if n_stored == n_again and sum_stored == sum_again:
+        return int(n_stored), int(n_again), 0
     diff = conn.execute(
         f"SELECT count(*) FROM (({stored}) EXCEPT ALL ({again})) UNION ALL "
         f"SELECT count(*) FROM (({again}) EXCEPT ALL ({stored}))",
