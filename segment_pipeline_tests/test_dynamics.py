@@ -954,8 +954,9 @@ def _snapshot_rows_table(conn: duckdb.DuckDBPyConnection, name: str, rows: list)
 
 def _except_all_count(conn: duckdb.DuckDBPyConnection, a: str, b: str) -> int:
     return sum(
-        conn.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})")
-        .fetchall()[0][0]
+        conn.execute(
+            f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})"
+        ).fetchall()[0][0]
         for x, y in ((a, b), (b, a))
     )
 
