@@ -389,6 +389,34 @@ def test_purchases_follow_the_rfm_window() -> None:
     assert sorted(lines["order_id"].unique()) == ["o2", "o3", "o4"]
 
 
+def test_lines_match_staging_sees_a_line_repeated_in_place_of_another() -> None:
+    """The check's SQL on the built table: the window's lines, their revenue, the same line
+    ids. Then one line repeated in place of another of the same amount (rows and revenue
+    unchanged): only the line ids tell, and they do."""
+    conn = _staged_purchases(STAGED)
+    params = read_window(conn).range_params()
+
+    def match() -> dict:
+        return conn.execute(pref.PURCHASES_MATCH_STAGING_SQL, params).df().iloc[0].to_dict()
+
+    built = match()
+    assert built["staged_lines"] == built["purchase_rows"] == len(STAGED)
+    assert built["same_line_ids"] and built["staged_revenue"] == built["purchase_revenue"]
+    # A's o1 P5 (2 x 50.00) and B's o3 Q1 (2 x 50.00): the second becomes a copy of the first
+    twins = conn.execute(
+        "SELECT line_id FROM marts.segment_product_purchases WHERE amount = 100 ORDER BY line_id"
+    ).fetchall()
+    assert len(twins) == 2, twins
+    kept, lost = twins[0][0], twins[1][0]
+    conn.execute(
+        "UPDATE marts.segment_product_purchases SET line_id = ? WHERE line_id = ?", [kept, lost]
+    )
+    broken = match()
+    assert broken["purchase_rows"] == built["purchase_rows"]
+    assert broken["purchase_revenue"] == built["purchase_revenue"]
+    assert not broken["same_line_ids"]
+
+
 # --------------------------------------------------------------------------------------------
 # Invariants on random data
 # --------------------------------------------------------------------------------------------
