@@ -13,7 +13,13 @@ import pytest
 
 from segment_pipeline.runner import execute_pipeline
 from segment_pipeline_tests.conftest import settings_for
-from segment_pipeline_tests.datasets import line, write_day
+from segment_pipeline_tests.datasets import (
+    CUSTOMER_HEADER,
+    PRODUCT_HEADER,
+    line,
+    write_csv,
+    write_day,
+)
 
 INGEST = 'key:"raw/*" or key:"staging/*"'
 TABLES = [
@@ -291,3 +297,80 @@ def test_selecting_one_asset_of_a_step_runs_the_whole_step(
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM staging.transactions").fetchone() == (3,)
         assert conn.execute("SELECT count(*) FROM staging.returns").fetchone() == (1,)
+
+
+def _revalidated(instance: dg.DagsterInstance, entity: str) -> bool:
+    """Whether the latest materialization of staging.<entity> re-validated its file."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(["staging", entity]))
+    assert event is not None and event.asset_materialization is not None
+    return bool(event.asset_materialization.metadata["revalidated"].value)
+
+
+def _customers(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute("SELECT * FROM staging.customers ORDER BY ALL").fetchall()
+
+
+def test_an_unchanged_master_is_kept_and_any_change_restages_it(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """The second run keeps both masters as staged (same files, same code, same tables); a
+    one-byte edit of customers.csv (same size, same modification time), a row deleted from
+    staging.customers, or a quarantined row deleted make the next run stage it again, and
+    what it stages is the file as it is now."""
+    import os
+
+    from segment_pipeline.sources import CanonicalSource
+
+    data = make_dataset(tmp_path / "data")
+    customers = write_csv(
+        data / "customers.csv",
+        CUSTOMER_HEADER,
+        [
+            ["C1", "M", "26-35", "4", "0", "A"],
+            ["C2", "F", "18-25", "7", "1", "B"],
+            ["", "M", "0-17", "1", "0", "C"],
+        ],
+    )
+    write_csv(data / "products.csv", PRODUCT_HEADER, [["P1", "Tea", "Food"], ["P2", "Mug", "Home"]])
+    db = tmp_path / "w" / "w.duckdb"
+    masters = 'key:"staging/customers" or key:"staging/products"'
+
+    def stage() -> tuple[bool, bool]:
+        outcome = execute_pipeline(
+            settings_for(data, db), instance=instance, selection=masters, echo=False
+        )
+        assert outcome.success, outcome.messages
+        return _revalidated(instance, "customers"), _revalidated(instance, "products")
+
+    assert stage() == (True, True)
+    first = _customers(db)
+    assert [row[:2] for row in first] == [("C1", "M"), ("C2", "F")]
+    assert stage() == (False, False)
+    assert _customers(db) == first
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM staging.quarantine WHERE entity = 'customers'"
+        ).fetchall() == [(1,)]  # the row without an id, kept
+
+    # C2's gender F -> M: the same size, and the modification time put back
+    stat = customers.stat()
+    customers.write_bytes(customers.read_bytes().replace(b"C2,F,", b"C2,M,"))
+    os.utime(customers, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert customers.stat().st_size == stat.st_size
+    assert stage() == (True, False)
+    assert [row[:2] for row in _customers(db)] == [("C1", "M"), ("C2", "M")]
+    assert stage() == (False, False)
+
+    for statement in (
+        "DELETE FROM staging.customers WHERE customer_id = 'C1'",
+        "DELETE FROM staging.quarantine WHERE entity = 'customers'",
+    ):
+        with duckdb.connect(str(db)) as conn:
+            conn.execute(statement)
+        assert stage() == (True, False), statement
+        assert [row[0] for row in _customers(db)] == ["C1", "C2"]
+
+    # a source that cannot name its files is staged every time
+    assert CanonicalSource(data).master_files("customers") == (customers,)
+    assert CanonicalSource(tmp_path).master_files("customers") is None

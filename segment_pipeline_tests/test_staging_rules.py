@@ -546,3 +546,19 @@ def test_order_ids_shared_by_customers_are_listed_in_order() -> None:
     examples = shared.metadata["examples"].value
     assert "A, B" in examples and "C, D" in examples
     assert examples.index("o1") < examples.index("o3")  # ordered by order id
+
+
+def test_a_master_input_key_follows_content_and_declared_codes(tmp_path: Path) -> None:
+    """The key a master is kept by: the same bytes and codes give the same key; other bytes
+    (same size) or other declared codes give another."""
+    from segment_pipeline.logic.staging import master_input_key
+
+    path = tmp_path / "customers.csv"
+    path.write_bytes(b"customer_id,gender\nC1,M\n")
+    codes = {"gender": ("M", "F")}
+    key = master_input_key("customers", [path], codes)
+    assert master_input_key("customers", [path], {"gender": ["M", "F"]}) == key
+    assert master_input_key("products", [path], codes) != key
+    assert master_input_key("customers", [path], {"gender": ("F", "M")}) != key
+    path.write_bytes(b"customer_id,gender\nC1,F\n")
+    assert master_input_key("customers", [path], codes) != key

@@ -25,11 +25,15 @@ from segment_pipeline.logic.staging import (
     STAGED_PRODUCTS,
     STAGED_RETURNS,
     STAGED_TRANSACTIONS,
+    MasterCounts,
     RawLoadError,
     StagingCounts,
     load_raw_window,
+    master_input_key,
+    record_master_load,
     stage_master,
     stage_transactions_window,
+    unchanged_master,
 )
 from segment_pipeline.partitions import window_days
 from segment_pipeline.resources import WAREHOUSE_POOL, DatasetResource, DuckDBWarehouse
@@ -477,19 +481,32 @@ def _master_asset(
     ):
         try:
             source = dataset.open()
+            declared = source.declared_demographics()
+            files = source.master_files(entity)
+            input_key = master_input_key(entity, files, declared) if files else None
             with warehouse.connect() as conn:
-                query = (
-                    source.raw_customers(conn)
-                    if entity == "customers"
-                    else source.raw_products(conn)
-                )
-                counts = stage_master(
-                    conn,
-                    entity,
-                    query.sql if query else None,
-                    query.params if query else [],
-                    declared=source.declared_demographics(),
-                )
+                # the same files, codes and pipeline code as the last staging, whose rows
+                # are still there: nothing to re-validate (a cost per customer, every run)
+                counts = unchanged_master(conn, entity, input_key) if input_key else None
+                revalidated = counts is None
+                if counts is None:
+                    query = (
+                        source.raw_customers(conn)
+                        if entity == "customers"
+                        else source.raw_products(conn)
+                    )
+                    record_master_load(conn, entity, None, MasterCounts(0, 0, 0))  # forget
+                    counts = stage_master(
+                        conn,
+                        entity,
+                        query.sql if query else None,
+                        query.params if query else [],
+                        declared=declared,
+                    )
+                    record_master_load(conn, entity, input_key, counts)
+                    source_file = query.source_file if query else "(none: optional file absent)"
+                else:
+                    source_file = str(files[0]) if files else ""
                 metadata = table_metadata(conn, table, order_by=table.primary_key[0])
         except DataContractError as exc:
             raise dg.Failure(description=str(exc)) from None
@@ -501,6 +518,7 @@ def _master_asset(
         context.log.info(
             f"staging.{entity}: raw={counts.raw} staged={counts.staged} "
             f"quarantined={counts.quarantined}"
+            + ("" if revalidated else " (file, rules and tables unchanged: kept as staged)")
         )
         yield dg.MaterializeResult(
             asset_key=key,
@@ -508,7 +526,8 @@ def _master_asset(
                 **metadata,
                 "raw_rows": counts.raw,
                 "quarantined_rows": counts.quarantined,
-                "source_file": query.source_file if query else "(none: optional file absent)",
+                "source_file": source_file,
+                "revalidated": revalidated,
             },
         )
         yield dg.AssetCheckResult(

@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -277,6 +278,7 @@ def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
         STAGED_DAYS,
         STAGED_CUSTOMERS,
         STAGED_PRODUCTS,
+        MASTER_LOADS,
     ):
         ensure_table(conn, table)
     conn.execute(PRODUCT_LINES_VIEW_SQL)
@@ -314,6 +316,25 @@ STAGED_DAYS = TableDef(
     ),
     primary_key=("partition_date",),
 )
+
+MASTER_LOADS = TableDef(
+    schema="staging",
+    name="master_loads",
+    description="One row per master (customers, products) staged from files the source names: "
+    "what it was staged from (a digest of the files' paths and contents, the declared "
+    "demographic codes and the pipeline's code) and the counts it left. A later run whose "
+    "digest and tables still match skips re-validating the master.",
+    columns=(
+        Column("entity", "VARCHAR", "customers or products", nullable=False),
+        Column("input_key", "VARCHAR", "Digest of the inputs the master was staged from",
+               nullable=False),
+        Column("raw", "BIGINT", "Rows read from the file", nullable=False),
+        Column("staged", "BIGINT", "Rows staged", nullable=False),
+        Column("quarantined", "BIGINT", "Rows quarantined", nullable=False),
+        Column("staged_at", "TIMESTAMP", "When it was staged (UTC)", nullable=False),
+    ),
+    primary_key=("entity",),
+)  # fmt: skip
 
 # --------------------------------------------------------------------------------------------
 # Raw: a window of days in one statement per source query, one transaction
@@ -782,3 +803,90 @@ def stage_master(
         conn.execute("DROP TABLE IF EXISTS _typed_master")
         conn.execute("DROP TABLE IF EXISTS _field_notes")
     return MasterCounts(raw=int(raw), staged=int(staged), quarantined=int(quarantined))
+
+
+# --------------------------------------------------------------------------------------------
+# Masters unchanged since they were staged
+# --------------------------------------------------------------------------------------------
+#
+# The masters are unpartitioned: every run re-staged them whole, a cost proportional to the
+# customers, not to the new day (0.4 s at 40k customers, 2.7 s at 540k, 34 s at 5.4M). When
+# the source names the files a master reads, a run whose files (path and content), declared
+# codes and pipeline code are those of the last staging, and whose tables still hold what
+# that staging left, keeps the staged master as it is.
+
+
+@cache
+def _code_digest() -> str:
+    """A digest of the package's Python and SQL files: staging rules changed by any edit of
+    the code are never assumed unchanged."""
+    import hashlib
+    from importlib import resources
+
+    digest = hashlib.sha256()
+    root = resources.files("segment_pipeline")
+    for path in sorted(Path(str(root)).rglob("*")):
+        if path.suffix in {".py", ".sql", ".yaml"} and path.is_file():
+            digest.update(str(path.relative_to(Path(str(root)))).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def master_input_key(
+    entity: str,
+    files: Sequence[Path],
+    declared: Mapping[str, Sequence[str]] | None,
+) -> str:
+    """The digest a master is staged from: its files' resolved paths and contents, the
+    declared demographic codes and the pipeline's code. The contents, not modification
+    times (which a copy may keep and a coarse file system may not change): BLAKE2 reads
+    about 1 GB/s here, so a 5.4M-customer file costs a fraction of a second against the
+    34 s of staging it."""
+    import hashlib
+    import json
+
+    stats = []
+    for path in files:
+        with path.open("rb") as handle:
+            content = hashlib.file_digest(handle, "blake2b").hexdigest()
+        stats.append([str(path.resolve()), content])
+    declared_codes = {k: list(v) for k, v in sorted((declared or {}).items())}
+    payload = {
+        "entity": entity,
+        "files": stats,
+        "declared": declared_codes,
+        "code": _code_digest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def unchanged_master(
+    conn: duckdb.DuckDBPyConnection, entity: str, input_key: str
+) -> MasterCounts | None:
+    """The counts of the master's last staging when it was staged from `input_key` and its
+    table and quarantine rows are still those it left; None when it must be staged again."""
+    table = _MASTERS[entity][0]
+    ensure_staging_tables(conn)
+    row = conn.execute(
+        load_sql("staging/master_load_state", target=table.fqn), [entity, entity]
+    ).fetchall()
+    if not row:
+        return None
+    key, raw, staged, quarantined, staged_now, quarantined_now = row[0]
+    if key != input_key or staged != staged_now or quarantined != quarantined_now:
+        return None
+    return MasterCounts(raw=int(raw), staged=int(staged), quarantined=int(quarantined))
+
+
+def record_master_load(
+    conn: duckdb.DuckDBPyConnection, entity: str, input_key: str | None, counts: MasterCounts
+) -> None:
+    """Record what a master was staged from (`input_key`), or forget it (None: the source
+    names no files, so the next run stages it again)."""
+    ensure_staging_tables(conn)
+    conn.execute(f"DELETE FROM {MASTER_LOADS.fqn} WHERE entity = ?", [entity])
+    if input_key is not None:
+        conn.execute(
+            f"INSERT INTO {MASTER_LOADS.fqn} VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            [entity, input_key, counts.raw, counts.staged, counts.quarantined],
+        )

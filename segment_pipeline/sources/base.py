@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -128,4 +129,11 @@ class DatasetSource(ABC):
 
     def raw_products(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
         """Raw product master rows, or None when the dataset has none."""
+        return None
+
+    def master_files(self, entity: str) -> tuple[Path, ...] | None:
+        """Every file `raw_customers` (`entity` "customers") or `raw_products` ("products")
+        reads, when the source can name them without reading them; None when it cannot
+        (a database, profiles derived from the transaction files). Staging skips
+        re-validating a master whose files, rules and recorded result are unchanged."""
         return None

@@ -351,6 +351,10 @@ class CanonicalSource(DatasetSource):
                 return path
         return None
 
+    def master_files(self, entity: str) -> tuple[Path, ...] | None:
+        path = self._optional_file(entity)
+        return None if path is None else (path,)
+
     def raw_customers(self, conn: duckdb.DuckDBPyConnection) -> RawQuery | None:
         path = self._optional_file("customers")
         if path is None:
