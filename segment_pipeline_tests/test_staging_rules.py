@@ -475,8 +475,9 @@ _LINE_ROW = st.tuples(
 def test_the_integrity_counts_equal_count_minus_distinct_over_sales_and_returns(
     sales: list[tuple[str, date, bool]], returns: list[tuple[str, date, bool]]
 ) -> None:
-    """The check counts per table (so DuckDB can spill it at 100M lines); its totals must be
-    those of one count(*) - count(DISTINCT line_id) over both tables' lines of the days."""
+    """The check groups line ids by hash first (fixed-width keys, so DuckDB can spill it at
+    100M lines), then the ids of hashes seen twice exactly; its totals must be those of one
+    count(*) - count(DISTINCT line_id) over both tables' lines of the days."""
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA staging")
     for table, rows in (("transactions", sales), ("returns", returns)):
