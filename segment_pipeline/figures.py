@@ -9,6 +9,7 @@ the picture does.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import io
 import multiprocessing
@@ -16,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,8 +201,20 @@ def draw_all(calls: Sequence[PlotCall], workers: int | None = None) -> list[tupl
     # matplotlib drops its cached font files in a forked child (os.register_at_fork), so
     # siblings never share a file offset.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(_draw, calls))
+    # The run's process has other threads (DuckDB's, the runner's) and objects whose C state
+    # a forked child does not own: a worker's garbage collector once traversed them and
+    # crashed (a segfault in CI, stop 24). Frozen, the parent's objects are never collected
+    # in a child (nor in the parent until the pool is done); a worker collects nothing, it
+    # draws a few figures and exits.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=gc.disable) as pool:
+            return list(pool.map(_draw, calls))
+    except BrokenProcessPool:
+        # a worker died anyway: the figures are drawn here instead, never lost
+        return [_draw(call) for call in calls]
+    finally:
+        gc.unfreeze()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,11 @@ one figure of a layer can be materialized alone."""
 
 from __future__ import annotations
 
+import gc
 import io
+import os
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +51,29 @@ def test_parallel_drawing_gives_the_same_png_bytes_as_serial() -> None:
     assert [png for png, _, _ in parallel] == [png for png, _, _ in serial]
     assert len({png for png, _, _ in serial}) == 5  # five different pictures, in order
     assert all((w, h) == (440, 330) for _, w, h in serial)  # 4 x 3 inches at 110 dpi
+
+
+_PARENT_PID = os.getpid()
+
+
+def bars_crashing_in_a_worker(values: list[float], title: str) -> Figure:
+    """`bars`, but a forked worker process dies of a segfault drawing it."""
+    if os.getpid() != _PARENT_PID:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return bars(values, title)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_a_worker_that_dies_costs_time_not_figures() -> None:
+    """A forked worker killed by a segfault (as one was in CI) breaks the pool: every figure
+    is then drawn in the run's process, the same bytes, and the garbage collector, frozen for
+    the pool, works again afterwards."""
+    calls = [PlotCall(bars, ([1.0, float(i)],), {"title": f"figure {i}"}) for i in range(3)]
+    crashing = [*calls, PlotCall(bars_crashing_in_a_worker, ([2.0, 1.0],), {"title": "x"})]
+    drawn = draw_all(crashing, workers=2)
+    serial = draw_all([*calls, PlotCall(bars, ([2.0, 1.0],), {"title": "x"})], workers=1)
+    assert [png for png, _, _ in drawn] == [png for png, _, _ in serial]
+    assert gc.get_freeze_count() == 0
 
 
 def _legend_outside_and_rotated_labels() -> Figure:
