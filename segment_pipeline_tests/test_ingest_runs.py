@@ -371,6 +371,6 @@ def test_an_unchanged_master_is_kept_and_any_change_restages_it(
         assert stage() == (True, False), statement
         assert [row[0] for row in _customers(db)] == ["C1", "C2"]
 
-    # a source that cannot name its files is staged every time
+    # the canonical source names the master's file when there is one, else nothing to key on
     assert CanonicalSource(data).master_files("customers") == (customers,)
     assert CanonicalSource(tmp_path).master_files("customers") is None

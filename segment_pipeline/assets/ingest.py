@@ -25,9 +25,9 @@ from segment_pipeline.logic.staging import (
     STAGED_PRODUCTS,
     STAGED_RETURNS,
     STAGED_TRANSACTIONS,
-    MasterCounts,
     RawLoadError,
     StagingCounts,
+    forget_master_load,
     load_raw_window,
     master_input_key,
     record_master_load,
@@ -495,7 +495,7 @@ def _master_asset(
                         if entity == "customers"
                         else source.raw_products(conn)
                     )
-                    record_master_load(conn, entity, None, MasterCounts(0, 0, 0))  # forget
+                    forget_master_load(conn, entity)
                     counts = stage_master(
                         conn,
                         entity,
@@ -503,7 +503,8 @@ def _master_asset(
                         query.params if query else [],
                         declared=declared,
                     )
-                    record_master_load(conn, entity, input_key, counts)
+                    if input_key is not None:
+                        record_master_load(conn, entity, input_key, counts)
                     source_file = query.source_file if query else "(none: optional file absent)"
                 else:
                     source_file = str(files[0]) if files else ""
@@ -549,12 +550,15 @@ staging_customers = _master_asset(
     CUSTOMERS_KEY,
     STAGED_CUSTOMERS,
     "Validated customer profiles (pandera, the column schema's rules): one row per customer; "
-    "missing demographics become Unknown; duplicates and rows without an id are quarantined.",
+    "missing demographics become Unknown; duplicates and rows without an id are quarantined. "
+    "A file unchanged since its last staging (same content, codes and pipeline code, "
+    "staging.master_loads) is kept as staged: metadata `revalidated` says which.",
 )
 staging_products = _master_asset(
     "products",
     PRODUCTS_KEY,
     STAGED_PRODUCTS,
     "Validated product master (pandera, the column schema's rules): one row per product; "
-    "missing category becomes Unknown; duplicates and rows without an id are quarantined.",
+    "missing category becomes Unknown; duplicates and rows without an id are quarantined. "
+    "A file unchanged since its last staging is kept as staged (metadata `revalidated`).",
 )

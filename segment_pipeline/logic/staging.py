@@ -878,15 +878,19 @@ def unchanged_master(
     return MasterCounts(raw=int(raw), staged=int(staged), quarantined=int(quarantined))
 
 
-def record_master_load(
-    conn: duckdb.DuckDBPyConnection, entity: str, input_key: str | None, counts: MasterCounts
-) -> None:
-    """Record what a master was staged from (`input_key`), or forget it (None: the source
-    names no files, so the next run stages it again)."""
+def forget_master_load(conn: duckdb.DuckDBPyConnection, entity: str) -> None:
+    """Forget what a master was staged from: its next run stages it again (done before
+    staging, so a run that stops half-way never leaves a record of the previous files)."""
     ensure_staging_tables(conn)
     conn.execute(f"DELETE FROM {MASTER_LOADS.fqn} WHERE entity = ?", [entity])
-    if input_key is not None:
-        conn.execute(
-            f"INSERT INTO {MASTER_LOADS.fqn} VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
-            [entity, input_key, counts.raw, counts.staged, counts.quarantined],
-        )
+
+
+def record_master_load(
+    conn: duckdb.DuckDBPyConnection, entity: str, input_key: str, counts: MasterCounts
+) -> None:
+    """Record that a master was staged from `input_key`, leaving `counts`."""
+    forget_master_load(conn, entity)
+    conn.execute(
+        f"INSERT INTO {MASTER_LOADS.fqn} VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [entity, input_key, counts.raw, counts.staged, counts.quarantined],
+    )
