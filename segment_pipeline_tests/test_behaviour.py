@@ -23,7 +23,9 @@ from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
     BEHAVIOURAL_SEGMENTS_SQL,
     CATEGORY_PRICE_SEGMENTS,
+    CATEGORY_STATS_SQL,
     CUSTOMER_BEHAVIOUR,
+    CUSTOMER_BEHAVIOUR_BUCKET_SQL,
     CUSTOMER_BEHAVIOUR_SQL,
     OCCUPATION_GROUPS_TABLE,
     ClusterSettings,
@@ -37,6 +39,7 @@ from segment_pipeline.logic.behaviour import (
     tercile_tiers,
 )
 from segment_pipeline.logic.behaviour_figures import plot_occupation_groups, plot_price_segments
+from segment_pipeline.logic.dynamics import create_by_customer_buckets
 from segment_pipeline.logic.strategy import assign_strategy, load_rule_table
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
 
@@ -258,6 +261,44 @@ def test_price_segments_hand_computed_with_tied_medians() -> None:
         "Price_Mid",
     ]
     assert prices.loc["X", "lines"] == 3 and prices.loc["X", "gross_sales"] == 104
+
+
+#: CATEGORY_STATS_SQL as written before stop 25: DuckDB's median and distinct count over every
+#: line (which hold them all in memory), the reference its groupings must equal.
+DIRECT_CATEGORY_STATS_SQL = """
+SELECT category, count(*) AS lines, count(DISTINCT customer_id) AS customers,
+       CAST(sum(amount) AS DOUBLE) AS gross_sales,
+       CAST(median(amount) AS DOUBLE) AS median_line_amount
+FROM staging.product_lines
+GROUP BY category
+ORDER BY category
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "C"]),
+            st.sampled_from(["c1", "c2", "c3", "c4"]),
+            # few distinct amounts: ties across the middle positions, even and odd counts
+            st.sampled_from([0, 0.5, 1, 1.25, 7, 7, 19.99, 250]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_category_stats_equal_the_direct_median_and_distinct_count(lines) -> None:
+    """The category statistics from amounts counted per category (the median of the one or
+    two middle amounts) and from (category, customer) groups equal DuckDB's own median and
+    distinct count over every line, to the last bit."""
+    rows = [
+        {"customer_id": c, "order_id": f"o{i}", "category": cat, "amount": a}
+        for i, (cat, c, a) in enumerate(lines)
+    ]
+    conn = lines_db(rows)
+    grouped = conn.execute(CATEGORY_STATS_SQL).fetchall()
+    assert grouped == conn.execute(DIRECT_CATEGORY_STATS_SQL).fetchall()
 
 
 def test_unknown_category_takes_no_tier_and_does_not_move_the_cut_points() -> None:
@@ -580,8 +621,9 @@ _line = st.tuples(
     st.lists(_customer, min_size=12, max_size=12),
     st.lists(_line, min_size=1, max_size=60),
     st.integers(min_value=1, max_value=3),
+    st.integers(min_value=2, max_value=5),
 )
-def test_each_customer_in_exactly_one_segment(customers, lines, min_customers) -> None:
+def test_each_customer_in_exactly_one_segment(customers, lines, min_customers, buckets) -> None:
     rows = [
         {
             "customer_id": f"c{c}",
@@ -597,6 +639,17 @@ def test_each_customer_in_exactly_one_segment(customers, lines, min_customers) -
     n_customers = len({r["customer_id"] for r in rows})
     behaviour = conn.execute("SELECT * FROM marts.customer_behaviour").df()
     assert len(behaviour) == behaviour["customer_id"].nunique() == n_customers
+    # in buckets of customers (as the snapshots' check runs it under a small memory limit):
+    # the same rows
+    create_by_customer_buckets(
+        conn,
+        "_in_buckets",
+        (CUSTOMER_BEHAVIOUR_SQL, CUSTOMER_BEHAVIOUR_BUCKET_SQL),
+        "staging.transactions",
+        buckets=buckets,
+    )
+    in_buckets = conn.execute("SELECT * FROM _in_buckets ORDER BY customer_id").df()
+    pd.testing.assert_frame_equal(in_buckets, behaviour, check_dtype=True)
     seg = conn.execute("SELECT * FROM marts.behavioural_segments").df()
     assert int(seg["customers"].sum()) == n_customers
     assert int(seg["transactions"].sum()) == len(rows)

@@ -234,6 +234,7 @@ _history_lines = st.lists(
     window=dyn.WindowSettings(),
     minimum=1,
     batch_rows=dyn.SNAPSHOT_BATCH_ROWS,
+    customer_buckets=None,
 )
 @given(
     lines=_history_lines,
@@ -247,12 +248,16 @@ _history_lines = st.lists(
     ),
     minimum=st.integers(1, 3),
     batch_rows=st.sampled_from([1, 40, dyn.SNAPSHOT_BATCH_ROWS]),
+    customer_buckets=st.sampled_from([None, 3]),
 )
-def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum, batch_rows) -> None:
-    """The one-query computation of a run's months (in batches of months or all at once)
-    equals the layers' own SQL run month by month (compute_snapshot, the blocking check's
-    reference), in every column, for any history: orders spanning days and months, a category
-    without a tier, look-back windows that leave months without customers."""
+def test_all_months_in_one_pass_equal_month_by_month(
+    lines, window, minimum, batch_rows, customer_buckets
+) -> None:
+    """The one-query computation of a run's months (in batches of months or all at once, its
+    running sums in buckets of customers or not) equals the layers' own SQL run month by
+    month (compute_snapshot, the blocking check's reference), in every column, for any
+    history: orders spanning days and months, a category without a tier, look-back windows
+    that leave months without customers."""
     rows = [
         (c, f"{c}{o}", str(JAN + timedelta(days=d)), cat, amount) for c, o, d, cat, amount in lines
     ]
@@ -261,12 +266,14 @@ def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum, bat
     kwargs = dict(
         segment_map=SEGMENT_MAP, window_settings=window, min_customers_per_occupation=minimum
     )
-    default_batch = dyn.SNAPSHOT_BATCH_ROWS
+    default_batch, default_buckets = dyn.SNAPSHOT_BATCH_ROWS, dyn.customer_buckets
     dyn.SNAPSHOT_BATCH_ROWS = batch_rows  # 1: every month its own batch
+    if customer_buckets is not None:  # as when the rows would not fit in memory
+        dyn.customer_buckets = lambda rows, limit, per_row: customer_buckets
     try:
         done = dyn.compute_snapshots(conn, months, **kwargs)
     finally:
-        dyn.SNAPSHOT_BATCH_ROWS = default_batch
+        dyn.SNAPSHOT_BATCH_ROWS, dyn.customer_buckets = default_batch, default_buckets
     dyn.create_snapshot_temp(conn, "_ref")
     last_line = conn.execute(dyn.LAST_LINE_DATE_SQL).fetchall()[0][0]
     reference = [
@@ -279,10 +286,13 @@ def test_all_months_in_one_pass_equal_month_by_month(lines, window, minimum, bat
             assert extra == [], (a, b)
 
 
-def test_dominant_tier_follows_categories_that_change_tier() -> None:
+@pytest.mark.parametrize("buckets", [None, 1, 3, 7])
+def test_dominant_tier_follows_categories_that_change_tier(buckets: int | None) -> None:
     """MONTH_PRICE_SEGMENTS_SQL on hand-built inputs: categories A and C swap tiers in
     February, B loses its tier and D gains one in March. A customer's spend so far in a
-    category moves with it; a tier left without lines is no tier (even at a spend of 0)."""
+    category moves with it; a tier left without lines is no tier (even at a spend of 0).
+    The same rows whether computed at once (None: the count the rows and the memory limit
+    give, here 1) or in buckets of customers (7: more buckets than some have customers)."""
     conn = duckdb.connect()
     months = (JAN, FEB, MAR)
     conn.execute(f"CREATE TEMP TABLE {dyn.MONTHS_TABLE} (snapshot_month DATE)")
@@ -320,7 +330,13 @@ def test_dominant_tier_follows_categories_that_change_tier() -> None:
     conn.executemany(
         f"INSERT INTO {dyn.CATEGORY_MONTHS_TABLE} VALUES (?, ?, ?, ?)", category_months
     )
-    conn.execute(dyn.MONTH_PRICE_SEGMENTS_SQL)
+    dyn.create_by_customer_buckets(
+        conn,
+        dyn.MONTH_PRICE_SEGMENTS_TABLE,
+        (dyn.MONTH_PRICE_SEGMENTS_SQL, dyn.MONTH_PRICE_SEGMENTS_BUCKET_SQL),
+        dyn.CATEGORY_MONTHS_TABLE,
+        buckets=buckets,
+    )
     got = {
         (month, customer): segment
         for month, customer, segment in conn.execute(
@@ -1187,3 +1203,53 @@ def test_the_months_statistics_equal_the_layers_statistics_as_of_each_month(
         got = category_stats[category_stats["snapshot_month"].dt.date == month]
         got = got.drop(columns="snapshot_month").reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
+
+
+def test_customer_buckets_follow_rows_and_the_memory_limit() -> None:
+    """One bucket whenever the rows fit (or the limit is unknown), else enough that each
+    bucket's rows fit; DuckDB's setting ('858.3 MiB') read in bytes."""
+    per_row = dyn.RUNNING_SUM_BYTES_PER_ROW
+    assert dyn.customer_buckets(0, 1000 * per_row, per_row) == 1
+    assert dyn.customer_buckets(1000, 1000 * per_row, per_row) == 1
+    assert dyn.customer_buckets(1001, 1000 * per_row, per_row) == 2
+    assert dyn.customer_buckets(9000, 1000 * per_row, per_row) == 9
+    assert dyn.customer_buckets(10**9, None, per_row) == 1
+    conn = duckdb.connect(config={"memory_limit": "900MB"})
+    assert dyn.memory_limit_bytes(conn) == int(858.3 * 2**20)
+    # 7.5M category-month rows (a 10M-line year) under the default limit: one bucket
+    assert dyn.customer_buckets(7_500_000, dyn.memory_limit_bytes(conn), per_row) == 1
+    conn.execute("SET memory_limit = '90MB'")
+    assert dyn.customer_buckets(7_500_000, dyn.memory_limit_bytes(conn), per_row) == 9
+
+
+class _OutOfMemoryOnce:
+    """A connection whose first statement runs out of memory (a stand-in: DuckDB's running
+    out depends on the machine's threads and timing)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.threads = 2
+
+    def execute(self, sql: str, params: object = None) -> _OutOfMemoryOnce:
+        self.statements.append(sql)
+        if sql.startswith("SET threads"):
+            self.threads = int(sql.rsplit(" ", 1)[1])
+        elif sql == "INSERT" and len(self.statements) == 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        return self
+
+    def fetchall(self) -> list[tuple[object]]:
+        return [(str(self.threads),)]
+
+
+def test_a_statement_out_of_memory_is_run_again_on_one_thread() -> None:
+    conn = _OutOfMemoryOnce()
+    dyn.execute_within_memory(conn, "INSERT")  # type: ignore[arg-type]
+    assert conn.statements == [
+        "INSERT",
+        "SELECT current_setting('threads')",
+        "SET threads = 1",
+        "INSERT",
+        "SET threads = 2",
+    ]
+    assert conn.threads == 2

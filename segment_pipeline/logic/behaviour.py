@@ -344,7 +344,19 @@ DOMINANT_PRICE_SEGMENT_SQL = (
 #: price segment (DOMINANT_PRICE_SEGMENT_SQL). Lines without a category (price segment
 #: Unknown) are counted in the customer's totals but never choose the segment.
 CUSTOMER_BEHAVIOUR_SQL = load_sql(
-    "behaviour/customer_behaviour", dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL
+    "behaviour/customer_behaviour",
+    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
+    customer_bucket_filter="",
+)
+#: Keeps one bucket of customers ($customer_bucket of $customer_buckets, by the hash of the
+#: id) in a per-customer query run in buckets to stay within DuckDB's memory limit (see
+#: logic/dynamics.py, `create_by_customer_buckets`).
+CUSTOMER_BUCKET_FILTER = "WHERE hash(customer_id) % $customer_buckets = $customer_bucket"
+#: CUSTOMER_BEHAVIOUR_SQL for one bucket of customers.
+CUSTOMER_BEHAVIOUR_BUCKET_SQL = load_sql(
+    "behaviour/customer_behaviour",
+    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
+    customer_bucket_filter=CUSTOMER_BUCKET_FILTER,
 )
 
 #: Segment metrics from marts.customer_behaviour (orders of different customers never

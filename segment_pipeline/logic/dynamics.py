@@ -52,7 +52,9 @@ import pandas as pd
 from segment_pipeline.logic.behaviour import (
     CATEGORY_PRICE_SEGMENTS,
     CATEGORY_STATS_SQL,
+    CUSTOMER_BEHAVIOUR_BUCKET_SQL,
     CUSTOMER_BEHAVIOUR_SQL,
+    CUSTOMER_BUCKET_FILTER,
     DOMINANT_PRICE_SEGMENT_SQL,
     OCCUPATION_GROUPS_TABLE,
     OCCUPATION_STATS_SQL,
@@ -399,13 +401,12 @@ def as_of_sql(sql: str, replacements: Mapping[str, str] | None = None) -> str:
 RFM_AS_OF_SQL = as_of_sql(RFM_CUSTOMER_SEGMENTS_SQL)
 OCCUPATION_STATS_AS_OF_SQL = as_of_sql(OCCUPATION_STATS_SQL)
 CATEGORY_STATS_AS_OF_SQL = as_of_sql(CATEGORY_STATS_SQL)
-CUSTOMER_BEHAVIOUR_AS_OF_SQL = as_of_sql(
-    CUSTOMER_BEHAVIOUR_SQL,
-    {
-        OCCUPATION_GROUPS_TABLE.fqn: ASOF_OCCUPATION_GROUPS,
-        CATEGORY_PRICE_SEGMENTS.fqn: ASOF_CATEGORY_PRICE_SEGMENTS,
-    },
-)
+_ASOF_LOOKUPS = {
+    OCCUPATION_GROUPS_TABLE.fqn: ASOF_OCCUPATION_GROUPS,
+    CATEGORY_PRICE_SEGMENTS.fqn: ASOF_CATEGORY_PRICE_SEGMENTS,
+}
+CUSTOMER_BEHAVIOUR_AS_OF_SQL = as_of_sql(CUSTOMER_BEHAVIOUR_SQL, _ASOF_LOOKUPS)
+CUSTOMER_BEHAVIOUR_AS_OF_BUCKET_SQL = as_of_sql(CUSTOMER_BEHAVIOUR_BUCKET_SQL, _ASOF_LOOKUPS)
 
 LAST_LINE_DATE_SQL = load_sql("dynamics/last_line_date")
 
@@ -486,20 +487,26 @@ def compute_snapshot(
     conn.register(ASOF_OCCUPATION_GROUPS, occupation)
     conn.register(ASOF_CATEGORY_PRICE_SEGMENTS, categories)
     try:
-        conn.execute(
+        execute_within_memory(
+            conn,
             f"CREATE OR REPLACE TEMP TABLE _snapshot_rfm AS {RFM_AS_OF_SQL}",
             {**rfm_params(window, segment_map), **day},
         )
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE _snapshot_behaviour AS {CUSTOMER_BEHAVIOUR_AS_OF_SQL}",
-            day,
+        create_by_customer_buckets(
+            conn,
+            "_snapshot_behaviour",
+            (CUSTOMER_BEHAVIOUR_AS_OF_SQL, CUSTOMER_BEHAVIOUR_AS_OF_BUCKET_SQL),
+            LINES_TABLE,
+            params=day,
+            bytes_per_row=LINE_BYTES_PER_ROW,
         )
     finally:
         conn.unregister(ASOF_OCCUPATION_GROUPS)
         conn.unregister(ASOF_CATEGORY_PRICE_SEGMENTS)
     cols = ", ".join(CUSTOMER_SNAPSHOTS.column_names)
     before = scalar(conn, f"SELECT count(*) FROM {into}")
-    conn.execute(
+    execute_within_memory(
+        conn,
         f"INSERT INTO {into} ({cols}) SELECT {cols} FROM ({SNAPSHOT_ROWS_SQL})",
         {"month": month, "month_end": month_end(month), "last_day": last_day},
     )
@@ -599,16 +606,32 @@ MONTH_ROWS_SQL = _with_temp_tables("dynamics/month_rows")
 #: Customers per month of the running values (what each month's batch scores).
 MONTH_VALUE_ROWS_SQL = f"SELECT snapshot_month, count(*) FROM {MONTH_VALUES_TABLE} GROUP BY 1"
 #: Rows per batch of months at most: joined order-days (about 100 bytes each before
-#: aggregation) or customers to score.
+#: aggregation) or customers to score; fewer under a smaller memory limit
+#: (SNAPSHOT_BYTES_PER_ROW each, so 6M under the default 858 MiB).
 SNAPSHOT_BATCH_ROWS = 6_000_000
+SNAPSHOT_BYTES_PER_ROW = 150
 #: The months' RFM values into MONTH_VALUES_TABLE: as running sums when every month's window
 #: starts on the same day (linear in history), else by joining each month's window.
-MONTH_VALUES_RUNNING_SQL = _with_temp_tables("dynamics/month_values_running")
+MONTH_VALUES_RUNNING_SQL = _with_temp_tables(
+    "dynamics/month_values_running", customer_bucket_filter=""
+)
 MONTH_VALUES_JOINED_SQL = _with_temp_tables("dynamics/month_values_joined")
 #: Every month's dominant price segment per customer into MONTH_PRICE_SEGMENTS_TABLE, as
 #: running sums of the spend per tier (linear in history, whatever the windows).
 MONTH_PRICE_SEGMENTS_SQL = _with_temp_tables(
-    "dynamics/month_price_segments", dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL
+    "dynamics/month_price_segments",
+    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
+    customer_bucket_filter="",
+)
+#: The two running-sum statements above for one bucket of customers, when the whole would
+#: not fit in memory (`create_by_customer_buckets`).
+MONTH_VALUES_RUNNING_BUCKET_SQL = _with_temp_tables(
+    "dynamics/month_values_running", customer_bucket_filter=CUSTOMER_BUCKET_FILTER
+)
+MONTH_PRICE_SEGMENTS_BUCKET_SQL = _with_temp_tables(
+    "dynamics/month_price_segments",
+    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
+    customer_bucket_filter=CUSTOMER_BUCKET_FILTER,
 )
 
 ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
@@ -627,6 +650,92 @@ def _create_months_table(conn: duckdb.DuckDBPyConnection, month_rows: list[dict]
         )
     finally:
         conn.unregister(f"{MONTHS_TABLE}_frame")
+
+
+#: DuckDB memory a per-customer running-sum statement may take per row of its input (summed
+#: order-days or category-months): at 10M lines 7.5M category-month rows passed under an
+#: 858 MiB limit in one go (one bucket: no change up to that size) and failed under 86 MiB.
+RUNNING_SUM_BYTES_PER_ROW = 100
+#: The same for the behaviour layer's per-customer query over the copied lines (one bucket up
+#: to 17M lines under the default limit; at 10M lines under 86 MiB it ran out in one go).
+LINE_BYTES_PER_ROW = 50
+
+_MEMORY_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def memory_limit_bytes(conn: duckdb.DuckDBPyConnection) -> int | None:
+    """DuckDB's memory limit on `conn` in bytes (its setting reads like '858.3 MiB'); None
+    when it cannot be read."""
+    text = str(scalar(conn, "SELECT current_setting('memory_limit')")).strip()
+    number, _, unit = text.partition(" ")
+    try:
+        return int(float(number) * _MEMORY_UNITS[unit or "bytes"])
+    except (KeyError, ValueError):
+        return None
+
+
+def execute_within_memory(
+    conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None
+) -> None:
+    """Execute `sql` (one statement, outside an explicit transaction: a failed statement
+    leaves nothing); when DuckDB runs out of memory, once more on one thread, as DuckDB's
+    error advises. An insert of one month's scored rows under a tenth of the memory a
+    10M-line history is given failed on two threads and passed on one (stop 25); the
+    threads setting is put back either way."""
+    try:
+        conn.execute(sql, params)
+        return
+    except duckdb.OutOfMemoryException:
+        threads = scalar(conn, "SELECT current_setting('threads')")
+    conn.execute("SET threads = 1")
+    try:
+        conn.execute(sql, params)
+    finally:
+        conn.execute(f"SET threads = {int(threads)}")
+
+
+def customer_buckets(rows: int, limit_bytes: int | None, bytes_per_row: int) -> int:
+    """How many buckets of customers a per-customer statement over `rows` input rows is run
+    in, so that each stays within the memory limit: 1 whenever the rows fit (every dataset
+    up to 10M lines under the default limit), never 0."""
+    if limit_bytes is None or limit_bytes <= 0:
+        return 1
+    return max(1, math.ceil(rows * bytes_per_row / limit_bytes))
+
+
+def create_by_customer_buckets(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    queries: tuple[str, str],
+    input_table: str,
+    buckets: int | None = None,
+    *,
+    params: Mapping[str, object] | None = None,
+    bytes_per_row: int = RUNNING_SUM_BYTES_PER_ROW,
+) -> int:
+    """`CREATE TEMP TABLE table AS query` for a per-customer query (its windows partitioned
+    by customer), in buckets of customers when its input would not fit in DuckDB's memory
+    limit: a window over every customer's history does not spill to disk (100M lines ran out
+    of memory). `queries`: the whole query and the same for one bucket, which keeps the
+    customers with `hash(customer_id) % $customer_buckets = $customer_bucket`; the buckets'
+    rows together are the whole query's. The count follows the rows of `input_table` (one
+    bucket, the whole query, up to 10M lines under the default limit) unless `buckets` is
+    given. Returns it."""
+    whole, one_bucket = queries
+    if buckets is None:
+        rows = int(scalar(conn, f"SELECT count(*) FROM {input_table}"))
+        buckets = customer_buckets(rows, memory_limit_bytes(conn), bytes_per_row)
+    if buckets == 1:
+        execute_within_memory(conn, f"CREATE OR REPLACE TEMP TABLE {table} AS {whole}", params)
+        return 1
+    for bucket in range(buckets):
+        head = f"CREATE OR REPLACE TEMP TABLE {table} AS" if bucket == 0 else f"INSERT INTO {table}"
+        execute_within_memory(
+            conn,
+            f"{head} {one_bucket}",
+            {**(params or {}), "customer_buckets": buckets, "customer_bucket": bucket},
+        )
+    return buckets
 
 
 def _month_batches(
@@ -761,22 +870,37 @@ def compute_snapshots(
             conn.execute(f"INSERT INTO {into}_tiers SELECT * FROM _month_tier_rows")
         finally:
             conn.unregister("_month_tier_rows")
-        conn.execute(MONTH_PRICE_SEGMENTS_SQL)
+        create_by_customer_buckets(
+            conn,
+            MONTH_PRICE_SEGMENTS_TABLE,
+            (MONTH_PRICE_SEGMENTS_SQL, MONTH_PRICE_SEGMENTS_BUCKET_SQL),
+            CATEGORY_MONTHS_TABLE,
+        )
         # One window start for every month (the default): the RFM values once, as running
         # sums, and the batches only score them. Else per batch, by joining each window.
         running = len({row["window_start"] for row in month_rows}) == 1
         if running:
-            conn.execute(MONTH_VALUES_RUNNING_SQL)
+            create_by_customer_buckets(
+                conn,
+                MONTH_VALUES_TABLE,
+                (MONTH_VALUES_RUNNING_SQL, MONTH_VALUES_RUNNING_BUCKET_SQL),
+                ORDER_DAYS_TABLE,
+            )
         per_month = dict(
             conn.execute(MONTH_VALUE_ROWS_SQL if running else MONTH_ROWS_SQL).fetchall()
         )
-        batches = _month_batches(month_rows, per_month, SNAPSHOT_BATCH_ROWS, cumulative=not running)
+        limit = memory_limit_bytes(conn)
+        batch_rows = SNAPSHOT_BATCH_ROWS
+        if limit is not None:
+            batch_rows = max(1, min(batch_rows, limit // SNAPSHOT_BYTES_PER_ROW))
+        batches = _month_batches(month_rows, per_month, batch_rows, cumulative=not running)
         cols = ", ".join(CUSTOMER_SNAPSHOTS.column_names)
         for batch in batches:
             _create_months_table(conn, batch)
             if not running:
                 conn.execute(MONTH_VALUES_JOINED_SQL)
-            conn.execute(
+            execute_within_memory(
+                conn,
                 f"INSERT INTO {into} ({cols}) SELECT {cols} FROM ({ALL_MONTHS_SNAPSHOT_SQL})",
                 segment_map.sql_params(),
             )

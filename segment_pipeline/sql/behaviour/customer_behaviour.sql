@@ -4,6 +4,8 @@ WITH lines AS (
     FROM {{ staging.sales_lines }} AS l
     JOIN {{ marts.occupation_groups }} AS o USING (occupation)
     JOIN {{ marts.category_price_segments }} AS p USING (category)
+    -- empty, or one bucket of customers when the snapshots' check runs it in buckets
+    {{ customer_bucket_filter }}
 ),
 customers AS (
     SELECT

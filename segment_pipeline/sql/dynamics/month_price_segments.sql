@@ -7,7 +7,9 @@
 -- Time linear in history, where joining the category spend of every month up to each month
 -- was months x history (30-35 s of 79 s at 10M lines). The counts of summed rows per tier stand
 -- for "a line in the tier": the rule's NULL, which a spend of 0 is not.
-CREATE OR REPLACE TEMP TABLE {{ month_price_segments_table }} AS
+-- Run once per bucket of customers ($customer_bucket of $customer_buckets, by the hash of the
+-- id: every row of a customer in one bucket), so that the running sums stay within DuckDB's
+-- memory whatever the history (logic/dynamics.py, `customer_buckets`).
 WITH months AS (
     SELECT
         snapshot_month,
@@ -32,6 +34,7 @@ held AS (
     SELECT b.snapshot_month, c.customer_id, c.category, c.amount
     FROM {{ category_months_table }} AS c
     JOIN buckets AS b USING (order_month)
+    {{ customer_bucket_filter }}
 ),
 changes AS (
     -- a category whose tier differs from the previous month's (either may be none)

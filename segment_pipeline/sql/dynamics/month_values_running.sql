@@ -3,8 +3,8 @@
 -- Each summed order-day is counted once, in the first month whose window holds it, and a
 -- month's values are running sums, minima and maxima over those months: time linear in
 -- history where joining every month's window was months x history. An order counts from the
--- month of its first day in the window, so distinct orders stay distinct.
-CREATE OR REPLACE TEMP TABLE {{ month_values_table }} AS
+-- month of its first day in the window, so distinct orders stay distinct. Run once per bucket
+-- of customers, as month_price_segments.sql.
 WITH months AS (
     SELECT
         snapshot_month, window_start, window_end,
@@ -19,6 +19,7 @@ first_month AS (
     JOIN months AS m
         ON o.order_date BETWEEN m.window_start AND m.window_end
         AND (m.previous_end IS NULL OR o.order_date > m.previous_end)
+    {{ customer_bucket_filter }}
 ),
 month_sums AS (
     SELECT
