@@ -60,7 +60,8 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
         resources={
             # Values from environment variables stay references to them (dg.EnvVar).
             "warehouse": DuckDBWarehouse(
-                path=settings.env_or_value("db_path", str(settings.db_path))
+                path=settings.env_or_value("db_path", str(settings.db_path)),
+                memory_limit=settings.env_or_value("memory_limit", settings.memory_limit),
             ),
             "dataset": DatasetResource.for_settings(settings),
             **{key: value for module in ANALYSIS_LAYERS for key, value in module.RESOURCES.items()},

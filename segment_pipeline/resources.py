@@ -26,6 +26,7 @@ import duckdb
 
 from segment_pipeline.settings import (
     DEFAULT_DB_PATH,
+    DEFAULT_MEMORY_LIMIT,
     DEFAULT_SQL_CHUNK_ROWS,
     DEFAULT_UNDATED_DAY,
     PipelineSettings,
@@ -120,11 +121,11 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     path: str = str(DEFAULT_DB_PATH)
     lock_timeout_seconds: float = 900.0
-    memory_limit: str = "900MB"
-    """DuckDB's memory limit per connection. Larger work spills to `<database>.tmp/` next to
-    the file, so a run's memory stays bounded whatever the data size (the process needs about
-    0.5 GB on top for Python, pandas and polars: 900 MB keeps a 10M-line run under 1.5 GB of
-    RSS; see docs/performance.md)."""
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    """DuckDB's memory limit per connection (`SEGMENT_PIPELINE_MEMORY_LIMIT`). Larger work
+    spills to `<database>.tmp/` next to the file, so a run's memory stays bounded whatever the
+    data size (the process needs about 0.5 GB on top for Python, pandas and polars: 900 MB
+    keeps a 10M-line run under 1.5 GB of RSS; see docs/performance.md)."""
 
     atomic_runs: bool = True
     """A failed run leaves every table as it was: the run's steps share one connection and

@@ -45,6 +45,12 @@ _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION"}
 
 
+def settings_warehouse(settings: PipelineSettings) -> DuckDBWarehouse:
+    """The warehouse of `settings` with their values (the definitions' resource may hold
+    unresolved `dg.EnvVar`s of them)."""
+    return DuckDBWarehouse(path=str(settings.db_path), memory_limit=settings.memory_limit)
+
+
 @dataclass
 class RunOutcome:
     """What a pipeline run did, for the CLI's exit code and for tests."""
@@ -162,7 +168,7 @@ def execute_pipeline(
     config = {**_QUIET_CONSOLE, **(run_config or {})}
     day_config = _with_day_range(config, start, end, partitioned)
     # The settings' database (the definitions' resource may be an unresolved dg.EnvVar of it).
-    warehouse = DuckDBWarehouse(path=str(settings.db_path))
+    warehouse = settings_warehouse(settings)
     # Both runs in one run scope (each run's own would keep the first before the second
     # starts): a failure in either leaves every table as it was.
     scope = warehouse.run_scope() if warehouse.atomic_runs else contextlib.nullcontext()
@@ -404,10 +410,9 @@ def summarise(settings: PipelineSettings) -> str:
     """Rows per table, quarantined rows by rule, and where the figures are."""
     if not Path(settings.db_path).exists():
         return "(no warehouse file written)"
-    from segment_pipeline.resources import DuckDBWarehouse
 
     lines = [f"Warehouse: {settings.db_path}"]
-    with DuckDBWarehouse(path=str(settings.db_path)).connect() as conn:
+    with settings_warehouse(settings).connect() as conn:
         tables = conn.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() "
             "WHERE database_name = current_database() ORDER BY schema_name, table_name"

@@ -18,6 +18,7 @@ CLI flags and defaults.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
@@ -36,6 +37,7 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 DEFAULT_UNDATED_DAY = date(2024, 11, 29)
 DEFAULT_SCHEDULE_CRON = "30 4 * * *"  # 04:30, after the day's files have landed
 DEFAULT_SQL_CHUNK_ROWS = 50_000
+DEFAULT_MEMORY_LIMIT = "900MB"
 
 ENV_PREFIX = "SEGMENT_PIPELINE_"
 
@@ -58,6 +60,7 @@ ENV_VARS: dict[str, str] = {
     "sql_customers_table": ENV_PREFIX + "SQL_CUSTOMERS",
     "sql_products_table": ENV_PREFIX + "SQL_PRODUCTS",
     "sql_chunk_rows": ENV_PREFIX + "SQL_CHUNK_ROWS",
+    "memory_limit": ENV_PREFIX + "MEMORY_LIMIT",
 }
 
 
@@ -95,6 +98,9 @@ class PipelineSettings:
     sql_customers_table: str = "customers"
     sql_products_table: str = "products"
     sql_chunk_rows: int = DEFAULT_SQL_CHUNK_ROWS
+    #: DuckDB's memory limit per connection (the warehouse resource's `memory_limit`); larger
+    #: work spills to a folder next to the database. The process needs about 0.5 GB on top.
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
     #: The fields whose value came from their environment variable: resources built from these
     #: settings reference the variable (`dg.EnvVar`) instead of copying its value.
     from_environment: frozenset[str] = field(default=frozenset(), compare=False)
@@ -204,6 +210,19 @@ def _positive_int(origin: str, value: str) -> int:
     return number
 
 
+#: A DuckDB memory size: a number and a unit (its own spelling: 900MB, 1.5GB, 512MiB).
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)", re.IGNORECASE)
+
+
+def _memory_size(origin: str, value: str) -> str:
+    if not _MEMORY_SIZE.fullmatch(value):
+        raise SettingsError(
+            f"{origin}={value!r} is not a memory size; use a number and a unit such as "
+            "900MB, 2GB or 512MiB"
+        )
+    return value
+
+
 _PARSERS: dict[str, Callable[[str, str], object]] = {
     "data_dir": _path,
     "source_format": _lower,
@@ -217,6 +236,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "schedule_timezone": _zone,
     "schedule_enabled": _flag,
     "sql_chunk_rows": _positive_int,
+    "memory_limit": _memory_size,
 }
 assert set(_PARSERS) - {"end_date"} <= set(ENV_VARS)
 assert set(ENV_VARS) <= {f.name for f in fields(PipelineSettings)}

@@ -15,6 +15,7 @@ import pytest
 from segment_pipeline import cli
 from segment_pipeline.definitions import build_definitions
 from segment_pipeline.resources import DatasetResource
+from segment_pipeline.runner import settings_warehouse
 from segment_pipeline.settings import ENV_VARS, PipelineSettings, SettingsError
 from segment_pipeline_tests.conftest import SAMPLE_DIR
 
@@ -33,6 +34,7 @@ def test_every_variable_is_read_and_parsed(tmp_path: Path) -> None:
         ENV_VARS["schedule_enabled"]: "true",
         ENV_VARS["sql_transactions_table"]: "sales.lines",
         ENV_VARS["sql_chunk_rows"]: "700",
+        ENV_VARS["memory_limit"]: "2.5GB",
         "UNRELATED": "x",
     }
     settings = PipelineSettings.from_env(env)
@@ -43,6 +45,7 @@ def test_every_variable_is_read_and_parsed(tmp_path: Path) -> None:
     assert (settings.schedule_cron, settings.schedule_timezone) == ("0 1 * * *", "Europe/London")
     assert settings.schedule_enabled is True
     assert (settings.sql_transactions_table, settings.sql_chunk_rows) == ("sales.lines", 700)
+    assert settings.memory_limit == "2.5GB"
     assert settings.sql_customers_table == "customers"  # unset: the default
     assert settings.from_environment == {name for name, var in ENV_VARS.items() if var in env}
     # A CLI flag replaces a value: it no longer comes from the environment.
@@ -57,6 +60,8 @@ def test_every_variable_is_read_and_parsed(tmp_path: Path) -> None:
         ("timezone", "Mars/Olympus", "SEGMENT_PIPELINE_TIMEZONE='Mars/Olympus' is not a time"),
         ("sql_chunk_rows", "many", "SEGMENT_PIPELINE_SQL_CHUNK_ROWS must be a whole number"),
         ("sql_chunk_rows", "0", "SEGMENT_PIPELINE_SQL_CHUNK_ROWS must be a whole number"),
+        ("memory_limit", "lots", "SEGMENT_PIPELINE_MEMORY_LIMIT='lots' is not a memory size"),
+        ("memory_limit", "900", "SEGMENT_PIPELINE_MEMORY_LIMIT='900' is not a memory size"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, message: str) -> None:
@@ -73,6 +78,7 @@ def test_resources_reference_the_variables_and_flags_are_values(tmp_path: Path) 
     assert warehouse.path.env_var_name == "SEGMENT_PIPELINE_DB"
     assert isinstance(dataset.data_dir, dg.EnvVar)
     assert dataset.source_format == "canonical"  # a default: a value
+    assert warehouse.memory_limit == "900MB"
     # The CLI's --db is a value in the resource config, not a variable.
     flagged = build_definitions(from_env.with_overrides(db_path=tmp_path / "flag.duckdb"))
     assert flagged.resources["warehouse"].path == str(tmp_path / "flag.duckdb")
@@ -142,3 +148,16 @@ def test_env_example_lists_every_variable() -> None:
     listed = (PROJECT_ROOT / ".env.example").read_text()
     missing = [var for var in [*ENV_VARS.values(), URL_ENV] if f"# {var}=" not in listed]
     assert not missing, f".env.example does not list {missing}"
+
+
+def test_the_memory_limit_reaches_duckdb(tmp_path: Path) -> None:
+    """SEGMENT_PIPELINE_MEMORY_LIMIT is the limit of the connections a CLI run opens (its run
+    scope's) and a reference to the variable in the definitions' resource."""
+    env = {ENV_VARS["db_path"]: str(tmp_path / "w.duckdb"), ENV_VARS["memory_limit"]: "64MB"}
+    settings = PipelineSettings.from_env(env)
+    resource = build_definitions(settings).resources["warehouse"]
+    assert isinstance(resource.memory_limit, dg.EnvVar)
+    assert resource.memory_limit.env_var_name == "SEGMENT_PIPELINE_MEMORY_LIMIT"
+    with settings_warehouse(settings).connect() as conn:
+        limit = conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit == "61.0 MiB"  # DuckDB's reading of 64 MB
