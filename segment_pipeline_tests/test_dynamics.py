@@ -480,14 +480,16 @@ def test_left_the_window_with_a_look_back_window() -> None:
     assert sum(v[0] for k, v in cells.items() if k[0] == "(entered)") == 1
 
 
-def test_last_moves_hand_computed() -> None:
+@pytest.mark.parametrize("buckets", [None, 2, 4])
+def test_last_moves_hand_computed(buckets: int | None) -> None:
+    """The same rows at once (None: what the rows and the memory limit give, here 1) and in
+    buckets of customers."""
     conn = _warehouse()
     _snapshots(conn)
-    replace_rows(
+    dyn.replace_last_moves(
         conn,
-        dyn.CUSTOMER_LAST_MOVES,
-        dyn.CUSTOMER_LAST_MOVES_SQL,
         {"lapse_days": LAPSE_DAYS, "ranked": ["Price_Low", "Price_Mid", "Price_High"]},
+        buckets=buckets,
     )
     got = conn.execute("SELECT * FROM marts.customer_last_moves").df().set_index("customer_id")
     cols = [

@@ -512,10 +512,8 @@ def customer_last_moves(
     settings = dynamics_settings.checked()
     with warehouse.connect() as conn:
         months = _ensure_snapshots(conn)
-        rows = replace_rows(
+        rows = dyn.replace_last_moves(
             conn,
-            dyn.CUSTOMER_LAST_MOVES,
-            dyn.CUSTOMER_LAST_MOVES_SQL,
             {"lapse_days": settings.lapse_days, "ranked": dyn.baseline_params(1, 1)["ranked"]},
         )
         latest, distinct = conn.execute(LAST_MOVES_COVERAGE_SQL).fetchall()[0]

@@ -83,7 +83,7 @@ from segment_pipeline.logic.staging import (
 )
 from segment_pipeline.logic.strategy import RuleTable, all_cells
 from segment_pipeline.sql_files import load_sql, placeholders, sql_text
-from segment_pipeline.tables import Column, TableDef, scalar
+from segment_pipeline.tables import Column, TableDef, replace_rows, scalar
 
 # --------------------------------------------------------------------------------------------
 # States
@@ -1057,7 +1057,39 @@ TRANSITIONS_CONSERVATION_SQL = load_sql("dynamics/transitions_conservation")
 
 #: Per customer of the latest snapshot: the last month their segment / price tier changed.
 #: Parameters: $lapse_days, $ranked (the tiers low to high).
-CUSTOMER_LAST_MOVES_SQL = load_sql("dynamics/customer_last_moves")
+CUSTOMER_LAST_MOVES_SQL = load_sql("dynamics/customer_last_moves", customer_bucket_filter="")
+CUSTOMER_LAST_MOVES_BUCKET_SQL = load_sql(
+    "dynamics/customer_last_moves", customer_bucket_filter=CUSTOMER_BUCKET_FILTER
+)
+
+
+def replace_last_moves(
+    conn: duckdb.DuckDBPyConnection, params: Mapping[str, object], buckets: int | None = None
+) -> int:
+    """marts.customer_last_moves from every stored snapshot (CUSTOMER_LAST_MOVES_SQL, its
+    windows by customer over every month), in buckets of customers when the snapshot rows
+    would not fit in DuckDB's memory (one statement up to 10M lines under the default limit)
+    unless `buckets` is given. Returns the rows written."""
+    if buckets is None:
+        rows = int(scalar(conn, f"SELECT count(*) FROM {CUSTOMER_SNAPSHOTS.fqn}"))
+        buckets = customer_buckets(rows, memory_limit_bytes(conn), SNAPSHOT_BYTES_PER_ROW)
+    if buckets == 1:
+        return replace_rows(conn, CUSTOMER_LAST_MOVES, CUSTOMER_LAST_MOVES_SQL, params)
+    create_by_customer_buckets(
+        conn,
+        "_last_moves",
+        (CUSTOMER_LAST_MOVES_SQL, CUSTOMER_LAST_MOVES_BUCKET_SQL),
+        CUSTOMER_SNAPSHOTS.fqn,
+        buckets,
+        params=params,
+    )
+    try:
+        return replace_rows(
+            conn, CUSTOMER_LAST_MOVES, "SELECT * FROM _last_moves ORDER BY customer_id"
+        )
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _last_moves")
+
 
 # --------------------------------------------------------------------------------------------
 # Experiment sizing
