@@ -1183,8 +1183,7 @@ def test_the_months_statistics_equal_the_layers_statistics_as_of_each_month(
     last_line = max(JAN + timedelta(days=d) for _, d, _, _ in lines)
     months = [m for m in dyn.months_between(JAN, date(2025, 5, 31)) if m <= last_line]
     dyn.stage_lines(conn, dyn.month_end(months[-1]))
-    for statement in dyn.PREPARE_SNAPSHOT_INPUTS_SQL:
-        conn.execute(statement)
+    dyn.prepare_snapshot_inputs(conn)
     dyn._create_months_table(conn, [{"snapshot_month": m} for m in months])
     occupation_stats = conn.execute(dyn.MONTH_OCCUPATION_STATS_SQL).df()
     category_stats = conn.execute(dyn.MONTH_CATEGORY_STATS_SQL).df()

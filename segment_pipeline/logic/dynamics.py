@@ -591,15 +591,40 @@ def _with_temp_tables(name: str, **fragments: str) -> str:
     return load_sql(name, **tables, **fragments)
 
 
-PREPARE_SNAPSHOT_INPUTS_SQL = tuple(
-    _with_temp_tables(name)
-    for name in (
-        "dynamics/prepare_order_days",
-        "dynamics/prepare_month_orders",  # reads the order days
-        "dynamics/prepare_category_months",
-        "dynamics/prepare_profiles",
+#: The summed inputs of the snapshots, in order: (temp table, its query whole and for one
+#: bucket of customers, the table it reads).
+PREPARE_SNAPSHOT_INPUTS = tuple(
+    (
+        table,
+        (
+            _with_temp_tables(name, customer_bucket_filter=""),
+            _with_temp_tables(name, customer_bucket_filter=CUSTOMER_BUCKET_FILTER),
+        ),
+        source,
+    )
+    for table, name, source in (
+        (ORDER_DAYS_TABLE, "dynamics/prepare_order_days", LINES_TABLE),
+        (MONTH_ORDERS_TABLE, "dynamics/prepare_month_orders", ORDER_DAYS_TABLE),
+        (CATEGORY_MONTHS_TABLE, "dynamics/prepare_category_months", LINES_TABLE),
+        (PROFILES_TABLE, "dynamics/prepare_profiles", LINES_TABLE),
     )
 )
+#: DuckDB memory the summing of the copied lines may take per input row: one bucket up to
+#: 15M lines under the default limit. 100M lines in one go ran out of memory under 858 MiB
+#: (stops 24 and 25); 10M lines in one go passed under 86 MiB, so this budget is a guess
+#: between the two (7 buckets at 100M lines).
+PREPARE_BYTES_PER_ROW = 60
+
+
+def prepare_snapshot_inputs(conn: duckdb.DuckDBPyConnection) -> None:
+    """The summed inputs of the snapshots (PREPARE_SNAPSHOT_INPUTS) from the copied lines,
+    each per customer, so in buckets of customers when its input would not fit in memory."""
+    for table, queries, source in PREPARE_SNAPSHOT_INPUTS:
+        create_by_customer_buckets(
+            conn, table, queries, source, bytes_per_row=PREPARE_BYTES_PER_ROW
+        )
+
+
 #: Order-days per calendar month of the data (what each month's look-back window joins), to
 #: cut the months into batches that stay within DuckDB's memory limit.
 MONTH_ROWS_SQL = _with_temp_tables("dynamics/month_rows")
@@ -850,8 +875,7 @@ def compute_snapshots(
             }
         )
     if month_rows:
-        for statement in PREPARE_SNAPSHOT_INPUTS_SQL:
-            conn.execute(statement)
+        prepare_snapshot_inputs(conn)
         _create_months_table(conn, month_rows)
         occupations, tiers = month_lookups(conn, min_customers_per_occupation)
         lookups = {

@@ -1,4 +1,6 @@
-CREATE OR REPLACE TEMP TABLE {{ order_days_table }} AS
+-- Run by logic/dynamics.py `prepare_snapshot_inputs`, in buckets of customers when the lines
+-- would not fit in DuckDB's memory (`customer_bucket_filter`).
 SELECT customer_id, order_id, CAST(order_ts AS DATE) AS order_date, sum(amount) AS amount
 FROM {{ lines_table }}
+{{ customer_bucket_filter }}
 GROUP BY ALL
