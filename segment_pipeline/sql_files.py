@@ -22,6 +22,7 @@ checks that every file is used and every table placeholder names a declared rela
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
@@ -74,3 +75,18 @@ def load_sql(name: str, **fragments: str) -> str:
 
     # one pass: a fragment's own text is never scanned for placeholders
     return PLACEHOLDER.sub(fill, text)
+
+
+#: The fragment `{{ customer_bucket_filter }}` of a per-customer query run in buckets of
+#: customers to stay within DuckDB's memory limit: it keeps bucket $customer_bucket of
+#: $customer_buckets by the hash of the id (logic/dynamics.py, `create_by_customer_buckets`).
+CUSTOMER_BUCKET_FILTER = "WHERE hash(customer_id) % $customer_buckets = $customer_bucket"
+
+
+def whole_and_one_bucket(load: Callable[..., str], name: str, **fragments: str) -> tuple[str, str]:
+    """A per-customer statement twice, by `load` (`load_sql` or a wrapper of it): whole (its
+    `customer_bucket_filter` empty) and for one bucket of customers (CUSTOMER_BUCKET_FILTER)."""
+    return (
+        load(name, customer_bucket_filter="", **fragments),
+        load(name, customer_bucket_filter=CUSTOMER_BUCKET_FILTER, **fragments),
+    )

@@ -43,7 +43,7 @@ import pandas as pd
 # Importing the modules that declare the tables and views these SQL files read registers
 # the names their placeholders resolve against (segment_pipeline.sql_files).
 from segment_pipeline.logic.staging import PRODUCT_LINES_VIEW, SALES_LINES_VIEW  # noqa: F401
-from segment_pipeline.sql_files import load_sql
+from segment_pipeline.sql_files import load_sql, whole_and_one_bucket
 from segment_pipeline.tables import Column, TableDef
 
 UNKNOWN = "Unknown"
@@ -343,20 +343,10 @@ DOMINANT_PRICE_SEGMENT_SQL = (
 #: One row per customer from the sale lines and the two lookup tables, with the dominant
 #: price segment (DOMINANT_PRICE_SEGMENT_SQL). Lines without a category (price segment
 #: Unknown) are counted in the customer's totals but never choose the segment.
-CUSTOMER_BEHAVIOUR_SQL = load_sql(
-    "behaviour/customer_behaviour",
-    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
-    customer_bucket_filter="",
-)
-#: Keeps one bucket of customers ($customer_bucket of $customer_buckets, by the hash of the
-#: id) in a per-customer query run in buckets to stay within DuckDB's memory limit (see
-#: logic/dynamics.py, `create_by_customer_buckets`).
-CUSTOMER_BUCKET_FILTER = "WHERE hash(customer_id) % $customer_buckets = $customer_bucket"
-#: CUSTOMER_BEHAVIOUR_SQL for one bucket of customers.
-CUSTOMER_BEHAVIOUR_BUCKET_SQL = load_sql(
-    "behaviour/customer_behaviour",
-    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
-    customer_bucket_filter=CUSTOMER_BUCKET_FILTER,
+#: CUSTOMER_BEHAVIOUR_BUCKET_SQL: the same for one bucket of customers (the snapshots' as-of
+#: check runs it in buckets when the lines would not fit in DuckDB's memory).
+CUSTOMER_BEHAVIOUR_SQL, CUSTOMER_BEHAVIOUR_BUCKET_SQL = whole_and_one_bucket(
+    load_sql, "behaviour/customer_behaviour", dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL
 )
 
 #: Segment metrics from marts.customer_behaviour (orders of different customers never

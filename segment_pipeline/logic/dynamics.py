@@ -54,7 +54,6 @@ from segment_pipeline.logic.behaviour import (
     CATEGORY_STATS_SQL,
     CUSTOMER_BEHAVIOUR_BUCKET_SQL,
     CUSTOMER_BEHAVIOUR_SQL,
-    CUSTOMER_BUCKET_FILTER,
     DOMINANT_PRICE_SEGMENT_SQL,
     OCCUPATION_GROUPS_TABLE,
     OCCUPATION_STATS_SQL,
@@ -82,7 +81,7 @@ from segment_pipeline.logic.staging import (
     day_batches,
 )
 from segment_pipeline.logic.strategy import RuleTable, all_cells
-from segment_pipeline.sql_files import load_sql, placeholders, sql_text
+from segment_pipeline.sql_files import load_sql, placeholders, sql_text, whole_and_one_bucket
 from segment_pipeline.tables import Column, TableDef, replace_rows, scalar
 
 # --------------------------------------------------------------------------------------------
@@ -594,14 +593,7 @@ def _with_temp_tables(name: str, **fragments: str) -> str:
 #: The summed inputs of the snapshots, in order: (temp table, its query whole and for one
 #: bucket of customers, the table it reads).
 PREPARE_SNAPSHOT_INPUTS = tuple(
-    (
-        table,
-        (
-            _with_temp_tables(name, customer_bucket_filter=""),
-            _with_temp_tables(name, customer_bucket_filter=CUSTOMER_BUCKET_FILTER),
-        ),
-        source,
-    )
+    (table, whole_and_one_bucket(_with_temp_tables, name), source)
     for table, name, source in (
         (ORDER_DAYS_TABLE, "dynamics/prepare_order_days", LINES_TABLE),
         (MONTH_ORDERS_TABLE, "dynamics/prepare_month_orders", ORDER_DAYS_TABLE),
@@ -637,26 +629,17 @@ SNAPSHOT_BATCH_ROWS = 6_000_000
 SNAPSHOT_BYTES_PER_ROW = 150
 #: The months' RFM values into MONTH_VALUES_TABLE: as running sums when every month's window
 #: starts on the same day (linear in history), else by joining each month's window.
-MONTH_VALUES_RUNNING_SQL = _with_temp_tables(
-    "dynamics/month_values_running", customer_bucket_filter=""
+MONTH_VALUES_RUNNING_SQL, MONTH_VALUES_RUNNING_BUCKET_SQL = whole_and_one_bucket(
+    _with_temp_tables, "dynamics/month_values_running"
 )
 MONTH_VALUES_JOINED_SQL = _with_temp_tables("dynamics/month_values_joined")
 #: Every month's dominant price segment per customer into MONTH_PRICE_SEGMENTS_TABLE, as
 #: running sums of the spend per tier (linear in history, whatever the windows).
-MONTH_PRICE_SEGMENTS_SQL = _with_temp_tables(
+#: (The *_BUCKET_SQL of both: for one bucket of customers, `create_by_customer_buckets`.)
+MONTH_PRICE_SEGMENTS_SQL, MONTH_PRICE_SEGMENTS_BUCKET_SQL = whole_and_one_bucket(
+    _with_temp_tables,
     "dynamics/month_price_segments",
     dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
-    customer_bucket_filter="",
-)
-#: The two running-sum statements above for one bucket of customers, when the whole would
-#: not fit in memory (`create_by_customer_buckets`).
-MONTH_VALUES_RUNNING_BUCKET_SQL = _with_temp_tables(
-    "dynamics/month_values_running", customer_bucket_filter=CUSTOMER_BUCKET_FILTER
-)
-MONTH_PRICE_SEGMENTS_BUCKET_SQL = _with_temp_tables(
-    "dynamics/month_price_segments",
-    dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL,
-    customer_bucket_filter=CUSTOMER_BUCKET_FILTER,
 )
 
 ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
@@ -728,6 +711,12 @@ def customer_buckets(rows: int, limit_bytes: int | None, bytes_per_row: int) -> 
     return max(1, math.ceil(rows * bytes_per_row / limit_bytes))
 
 
+def buckets_for(conn: duckdb.DuckDBPyConnection, input_table: str, bytes_per_row: int) -> int:
+    """`customer_buckets` for the rows of `input_table` under `conn`'s memory limit."""
+    rows = int(scalar(conn, f"SELECT count(*) FROM {input_table}"))
+    return customer_buckets(rows, memory_limit_bytes(conn), bytes_per_row)
+
+
 def create_by_customer_buckets(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -748,8 +737,7 @@ def create_by_customer_buckets(
     given. Returns it."""
     whole, one_bucket = queries
     if buckets is None:
-        rows = int(scalar(conn, f"SELECT count(*) FROM {input_table}"))
-        buckets = customer_buckets(rows, memory_limit_bytes(conn), bytes_per_row)
+        buckets = buckets_for(conn, input_table, bytes_per_row)
     if buckets == 1:
         execute_within_memory(conn, f"CREATE OR REPLACE TEMP TABLE {table} AS {whole}", params)
         return 1
@@ -1081,9 +1069,8 @@ TRANSITIONS_CONSERVATION_SQL = load_sql("dynamics/transitions_conservation")
 
 #: Per customer of the latest snapshot: the last month their segment / price tier changed.
 #: Parameters: $lapse_days, $ranked (the tiers low to high).
-CUSTOMER_LAST_MOVES_SQL = load_sql("dynamics/customer_last_moves", customer_bucket_filter="")
-CUSTOMER_LAST_MOVES_BUCKET_SQL = load_sql(
-    "dynamics/customer_last_moves", customer_bucket_filter=CUSTOMER_BUCKET_FILTER
+CUSTOMER_LAST_MOVES_SQL, CUSTOMER_LAST_MOVES_BUCKET_SQL = whole_and_one_bucket(
+    load_sql, "dynamics/customer_last_moves"
 )
 
 
@@ -1095,8 +1082,7 @@ def replace_last_moves(
     would not fit in DuckDB's memory (one statement up to 10M lines under the default limit)
     unless `buckets` is given. Returns the rows written."""
     if buckets is None:
-        rows = int(scalar(conn, f"SELECT count(*) FROM {CUSTOMER_SNAPSHOTS.fqn}"))
-        buckets = customer_buckets(rows, memory_limit_bytes(conn), SNAPSHOT_BYTES_PER_ROW)
+        buckets = buckets_for(conn, CUSTOMER_SNAPSHOTS.fqn, SNAPSHOT_BYTES_PER_ROW)
     if buckets == 1:
         return replace_rows(conn, CUSTOMER_LAST_MOVES, CUSTOMER_LAST_MOVES_SQL, params)
     create_by_customer_buckets(
