@@ -255,6 +255,65 @@ def test_product_summary_top_products_and_tie_break() -> None:
     assert top[top["segment"] == "Champions"]["is_premium"].tolist() == [True, False, False]
 
 
+summary_purchases = st.lists(
+    st.tuples(
+        st.integers(0, 5),  # customer (two segments: even and odd customers)
+        st.integers(0, 3),  # order id: shared by customers, as some real exports have it
+        st.integers(0, 4),  # product
+        st.sampled_from(["X", "Y"]),  # category: a product may be sold under both
+        st.integers(1, 3),  # quantity
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(summary_purchases)
+def test_product_summary_counts_equal_distinct_counts_over_the_lines(raw: list[tuple]) -> None:
+    """Lines, distinct orders and distinct customers per segment and product / category equal
+    pandas' counts over the purchases themselves, with order ids shared by customers and
+    products sold under two categories (the summary counts DISTINCT rows, not count(DISTINCT))."""
+    rows = [
+        (
+            f"l{i}",
+            f"o{o}",
+            f"c{c}",
+            "2026-01-01 10:00",
+            "Champions" if c % 2 == 0 else "New Customers",
+            1 if c % 2 == 0 else 4,
+            f"P{p}",
+            category,
+            q,
+            10.0,
+            False,
+        )
+        for i, (c, o, p, category, q) in enumerate(raw)
+    ]
+    conn = _purchases_conn(rows)
+    replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
+    summary = _table(conn, "segment_product_summary")
+    purchases = _table(conn, "segment_product_purchases")
+    for level, column in (("product", "product_id"), ("category", "category")):
+        expected = (
+            purchases.groupby(["segment", column])
+            .agg(
+                lines=("line_id", "size"),
+                orders=("order_id", "nunique"),
+                customers=("customer_id", "nunique"),
+                quantity=("quantity", "sum"),
+            )
+            .sort_index()
+        )
+        got = (
+            summary[summary["level"] == level]
+            .set_index(["segment", "item_id"])[["lines", "orders", "customers", "quantity"]]
+            .sort_index()
+        )
+        got.index.names = ["segment", column]
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
 def test_champions_vs_new_side_by_side() -> None:
     conn = _purchases_conn()
     _build_downstream(conn)
