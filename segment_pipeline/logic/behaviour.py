@@ -370,11 +370,35 @@ def build_category_price_segments(conn: duckdb.DuckDBPyConnection) -> pd.DataFra
 
 QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 
-#: Summary statistics, quantiles and skewness (adjusted Fisher-Pearson G1, DuckDB's
-#: `skewness`) of raw and log1p line amounts.
-DISTRIBUTION_SUMMARY_SQL = load_sql(
-    "behaviour/distribution_summary", quantile_levels=str(list(QUANTILE_LEVELS))
-)
+#: Summary statistics and skewness (adjusted Fisher-Pearson G1, DuckDB's `skewness`) of raw
+#: and log1p line amounts.
+DISTRIBUTION_SUMMARY_SQL = load_sql("behaviour/distribution_summary")
+
+#: Per quantile level (`?`, DOUBLE[]): the two amounts quantile_cont interpolates between and
+#: the fraction between them, from the amounts counted per value (a grouping DuckDB can spill).
+AMOUNT_QUANTILE_RANKS_SQL = load_sql("behaviour/amount_quantile_ranks")
+
+#: DuckDB's own interpolation between two values: quantile_cont over the pair at the fraction
+#: (rank (2 - 1) * fraction lies between ranks 0 and 1, at that fraction).
+INTERPOLATE_PAIR_SQL = "SELECT quantile_cont(x, $fraction) FROM (VALUES ($lo), ($hi)) AS pair (x)"
+
+
+def amount_quantiles(
+    conn: duckdb.DuckDBPyConnection, levels: tuple[float, ...] = QUANTILE_LEVELS
+) -> list[float]:
+    """`quantile_cont(CAST(amount AS DOUBLE), levels)` over staging.transactions, equal to the
+    last bit, in bounded memory: the two amounts of each level come from amounts counted per
+    value, and DuckDB's own quantile_cont interpolates between them (its interpolation is
+    compiled with a fused multiply-add, which SQL arithmetic does not reproduce). Empty without
+    lines."""
+    ranks = conn.execute(AMOUNT_QUANTILE_RANKS_SQL, [list(levels)]).fetchall()
+    return [
+        float(
+            conn.execute(INTERPOLATE_PAIR_SQL, {"fraction": f, "lo": lo, "hi": hi}).fetchone()[0]  # type: ignore[index]
+        )
+        for _, lo, hi, f in ranks
+    ]
+
 
 #: Histogram of log1p(amount): `?` = lower edge, bin width, number of bins.
 LOG_HISTOGRAM_SQL = load_sql("behaviour/log_histogram")
@@ -770,8 +794,8 @@ def purchase_distribution_with_fit(
     """
     summary_frame = conn.execute(DISTRIBUTION_SUMMARY_SQL).df()
     summary = summary_frame.iloc[0].to_dict()
-    summary["quantiles"] = list(summary["quantiles"]) if summary["lines"] else []
     lines = int(summary["lines"])
+    summary["quantiles"] = amount_quantiles(conn) if lines else []
     log_lower = float(summary["log_min"]) if lines else 0.0
     log_max = float(summary["log_max"]) if lines else 1.0
     log_upper = log_max if log_max > log_lower else log_lower + 1.0  # all amounts equal
