@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from segment_pipeline.assets.behaviour import segments as segment_assets
 from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
     BEHAVIOURAL_SEGMENTS_SQL,
@@ -28,6 +29,7 @@ from segment_pipeline.logic.behaviour import (
     CUSTOMER_BEHAVIOUR_BUCKET_SQL,
     CUSTOMER_BEHAVIOUR_SQL,
     OCCUPATION_GROUPS_TABLE,
+    PRICE_UNKNOWN,
     QUANTILE_LEVELS,
     ClusterSettings,
     _em_gaussian_mixture,
@@ -335,6 +337,30 @@ def test_amount_quantiles_of_no_lines_are_empty() -> None:
     conn.execute("CREATE SCHEMA staging")
     conn.execute("CREATE TABLE staging.transactions (amount DECIMAL(18, 4))")
     assert amount_quantiles(conn) == []
+
+
+def test_behaviour_check_compares_spend_to_the_cent_exactly() -> None:
+    """every_customer_once compares spend in DECIMAL: zero when every line is in a customer's
+    spend (a DOUBLE total of 5.4M customers drifted by more than its cent of tolerance at 100M
+    lines), and a lost cent is seen."""
+    # DOUBLE: 0.1 + 0.2 = 0.30000000000000004, the exact total 0.3
+    rows = [
+        {"customer_id": f"c{i}", "order_id": f"o{i}", "category": "A", "amount": a}
+        for i, a in enumerate([0.1, 0.2])
+    ]
+    rows += [
+        {"customer_id": f"c{2 + i % 5}", "order_id": f"p{i}", "category": "A", "amount": a}
+        for i, a in enumerate([1234567.8901, 0.0001, 99999.9999, 0.3] * 10)
+    ]
+    conn = lines_db(rows)
+    run_chain(conn)
+    check = segment_assets.CUSTOMER_BEHAVIOUR_CHECK_SQL
+    customers, distinct, gap, _, _ = conn.execute(check, [PRICE_UNKNOWN]).fetchone()
+    assert (customers, distinct, gap) == (7, 7, 0.0)
+    conn.execute(
+        "UPDATE marts.customer_behaviour SET spend = spend - 0.01 WHERE customer_id = 'c3'"
+    )
+    assert conn.execute(check, [PRICE_UNKNOWN]).fetchone()[2] == pytest.approx(0.01)
 
 
 def test_unknown_category_takes_no_tier_and_does_not_move_the_cut_points() -> None:

@@ -5,9 +5,14 @@
 SELECT
     (SELECT count(DISTINCT customer_id) FROM {{ staging.transactions }}) AS sales_line_customers,
     (SELECT count(DISTINCT customer_id) FROM {{ marts.customer_behaviour }}) AS distinct_customers,
-    abs(coalesce((SELECT sum(spend) FROM {{ marts.customer_behaviour }}), 0)
-        - coalesce((SELECT CAST(sum(amount) AS DOUBLE) FROM {{ staging.transactions }}), 0))
-        AS spend_difference,
+    -- in DECIMAL: each customer's DOUBLE spend rounds back to its exact 4-decimal sum, where a
+    -- DOUBLE total of 5.4M customers' spend (100M lines) drifted by more than a cent
+    CAST(abs(
+        coalesce((
+            SELECT sum(CAST(spend AS DECIMAL(38, 4))) FROM {{ marts.customer_behaviour }}
+        ), 0)
+        - coalesce((SELECT sum(amount) FROM {{ staging.transactions }}), 0)
+    ) AS DOUBLE) AS spend_difference,
     (SELECT count(*) FROM {{ marts.customer_behaviour }} WHERE unknown_demographics)
         AS unknown_demographics,
     (SELECT count(*) FROM {{ marts.customer_behaviour }} WHERE price_segment = ?)

@@ -3,7 +3,9 @@ WITH segment_list AS (
         unnest($segments::VARCHAR[]) AS segment,
         unnest(range(1, len($segments::VARCHAR[]) + 1)) AS segment_order
 ),
-c AS (SELECT * FROM {{ marts.rfm_customer_segments }}),
+-- read three times: NOT MATERIALIZED, each read scans only the columns it needs (a materialised
+-- copy of 5.4M customers' rows did not fit in the default memory limit with 100M lines)
+c AS NOT MATERIALIZED (SELECT * FROM {{ marts.rfm_customer_segments }}),
 totals AS (SELECT count(*) AS customers, sum(monetary) AS revenue FROM c),
 per_segment AS (
     SELECT
@@ -23,13 +25,18 @@ per_segment AS (
     GROUP BY segment
 ),
 -- Distinct orders of the segment's customers in the window: an order id shared by two
--- customers of a segment is one order (sum(frequency) would count it twice).
+-- customers of a segment is one order (sum(frequency) would count it twice). Counted as
+-- DISTINCT (segment, order) rows, a grouping DuckDB can spill: count(DISTINCT order_id) per
+-- segment held every order id in memory.
 segment_orders AS (
-    SELECT c.segment, count(DISTINCT l.order_id) AS orders
-    FROM {{ staging.transactions }} AS l
-    JOIN c USING (customer_id)
-    WHERE CAST(l.order_ts AS DATE) BETWEEN c.window_start AND c.window_end
-    GROUP BY c.segment
+    SELECT segment, count(*) AS orders
+    FROM (
+        SELECT DISTINCT c.segment, l.order_id
+        FROM {{ staging.transactions }} AS l
+        INNER JOIN c USING (customer_id)
+        WHERE CAST(l.order_ts AS DATE) BETWEEN c.window_start AND c.window_end
+    )
+    GROUP BY segment
 )
 SELECT
     CAST(l.segment_order AS INTEGER) AS segment_order,
