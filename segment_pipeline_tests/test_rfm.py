@@ -22,8 +22,6 @@ from segment_pipeline.logic.rfm import (
     RF_CELL_COUNTS_SQL,
     RFM_CUSTOMER_SEGMENTS,
     RFM_CUSTOMER_SEGMENTS_SQL,
-    RFM_SUMMARY,
-    RFM_SUMMARY_SQL,
     SEGMENT_NAMES,
     RfmWindow,
     RfmWindowError,
@@ -31,6 +29,7 @@ from segment_pipeline.logic.rfm import (
     load_segment_map,
     parse_segment_map,
     read_window,
+    replace_rfm_summary,
     resolve_window,
     rf_grid_counts,
     rfm_params,
@@ -245,7 +244,7 @@ def test_empty_window_is_a_clear_error() -> None:
 def test_rfm_summary_worked_example() -> None:
     conn = make_staging(WORKED)
     build_rfm(conn)
-    replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, load_segment_map().segments_param())
+    replace_rfm_summary(conn, load_segment_map().segments_param())
     summary = conn.execute("SELECT * FROM marts.rfm_summary").df().set_index("segment")
     # every segment of the map is listed, in map order, empty ones with 0 customers
     assert list(summary.index) == list(SEGMENT_NAMES)
@@ -334,7 +333,7 @@ def test_every_customer_in_exactly_one_segment_and_ties_share_scores(raw: list[t
             assert group[score].nunique() == 1
         ordered = rfm.sort_values(value, ascending=higher_is_better)
         assert ordered[score].is_monotonic_increasing
-    replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, segment_map.segments_param())
+    replace_rfm_summary(conn, segment_map.segments_param())
     summary = conn.execute("SELECT * FROM marts.rfm_summary").df()
     assert summary["customers"].sum() == len(customers)
     assert summary["customer_share"].sum() == pytest.approx(1)
@@ -562,7 +561,7 @@ def test_rfm_summary_orders_are_distinct_orders() -> None:
         ]
     )
     build_rfm(conn)
-    replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, load_segment_map().segments_param())
+    replace_rfm_summary(conn, load_segment_map().segments_param())
     summary = conn.execute("SELECT * FROM marts.rfm_summary WHERE customers > 0").df()
     assert len(summary) == 1  # both customers in one segment
     assert summary.loc[0, "customers"] == 2 and summary.loc[0, "orders"] == 1

@@ -41,7 +41,7 @@ import yaml
 # the names their placeholders resolve against (segment_pipeline.sql_files).
 from segment_pipeline.logic.staging import STAGED_TRANSACTIONS
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import Column, TableDef
+from segment_pipeline.tables import Column, TableDef, replace_rows
 
 # --------------------------------------------------------------------------------------------
 # Segment map
@@ -444,7 +444,26 @@ def rfm_scoring_ctes(partition_by: str | None = None) -> str:
 
 RFM_CUSTOMER_SEGMENTS_SQL = load_sql("rfm/customer_segments", scoring_ctes=rfm_scoring_ctes())
 
+#: The summary's rows; it reads the distinct orders per segment from `_rfm_segment_orders`,
+#: which :func:`replace_rfm_summary` computes first (RFM_SEGMENT_ORDERS_SQL).
 RFM_SUMMARY_SQL = load_sql("rfm/summary")
+
+#: Distinct orders per segment in its customers' windows (a statement apart: memory).
+RFM_SEGMENT_ORDERS_SQL = load_sql("rfm/segment_orders")
+
+
+def replace_rfm_summary(
+    conn: duckdb.DuckDBPyConnection, segments_param: Mapping[str, object]
+) -> int:
+    """Replace marts.rfm_summary (`segments_param`: the segment map's `segments_param()`):
+    the distinct orders per segment first, into a temporary table, then the summary. In one
+    statement the two ran out of the default memory limit at 100M lines."""
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _rfm_segment_orders AS {RFM_SEGMENT_ORDERS_SQL}")
+    try:
+        return replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, segments_param)
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _rfm_segment_orders")
+
 
 #: Check: customers in the window's sale lines vs rows, distinct customers, rows without a
 #: segment of the map. Parameters: the window and $segments.

@@ -15,9 +15,9 @@ from segment_pipeline.logic.rfm import (
     RFM_CUSTOMER_SEGMENTS_SQL,
     RFM_SEGMENT_COVERAGE_SQL,
     RFM_SUMMARY,
-    RFM_SUMMARY_SQL,
     RFM_SUMMARY_TOTALS_SQL,
     SEGMENT_NAMES,
+    replace_rfm_summary,
     rf_grid_counts,
     rfm_params,
 )
@@ -116,7 +116,7 @@ def rfm_summary(
 ) -> dg.MaterializeResult:
     segment_map = rfm_settings.segment_map()
     with warehouse.connect() as conn:
-        replace_rows(conn, RFM_SUMMARY, RFM_SUMMARY_SQL, segment_map.segments_param())
+        replace_rfm_summary(conn, segment_map.segments_param())
         customer_share, revenue_share, customers, segmented = conn.execute(
             RFM_SUMMARY_TOTALS_SQL
         ).fetchall()[0]

@@ -3,8 +3,7 @@ WITH segment_list AS (
         unnest($segments::VARCHAR[]) AS segment,
         unnest(range(1, len($segments::VARCHAR[]) + 1)) AS segment_order
 ),
--- read three times: NOT MATERIALIZED, each read scans only the columns it needs (a materialised
--- copy of 5.4M customers' rows did not fit in the default memory limit with 100M lines)
+-- read twice: NOT MATERIALIZED, each read scans only the columns it needs
 c AS NOT MATERIALIZED (SELECT * FROM {{ marts.rfm_customer_segments }}),
 totals AS (SELECT count(*) AS customers, sum(monetary) AS revenue FROM c),
 per_segment AS (
@@ -22,20 +21,6 @@ per_segment AS (
         avg(m_score) AS mean_m_score,
         sum(monetary) AS revenue
     FROM c
-    GROUP BY segment
-),
--- Distinct orders of the segment's customers in the window: an order id shared by two
--- customers of a segment is one order (sum(frequency) would count it twice). Counted as
--- DISTINCT (segment, order) rows, a grouping DuckDB can spill: count(DISTINCT order_id) per
--- segment held every order id in memory.
-segment_orders AS (
-    SELECT segment, count(*) AS orders
-    FROM (
-        SELECT DISTINCT c.segment, l.order_id
-        FROM {{ staging.transactions }} AS l
-        INNER JOIN c USING (customer_id)
-        WHERE CAST(l.order_ts AS DATE) BETWEEN c.window_start AND c.window_end
-    )
     GROUP BY segment
 )
 SELECT
@@ -60,5 +45,6 @@ SELECT
 FROM segment_list AS l
 CROSS JOIN totals AS t
 LEFT JOIN per_segment AS p USING (segment)
-LEFT JOIN segment_orders AS o USING (segment)
+-- the distinct orders per segment, computed first by rfm/segment_orders.sql (rfm.py)
+LEFT JOIN _rfm_segment_orders AS o USING (segment)
 ORDER BY l.segment_order
