@@ -404,6 +404,37 @@ def _staged_purchases(
     return conn
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),  # product
+            # few distinct prices: ties across the middle positions, even and odd counts
+            st.sampled_from(["1.00", "2.50", "2.50", "5.00", "19.99", "120.00"]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_typical_unit_price_is_the_median_over_every_line(raw: list[tuple]) -> None:
+    """The typical unit price from prices counted per product (the median of the one or two
+    middle prices) equals DuckDB's median over every line of the product."""
+    lines: list[Line] = [
+        (f"o{i}", f"c{i % 4}", "2026-05-01 10:00", f"p{p}", "cat", 1, price)
+        for i, (p, price) in enumerate(raw)
+    ]
+    conn = _staged_purchases(lines)
+    got = conn.execute(
+        "SELECT DISTINCT product_id, typical_unit_price FROM marts.segment_product_purchases "
+        "ORDER BY product_id"
+    ).fetchall()
+    direct = conn.execute(
+        "SELECT product_id, median(unit_price) FROM staging.transactions "
+        "GROUP BY product_id ORDER BY product_id"
+    ).fetchall()
+    assert got == direct
+
+
 def test_premium_flag_premium_share_and_aov_from_staging() -> None:
     conn = _staged_purchases(STAGED)
     lines = _table(conn, "segment_product_purchases")

@@ -5,9 +5,30 @@ WITH lines AS NOT MATERIALIZED (
     FROM {{ staging.product_lines }}
     WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end
 ),
+-- The median unit price per product from prices counted per product and price, a grouping
+-- DuckDB can spill: median() over every line holds all of them in memory (100M lines: 800 MB).
+-- DuckDB's own median is taken over the one or two middle prices, which gives the same value
+-- (as behaviour/category_stats.sql).
+price_counts AS (
+    SELECT product_id, unit_price, count(*) AS n
+    FROM lines
+    GROUP BY product_id, unit_price
+),
+price_positions AS (
+    SELECT
+        *,
+        sum(n) OVER (
+            PARTITION BY product_id ORDER BY unit_price
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS upto,
+        sum(n) OVER (PARTITION BY product_id) AS product_lines
+    FROM price_counts
+),
 product_price AS (
     SELECT product_id, median(unit_price) AS typical_unit_price
-    FROM lines
+    FROM price_positions
+    -- the prices whose positions [upto - n, upto - 1] meet the middle ones
+    WHERE upto - n <= product_lines // 2 AND upto - 1 >= (product_lines - 1) // 2
     GROUP BY product_id
 ),
 category_threshold AS (
