@@ -27,6 +27,7 @@ from segment_pipeline.logic import clv
 from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic.report import ClvInputs, _clv_section, collect_clv
 from segment_pipeline.resources import DuckDBWarehouse
+from segment_pipeline.tables import replace_rows_from_frame
 from segment_pipeline_tests.conftest import layer_context, settings_for
 
 # --------------------------------------------------------------------------------------------
@@ -365,6 +366,49 @@ def test_vectorised_predictions_match_the_per_customer_formulas() -> None:
     frame = clv.predict_customers(inputs, BG, GG, 6, 0.01)
     assert np.allclose(frame["clv"], _customer_lifetime_value(BG, GG, x, t_x, T, m, 6, 0.01))
     assert np.allclose(frame["p_alive"], clv.p_alive(BG, x, t_x, T))
+
+
+@pytest.mark.parametrize("gamma_gamma", [GG, None])
+def test_predictions_written_in_chunks_equal_one_prediction_of_every_customer(
+    gamma_gamma,
+) -> None:
+    """write_predictions, 7 customers at a time over a table with a hole in its rowids, stores
+    what predict_customers gives for all customers at once, row for row in table order."""
+    rng = np.random.default_rng(11)
+    n = 60
+    x = rng.integers(0, 6, n)
+    T = rng.integers(1, 60, n).astype(float)
+    days = x + 1
+    inputs = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:02d}" for i in range(n)],
+            "first_purchase_date": pd.Timestamp("2026-01-01"),
+            "last_purchase_date": pd.Timestamp("2026-02-01"),
+            "purchase_days": days,
+            "frequency": x,
+            "recency": np.where(x > 0, np.floor(rng.uniform(0, 1, n) * T), 0.0),
+            "T": T,
+            "monetary": np.where(x > 0, rng.gamma(2.0, 20.0, n), 0.0),
+            "total_spend": rng.gamma(2.0, 20.0, n) * days,
+            "as_of": pd.Timestamp("2026-03-01"),
+            "window_start": pd.Timestamp("2026-01-01"),
+            "window_end": pd.Timestamp("2026-02-28"),
+        }
+    )
+    conn = duckdb.connect()
+    replace_rows_from_frame(conn, clv.CLV_MODEL_INPUTS, inputs)
+    conn.execute("DELETE FROM marts.clv_model_inputs WHERE customer_id BETWEEN 'c20' AND 'c29'")
+    kept = inputs[~inputs["customer_id"].between("c20", "c29")].reset_index(drop=True)
+    written = clv.write_predictions(conn, BG, gamma_gamma, 6, 0.01, chunk_rows=7)
+    assert written == len(kept) == 50
+    stored = conn.execute("SELECT * FROM marts.clv_customer_predictions ORDER BY rowid").df()
+    once = clv.predict_customers(kept, BG, gamma_gamma, 6, 0.01)
+    columns = [c for c in once.columns if c in stored.columns]
+    pd.testing.assert_frame_equal(stored[columns], once[columns], check_dtype=False)
+    # an empty input writes none, in the same transaction that empties the table
+    conn.execute("DELETE FROM marts.clv_model_inputs")
+    assert clv.write_predictions(conn, BG, gamma_gamma, 6, 0.01, chunk_rows=7) == 0
+    assert conn.execute("SELECT count(*) FROM marts.clv_customer_predictions").fetchone() == (0,)
 
 
 def test_clv_without_discount_is_purchases_times_spend() -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -39,7 +40,7 @@ from segment_pipeline.logic.behaviour import CUSTOMER_BEHAVIOUR  # noqa: F401
 from segment_pipeline.logic.rfm import RFM_CUSTOMER_SEGMENTS  # noqa: F401
 from segment_pipeline.logic.strategy import SEGMENT_STRATEGY, STRATEGY_SUMMARY  # noqa: F401
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import Column, TableDef
+from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows_from_frame
 
 
 class _ImportedOnUse:
@@ -103,6 +104,9 @@ CLV_MODEL_INPUTS = TableDef(
     ),
     primary_key=("customer_id",),
 )
+
+#: What the models are fitted on: the four numbers per customer, in the table's order.
+MODEL_FIT_INPUTS_SQL = f'SELECT frequency, recency, "T", monetary FROM {CLV_MODEL_INPUTS.fqn}'
 
 CLV_MODEL_FIT = TableDef(
     schema="marts",
@@ -761,6 +765,60 @@ def predict_customers(
     out["horizon_months"] = months
     out["monthly_discount_rate"] = monthly_discount_rate
     return out
+
+
+#: Customers predicted at a time: the horizon's cumulative expectations are a customers x
+#: (months + 1) array (5.4M customers at 12 months: 560 MB, and as much for its differences).
+PREDICTION_CHUNK_ROWS = 250_000
+
+#: The rowid range of clv_model_inputs, and one chunk of it in table order (`?` = first and
+#: last rowid).
+INPUTS_ROWID_RANGE_SQL = f"SELECT min(rowid), max(rowid) FROM {CLV_MODEL_INPUTS.fqn}"
+INPUTS_CHUNK_SQL = (
+    f"SELECT * FROM {CLV_MODEL_INPUTS.fqn} WHERE rowid BETWEEN ? AND ? ORDER BY rowid"
+)
+
+#: What the predictions asset reports and checks, over the stored predictions: counts against
+#: the inputs, P(alive) in [0, 1], every prediction a finite number >= 0 (NULL and NaN fail).
+PREDICTIONS_STATS_SQL = load_sql("clv/predictions_stats")
+
+
+def write_predictions(
+    conn: duckdb.DuckDBPyConnection,
+    bgnbd: BgNbdParams,
+    gamma_gamma: GammaGammaParams | None,
+    months: int,
+    monthly_discount_rate: float,
+    chunk_rows: int = PREDICTION_CHUNK_ROWS,
+) -> int:
+    """Replace clv_customer_predictions with :func:`predict_customers` over clv_model_inputs,
+    `chunk_rows` customers at a time (each prediction reads only its own customer's row), in
+    one transaction. Returns the rows written."""
+    first, last = conn.execute(INPUTS_ROWID_RANGE_SQL).fetchall()[0]
+    ensure_table(conn, CLV_CUSTOMER_PREDICTIONS)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"DELETE FROM {CLV_CUSTOMER_PREDICTIONS.fqn}")
+        written = 0
+        for start in range(first, last + 1, chunk_rows) if first is not None else ():
+            inputs = conn.execute(INPUTS_CHUNK_SQL, [start, start + chunk_rows - 1]).df()
+            if inputs.empty:
+                continue
+            frame = predict_customers(inputs, bgnbd, gamma_gamma, months, monthly_discount_rate)
+            frame["as_of"] = inputs["as_of"]
+            written += replace_rows_from_frame(
+                conn,
+                CLV_CUSTOMER_PREDICTIONS,
+                frame,
+                delete_where="false",  # appended: the table was emptied above
+                in_transaction=False,
+                ensure=False,
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return written
 
 
 def bgnbd_prediction_problems(

@@ -24,23 +24,34 @@ labelled AS (
     FROM p
     LEFT JOIN classed AS b USING (customer_id)
     LEFT JOIN {{ marts.strategy_summary }} AS k USING (strategy_class)
+),
+-- Sums in DECIMAL(38, 12), which add exactly whatever the order: DuckDB's parallel aggregation
+-- adds DOUBLEs in thread order (two runs differed in the last digit). Summing in customer order
+-- instead (sum(x ORDER BY customer_id)) held every row of a group in memory: out of memory
+-- with 5.4M customers (100M lines). The values round to 1e-12 first.
+exact AS (
+    SELECT
+        dimension, segment, segment_order, clv,
+        CAST(clv AS DECIMAL(38, 12)) AS clv_exact,
+        CAST(p_alive AS DECIMAL(38, 12)) AS p_alive_exact,
+        CAST(expected_purchases AS DECIMAL(38, 12)) AS purchases_exact,
+        CAST(expected_spend AS DECIMAL(38, 12)) AS spend_exact,
+        CAST(total_spend AS DECIMAL(38, 12)) AS total_spend_exact
+    FROM labelled
 )
--- Sums of DOUBLE in a fixed order (by customer, then by segment): DuckDB's parallel
--- aggregation otherwise adds in thread order, and two runs differed in the last digit.
 SELECT
     dimension, segment, CAST(min(segment_order) AS INTEGER) AS segment_order,
     count(*) AS customers,
-    sum(clv ORDER BY customer_id) AS total_clv,
-    avg(clv ORDER BY customer_id) AS mean_clv,
+    CAST(sum(clv_exact) AS DOUBLE) AS total_clv,
+    CAST(sum(clv_exact) / count(*) AS DOUBLE) AS mean_clv,
     CAST(median(clv) AS DOUBLE) AS median_clv,
-    sum(clv ORDER BY customer_id) / nullif(sum(sum(clv ORDER BY customer_id)) OVER (
-        PARTITION BY dimension ORDER BY segment
-        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    ), 0) AS clv_share,
-    avg(p_alive ORDER BY customer_id) AS mean_p_alive,
-    sum(expected_purchases ORDER BY customer_id) AS expected_purchases,
-    avg(expected_spend ORDER BY customer_id) AS mean_expected_spend,
-    sum(total_spend ORDER BY customer_id) AS historic_spend
-FROM labelled
+    CAST(sum(clv_exact) AS DOUBLE) / nullif(CAST(sum(sum(clv_exact)) OVER (
+        PARTITION BY dimension
+    ) AS DOUBLE), 0) AS clv_share,
+    CAST(sum(p_alive_exact) / count(*) AS DOUBLE) AS mean_p_alive,
+    CAST(sum(purchases_exact) AS DOUBLE) AS expected_purchases,
+    CAST(sum(spend_exact) / count(*) AS DOUBLE) AS mean_expected_spend,
+    CAST(sum(total_spend_exact) AS DOUBLE) AS historic_spend
+FROM exact
 GROUP BY dimension, segment
 ORDER BY dimension, segment_order, segment
