@@ -1,29 +1,33 @@
-WITH p AS (
-    SELECT p.*, i.total_spend FROM {{ marts.clv_customer_predictions }} AS p
-    JOIN {{ marts.clv_model_inputs }} AS i USING (customer_id)
-),
--- each customer's behavioural segment and its strategy class (none: Unassigned below)
-classed AS (
-    SELECT c.customer_id, s.segment, s.sales_rank, s.strategy_class
-    FROM {{ marts.customer_behaviour }} AS c
+-- One row per predicted customer with its three labels, joined once and kept (MATERIALIZED: it
+-- is read three times). Joining the predictions anew in each of the three dimensions held
+-- all their hash tables at once: out of memory with 5.4M customers (100M lines); this way
+-- 3.7 s there. A customer missing from a segment table is Unassigned below.
+WITH per_customer AS MATERIALIZED (
+    SELECT
+        p.customer_id, p.clv, p.p_alive, p.expected_purchases, p.expected_spend, i.total_spend,
+        r.segment AS rfm_segment, r.segment_order AS rfm_order,
+        s.segment AS behavioural_segment, s.sales_rank, s.strategy_class, k.class_order
+    FROM {{ marts.clv_customer_predictions }} AS p
+    INNER JOIN {{ marts.clv_model_inputs }} AS i USING (customer_id)
+    LEFT JOIN {{ marts.rfm_customer_segments }} AS r USING (customer_id)
+    LEFT JOIN {{ marts.customer_behaviour }} AS c USING (customer_id)
     LEFT JOIN {{ marts.segment_strategy }} AS s
         ON s.age_band = c.age_band AND s.gender = c.gender
        AND s.occupation_group = c.occupation_group AND s.price_segment = c.price_segment
+    LEFT JOIN {{ marts.strategy_summary }} AS k ON k.strategy_class = s.strategy_class
 ),
 labelled AS (
-    SELECT 'rfm_segment' AS dimension, coalesce(r.segment, 'Unassigned') AS segment,
-           coalesce(r.segment_order, 999) AS segment_order, p.*
-    FROM p LEFT JOIN {{ marts.rfm_customer_segments }} AS r USING (customer_id)
+    SELECT 'rfm_segment' AS dimension, coalesce(rfm_segment, 'Unassigned') AS segment,
+           coalesce(rfm_order, 999) AS segment_order, *
+    FROM per_customer
     UNION ALL
-    SELECT 'behavioural_segment', coalesce(b.segment, 'Unassigned'),
-           coalesce(b.sales_rank, 999), p.*
-    FROM p LEFT JOIN classed AS b USING (customer_id)
+    SELECT 'behavioural_segment', coalesce(behavioural_segment, 'Unassigned'),
+           coalesce(sales_rank, 999), *
+    FROM per_customer
     UNION ALL
-    SELECT 'strategy_class', coalesce(b.strategy_class, 'Unassigned'),
-           coalesce(k.class_order, 999), p.*
-    FROM p
-    LEFT JOIN classed AS b USING (customer_id)
-    LEFT JOIN {{ marts.strategy_summary }} AS k USING (strategy_class)
+    SELECT 'strategy_class', coalesce(strategy_class, 'Unassigned'),
+           coalesce(class_order, 999), *
+    FROM per_customer
 ),
 -- Sums in DECIMAL(38, 12), which add exactly whatever the order: DuckDB's parallel aggregation
 -- adds DOUBLEs in thread order (two runs differed in the last digit). Summing in customer order
