@@ -405,7 +405,7 @@ def test_predictions_written_in_chunks_equal_one_prediction_of_every_customer(
     once = clv.predict_customers(kept, BG, gamma_gamma, 6, 0.01)
     columns = [c for c in once.columns if c in stored.columns]
     pd.testing.assert_frame_equal(stored[columns], once[columns], check_dtype=False)
-    # an empty input writes none, in the same transaction that empties the table
+    # an empty input empties the table and writes none
     conn.execute("DELETE FROM marts.clv_model_inputs")
     assert clv.write_predictions(conn, BG, gamma_gamma, 6, 0.01, chunk_rows=7) == 0
     assert conn.execute("SELECT count(*) FROM marts.clv_customer_predictions").fetchone() == (0,)

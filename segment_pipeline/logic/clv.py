@@ -792,32 +792,30 @@ def write_predictions(
     chunk_rows: int = PREDICTION_CHUNK_ROWS,
 ) -> int:
     """Replace clv_customer_predictions with :func:`predict_customers` over clv_model_inputs,
-    `chunk_rows` customers at a time (each prediction reads only its own customer's row), in
-    one transaction. Returns the rows written."""
+    `chunk_rows` customers at a time (each prediction reads only its own customer's row).
+    Returns the rows written.
+
+    Each chunk commits on its own: in one transaction DuckDB kept every uncommitted chunk in
+    the process's memory (5.4M customers: 1.7 GB of RSS against 0.6 GB). A run stays
+    all-or-nothing through the warehouse's undo copy (resources.py `run_scope`), and no other
+    process can read the file while the run writes it."""
     first, last = conn.execute(INPUTS_ROWID_RANGE_SQL).fetchall()[0]
     ensure_table(conn, CLV_CUSTOMER_PREDICTIONS)
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.execute(f"DELETE FROM {CLV_CUSTOMER_PREDICTIONS.fqn}")
-        written = 0
-        for start in range(first, last + 1, chunk_rows) if first is not None else ():
-            inputs = conn.execute(INPUTS_CHUNK_SQL, [start, start + chunk_rows - 1]).df()
-            if inputs.empty:
-                continue
-            frame = predict_customers(inputs, bgnbd, gamma_gamma, months, monthly_discount_rate)
-            frame["as_of"] = inputs["as_of"]
-            written += replace_rows_from_frame(
-                conn,
-                CLV_CUSTOMER_PREDICTIONS,
-                frame,
-                delete_where="false",  # appended: the table was emptied above
-                in_transaction=False,
-                ensure=False,
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    conn.execute(f"DELETE FROM {CLV_CUSTOMER_PREDICTIONS.fqn}")
+    written = 0
+    for start in range(first, last + 1, chunk_rows) if first is not None else ():
+        inputs = conn.execute(INPUTS_CHUNK_SQL, [start, start + chunk_rows - 1]).df()
+        if inputs.empty:
+            continue
+        frame = predict_customers(inputs, bgnbd, gamma_gamma, months, monthly_discount_rate)
+        frame["as_of"] = inputs["as_of"]
+        written += replace_rows_from_frame(
+            conn,
+            CLV_CUSTOMER_PREDICTIONS,
+            frame,
+            delete_where="false",  # appended: the table was emptied above
+            ensure=False,
+        )
     return written
 
 
