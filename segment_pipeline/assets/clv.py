@@ -450,10 +450,10 @@ def clv_customer_predictions(
         covered = rows == inputs == int(stats["customers"])
         vacuous = {}
         summary = {
-            "total_clv": round(float(stats["total_clv"] or 0.0), 2),
+            "total_clv": round(float(stats["total_clv"]), 2) if rows else 0.0,
             "mean_clv": round(float(stats["mean_clv"]), 4) if rows else 0.0,
             "mean_p_alive": round(float(stats["mean_p_alive"]), 4) if rows else 0.0,
-            "expected_purchases": round(float(stats["expected_purchases"] or 0.0), 2),
+            "expected_purchases": round(float(stats["expected_purchases"]), 2) if rows else 0.0,
             "spend_basis": str(stats["spend_basis"]) if rows else "(none)",
             "non_positive_repeat_spend_customers": int(stats["non_positive_repeat_spend"]),
         }
