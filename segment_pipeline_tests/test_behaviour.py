@@ -24,7 +24,6 @@ from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS,
     BEHAVIOURAL_SEGMENTS_SQL,
     CATEGORY_PRICE_SEGMENTS,
-    CATEGORY_STATS_SQL,
     CUSTOMER_BEHAVIOUR,
     CUSTOMER_BEHAVIOUR_BUCKET_SQL,
     CUSTOMER_BEHAVIOUR_SQL,
@@ -36,6 +35,7 @@ from segment_pipeline.logic.behaviour import (
     amount_quantiles,
     build_category_price_segments,
     build_occupation_groups,
+    category_stats,
     fit_log_mixture,
     mixture_clusters,
     purchase_distribution_with_fit,
@@ -43,9 +43,10 @@ from segment_pipeline.logic.behaviour import (
     tercile_tiers,
 )
 from segment_pipeline.logic.behaviour_figures import plot_occupation_groups, plot_price_segments
-from segment_pipeline.logic.dynamics import create_by_customer_buckets
+from segment_pipeline.logic.memory import create_by_customer_buckets
 from segment_pipeline.logic.strategy import assign_strategy, load_rule_table
 from segment_pipeline.tables import replace_rows, replace_rows_from_frame
+from segment_pipeline_tests.buckets import forced_customer_buckets
 
 LINE_COLUMNS = (
     "line_id VARCHAR, partition_date DATE, order_id VARCHAR, customer_id VARCHAR, "
@@ -290,19 +291,23 @@ ORDER BY category
         ),
         min_size=1,
         max_size=30,
-    )
+    ),
+    st.sampled_from([1, 2, 3]),
 )
-def test_category_stats_equal_the_direct_median_and_distinct_count(lines) -> None:
+def test_category_stats_equal_the_direct_median_and_distinct_count(lines, buckets) -> None:
     """The category statistics from amounts counted per category (the median of the one or
     two middle amounts) and from (category, customer) groups equal DuckDB's own median and
-    distinct count over every line, to the last bit."""
+    distinct count over every line, to the last bit; so do they when the customers are
+    counted in buckets of customers (as at 100M lines) and the counts added up."""
     rows = [
         {"customer_id": c, "order_id": f"o{i}", "category": cat, "amount": a}
         for i, (cat, c, a) in enumerate(lines)
     ]
     conn = lines_db(rows)
-    grouped = conn.execute(CATEGORY_STATS_SQL).fetchall()
-    assert grouped == conn.execute(DIRECT_CATEGORY_STATS_SQL).fetchall()
+    direct = conn.execute(DIRECT_CATEGORY_STATS_SQL).df()
+    with forced_customer_buckets(buckets):
+        grouped = category_stats(conn)
+    pd.testing.assert_frame_equal(grouped, direct, check_exact=True)
 
 
 @settings(max_examples=80, deadline=None)

@@ -37,6 +37,7 @@ from segment_pipeline.logic.rfm import (
 )
 from segment_pipeline.logic.strategy import load_rule_table
 from segment_pipeline.tables import ensure_table, replace_rows
+from segment_pipeline_tests.buckets import forced_customer_buckets
 from segment_pipeline_tests.conftest import settings_for
 
 SEGMENT_MAP = load_segment_map()
@@ -266,14 +267,14 @@ def test_all_months_in_one_pass_equal_month_by_month(
     kwargs = dict(
         segment_map=SEGMENT_MAP, window_settings=window, min_customers_per_occupation=minimum
     )
-    default_batch, default_buckets = dyn.SNAPSHOT_BATCH_ROWS, dyn.customer_buckets
+    default_batch = dyn.SNAPSHOT_BATCH_ROWS
     dyn.SNAPSHOT_BATCH_ROWS = batch_rows  # 1: every month its own batch
-    if customer_buckets is not None:  # as when the rows would not fit in memory
-        dyn.customer_buckets = lambda rows, limit, per_row: customer_buckets
     try:
-        done = dyn.compute_snapshots(conn, months, **kwargs)
+        # buckets: as when the rows would not fit in memory
+        with forced_customer_buckets(customer_buckets):
+            done = dyn.compute_snapshots(conn, months, **kwargs)
     finally:
-        dyn.SNAPSHOT_BATCH_ROWS, dyn.customer_buckets = default_batch, default_buckets
+        dyn.SNAPSHOT_BATCH_ROWS = default_batch
     dyn.create_snapshot_temp(conn, "_ref")
     last_line = conn.execute(dyn.LAST_LINE_DATE_SQL).fetchall()[0][0]
     reference = [
@@ -1200,57 +1201,7 @@ def test_the_months_statistics_equal_the_layers_statistics_as_of_each_month(
         assert got["mean_log1p_amount"].tolist() == pytest.approx(
             expected["mean_log1p_amount"].tolist(), rel=1e-12
         )
-        expected = conn.execute(dyn.CATEGORY_STATS_AS_OF_SQL, day).df()
+        expected = dyn.category_stats_as_of(conn, day["last_day"])
         got = category_stats[category_stats["snapshot_month"].dt.date == month]
         got = got.drop(columns="snapshot_month").reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
-
-
-def test_customer_buckets_follow_rows_and_the_memory_limit() -> None:
-    """One bucket whenever the rows fit (or the limit is unknown), else enough that each
-    bucket's rows fit; DuckDB's setting ('858.3 MiB') read in bytes."""
-    per_row = dyn.RUNNING_SUM_BYTES_PER_ROW
-    assert dyn.customer_buckets(0, 1000 * per_row, per_row) == 1
-    assert dyn.customer_buckets(1000, 1000 * per_row, per_row) == 1
-    assert dyn.customer_buckets(1001, 1000 * per_row, per_row) == 2
-    assert dyn.customer_buckets(9000, 1000 * per_row, per_row) == 9
-    assert dyn.customer_buckets(10**9, None, per_row) == 1
-    conn = duckdb.connect(config={"memory_limit": "900MB"})
-    assert dyn.memory_limit_bytes(conn) == int(858.3 * 2**20)
-    # 7.5M category-month rows (a 10M-line year) under the default limit: one bucket
-    assert dyn.customer_buckets(7_500_000, dyn.memory_limit_bytes(conn), per_row) == 1
-    conn.execute("SET memory_limit = '90MB'")
-    assert dyn.customer_buckets(7_500_000, dyn.memory_limit_bytes(conn), per_row) == 9
-
-
-class _OutOfMemoryOnce:
-    """A connection whose first statement runs out of memory (a stand-in: DuckDB's running
-    out depends on the machine's threads and timing)."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-        self.threads = 2
-
-    def execute(self, sql: str, params: object = None) -> _OutOfMemoryOnce:
-        self.statements.append(sql)
-        if sql.startswith("SET threads"):
-            self.threads = int(sql.rsplit(" ", 1)[1])
-        elif sql == "INSERT" and len(self.statements) == 1:
-            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
-        return self
-
-    def fetchall(self) -> list[tuple[object]]:
-        return [(str(self.threads),)]
-
-
-def test_a_statement_out_of_memory_is_run_again_on_one_thread() -> None:
-    conn = _OutOfMemoryOnce()
-    dyn.execute_within_memory(conn, "INSERT")  # type: ignore[arg-type]
-    assert conn.statements == [
-        "INSERT",
-        "SELECT current_setting('threads')",
-        "SET threads = 1",
-        "INSERT",
-        "SET threads = 2",
-    ]
-    assert conn.threads == 2

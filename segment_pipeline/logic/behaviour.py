@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -42,7 +42,12 @@ import pandas as pd
 
 # Importing the modules that declare the tables and views these SQL files read registers
 # the names their placeholders resolve against (segment_pipeline.sql_files).
-from segment_pipeline.logic.staging import PRODUCT_LINES_VIEW, SALES_LINES_VIEW  # noqa: F401
+from segment_pipeline.logic.memory import customer_counts_by_buckets
+from segment_pipeline.logic.staging import (  # noqa: F401
+    PRODUCT_LINES_VIEW,
+    SALES_LINES_VIEW,
+    STAGED_TRANSACTIONS,
+)
 from segment_pipeline.sql_files import load_sql, whole_and_one_bucket
 from segment_pipeline.tables import Column, TableDef
 
@@ -305,8 +310,31 @@ def assign_occupation_groups(stats: pd.DataFrame, min_customers: int) -> pd.Data
 # Price segments
 # --------------------------------------------------------------------------------------------
 
-#: Per category: lines, customers, sales and the median line amount.
+#: Per category: lines, sales and the median line amount.
 CATEGORY_STATS_SQL = load_sql("behaviour/category_stats")
+#: Customers per category: the whole query and the same for one bucket of customers.
+CATEGORY_CUSTOMERS_SQLS = whole_and_one_bucket(load_sql, "behaviour/category_customers")
+#: The columns of :func:`category_stats`.
+CATEGORY_STATS_COLUMNS = ["category", "lines", "customers", "gross_sales", "median_line_amount"]
+
+
+def category_stats(
+    conn: duckdb.DuckDBPyConnection,
+    stats_sql: str = CATEGORY_STATS_SQL,
+    customers_sqls: tuple[str, str] = CATEGORY_CUSTOMERS_SQLS,
+    *,
+    lines_table: str = STAGED_TRANSACTIONS.fqn,
+    params: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """Per category (sorted): lines, customers, sales and the median line amount, from
+    `stats_sql` and the customers of `customers_sqls`, counted in buckets of customers when
+    the lines of `lines_table` would not fit in DuckDB's memory in one go (100M lines)."""
+    stats = conn.execute(stats_sql, params).df()
+    customers = customer_counts_by_buckets(
+        conn, customers_sqls, lines_table, ["category"], params=params
+    )
+    out = stats.merge(customers, on="category", how="inner", validate="one_to_one")
+    return out.sort_values("category", ignore_index=True)[CATEGORY_STATS_COLUMNS]
 
 
 def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
@@ -361,7 +389,7 @@ def build_occupation_groups(conn: duckdb.DuckDBPyConnection, min_customers: int)
 
 def build_category_price_segments(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The category_price_segments rows (one per category)."""
-    return assign_price_segments(conn.execute(CATEGORY_STATS_SQL).df())
+    return assign_price_segments(category_stats(conn))
 
 
 # --------------------------------------------------------------------------------------------

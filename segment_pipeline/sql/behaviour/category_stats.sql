@@ -1,17 +1,13 @@
--- Per category: lines, customers, sales and the median line amount, in groupings DuckDB can
--- spill to disk: a median or a distinct count over every line holds all of them in memory
--- (at 10M lines under an 86 MiB limit, a tenth of the default, it ran out). The lines are
--- counted per category and amount and the median is DuckDB's own, taken over the one or two
--- middle amounts (quantile_cont interpolates between the values at 0-based positions floor
--- and ceil of (lines - 1) / 2: the same two values give the same median; as
--- dynamics/month_category_stats.sql); customers are counted from (category, customer) groups.
-WITH lines AS (
-    SELECT category, customer_id, amount
-    FROM {{ staging.product_lines }}
-),
-amounts AS (
+-- Per category: lines, sales and the median line amount, in groupings DuckDB can spill to
+-- disk: a median over every line holds all of them in memory (at 10M lines under an 86 MiB
+-- limit, a tenth of the default, it ran out). The lines are counted per category and amount
+-- and the median is DuckDB's own, taken over the one or two middle amounts (quantile_cont
+-- interpolates between the values at 0-based positions floor and ceil of (lines - 1) / 2:
+-- the same two values give the same median; as dynamics/month_category_stats.sql). The
+-- customers per category are counted apart (behaviour/category_customers.sql).
+WITH amounts AS (
     SELECT category, amount, count(*) AS n
-    FROM lines
+    FROM {{ staging.product_lines }}
     GROUP BY category, amount
 ),
 positioned AS (
@@ -35,13 +31,7 @@ medians AS (
     -- the amounts whose positions [upto - n, upto - 1] meet the middle ones
     WHERE upto - n <= lines // 2 AND upto - 1 >= (lines - 1) // 2
     GROUP BY category
-),
-customers AS (
-    SELECT category, count(*) AS customers
-    FROM (SELECT DISTINCT category, customer_id FROM lines)
-    GROUP BY category
 )
-SELECT m.category, m.lines, c.customers, m.gross_sales, m.median_line_amount
-FROM medians AS m
-JOIN customers AS c USING (category)
-ORDER BY m.category
+SELECT category, lines, gross_sales, median_line_amount
+FROM medians
+ORDER BY category

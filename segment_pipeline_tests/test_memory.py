@@ -1,0 +1,112 @@
+"""logic/memory.py: statements sized to DuckDB's memory limit (buckets of customers, the
+one-thread retry)."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from segment_pipeline.logic import memory
+from segment_pipeline.sql_files import CUSTOMER_BUCKET_FILTER
+from segment_pipeline_tests.buckets import forced_customer_buckets
+
+#: Customers per category from (category, customer) pairs, whole and for one bucket.
+_PAIRS = """
+SELECT category, count(*) AS customers
+FROM (SELECT DISTINCT category, customer_id FROM lines {filter})
+GROUP BY category
+"""
+_QUERIES = (_PAIRS.format(filter=""), _PAIRS.format(filter=CUSTOMER_BUCKET_FILTER))
+
+
+def _lines() -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect()
+    conn.execute("CREATE TABLE lines (customer_id VARCHAR, category VARCHAR)")
+    conn.executemany(
+        "INSERT INTO lines VALUES (?, ?)",
+        [
+            ("c1", "A"), ("c1", "A"), ("c1", "B"),  # c1: A twice, B once
+            ("c2", "A"),
+            ("c3", "B"), ("c3", "C"),
+            ("c4", "C"), ("c4", "C"),
+            ("c5", "A"),
+        ],
+    )  # fmt: skip
+    return conn
+
+
+@pytest.mark.parametrize("buckets", [None, 1, 2, 3, 7])
+def test_customer_counts_add_up_over_buckets(buckets) -> None:
+    """Each customer is in one bucket, so the buckets' counts of customers per category add
+    up to the whole query's: A has c1, c2, c5; B has c1, c3; C has c3, c4 (counted once)."""
+    conn = _lines()
+    with forced_customer_buckets(buckets):
+        got = memory.customer_counts_by_buckets(conn, _QUERIES, "lines", ["category"])
+    expected = pd.DataFrame({"category": ["A", "B", "C"], "customers": [3, 2, 2]})
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_customer_counts_are_sized_by_the_lines_and_the_memory_limit() -> None:
+    """9 lines at 50 bytes each: one bucket under 1 MB; 5 buckets under 100 bytes (each
+    bucket's statement is a different one, so a wrong sizing would show in the count)."""
+    conn = _lines()
+    assert memory.buckets_for(conn, "lines", memory.PAIR_COUNT_BYTES_PER_ROW) == 1
+    limit = memory.memory_limit_bytes
+    try:
+        memory.memory_limit_bytes = lambda conn: 100
+        assert memory.buckets_for(conn, "lines", memory.PAIR_COUNT_BYTES_PER_ROW) == 5
+        got = memory.customer_counts_by_buckets(conn, _QUERIES, "lines", ["category"])
+    finally:
+        memory.memory_limit_bytes = limit
+    assert got["customers"].tolist() == [3, 2, 2]
+
+
+def test_customer_buckets_follow_rows_and_the_memory_limit() -> None:
+    """One bucket whenever the rows fit (or the limit is unknown), else enough that each
+    bucket's rows fit; DuckDB's setting ('858.3 MiB') read in bytes."""
+    per_row = memory.RUNNING_SUM_BYTES_PER_ROW
+    assert memory.customer_buckets(0, 1000 * per_row, per_row) == 1
+    assert memory.customer_buckets(1000, 1000 * per_row, per_row) == 1
+    assert memory.customer_buckets(1001, 1000 * per_row, per_row) == 2
+    assert memory.customer_buckets(9000, 1000 * per_row, per_row) == 9
+    assert memory.customer_buckets(10**9, None, per_row) == 1
+    conn = duckdb.connect(config={"memory_limit": "900MB"})
+    assert memory.memory_limit_bytes(conn) == int(858.3 * 2**20)
+    # 7.5M category-month rows (a 10M-line year) under the default limit: one bucket
+    assert memory.customer_buckets(7_500_000, memory.memory_limit_bytes(conn), per_row) == 1
+    conn.execute("SET memory_limit = '90MB'")
+    assert memory.customer_buckets(7_500_000, memory.memory_limit_bytes(conn), per_row) == 9
+
+
+class _OutOfMemoryOnce:
+    """A connection whose first statement runs out of memory (a stand-in: DuckDB's running
+    out depends on the machine's threads and timing)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.threads = 2
+
+    def execute(self, sql: str, params: object = None) -> _OutOfMemoryOnce:
+        self.statements.append(sql)
+        if sql.startswith("SET threads"):
+            self.threads = int(sql.rsplit(" ", 1)[1])
+        elif sql == "INSERT" and len(self.statements) == 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        return self
+
+    def fetchall(self) -> list[tuple[object]]:
+        return [(str(self.threads),)]
+
+
+def test_a_statement_out_of_memory_is_run_again_on_one_thread() -> None:
+    conn = _OutOfMemoryOnce()
+    memory.execute_within_memory(conn, "INSERT")  # type: ignore[arg-type]
+    assert conn.statements == [
+        "INSERT",
+        "SELECT current_setting('threads')",
+        "SET threads = 1",
+        "INSERT",
+        "SET threads = 2",
+    ]
+    assert conn.threads == 2
