@@ -48,13 +48,13 @@ def test_customer_counts_add_up_over_buckets(buckets) -> None:
 
 
 def test_customer_counts_are_sized_by_the_lines_and_the_memory_limit() -> None:
-    """9 lines at 50 bytes each: one bucket under 1 MB; 5 buckets under 100 bytes (each
-    bucket's statement is a different one, so a wrong sizing would show in the count)."""
+    """9 lines at 25 bytes each: one bucket under DuckDB's default limit, 5 under a limit of
+    45 bytes; the counts of the 5 buckets still add up to the whole query's."""
     conn = _lines()
     assert memory.buckets_for(conn, "lines", memory.PAIR_COUNT_BYTES_PER_ROW) == 1
     limit = memory.memory_limit_bytes
     try:
-        memory.memory_limit_bytes = lambda conn: 100
+        memory.memory_limit_bytes = lambda conn: 45
         assert memory.buckets_for(conn, "lines", memory.PAIR_COUNT_BYTES_PER_ROW) == 5
         got = memory.customer_counts_by_buckets(conn, _QUERIES, "lines", ["category"])
     finally:

@@ -111,11 +111,12 @@ def create_by_customer_buckets(
     return buckets
 
 
-#: DuckDB memory a count of distinct (key, customer) pairs may take per input line: at 100M
+#: DuckDB memory a count of distinct (key, customer) pairs may take per input line. At 100M
 #: lines (37.6M distinct category-customer pairs) the count ran out of memory under the
-#: default 858 MiB in one go, at 10M lines it passes in one go under a tenth of that. 50 bytes
-#: is one bucket up to 17M lines under the default limit, 6 at 100M.
-PAIR_COUNT_BYTES_PER_ROW = 50
+#: default 858 MiB in one go, sometimes, and passed in two buckets; at 10M lines it passes in
+#: one go under a tenth of that limit. 25 bytes: one bucket up to 34M lines under the default
+#: limit, 3 at 100M (each bucket re-reads the lines: fewer is faster).
+PAIR_COUNT_BYTES_PER_ROW = 25
 
 
 def customer_counts_by_buckets(
