@@ -42,7 +42,7 @@ import pandas as pd
 
 # Importing the modules that declare the tables and views these SQL files read registers
 # the names their placeholders resolve against (segment_pipeline.sql_files).
-from segment_pipeline.logic.memory import customer_counts_by_buckets
+from segment_pipeline.logic.memory import PAIR_COUNT_BYTES_PER_ROW, create_by_customer_buckets
 from segment_pipeline.logic.staging import (  # noqa: F401
     PRODUCT_LINES_VIEW,
     SALES_LINES_VIEW,
@@ -318,6 +318,15 @@ CATEGORY_CUSTOMERS_SQLS = whole_and_one_bucket(load_sql, "behaviour/category_cus
 CATEGORY_STATS_COLUMNS = ["category", "lines", "customers", "gross_sales", "median_line_amount"]
 
 
+#: The temp table the customers per category are counted into (per bucket of customers),
+#: and their sum per category.
+CATEGORY_CUSTOMERS_TABLE = "_category_customers"
+CATEGORY_CUSTOMERS_SUM_SQL = (
+    f"SELECT category, CAST(sum(customers) AS BIGINT) AS customers "
+    f"FROM {CATEGORY_CUSTOMERS_TABLE} GROUP BY category"
+)
+
+
 def category_stats(
     conn: duckdb.DuckDBPyConnection,
     stats_sql: str = CATEGORY_STATS_SQL,
@@ -328,11 +337,21 @@ def category_stats(
 ) -> pd.DataFrame:
     """Per category (sorted): lines, customers, sales and the median line amount, from
     `stats_sql` and the customers of `customers_sqls`, counted in buckets of customers when
-    the lines of `lines_table` would not fit in DuckDB's memory in one go (100M lines)."""
+    the lines of `lines_table` would not fit in DuckDB's memory in one go (100M lines); a
+    customer is in one bucket, so the buckets' counts add up."""
     stats = conn.execute(stats_sql, params).df()
-    customers = customer_counts_by_buckets(
-        conn, customers_sqls, lines_table, ["category"], params=params
+    create_by_customer_buckets(
+        conn,
+        CATEGORY_CUSTOMERS_TABLE,
+        customers_sqls,
+        lines_table,
+        params=params,
+        bytes_per_row=PAIR_COUNT_BYTES_PER_ROW,
     )
+    try:
+        customers = conn.execute(CATEGORY_CUSTOMERS_SUM_SQL).df()
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {CATEGORY_CUSTOMERS_TABLE}")
     out = stats.merge(customers, on="category", how="inner", validate="one_to_one")
     return out.sort_values("category", ignore_index=True)[CATEGORY_STATS_COLUMNS]
 

@@ -5,7 +5,8 @@ customer's history, or a DISTINCT over tens of millions of (key, customer) pairs
 run out of memory at 100M lines under the default limit. Such statements are run per bucket
 of customers (`hash(customer_id) % $customer_buckets = $customer_bucket`, the SQL files'
 `customer_bucket_filter`): the buckets partition the customers, so their rows together are
-the whole statement's, and their counts of customers add up. The number of buckets follows
+the whole statement's, and their counts of customers add up (the category statistics sum
+them). The number of buckets follows
 the input's rows and the connection's memory limit: one, the whole statement as before, for
 every dataset up to about 10M lines under the default limit.
 """
@@ -13,10 +14,9 @@ every dataset up to about 10M lines under the default limit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import duckdb
-import pandas as pd
 
 from segment_pipeline.tables import scalar
 
@@ -117,36 +117,3 @@ def create_by_customer_buckets(
 #: one go under a tenth of that limit. 25 bytes: one bucket up to 34M lines under the default
 #: limit, 3 at 100M (each bucket re-reads the lines: fewer is faster).
 PAIR_COUNT_BYTES_PER_ROW = 25
-
-
-def customer_counts_by_buckets(
-    conn: duckdb.DuckDBPyConnection,
-    queries: tuple[str, str],
-    input_table: str,
-    keys: Sequence[str],
-    *,
-    params: Mapping[str, object] | None = None,
-    bytes_per_row: int = PAIR_COUNT_BYTES_PER_ROW,
-) -> pd.DataFrame:
-    """A query that counts customers per `keys` (its other columns are counts of
-    customers), whole or in buckets of customers (as `create_by_customer_buckets`): the
-    buckets' counts are added up per key, which gives the whole query's, since a customer
-    is in exactly one bucket. Rows sorted by `keys`."""
-    whole, one_bucket = queries
-    buckets = buckets_for(conn, input_table, bytes_per_row)
-    if buckets == 1:
-        frames = [conn.execute(whole, params).df()]
-    else:
-        frames = [
-            conn.execute(
-                one_bucket,
-                {**(params or {}), "customer_buckets": buckets, "customer_bucket": bucket},
-            ).df()
-            for bucket in range(buckets)
-        ]
-    counts = pd.concat(frames, ignore_index=True)
-    return (
-        counts.groupby(list(keys), sort=True, as_index=False)
-        .sum()
-        .astype({c: "int64" for c in counts.columns if c not in keys})
-    )
