@@ -2,8 +2,10 @@
 -- value's rank is 1 + the customers of the month before it in the order, a running sum over
 -- the month's distinct values. Three sorts of every customer row of every month (and their
 -- spilling) become three groupings and a window over the distinct values (10M lines, 12
--- months: the scoring query 16.8 s -> 12.5 s, the same rows). `valued` is read four times:
--- all_months_snapshot.sql materializes it.
+-- months: the scoring query 16.8 s -> 12.5 s, the same rows; docs/performance.md). `valued`
+-- is read four times: all_months_snapshot.sql materializes it. Its values are never NULL
+-- (every customer of a window has a line in it), so the joins below keep every row; a row
+-- lost would fail the check one_row_per_customer.
 recency_counts AS (
     SELECT snapshot_month, recency_days, count(*) AS n
     FROM valued
