@@ -36,7 +36,6 @@ from segment_pipeline.logic.rfm import (
     rfm_params,
 )
 from segment_pipeline.logic.strategy import load_rule_table
-from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import ensure_table, replace_rows
 from segment_pipeline_tests.buckets import forced_customer_buckets
 from segment_pipeline_tests.conftest import settings_for
@@ -286,45 +285,6 @@ def test_all_months_in_one_pass_equal_month_by_month(
         for a, b in ((ours, theirs), (theirs, ours)):
             extra = conn.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall()
             assert extra == [], (a, b)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    rows=st.lists(
-        st.tuples(
-            st.integers(0, 2),  # month
-            st.integers(0, 5),  # recency_days: few values, so many ties
-            st.integers(1, 4),  # frequency
-            st.sampled_from([Decimal("0.5"), Decimal("10"), Decimal("10.0001"), Decimal("99")]),
-        ),
-        min_size=1,
-        max_size=80,
-    )
-)
-def test_month_ranks_from_value_counts_equal_rank_per_month(rows: list[tuple]) -> None:
-    """The snapshots' ranks (dynamics/_month_ranked_cte.sql: 1 + the month's customers before
-    a value, summed over its distinct values) equal the RFM layer's definition, rank() per
-    month, for every customer, ties included."""
-    conn = duckdb.connect()
-    conn.execute(
-        "CREATE TABLE valued (snapshot_month INTEGER, customer_id INTEGER, "
-        "recency_days INTEGER, frequency BIGINT, monetary DECIMAL(38, 4))"
-    )
-    conn.executemany(
-        "INSERT INTO valued VALUES (?, ?, ?, ?, ?)",
-        [(month, i, r, f, m) for i, (month, r, f, m) in enumerate(rows)],
-    )
-    ours = conn.execute(
-        f"WITH {load_sql('dynamics/_month_ranked_cte')} "
-        "SELECT snapshot_month, customer_id, r_rank, f_rank, m_rank FROM ranked ORDER BY 2"
-    ).fetchall()
-    by_rank = conn.execute(
-        "SELECT snapshot_month, customer_id, "
-        "rank() OVER (PARTITION BY snapshot_month ORDER BY recency_days DESC), "
-        "rank() OVER (PARTITION BY snapshot_month ORDER BY frequency), "
-        "rank() OVER (PARTITION BY snapshot_month ORDER BY monetary) FROM valued ORDER BY 2"
-    ).fetchall()
-    assert ours == by_rank
 
 
 @pytest.mark.parametrize("buckets", [None, 1, 3, 7])

@@ -669,8 +669,8 @@ MONTH_PRICE_SEGMENTS_SQL, MONTH_PRICE_SEGMENTS_BUCKET_SQL = whole_and_one_bucket
 
 ALL_MONTHS_SNAPSHOT_SQL = _with_temp_tables(
     "dynamics/all_months_snapshot",
-    # the RFM layer's scoring, its ranks per month
-    scoring_ctes=rfm_scoring_ctes(load_sql("dynamics/_month_ranked_cte")),
+    # the RFM layer's scoring, per month
+    scoring_ctes=rfm_scoring_ctes("snapshot_month"),
     rfm_columns=_RFM_COLUMN_LIST,
 )
 

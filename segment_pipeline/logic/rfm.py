@@ -432,15 +432,14 @@ RFM_SUMMARY = TableDef(
 # --------------------------------------------------------------------------------------------
 
 
-def rfm_scoring_ctes(ranked: str | None = None) -> str:
+def rfm_scoring_ctes(partition_by: str | None = None) -> str:
     """The CTEs `ranked`, `scored` and `segment_map` that turn `valued` (per customer:
     recency_days, frequency, monetary, n_customers) into R, F, M scores 1-5 and the map's
-    cells: the one definition of scoring, used as is by this layer. `ranked`: the CTE
-    `ranked` written another way with the same r_rank, f_rank and m_rank (the monthly
-    snapshots' ranks per month from each value's count, dynamics/_month_ranked_cte.sql)."""
-    if ranked is None:
-        ranked = load_sql("rfm/_ranked_cte")
-    return f"{ranked.rstrip()},\n{load_sql('rfm/_scoring_ctes')}"
+    cells: the one definition of scoring, used as is by this layer and with
+    `PARTITION BY snapshot_month` by the monthly snapshots."""
+    # The one thing that differs between the two users: the window's PARTITION BY.
+    partition = f"PARTITION BY {partition_by}" if partition_by else ""
+    return load_sql("rfm/_scoring_ctes", partition_by=partition)
 
 
 RFM_CUSTOMER_SEGMENTS_SQL = load_sql("rfm/customer_segments", scoring_ctes=rfm_scoring_ctes())

@@ -1,24 +1,16 @@
 -- RFM: the RFM layer's definitions per month (RFM_CUSTOMER_SEGMENTS_SQL): each customer's
 -- values over the month's window (month_values_running.sql or month_values_joined.sql), then
--- the layer's scoring per month (its ranks from each value's count: _month_ranked_cte.sql).
+-- the layer's scoring per month.
 WITH per_customer AS (
     SELECT * FROM {{ month_values_table }}
 ),
-month_customers AS (
-    SELECT snapshot_month, count(*) AS n_customers
-    FROM per_customer
-    GROUP BY snapshot_month
-),
--- Narrow (the month's dates join after the scoring) and MATERIALIZED: the ranks read it four
--- times. The customers per month from a grouping, not a window over every row.
-valued AS MATERIALIZED (
+valued AS (
     SELECT
-        p.*,
+        p.*, m.as_of, m.window_start, m.window_end,
         CAST(date_diff('day', p.last_purchase_date, m.as_of) AS INTEGER) AS recency_days,
-        c.n_customers
+        count(*) OVER (PARTITION BY p.snapshot_month) AS n_customers
     FROM per_customer AS p
     JOIN {{ months_table }} AS m USING (snapshot_month)
-    JOIN month_customers AS c USING (snapshot_month)
 ),
 {{ scoring_ctes }},
 rfm AS (
@@ -30,9 +22,8 @@ rfm AS (
         CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
         g.segment,
         CAST(list_position($segments::VARCHAR[], g.segment) AS INTEGER) AS segment_order,
-        w.as_of, w.window_start, w.window_end
+        s.as_of, s.window_start, s.window_end
     FROM scored AS s
-    JOIN {{ months_table }} AS w USING (snapshot_month)
     LEFT JOIN segment_map AS g USING (r_score, f_score)
 ),
 -- Behaviour: the behaviour layer's definitions per month (CUSTOMER_BEHAVIOUR_SQL), with the

@@ -1,3 +1,12 @@
+ranked AS (
+    -- rank(): equal values share the lowest rank of their group, so they share a score.
+    SELECT
+        *,
+        rank() OVER ({{ partition_by }} ORDER BY recency_days DESC) AS r_rank,
+        rank() OVER ({{ partition_by }} ORDER BY frequency) AS f_rank,
+        rank() OVER ({{ partition_by }} ORDER BY monetary) AS m_rank
+    FROM valued
+),
 scored AS (
     SELECT
         *,
