@@ -271,9 +271,10 @@ def release_buffer_pool(conn: duckdb.DuckDBPyConnection, memory_limit: str) -> N
     cache), and the next step's own memory comes on top of it: at 100M lines clv_model_fit
     (its likelihood in numpy over 5.4M customers) took the process to 1.98 GB after
     segment_product_purchases, and 0.99 GB alone. Measured: 858 MiB in use -> 30 MiB, RSS
-    985 -> 117 MB, in 0.09 s. Best effort: after a staging step DuckDB holds about 2 MB it
-    cannot evict (the tables' current blocks) and refuses 1 MB, but the refused attempt has
-    evicted the rest by then (51 MB in use -> 2 MB, measured), so the error is ignored."""
+    985 -> 117 MB, in 0.09 s. Best effort: after a staging step DuckDB keeps about 2 MB it
+    does not evict (`BASE_TABLE` in `duckdb_memory()`) and refuses 1 MB, but the refused
+    attempt has evicted the rest by then (51 MB in use -> 2 MB, measured), so the error is
+    ignored."""
     try:
         conn.execute(f"SET memory_limit = '{_RELEASE_LIMIT}'")
     except duckdb.Error:
