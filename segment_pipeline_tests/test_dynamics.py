@@ -36,7 +36,7 @@ from segment_pipeline.logic.rfm import (
     rfm_params,
 )
 from segment_pipeline.logic.strategy import load_rule_table
-from segment_pipeline.tables import ensure_table, replace_rows
+from segment_pipeline.tables import ensure_table
 from segment_pipeline_tests.buckets import forced_customer_buckets
 from segment_pipeline_tests.conftest import settings_for
 
@@ -397,12 +397,7 @@ def test_as_of_sql_refuses_sql_of_another_shape() -> None:
 
 
 def _transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    replace_rows(
-        conn,
-        dyn.SEGMENT_TRANSITIONS,
-        dyn.SEGMENT_TRANSITIONS_SQL,
-        dyn.transitions_params(LAPSE_DAYS),
-    )
+    dyn.write_segment_transitions(conn, LAPSE_DAYS)
     return conn.execute("SELECT * FROM marts.segment_transitions").df()
 
 

@@ -46,7 +46,6 @@ from segment_pipeline.tables import (
     ensure_table,
     preview_markdown,
     read_table,
-    replace_rows,
     replace_rows_from_frame,
     scalar,
     table_metadata,
@@ -443,12 +442,7 @@ def segment_transitions(
     settings = dynamics_settings.checked()
     with warehouse.connect() as conn:
         months = _ensure_snapshots(conn)
-        replace_rows(
-            conn,
-            dyn.SEGMENT_TRANSITIONS,
-            dyn.SEGMENT_TRANSITIONS_SQL,
-            dyn.transitions_params(settings.lapse_days),
-        )
+        dyn.write_segment_transitions(conn, settings.lapse_days)
         sums = conn.execute(dyn.TRANSITIONS_CONSERVATION_SQL).df()
         last = conn.execute(LATEST_TRANSITION_TOTALS_SQL).df()
         metadata = table_metadata(

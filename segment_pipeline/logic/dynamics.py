@@ -91,7 +91,7 @@ from segment_pipeline.logic.staging import (
 )
 from segment_pipeline.logic.strategy import RuleTable, all_cells
 from segment_pipeline.sql_files import load_sql, placeholders, sql_text, whole_and_one_bucket
-from segment_pipeline.tables import Column, TableDef, replace_rows, scalar
+from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows, scalar
 
 # --------------------------------------------------------------------------------------------
 # States
@@ -889,8 +889,6 @@ def write_snapshots(
     marts.category_tier_snapshots with the rows of the temp tables `source` and
     `source`_tiers, in one transaction (a month without rows is left empty). Returns the
     customer rows written."""
-    from segment_pipeline.tables import ensure_table
-
     written = {CUSTOMER_SNAPSHOTS: source, CATEGORY_TIER_SNAPSHOTS: f"{source}_tiers"}
     for table in written:
         ensure_table(conn, table)
@@ -981,8 +979,42 @@ def differing_rows(
 #: Pairs of consecutive calendar months that both have a snapshot.
 _PAIRS_CTE = load_sql("dynamics/_pairs_cte")
 
-#: Every consecutive pair x dimension x (from_state, to_state). Parameters: $lapse_days.
+#: One consecutive pair x dimension x (from_state, to_state). Parameters: $from_month, the
+#: pair's first month, and `transitions_params`.
 SEGMENT_TRANSITIONS_SQL = load_sql("dynamics/segment_transitions", pairs_cte=_PAIRS_CTE)
+#: The first month of every pair of consecutive snapshot months.
+TRANSITION_PAIRS_SQL = load_sql("dynamics/transition_pairs", pairs_cte=_PAIRS_CTE)
+
+
+def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) -> int:
+    """Replace marts.segment_transitions, one pair of months at a time in one transaction:
+    the pairs are independent (their rows and row shares never mix months), and one pair's
+    full outer join holds two months of snapshot rows where all pairs at once held every
+    month's (out of DuckDB memory at 10M lines under 70 MB, the stand-in for 100M lines
+    under 700 MB). Returns the rows written."""
+    ensure_table(conn, SEGMENT_TRANSITIONS)
+    first_months = [row[0] for row in conn.execute(TRANSITION_PAIRS_SQL).fetchall()]
+    params = transitions_params(lapse_days)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"DELETE FROM {SEGMENT_TRANSITIONS.fqn}")
+        written = sum(
+            replace_rows(
+                conn,
+                SEGMENT_TRANSITIONS,
+                SEGMENT_TRANSITIONS_SQL,
+                {**params, "from_month": month},
+                delete_where="false",
+                in_transaction=False,
+                ensure=False,
+            )
+            for month in first_months
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return written
 
 
 def transitions_params(lapse_days: int) -> dict[str, object]:

@@ -1,11 +1,16 @@
+-- One pair of consecutive months, the one from $from_month (the asset inserts every pair in
+-- turn: joining all months at once held every snapshot row in one full outer join).
 WITH {{ pairs_cte }},
+pair AS (SELECT from_month, to_month FROM pairs WHERE from_month = $from_month),
 a AS (
     SELECT p.from_month, p.to_month, s.*
-    FROM pairs AS p JOIN {{ marts.customer_snapshots }} AS s ON s.snapshot_month = p.from_month
+    FROM pair AS p JOIN {{ marts.customer_snapshots }} AS s ON s.snapshot_month = p.from_month
+    WHERE s.snapshot_month = $from_month
 ),
 b AS (
     SELECT p.from_month, p.to_month, s.*
-    FROM pairs AS p JOIN {{ marts.customer_snapshots }} AS s ON s.snapshot_month = p.to_month
+    FROM pair AS p JOIN {{ marts.customer_snapshots }} AS s ON s.snapshot_month = p.to_month
+    WHERE s.snapshot_month = $from_month + INTERVAL 1 MONTH
 ),
 j AS (
     SELECT
