@@ -62,7 +62,6 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
             "warehouse": DuckDBWarehouse(
                 path=settings.env_or_value("db_path", str(settings.db_path)),
                 memory_limit=settings.env_or_value("memory_limit", settings.memory_limit),
-                memory_budget=settings.env_or_value("memory_budget", settings.memory_budget),
             ),
             "dataset": DatasetResource.for_settings(settings),
             **{key: value for module in ANALYSIS_LAYERS for key, value in module.RESOURCES.items()},

@@ -12,11 +12,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,13 +127,6 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     data size (the process needs about 0.5 GB on top for Python, pandas and polars: 900 MB
     keeps a 10M-line run under 1.5 GB of RSS; see docs/performance.md)."""
 
-    memory_budget: str | None = None
-    """What the whole process may hold (`SEGMENT_PIPELINE_MEMORY_BUDGET`; default: the memory
-    limit plus 700 MB). DuckDB's limit at each step's start is the smaller of `memory_limit`
-    and what the budget leaves above the process's resident memory (measured once the previous
-    step's buffer pool is emptied), less a headroom for the step's own Python work; see
-    `step_memory_limit`."""
-
     atomic_runs: bool = True
     """A failed run leaves every table as it was: the run's steps share one connection and
     commit as they go, and a copy of the database file taken when the run starts
@@ -166,9 +158,8 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                     shared.failed = True
                 raise
             # the step's work is done: the next step (maybe Python's) starts with DuckDB's
-            # memory given back (a failed step's run is undone instead), and with a limit
-            # that leaves room for what the process kept
-            release_buffer_pool(shared.conn, self._step_limit)
+            # memory given back (a failed step's run is undone instead)
+            release_buffer_pool(shared.conn, self.memory_limit)
             return
         with self._exclusive_connection() as conn:
             yield conn
@@ -239,31 +230,12 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         finally:
             lock.release()
 
-    def _step_limit(self) -> str:
-        """DuckDB's memory limit for the next step, in bytes as DuckDB reads them ('123b');
-        logged when the process's memory makes it lower than `memory_limit`."""
-        limit = memory_size_bytes(self.memory_limit)
-        budget = (
-            memory_size_bytes(self.memory_budget)
-            if self.memory_budget
-            else limit + PROCESS_ALLOWANCE_BYTES
-        )
-        rss = process_rss_bytes()
-        chosen = step_memory_limit(limit, budget, rss)
-        if rss is not None and chosen < 0.9 * limit:
-            _log_in_step(
-                f"DuckDB memory limit from here {chosen / 1e6:,.0f} MB, not "
-                f"{limit / 1e6:,.0f} MB: the process holds {rss / 1e6:,.0f} MB of its "
-                f"{budget / 1e6:,.0f} MB budget (SEGMENT_PIPELINE_MEMORY_BUDGET)"
-            )
-        return f"{chosen}b"
-
     def _open(self) -> duckdb.DuckDBPyConnection:
         db_path = self.db_path
         conn = duckdb.connect(
             str(db_path),
             config={
-                "memory_limit": self._step_limit(),
+                "memory_limit": self.memory_limit,
                 "temp_directory": str(db_path.with_name(db_path.name + ".tmp")),
                 # preserve_insertion_order stays on: raw line numbers are the order in
                 # which DuckDB reads each file (row_number() OVER ()).
@@ -290,65 +262,11 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 #: What DuckDB's memory limit is lowered to for a moment to empty its buffer pool.
 _RELEASE_LIMIT = "1MB"
 
-#: The default memory budget's part beyond DuckDB's limit: the process between steps (about
-#: 340-460 MB at 10M lines) and a step's own Python work. 900 MB + 700 MB = 1.49 GiB.
-PROCESS_ALLOWANCE_BYTES = 700 * 10**6
-#: Kept free of DuckDB's limit above the process's resident memory: a step's own Python work
-#: and what DuckDB takes beyond its limit. At 100M lines (stop 28) the monthly snapshots
-#: peaked 220 MB above the resident memory before them plus DuckDB's limit.
-STEP_HEADROOM_BYTES = 300 * 10**6
-#: DuckDB is given at least this much, whatever the process holds: below it the largest
-#: statements spill so much that a step crawls (the budget is then exceeded, not the run
-#: failed). A smaller `memory_limit` is kept as it is.
-MIN_STEP_LIMIT_BYTES = 256 * 10**6
 
-_SIZE_UNITS = {
-    "b": 1, "bytes": 1,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-}  # fmt: skip
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
-
-
-def memory_size_bytes(text: str) -> int:
-    """Bytes of a memory size as DuckDB reads it: '900MB' is 900 * 10**6, '1.5GiB' is
-    1.5 * 2**30 (the settings accept only sizes this reads)."""
-    match = _SIZE.fullmatch(text)
-    unit = match and _SIZE_UNITS.get(match.group(2).lower())
-    if match is None or unit is None:
-        raise ValueError(f"{text!r} is not a memory size such as 900MB, 2GB or 512MiB")
-    return int(float(match.group(1)) * unit)
-
-
-def process_rss_bytes() -> int | None:
-    """This process's resident memory (Linux's /proc); None where it cannot be read."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def step_memory_limit(memory_limit: int, budget: int, rss: int | None) -> int:
-    """DuckDB's limit for a step: what `budget` leaves above the process's resident memory
-    `rss` less `STEP_HEADROOM_BYTES`, at most `memory_limit` and at least
-    `MIN_STEP_LIMIT_BYTES` (or `memory_limit` when that is smaller). Why: the process keeps
-    memory DuckDB's limit does not count (a 100M-line run held 410 MB after raw, 610 MB after
-    the snapshots and 910 MB after the CLV fit, with the buffer pool emptied), so a fixed
-    limit let it reach 1.71 GB where 10M lines stay at 1.31 GB."""
-    if rss is None:
-        return memory_limit
-    room = budget - rss - STEP_HEADROOM_BYTES
-    return min(memory_limit, max(room, MIN_STEP_LIMIT_BYTES))
-
-
-def release_buffer_pool(
-    conn: duckdb.DuckDBPyConnection, memory_limit: str | Callable[[], str]
-) -> None:
+def release_buffer_pool(conn: duckdb.DuckDBPyConnection, memory_limit: str) -> None:
     """Let DuckDB give back the memory it keeps between statements: lowering its limit makes
     it evict its buffer pool (cached blocks of the file, spillable temporary data to the
-    spill folder) at once, then the limit is set to `memory_limit` (a callable is asked
-    once the pool is emptied, so it can measure what the process keeps). Done when a step
+    spill folder) at once, then the limit goes back to `memory_limit`. Done when a step
     leaves the run's shared connection: the pool stays full after a step's SQL (it is a
     cache), and the next step's own memory comes on top of it: at 100M lines clv_model_fit
     (its likelihood in numpy over 5.4M customers) took the process to 1.98 GB after
@@ -362,19 +280,7 @@ def release_buffer_pool(
     except duckdb.Error:
         pass
     finally:
-        # a callable is asked after the release: it may measure what the process keeps
-        limit = memory_limit() if callable(memory_limit) else memory_limit
-        conn.execute("SET memory_limit = ?", [limit])
-
-
-def _log_in_step(message: str) -> None:
-    """Log to the running step's log (the UI's and the CLI's step lines); outside a step,
-    nowhere."""
-    try:
-        context = dg.OpExecutionContext.get()
-    except Exception:  # no step is running (Dagster raises its own error type)
-        return
-    context.log.info(message)
+        conn.execute("SET memory_limit = ?", [memory_limit])
 
 
 def undo_path(db_path: Path) -> Path:

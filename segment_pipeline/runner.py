@@ -48,11 +48,7 @@ _SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION"}
 def settings_warehouse(settings: PipelineSettings) -> DuckDBWarehouse:
     """The warehouse of `settings` with their values (the definitions' resource may hold
     unresolved `dg.EnvVar`s of them)."""
-    return DuckDBWarehouse(
-        path=str(settings.db_path),
-        memory_limit=settings.memory_limit,
-        memory_budget=settings.memory_budget,
-    )
+    return DuckDBWarehouse(path=str(settings.db_path), memory_limit=settings.memory_limit)
 
 
 @dataclass

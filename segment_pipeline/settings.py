@@ -61,7 +61,6 @@ ENV_VARS: dict[str, str] = {
     "sql_products_table": ENV_PREFIX + "SQL_PRODUCTS",
     "sql_chunk_rows": ENV_PREFIX + "SQL_CHUNK_ROWS",
     "memory_limit": ENV_PREFIX + "MEMORY_LIMIT",
-    "memory_budget": ENV_PREFIX + "MEMORY_BUDGET",
 }
 
 
@@ -102,10 +101,6 @@ class PipelineSettings:
     #: DuckDB's memory limit per connection (the warehouse resource's `memory_limit`); larger
     #: work spills to a folder next to the database. The process needs about 0.5 GB on top.
     memory_limit: str = DEFAULT_MEMORY_LIMIT
-    #: What the whole process may hold (the warehouse resource's `memory_budget`): DuckDB's
-    #: limit at each step is lowered by what the process keeps beyond it. None: the memory
-    #: limit plus 700 MB (1.6 GB, 1.49 GiB, by default).
-    memory_budget: str | None = None
     #: The fields whose value came from their environment variable: resources built from these
     #: settings reference the variable (`dg.EnvVar`) instead of copying its value.
     from_environment: frozenset[str] = field(default=frozenset(), compare=False)
@@ -242,7 +237,6 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "schedule_enabled": _flag,
     "sql_chunk_rows": _positive_int,
     "memory_limit": _memory_size,
-    "memory_budget": _memory_size,
 }
 assert set(_PARSERS) - {"end_date"} <= set(ENV_VARS)
 assert set(ENV_VARS) <= {f.name for f in fields(PipelineSettings)}

@@ -41,7 +41,6 @@ from segment_pipeline.logic.behaviour import (
     purchase_distribution_with_fit,
     sample_log_amounts,
     tercile_tiers,
-    write_customer_behaviour,
 )
 from segment_pipeline.logic.behaviour_figures import plot_occupation_groups, plot_price_segments
 from segment_pipeline.logic.memory import create_by_customer_buckets
@@ -718,11 +717,6 @@ def test_each_customer_in_exactly_one_segment(customers, lines, min_customers, b
     )
     in_buckets = conn.execute("SELECT * FROM _in_buckets ORDER BY customer_id").df()
     pd.testing.assert_frame_equal(in_buckets, behaviour, check_dtype=True)
-    # and the asset's own writer, in buckets when the lines would not fit: the same rows
-    with forced_customer_buckets(buckets):
-        assert write_customer_behaviour(conn) == n_customers
-    rewritten = conn.execute("SELECT * FROM marts.customer_behaviour ORDER BY customer_id").df()
-    pd.testing.assert_frame_equal(rewritten, behaviour, check_dtype=True)
     seg = conn.execute("SELECT * FROM marts.behavioural_segments").df()
     assert int(seg["customers"].sum()) == n_customers
     assert int(seg["transactions"].sum()) == len(rows)

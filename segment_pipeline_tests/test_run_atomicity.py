@@ -137,9 +137,7 @@ def test_a_step_leaving_the_run_connection_gives_back_duckdbs_memory(
 ) -> None:
     """DuckDB keeps the blocks a step read cached in its pool; the next step's memory (its
     pandas or numpy work) would come on top of it. When a step leaves the run's shared
-    connection the pool is emptied, and the memory limit is the warehouse's again (a budget
-    far above the process: test_memory_budget covers a budget that lowers it)."""
-    warehouse = warehouse.model_copy(update={"memory_budget": "1TB"})
+    connection the pool is emptied, and the memory limit is the warehouse's again."""
     with warehouse.connect() as conn:
         conn.execute(
             "CREATE TABLE big AS SELECT range AS i, md5(CAST(range AS VARCHAR)) AS s "

@@ -35,7 +35,6 @@ def test_every_variable_is_read_and_parsed(tmp_path: Path) -> None:
         ENV_VARS["sql_transactions_table"]: "sales.lines",
         ENV_VARS["sql_chunk_rows"]: "700",
         ENV_VARS["memory_limit"]: "2.5GB",
-        ENV_VARS["memory_budget"]: "3.5GiB",
         "UNRELATED": "x",
     }
     settings = PipelineSettings.from_env(env)
@@ -46,7 +45,7 @@ def test_every_variable_is_read_and_parsed(tmp_path: Path) -> None:
     assert (settings.schedule_cron, settings.schedule_timezone) == ("0 1 * * *", "Europe/London")
     assert settings.schedule_enabled is True
     assert (settings.sql_transactions_table, settings.sql_chunk_rows) == ("sales.lines", 700)
-    assert (settings.memory_limit, settings.memory_budget) == ("2.5GB", "3.5GiB")
+    assert settings.memory_limit == "2.5GB"
     assert settings.sql_customers_table == "customers"  # unset: the default
     assert settings.from_environment == {name for name, var in ENV_VARS.items() if var in env}
     # A CLI flag replaces a value: it no longer comes from the environment.
@@ -63,7 +62,6 @@ def test_every_variable_is_read_and_parsed(tmp_path: Path) -> None:
         ("sql_chunk_rows", "0", "SEGMENT_PIPELINE_SQL_CHUNK_ROWS must be a whole number"),
         ("memory_limit", "lots", "SEGMENT_PIPELINE_MEMORY_LIMIT='lots' is not a memory size"),
         ("memory_limit", "900", "SEGMENT_PIPELINE_MEMORY_LIMIT='900' is not a memory size"),
-        ("memory_budget", "2G", "SEGMENT_PIPELINE_MEMORY_BUDGET='2G' is not a memory size"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, message: str) -> None:
@@ -81,7 +79,6 @@ def test_resources_reference_the_variables_and_flags_are_values(tmp_path: Path) 
     assert isinstance(dataset.data_dir, dg.EnvVar)
     assert dataset.source_format == "canonical"  # a default: a value
     assert warehouse.memory_limit == "900MB"
-    assert warehouse.memory_budget is None  # unset: the limit plus 700 MB
     # The CLI's --db is a value in the resource config, not a variable.
     flagged = build_definitions(from_env.with_overrides(db_path=tmp_path / "flag.duckdb"))
     assert flagged.resources["warehouse"].path == str(tmp_path / "flag.duckdb")

@@ -42,19 +42,14 @@ import pandas as pd
 
 # Importing the modules that declare the tables and views these SQL files read registers
 # the names their placeholders resolve against (segment_pipeline.sql_files).
-from segment_pipeline.logic.memory import (
-    LINE_BYTES_PER_ROW,
-    PAIR_COUNT_BYTES_PER_ROW,
-    buckets_for,
-    create_by_customer_buckets,
-)
+from segment_pipeline.logic.memory import PAIR_COUNT_BYTES_PER_ROW, create_by_customer_buckets
 from segment_pipeline.logic.staging import (  # noqa: F401
     PRODUCT_LINES_VIEW,
     SALES_LINES_VIEW,
     STAGED_TRANSACTIONS,
 )
 from segment_pipeline.sql_files import load_sql, whole_and_one_bucket
-from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows
+from segment_pipeline.tables import Column, TableDef
 
 UNKNOWN = "Unknown"
 
@@ -400,40 +395,6 @@ DOMINANT_PRICE_SEGMENT_SQL = (
 CUSTOMER_BEHAVIOUR_SQL, CUSTOMER_BEHAVIOUR_BUCKET_SQL = whole_and_one_bucket(
     load_sql, "behaviour/customer_behaviour", dominant_price_segment=DOMINANT_PRICE_SEGMENT_SQL
 )
-
-
-def write_customer_behaviour(conn: duckdb.DuckDBPyConnection) -> int:
-    """Replace marts.customer_behaviour; in buckets of customers (one transaction) when the
-    sale lines would not fit in DuckDB's memory limit at LINE_BYTES_PER_ROW: one statement,
-    as before, up to about 17M lines under the default limit; at 10M lines under 70 MB (the
-    stand-in for 100M lines under the 700 MB a memory budget may leave) the one statement ran
-    out of memory. The buckets partition the customers, so their rows are the whole
-    statement's. Returns the rows written."""
-    ensure_table(conn, CUSTOMER_BEHAVIOUR)
-    buckets = buckets_for(conn, STAGED_TRANSACTIONS.fqn, LINE_BYTES_PER_ROW)
-    if buckets == 1:
-        return replace_rows(conn, CUSTOMER_BEHAVIOUR, CUSTOMER_BEHAVIOUR_SQL)
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.execute(f"DELETE FROM {CUSTOMER_BEHAVIOUR.fqn}")
-        written = sum(
-            replace_rows(
-                conn,
-                CUSTOMER_BEHAVIOUR,
-                CUSTOMER_BEHAVIOUR_BUCKET_SQL,
-                {"customer_buckets": buckets, "customer_bucket": bucket},
-                delete_where="false",
-                in_transaction=False,
-                ensure=False,
-            )
-            for bucket in range(buckets)
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return written
-
 
 #: Segment metrics from marts.customer_behaviour (orders of different customers never
 #: coincide, so summing customers' distinct orders gives the segment's distinct orders).

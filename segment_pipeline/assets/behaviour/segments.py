@@ -15,6 +15,7 @@ from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS_SQL,
     CATEGORY_PRICE_SEGMENTS,
     CUSTOMER_BEHAVIOUR,
+    CUSTOMER_BEHAVIOUR_SQL,
     OCC_OTHER,
     OCCUPATION_GROUPS_TABLE,
     PRICE_UNKNOWN,
@@ -23,7 +24,6 @@ from segment_pipeline.logic.behaviour import (
     build_category_price_segments,
     build_occupation_groups,
     purchase_distribution_with_fit,
-    write_customer_behaviour,
 )
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import DuckDBWarehouse
@@ -224,7 +224,7 @@ def category_price_segments(
 )
 def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehouse):
     with warehouse.connect() as conn:
-        rows = write_customer_behaviour(conn)
+        rows = replace_rows(conn, CUSTOMER_BEHAVIOUR, CUSTOMER_BEHAVIOUR_SQL)
         expected, distinct, spend_gap, unknown, unpriced = conn.execute(
             CUSTOMER_BEHAVIOUR_CHECK_SQL, [PRICE_UNKNOWN]
         ).fetchall()[0]
