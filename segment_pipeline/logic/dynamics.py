@@ -1006,7 +1006,7 @@ def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) 
                 SEGMENT_TRANSITIONS,
                 SEGMENT_TRANSITIONS_SQL,
                 {**params, "from_month": month},
-                delete_where="false",
+                delete_where="false",  # appended: the table was emptied above
                 in_transaction=False,
                 ensure=False,
             )

@@ -1,5 +1,7 @@
 -- One pair of consecutive months, the one from $from_month (the asset inserts every pair in
--- turn: joining all months at once held every snapshot row in one full outer join).
+-- turn: joining all months at once held every snapshot row in one full outer join). The
+-- WHERE on snapshot_month repeats the join's condition as a constant, so that the scans skip
+-- the other months' row groups.
 WITH {{ pairs_cte }},
 pair AS (SELECT from_month, to_month FROM pairs WHERE from_month = $from_month),
 a AS (
