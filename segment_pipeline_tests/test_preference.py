@@ -395,12 +395,10 @@ def _staged_purchases(
 ) -> duckdb.DuckDBPyConnection:
     conn = make_staging(lines)
     build_rfm(conn, **window_args)
-    replace_rows(
-        conn,
-        pref.SEGMENT_PRODUCT_PURCHASES,
-        pref.SEGMENT_PRODUCT_PURCHASES_SQL,
-        {**read_window(conn).range_params(), "premium_quantile": 1 - premium_top_share},
+    written = pref.write_segment_product_purchases(
+        conn, read_window(conn).range_params(), 1 - premium_top_share
     )
+    assert written.mode == "full"
     return conn
 
 
@@ -505,6 +503,153 @@ def test_lines_match_staging_sees_a_line_repeated_in_place_of_another() -> None:
     assert broken["purchase_rows"] == built["purchase_rows"]
     assert broken["purchase_revenue"] == built["purchase_revenue"]
     assert not broken["same_line_ids"]
+
+
+# --------------------------------------------------------------------------------------------
+# segment_product_purchases written again: only the changed lines
+# --------------------------------------------------------------------------------------------
+
+
+def _restage(conn: duckdb.DuckDBPyConnection, lines: list[Line]) -> None:
+    """Replace staging.transactions with `lines` (line ids by position, as make_staging)."""
+    fresh = make_staging(lines).execute("SELECT * FROM staging.transactions").df()
+    conn.execute("DELETE FROM staging.transactions")
+    conn.register("_restaged", fresh)
+    conn.execute("INSERT INTO staging.transactions SELECT * FROM _restaged")
+    conn.unregister("_restaged")
+
+
+def _write_again(
+    conn: duckdb.DuckDBPyConnection, premium_top_share: float = 0.2, **window_args: object
+) -> pref.PurchasesWrite:
+    build_rfm(conn, **window_args)
+    return pref.write_segment_product_purchases(
+        conn, read_window(conn).range_params(), 1 - premium_top_share
+    )
+
+
+def _purchase_rows(conn: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return conn.execute("SELECT * FROM marts.segment_product_purchases ORDER BY line_id").fetchall()
+
+
+def _rebuilt_whole(conn: duckdb.DuckDBPyConnection, premium_top_share: float = 0.2) -> list[tuple]:
+    """The table written whole from the same staging and segments (it is emptied first)."""
+    conn.execute("DELETE FROM marts.segment_product_purchases")
+    written = pref.write_segment_product_purchases(
+        conn, read_window(conn).range_params(), 1 - premium_top_share
+    )
+    assert written.mode == "full"
+    return _purchase_rows(conn)
+
+
+def test_purchases_unchanged_inputs_write_nothing() -> None:
+    conn = _staged_purchases(STAGED)
+    before = _purchase_rows(conn)
+    written = _write_again(conn)
+    assert written == pref.PurchasesWrite("unchanged", 0)
+    assert _purchase_rows(conn) == before
+
+
+def test_purchases_a_corrected_line_rewrites_its_day() -> None:
+    """B's P3 line on 02-02 corrected to 3 units: the day's 4 lines are written again and
+    nothing else (no segment changes: segments come from R and F; P3's unit price and so every
+    typical price and flag stay)."""
+    conn = _staged_purchases(STAGED)
+    corrected = list(STAGED)
+    corrected[4] = ("o3", "B", "2026-02-02 10:00:00", "P3", "X", 3, "30.00")
+    _restage(conn, corrected)
+    written = _write_again(conn)
+    assert written == pref.PurchasesWrite("incremental", 4, changed_days=1)
+    rows = _purchase_rows(conn)
+    assert [r[10] for r in rows if r[0] == "test:5"] == [3]  # the corrected quantity
+    assert rows == _rebuilt_whole(conn)
+
+
+def test_purchases_a_changed_typical_price_rewrites_the_products_lines() -> None:
+    """A's P1 line on 02-01 re-priced 9.00 -> 12.00: P1's prices 12, 11, 10 give a typical
+    price of 11 instead of 10, so P1's three lines (02-01, 02-03, 02-05) are written again,
+    with the other line of the corrected day (P5 on 02-01): 4 rows. X's premium threshold
+    (typical prices 11, 20, 30, 40, 50: 40 + 0.2 * 10 = 42) keeps P5 the only premium."""
+    conn = _staged_purchases(STAGED)
+    repriced = list(STAGED)
+    repriced[0] = ("o1", "A", "2026-02-01 10:00:00", "P1", "X", 1, "12.00")
+    _restage(conn, repriced)
+    written = _write_again(conn)
+    assert written == pref.PurchasesWrite("incremental", 4, changed_days=1, changed_products=1)
+    rows = _purchase_rows(conn)
+    assert {r[7]: float(r[13]) for r in rows if r[7] == "P1"} == {"P1": 11.0}
+    assert sorted(r[7] for r in rows if r[14]) == ["P5"]
+    assert rows == _rebuilt_whole(conn)
+
+
+def test_purchases_follow_a_moved_window_and_changed_segments() -> None:
+    """The window starting on 02-02 drops A's o1 (02-01, 2 lines), and A's segment changes
+    (one order left): the day's lines go, A's other line is written again."""
+    conn = _staged_purchases(STAGED)
+    written = _write_again(conn, window_start=date(2026, 2, 2))
+    assert written.mode == "incremental"
+    assert written.changed_days == 1
+    rows = _purchase_rows(conn)
+    assert len(rows) == 6
+    assert rows == _rebuilt_whole(conn)
+
+
+history_lines = st.lists(
+    st.tuples(
+        st.integers(0, 4),  # customer
+        st.integers(0, 8),  # day
+        st.integers(0, 3),  # product
+        st.sampled_from(["X", "Y"]),  # category (a product may be sold under both)
+        st.integers(1, 3),  # quantity
+        st.sampled_from(["1.00", "2.50", "5.00", "19.99"]),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _as_lines(raw: list[tuple]) -> list[Line]:
+    return [
+        (f"o{c}-{d}", f"c{c}", f"2026-03-{d + 1:02d} 10:00:00", f"P{p}", cat, q, price)
+        for c, d, p, cat, q, price in raw
+    ]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    history_lines,
+    st.lists(st.tuples(st.integers(0, 24), st.integers(1, 3), st.sampled_from(["2.50", "9.00"]))),
+    history_lines,
+    st.integers(0, 25),
+    st.sampled_from([None, date(2026, 3, 3)]),
+    st.sampled_from([0.2, 0.5]),
+)
+def test_purchases_written_again_equal_the_table_rebuilt_whole(
+    history: list[tuple],
+    corrections: list[tuple],
+    added: list[tuple],
+    kept: int,
+    window_start: date | None,
+    premium_top_share: float,
+) -> None:
+    """Any history, then lines corrected in place, lines dropped from the end and new lines
+    added (days, customers, products, categories, prices all random), another window or
+    premium share: the table written again holds exactly the rows of the table written
+    whole."""
+    conn = _staged_purchases(_as_lines(history))
+    changed = list(history)
+    for position, quantity, price in corrections:
+        if position < len(changed):
+            c, d, p, cat, _q, _price = changed[position]
+            changed[position] = (c, d, p, cat, quantity, price)
+    changed = changed[:kept] + added
+    if not changed:
+        return
+    _restage(conn, _as_lines(changed))
+    written = _write_again(conn, premium_top_share, window_start=window_start)
+    assert written.mode in ("incremental", "unchanged")
+    again = _purchase_rows(conn)
+    assert again == _rebuilt_whole(conn, premium_top_share)
 
 
 # --------------------------------------------------------------------------------------------

@@ -61,6 +61,13 @@ def _materialize(db: Path, instance: dg.DagsterInstance, **config: object):
     return settings, result
 
 
+def _purchases_metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
+    (event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == PURCHASES_KEY
+    ]
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
 def test_rfm_layer_on_the_bundled_sample(staged_sample_db, copy_db, instance) -> None:
     db = copy_db(staged_sample_db)
     settings, result = _materialize(db, instance)
@@ -78,6 +85,16 @@ def test_rfm_layer_on_the_bundled_sample(staged_sample_db, copy_db, instance) ->
     }
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {f"marts/{t}" for t in TABLES} <= materialized
+    purchases_written = _purchases_metadata(result)
+    assert purchases_written["write_mode"] == "full"
+    assert purchases_written["rows_written"] > 0
+    # the same inputs again: segment_product_purchases keeps every row, writes none
+    _, again = _materialize(db, instance)
+    assert again.success
+    assert {k: _purchases_metadata(again)[k] for k in ("write_mode", "rows_written")} == {
+        "write_mode": "unchanged",
+        "rows_written": 0,
+    }
 
     with duckdb.connect(str(db), read_only=True) as conn:
         summary = dict(conn.execute("SELECT segment, customers FROM marts.rfm_summary").fetchall())

@@ -29,7 +29,8 @@ PATTERNS_KEY = table_key(pref.SEGMENT_PURCHASE_PATTERNS)
     deps=[RFM_KEY, *STAGING_KEYS],
     description="The main analysis table: every staged sale line of the RFM window with its "
     "customer's segment and a premium-product flag (typical unit price in the top share of its "
-    "category). Built in DuckDB SQL.",
+    "category). Built in DuckDB SQL; once it holds rows, a run rewrites only the lines whose "
+    "day, customer's segment or product's price changed (metadata write_mode, rows_written).",
     checks=[
         check_spec(
             PURCHASES_KEY,
@@ -46,11 +47,8 @@ def segment_product_purchases(
     with warehouse.connect() as conn:
         ensure_staging_tables(conn)  # the views too, on a warehouse staged by older code
         window = read_window(conn)
-        replace_rows(
-            conn,
-            pref.SEGMENT_PRODUCT_PURCHASES,
-            pref.SEGMENT_PRODUCT_PURCHASES_SQL,
-            {**window.range_params(), "premium_quantile": 1 - rfm_settings.premium_top_share},
+        written = pref.write_segment_product_purchases(
+            conn, window.range_params(), 1 - rfm_settings.premium_top_share
         )
         match = conn.execute(pref.PURCHASES_MATCH_STAGING_SQL, window.range_params()).df().iloc[0]
         premium = conn.execute(pref.PREMIUM_PRODUCTS_SQL).df()
@@ -58,11 +56,19 @@ def segment_product_purchases(
     staged, rows = (int(match[c]) for c in ("staged_lines", "purchase_rows"))
     same_ids = bool(match["same_line_ids"])
     passed = staged == rows and same_ids and match["staged_revenue"] == match["purchase_revenue"]
-    context.log.info(f"segment_product_purchases: {rows} lines (staged in window: {staged})")
+    context.log.info(
+        f"segment_product_purchases: {rows} lines (staged in window: {staged}); "
+        f"{written.mode}, {written.rewritten} rows written"
+    )
     return dg.MaterializeResult(
         metadata={
             **metadata,
             **window_metadata(window),
+            "write_mode": dg.MetadataValue.text(written.mode),
+            "rows_written": written.rewritten,
+            "changed_days": written.changed_days,
+            "changed_customers": written.changed_customers,
+            "changed_products": written.changed_products,
             "premium_products": int(premium["premium_products"].iloc[0]),
             "products": int(premium["products"].iloc[0]),
         },

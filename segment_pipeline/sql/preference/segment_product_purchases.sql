@@ -1,51 +1,13 @@
--- `lines` is read three times: inlined, each read scans only the columns it needs (materialising
--- the window's wide rows once cost more than the three scans: 7.0 s -> 4.2 s at 10M lines)
-WITH lines AS NOT MATERIALIZED (
-    SELECT *, CAST(order_ts AS DATE) AS order_date
-    FROM {{ staging.product_lines }}
-    WHERE CAST(order_ts AS DATE) BETWEEN $window_start AND $window_end
-),
--- The median unit price per product from prices counted per product and price, a grouping
--- DuckDB can spill: median() over every line holds all of them in memory (100M lines: 800 MB).
--- DuckDB's own median is taken over the one or two middle prices, which gives the same value
--- (as behaviour/category_stats.sql).
-price_counts AS (
-    SELECT product_id, unit_price, count(*) AS n
-    FROM lines
-    GROUP BY product_id, unit_price
-),
-price_positions AS (
-    SELECT
-        *,
-        sum(n) OVER (
-            PARTITION BY product_id ORDER BY unit_price
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS upto,
-        sum(n) OVER (PARTITION BY product_id) AS product_lines
-    FROM price_counts
-),
-product_price AS (
-    SELECT product_id, median(unit_price) AS typical_unit_price
-    FROM price_positions
-    -- the prices whose positions [upto - n, upto - 1] meet the middle ones
-    WHERE upto - n <= product_lines // 2 AND upto - 1 >= (product_lines - 1) // 2
-    GROUP BY product_id
-),
-category_threshold AS (
-    -- each product counted once per category it is sold under
-    SELECT c.category,
-           quantile_cont(p.typical_unit_price, $premium_quantile) AS premium_threshold
-    FROM (SELECT DISTINCT category, product_id FROM lines) AS c
-    JOIN product_price AS p USING (product_id)
-    GROUP BY c.category
-)
+-- The window's sale lines with their customer's segment and their product's typical price and
+-- premium flag (`{{ prices }}`: the temp table of purchase_prices.sql). `{{ changed_only }}` is
+-- empty for the whole table, or `AND` the condition that keeps the lines an incremental write
+-- rewrites (logic/preference.py, CHANGED_PURCHASE_LINES).
 SELECT
-    l.line_id, l.order_id, l.customer_id, l.order_ts, l.order_date,
+    l.line_id, l.order_id, l.customer_id, l.order_ts, CAST(l.order_ts AS DATE) AS order_date,
     r.segment, r.segment_order,
     l.product_id, l.product_name, l.category, l.quantity, l.unit_price, l.amount,
-    p.typical_unit_price,
-    coalesce(p.typical_unit_price > t.premium_threshold, false) AS is_premium
-FROM lines AS l
+    p.typical_unit_price, p.is_premium
+FROM {{ staging.product_lines }} AS l
 JOIN {{ marts.rfm_customer_segments }} AS r USING (customer_id)
-JOIN product_price AS p USING (product_id)
-JOIN category_threshold AS t USING (category)
+JOIN {{ prices }} AS p USING (product_id, category)
+WHERE CAST(l.order_ts AS DATE) BETWEEN $window_start AND $window_end {{ changed_only }}
