@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from segment_pipeline.logic import preference as pref
@@ -643,8 +643,10 @@ def test_purchases_written_again_equal_the_table_rebuilt_whole(
             c, d, p, cat, _q, _price = changed[position]
             changed[position] = (c, d, p, cat, quantity, price)
     changed = changed[:kept] + added
-    if not changed:
-        return
+    # a window that holds no line is refused by the RFM layer (tested there)
+    assume(
+        any(window_start is None or date(2026, 3, d + 1) >= window_start for _, d, *_ in changed)
+    )
     _restage(conn, _as_lines(changed))
     written = _write_again(conn, premium_top_share, window_start=window_start)
     assert written.mode in ("incremental", "unchanged")
