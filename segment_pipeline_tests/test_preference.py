@@ -582,6 +582,29 @@ def test_purchases_a_changed_typical_price_rewrites_the_products_lines() -> None
     assert rows == _rebuilt_whole(conn)
 
 
+def test_purchases_too_many_rows_to_rewrite_in_place_are_written_whole() -> None:
+    """Above `max_rows_in_place` (a quarter of DuckDB's memory limit at 8 bytes of delete
+    information per row) the table is written whole, with the same rows."""
+    conn = _staged_purchases(STAGED)
+    corrected = list(STAGED)
+    corrected[4] = ("o3", "B", "2026-02-02 10:00:00", "P3", "X", 3, "30.00")
+    _restage(conn, corrected)
+    build_rfm(conn)
+    written = pref.write_segment_product_purchases(
+        conn, read_window(conn).range_params(), 0.8, max_rows_in_place=7
+    )
+    assert (written.mode, written.rewritten) == ("full", 8)
+    assert "more than the 7 rewritten in place" in written.reason
+    assert _purchase_rows(conn) == _rebuilt_whole(conn)
+
+
+def test_rows_rewritten_in_place_under_a_memory_limit() -> None:
+    # 858 MiB (the default 900 MB): a quarter at 8 bytes a row -> 28,114,944 rows; 10M
+    # lines are rewritten in place, 100M are not
+    assert pref.max_rows_rewritten_in_place(858 * 2**20) == 858 * 2**20 // 32 == 28_114_944
+    assert pref.max_rows_rewritten_in_place(None) is None
+
+
 def test_purchases_follow_a_moved_window_and_changed_segments() -> None:
     """The window starting on 02-02 drops A's o1 (02-01, 2 lines), and A's segment changes
     (one order left): the day's lines go, A's other line is written again."""

@@ -46,6 +46,8 @@ from datetime import date
 
 import duckdb
 
+from segment_pipeline.logic.memory import memory_limit_bytes
+
 # Importing the modules that declare the tables and views these SQL files read registers
 # the names their placeholders resolve against (segment_pipeline.sql_files).
 from segment_pipeline.logic.rfm import RFM_CUSTOMER_SEGMENTS  # noqa: F401
@@ -351,23 +353,45 @@ CHAMPIONS_VS_NEW_CATEGORIES_SQL = load_sql("preference/champions_vs_new_categori
 # --------------------------------------------------------------------------------------------
 
 
+#: DuckDB memory a DELETE takes per row of the table when the deleted rows are scattered over
+#: it: its version information, 8 bytes per row of every 2048-row vector the delete touches,
+#: held until the next checkpoint. Measured on the 100M-line table: deleting the lines of 3%
+#: of the customers (3.0M rows of 99.5M, in nearly every vector) took 811 MB.
+DELETE_INFO_BYTES_PER_ROW = 8
+
+
+def max_rows_rewritten_in_place(limit_bytes: int | None) -> int | None:
+    """The largest segment_product_purchases that is rewritten in place (its changed lines
+    deleted and inserted again) under DuckDB's memory limit `limit_bytes`: a scattered
+    delete's version information may take a quarter of the limit, at worst 8 bytes per row.
+    About 28M rows under the default 858 MiB (10M lines: 80 MB); a larger table is written
+    whole, which needs no version information per row. None: no limit known."""
+    if limit_bytes is None or limit_bytes <= 0:
+        return None
+    return limit_bytes // 4 // DELETE_INFO_BYTES_PER_ROW
+
+
 @dataclass(frozen=True)
 class PurchasesWrite:
-    """What :func:`write_segment_product_purchases` did: `mode` is "full" (the table was
-    empty: every line written), "incremental" (only the changed lines rewritten) or
-    "unchanged" (nothing differed); `rewritten` rows were inserted."""
+    """What :func:`write_segment_product_purchases` did: `mode` is "full" (every line
+    written: the table was empty, or too large to rewrite in place, see `reason`),
+    "incremental" (only the changed lines rewritten) or "unchanged" (nothing differed);
+    `rewritten` rows were inserted."""
 
     mode: str
     rewritten: int
     changed_days: int = 0
     changed_customers: int = 0
     changed_products: int = 0
+    reason: str = ""
 
 
 def write_segment_product_purchases(
     conn: duckdb.DuckDBPyConnection,
     window_params: Mapping[str, date],
     premium_quantile: float,
+    *,
+    max_rows_in_place: int | None = None,
 ) -> PurchasesWrite:
     """Bring marts.segment_product_purchases to the window's staged lines, today's segments and
     today's typical prices, rewriting only the lines that changed.
@@ -381,7 +405,10 @@ def write_segment_product_purchases(
     and inserts again the lines of those only, in one transaction. Every row the table would
     hold rebuilt whole is then either kept (none of its inputs changed) or written again:
     the result equals the whole rebuild (tested on random histories and changes). An empty
-    table is written whole.
+    table is written whole, and so is a table of more rows than `max_rows_in_place` (by
+    default :func:`max_rows_rewritten_in_place` for the connection's memory limit): DuckDB
+    keeps per-row version information for a scattered delete, which at 100M lines ran the
+    rewrite out of memory.
     """
     ensure_table(conn, SEGMENT_PRODUCT_PURCHASES)
     params = dict(window_params)
@@ -396,11 +423,22 @@ def write_segment_product_purchases(
             f"CREATE OR REPLACE TEMP TABLE {PURCHASE_PRICES_TEMP} AS {PURCHASE_PRICES_SQL}",
             {**params, "premium_quantile": premium_quantile},
         )
-        if row_count(conn, SEGMENT_PRODUCT_PURCHASES) == 0:
+        stored = row_count(conn, SEGMENT_PRODUCT_PURCHASES)
+        if max_rows_in_place is None:
+            max_rows_in_place = max_rows_rewritten_in_place(memory_limit_bytes(conn))
+        reason = ""
+        if stored == 0:
+            reason = "the table was empty"
+        elif max_rows_in_place is not None and stored > max_rows_in_place:
+            reason = (
+                f"{stored:,} rows: more than the {max_rows_in_place:,} rewritten in place "
+                "under DuckDB's memory limit"
+            )
+        if reason:
             inserted = replace_rows(
                 conn, SEGMENT_PRODUCT_PURCHASES, SEGMENT_PRODUCT_PURCHASES_SQL, params, ensure=False
             )
-            return PurchasesWrite("full", inserted)
+            return PurchasesWrite("full", inserted, reason=reason)
         changed = {}
         for temp, sql, sql_params in (
             (CHANGED_DAYS_TEMP, PURCHASES_CHANGED_DAYS_SQL, params),

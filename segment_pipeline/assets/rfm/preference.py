@@ -59,12 +59,14 @@ def segment_product_purchases(
     context.log.info(
         f"segment_product_purchases: {rows} lines (staged in window: {staged}); "
         f"{written.mode}, {written.rewritten} rows written"
+        + (f" ({written.reason})" if written.reason else "")
     )
     return dg.MaterializeResult(
         metadata={
             **metadata,
             **window_metadata(window),
             "write_mode": dg.MetadataValue.text(written.mode),
+            "why_written_whole": dg.MetadataValue.text(written.reason or "(not written whole)"),
             "rows_written": written.rewritten,
             "changed_days": written.changed_days,
             "changed_customers": written.changed_customers,
