@@ -333,7 +333,10 @@ def _stop_run(
     run = instance.get_run_by_id(run_id)
     if run is not None and not run.is_finished:
         instance.report_run_canceled(run, message="Interrupted (Ctrl-C) in segment-pipeline")
-        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    # Also when Dagster failed the run itself: an interrupt that lands while a step holds its
+    # slot of the `duckdb_warehouse` pool can leave the slot claimed by the finished run, and
+    # every later run waited for it (seen in CI: the rerun after Ctrl-C hung).
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
     run = instance.get_run_by_id(run_id)
     status = run.status.value if run is not None else "unknown"
     say(f"run {run_id} stopped: {status}")
@@ -513,7 +516,30 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         instance.report_run_failed(run, message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         recovered.append(f"run {run.run_id}: its process {pid} is gone; marked FAILED, slot freed")
+    recovered.extend(free_slots_of_finished_runs(instance))
     return recovered
+
+
+def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Free the pool slots (claimed or pending) that runs already finished still hold.
+
+    A finished run never needs a slot, but one interrupted while a step held its slot could
+    keep it (Dagster failed the run without freeing it), and every later run then waited for
+    the `duckdb_warehouse` slot forever. Returns one line per run freed, for the console."""
+    storage = instance.event_log_storage
+    holders: set[str] = set()
+    for key in storage.get_concurrency_keys():
+        info = storage.get_concurrency_info(key)
+        holders.update(slot.run_id for slot in info.claimed_slots)
+        holders.update(step.run_id for step in info.pending_steps)
+    freed = []
+    for run_id in sorted(holders):
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            storage.free_concurrency_slots_for_run(run_id)
+            status = run.status.value if run is not None else "unknown"
+            freed.append(f"run {run_id}: finished ({status}) but held a pool slot; slot freed")
+    return freed
 
 
 def run_pipeline(

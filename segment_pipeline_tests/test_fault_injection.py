@@ -182,3 +182,35 @@ def test_ctrl_c_stops_the_run_at_once_records_it_canceled_and_a_rerun_is_clean(
     )
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert _tables(db) == clean_tables
+
+
+def test_a_finished_run_holding_a_pool_slot_is_freed_by_the_next_run(tmp_path: Path) -> None:
+    """The state a Ctrl-C once left (CI): the interrupted run FAILURE but still holding its
+    `duckdb_warehouse` slot, the next run pending behind it forever. The next CLI run's
+    recovery frees the finished run's slot and leaves a running run's alone."""
+    from segment_pipeline.runner import recover_dead_runs
+
+    home = project_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("duckdb_warehouse", 1)
+        finished = instance.create_run_for_job(dg.GraphDefinition("g").to_job(), run_id=None)
+        instance.report_run_failed(finished, "interrupted")
+        claim = storage.claim_concurrency_slot("duckdb_warehouse", finished.run_id, "step_a")
+        assert claim.is_claimed
+        waiting = instance.create_run_for_job(dg.GraphDefinition("h").to_job(), run_id=None)
+        assert not storage.claim_concurrency_slot(
+            "duckdb_warehouse", waiting.run_id, "step_b"
+        ).is_claimed
+
+        lines = recover_dead_runs(instance)
+
+        assert lines == [
+            f"run {finished.run_id}: finished (FAILURE) but held a pool slot; slot freed"
+        ]
+        info = storage.get_concurrency_info("duckdb_warehouse")
+        assert finished.run_id not in {s.run_id for s in info.claimed_slots}
+        # the waiting run (not finished) keeps its place and now gets the slot
+        assert storage.claim_concurrency_slot(
+            "duckdb_warehouse", waiting.run_id, "step_b"
+        ).is_claimed
