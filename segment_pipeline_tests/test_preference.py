@@ -601,19 +601,27 @@ def test_purchases_too_many_rows_to_rewrite_in_place_are_written_whole() -> None
 def test_rows_rewritten_in_place_under_a_memory_limit() -> None:
     # 858 MiB (the default 900 MB): a quarter at 8 bytes a row -> 28,114,944 rows; 10M
     # lines are rewritten in place, 100M are not
-    assert pref.max_rows_rewritten_in_place(858 * 2**20) == 858 * 2**20 // 32 == 28_114_944
+    limit = pref.max_rows_rewritten_in_place(858 * 2**20)
+    assert limit == 28_114_944
+    assert 10_000_000 < limit < 100_000_000
     assert pref.max_rows_rewritten_in_place(None) is None
 
 
 def test_purchases_follow_a_moved_window_and_changed_segments() -> None:
-    """The window starting on 02-02 drops A's o1 (02-01, 2 lines), and A's segment changes
-    (one order left): the day's lines go, A's other line is written again."""
+    """The window starting on 02-02 drops A's o1 (02-01: 2 lines, one day). In the window
+    left, A (one order) and B (two) are ranked apart: A stays Hibernating, B moves from About
+    To Sleep to Need Attention (one customer). Three products change: P1's prices 11 and 10
+    give 10.5 instead of 10, P5 leaves the window, and X's typical prices 10.5, 20, 30, 40 put
+    the premium threshold at 30 + 0.4 * 10 = 34, so P4 becomes premium. Every line left is
+    B's or P1's: all 6 are written again."""
     conn = _staged_purchases(STAGED)
     written = _write_again(conn, window_start=date(2026, 2, 2))
-    assert written.mode == "incremental"
-    assert written.changed_days == 1
+    assert written == pref.PurchasesWrite(
+        "incremental", 6, changed_days=1, changed_customers=1, changed_products=3
+    )
     rows = _purchase_rows(conn)
-    assert len(rows) == 6
+    assert {r[2]: r[5] for r in rows} == {"A": "Hibernating", "B": "Need Attention"}
+    assert sorted(r[7] for r in rows if r[14]) == ["P4"]
     assert rows == _rebuilt_whole(conn)
 
 

@@ -53,7 +53,14 @@ from segment_pipeline.logic.memory import memory_limit_bytes
 from segment_pipeline.logic.rfm import RFM_CUSTOMER_SEGMENTS  # noqa: F401
 from segment_pipeline.logic.staging import PRODUCT_LINES_VIEW  # noqa: F401
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows, row_count
+from segment_pipeline.tables import (
+    Column,
+    TableDef,
+    ensure_table,
+    replace_rows,
+    row_count,
+    scalar,
+)
 
 CHAMPIONS = "Champions"
 NEW_CUSTOMERS = "New Customers"
@@ -439,19 +446,14 @@ def write_segment_product_purchases(
                 conn, SEGMENT_PRODUCT_PURCHASES, SEGMENT_PRODUCT_PURCHASES_SQL, params, ensure=False
             )
             return PurchasesWrite("full", inserted, reason=reason)
-        changed = {}
-        for temp, sql, sql_params in (
-            (CHANGED_DAYS_TEMP, PURCHASES_CHANGED_DAYS_SQL, params),
-            (CHANGED_CUSTOMERS_TEMP, PURCHASES_CHANGED_CUSTOMERS_SQL, None),
-            (CHANGED_PRODUCTS_TEMP, PURCHASES_CHANGED_PRODUCTS_SQL, None),
+        counts = {}
+        for name, temp, sql, sql_params in (
+            ("changed_days", CHANGED_DAYS_TEMP, PURCHASES_CHANGED_DAYS_SQL, params),
+            ("changed_customers", CHANGED_CUSTOMERS_TEMP, PURCHASES_CHANGED_CUSTOMERS_SQL, None),
+            ("changed_products", CHANGED_PRODUCTS_TEMP, PURCHASES_CHANGED_PRODUCTS_SQL, None),
         ):
             conn.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS {sql}", sql_params or [])
-            changed[temp] = int(conn.execute(f"SELECT count(*) FROM {temp}").fetchall()[0][0])
-        counts = {
-            "changed_days": changed[CHANGED_DAYS_TEMP],
-            "changed_customers": changed[CHANGED_CUSTOMERS_TEMP],
-            "changed_products": changed[CHANGED_PRODUCTS_TEMP],
-        }
+            counts[name] = int(scalar(conn, f"SELECT count(*) FROM {temp}"))
         if not any(counts.values()):
             return PurchasesWrite("unchanged", 0, **counts)
         inserted = replace_rows(

@@ -29,8 +29,9 @@ PATTERNS_KEY = table_key(pref.SEGMENT_PURCHASE_PATTERNS)
     deps=[RFM_KEY, *STAGING_KEYS],
     description="The main analysis table: every staged sale line of the RFM window with its "
     "customer's segment and a premium-product flag (typical unit price in the top share of its "
-    "category). Built in DuckDB SQL; once it holds rows, a run rewrites only the lines whose "
-    "day, customer's segment or product's price changed (metadata write_mode, rows_written).",
+    "category). Built in DuckDB SQL; once it holds rows (up to about 28M under the default "
+    "memory limit, larger tables are written whole), a run rewrites only the lines whose day, "
+    "customer's segment or product's price changed (metadata write_mode, rows_written).",
     checks=[
         check_spec(
             PURCHASES_KEY,

@@ -2,7 +2,9 @@
 -- replaced, corrected or left out of the window, a line moved to another day, a product's
 -- name or category resolved differently (its master changed). Compared per day by the count
 -- and the sum of the hashes of every column the mart copies from the line (one streaming
--- grouping each side; the sum of UBIGINT hashes is a HUGEINT: no overflow).
+-- grouping each side; the sum of UBIGINT hashes is a HUGEINT: no overflow). The two column
+-- lists must stay the same: if they differed, every day would compare as changed (the table
+-- rewritten whole, slower but never wrong).
 WITH staged AS (
     SELECT
         CAST(order_ts AS DATE) AS order_date,
