@@ -457,6 +457,101 @@ def test_transitions_hand_computed() -> None:
     assert (sums["into_to"] == sums["to_customers"]).all()
 
 
+def _sorted_transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return (
+        conn.execute("SELECT * FROM marts.segment_transitions")
+        .df()
+        .sort_values(["from_month", "dimension", "from_state", "to_state"])
+        .reset_index(drop=True)
+    )
+
+
+def _rebuilt_whole(conn: duckdb.DuckDBPyConnection, lapse_days: int) -> pd.DataFrame:
+    """The table computed from nothing (every pair), for comparison; then put back."""
+    conn.execute("CREATE OR REPLACE TEMP TABLE _kept AS SELECT * FROM marts.segment_transitions")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _kept_in AS "
+                 "SELECT * FROM marts.segment_transitions_inputs")  # fmt: skip
+    conn.execute("DELETE FROM marts.segment_transitions_inputs")
+    assert len(dyn.write_segment_transitions(conn, lapse_days).recomputed) == 2
+    whole = _sorted_transitions(conn)
+    for table, kept in (
+        ("segment_transitions", "_kept"),
+        ("segment_transitions_inputs", "_kept_in"),
+    ):
+        conn.execute(f"DELETE FROM marts.{table}")
+        conn.execute(f"INSERT INTO marts.{table} SELECT * FROM {kept}")
+    return whole
+
+
+def test_transitions_recompute_only_the_pairs_whose_snapshots_changed() -> None:
+    """Jan -> Feb and Feb -> Mar: each later write recomputes exactly the pairs named here,
+    and the table equals the one computed from nothing every time."""
+    conn = _warehouse()
+    _snapshots(conn)
+
+    def write(lapse_days: int = LAPSE_DAYS) -> list[date]:
+        done = dyn.write_segment_transitions(conn, lapse_days)
+        assert done.pairs == [JAN, FEB]
+        pd.testing.assert_frame_equal(_sorted_transitions(conn), _rebuilt_whole(conn, lapse_days))
+        return done.recomputed
+
+    assert write() == [JAN, FEB]  # nothing recorded yet
+    assert write() == []  # nothing changed: nothing written
+    # March's snapshot changes (a new day): only Feb -> Mar
+    conn.execute(
+        "UPDATE marts.customer_snapshots SET segment = 'Champions', segment_order = 1 "
+        "WHERE snapshot_month = ? AND customer_id = 'C'",
+        [MAR],
+    )
+    assert write() == [FEB]
+    # February's changes: both pairs read it
+    conn.execute(
+        "UPDATE marts.customer_snapshots SET month_revenue = month_revenue + 1 "
+        "WHERE snapshot_month = ? AND customer_id = 'A'",
+        [FEB],
+    )
+    assert write() == [JAN, FEB]
+    # a customer dropped from January only: Jan -> Feb
+    conn.execute(
+        "DELETE FROM marts.customer_snapshots WHERE snapshot_month = ? AND customer_id = 'A'",
+        [JAN],
+    )
+    assert write() == [JAN]
+    # rows of a pair gone from the table (one row is enough): that pair
+    conn.execute(
+        "DELETE FROM marts.segment_transitions WHERE rowid = "
+        "(SELECT min(rowid) FROM marts.segment_transitions WHERE from_month = ?)",
+        [JAN],
+    )
+    assert write() == [JAN]
+    # another lapse threshold: every pair
+    assert write(lapse_days=45) == [JAN, FEB]
+
+
+def test_transitions_of_a_month_no_longer_snapshotted_are_removed() -> None:
+    conn = _warehouse()
+    _snapshots(conn)
+    dyn.write_segment_transitions(conn, LAPSE_DAYS)
+    conn.execute("DELETE FROM marts.customer_snapshots WHERE snapshot_month = ?", [MAR])
+    done = dyn.write_segment_transitions(conn, LAPSE_DAYS)
+    assert (done.pairs, done.recomputed, done.rows_written) == ([JAN], [], 0)
+    held = conn.execute(
+        "SELECT DISTINCT from_month FROM marts.segment_transitions "
+        "UNION ALL SELECT from_month FROM marts.segment_transitions_inputs"
+    ).fetchall()
+    assert held == [(JAN,), (JAN,)]
+
+
+def test_pairs_to_recompute_hand_built() -> None:
+    digests = {JAN: "j", FEB: "f", MAR: "m"}
+    stored = {JAN: ("j", "f", "s", 4, 4), FEB: ("f", "m-old", "s", 5, 5)}
+    assert dyn.pairs_to_recompute([JAN, FEB], digests, stored, "s") == [FEB]
+    assert dyn.pairs_to_recompute([JAN, FEB], digests, stored, "s2") == [JAN, FEB]
+    partly_gone = {**stored, JAN: ("j", "f", "s", 4, 3)}
+    assert dyn.pairs_to_recompute([JAN], digests, partly_gone, "s") == [JAN]
+    assert dyn.pairs_to_recompute([JAN], digests, {}, "s") == [JAN]
+
+
 def test_left_the_window_with_a_look_back_window() -> None:
     """A 45-day look-back drops customers whose purchases are all older: they go to (left)."""
     conn = _warehouse()

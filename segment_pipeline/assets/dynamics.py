@@ -424,13 +424,15 @@ def history_note(months: list[date]) -> str | None:
     description="Between every two consecutive monthly snapshots: customers by state in the "
     "earlier and in the later one, per dimension (rfm_segment, price_tier Low -> Mid -> High, "
     "activity active / lapsed), with row shares and the revenue that moved with them; (entered) "
-    "and (left) for customers in only one of the two.",
+    "and (left) for customers in only one of the two. Only the pairs whose snapshots changed "
+    "are recomputed (marts.segment_transitions_inputs records what each pair was computed from).",
     checks=[
         check_spec(
             TRANSITIONS_KEY,
             "rows_sum_to_snapshots",
-            "For every pair of months and dimension, the rows of the earlier states add up to the "
-            "earlier snapshot's customers and the columns of the later states to the later one's.",
+            "Every pair of consecutive snapshot months has rows, and for every pair and "
+            "dimension the rows of the earlier states add up to the earlier snapshot's customers "
+            "and the columns of the later states to the later one's.",
         ),
     ],
 )
@@ -442,7 +444,7 @@ def segment_transitions(
     settings = dynamics_settings.checked()
     with warehouse.connect() as conn:
         months = _ensure_snapshots(conn)
-        dyn.write_segment_transitions(conn, settings.lapse_days)
+        write = dyn.write_segment_transitions(conn, settings.lapse_days)
         sums = conn.execute(dyn.TRANSITIONS_CONSERVATION_SQL).df()
         last = conn.execute(LATEST_TRANSITION_TOTALS_SQL).df()
         metadata = table_metadata(
@@ -460,11 +462,16 @@ def segment_transitions(
             & (sums["into_to"] == sums["to_customers"])
         ).all()
     )
+    # every pair of consecutive snapshot months has its rows (only changed pairs are rewritten)
+    pairs_held = set(pd.to_datetime(sums["from_month"]).dt.date) if len(sums) else set()
+    missing = [m for m in write.pairs if m not in pairs_held]
     return dg.MaterializeResult(
         metadata={
             **metadata,
             "snapshot_months": ", ".join(f"{m:%Y-%m}" for m in months) or "(none)",
-            "pairs": int(sums["from_month"].nunique()) if len(sums) else 0,
+            "pairs": len(write.pairs),
+            "pairs_recomputed": ", ".join(f"{m:%Y-%m}" for m in write.recomputed) or "(none)",
+            "rows_written": write.rows_written,
             "last_month": preview_markdown(last, max_rows=20),
             "lapse_days": settings.lapse_days,
             **({"note": note} if note else {}),
@@ -472,9 +479,10 @@ def segment_transitions(
         check_results=[
             dg.AssetCheckResult(
                 check_name="rows_sum_to_snapshots",
-                passed=conserved,
+                passed=conserved and not missing,
                 metadata={
                     "pairs_x_dimensions": len(sums),
+                    "pairs_without_rows": ", ".join(f"{m:%Y-%m}" for m in missing) or "(none)",
                     "per_pair": preview_markdown(sums, max_rows=40),
                     **({"vacuous": note} if sums.empty and note else {}),
                 },

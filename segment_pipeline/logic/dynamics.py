@@ -40,6 +40,8 @@ Definitions pinned here (docs/dynamics.md explains them for analysts):
 from __future__ import annotations
 
 import calendar
+import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -986,37 +988,127 @@ SEGMENT_TRANSITIONS_SQL = load_sql("dynamics/segment_transitions", pairs_cte=_PA
 TRANSITION_PAIRS_SQL = load_sql("dynamics/transition_pairs", pairs_cte=_PAIRS_CTE)
 
 
-def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) -> int:
-    """Replace marts.segment_transitions, one pair of months at a time in one transaction:
-    the pairs are independent (their rows and row shares never mix months), and one pair's
-    full outer join holds two months of snapshot rows where all pairs at once held every
-    month's: at 10M lines all pairs at once ran out of DuckDB memory under 70 MB, where one
-    at a time passed, and under the default limit took 3.1-3.5 s against 2.6-2.8 s (three
-    pairs of runs; the same counts and shares, revenue sums equal to 2e-5 as DOUBLE sums in
-    any order are). Returns the rows written."""
+#: What each pair of segment_transitions was computed from: a later run recomputes only the
+#: pairs whose inputs differ (a new day changes the last month's snapshot: one pair of twelve).
+SEGMENT_TRANSITIONS_INPUTS = TableDef(
+    schema="marts",
+    name="segment_transitions_inputs",
+    description="One row per pair of months in marts.segment_transitions: digests of the two "
+    "monthly snapshots and of the settings the pair was computed from, and the rows it wrote. "
+    "A later run recomputes only the pairs whose digests differ or whose rows are not all there.",
+    columns=(
+        Column("from_month", "DATE", "The pair's earlier month", nullable=False),
+        Column("to_month", "DATE", "The pair's later month", nullable=False),
+        Column("from_digest", "VARCHAR", "Rows and row-hash sum of from_month's snapshot", False),
+        Column("to_digest", "VARCHAR", "Rows and row-hash sum of to_month's snapshot", False),
+        Column("settings_digest", "VARCHAR", "Digest of the settings and the query", False),
+        Column("rows_written", "BIGINT", "Rows the pair wrote", nullable=False),
+        Column("computed_at", "TIMESTAMP", "When the pair was computed (UTC)", nullable=False),
+    ),
+    primary_key=("from_month",),
+)
+
+#: Per snapshot month: rows and the sum of hashes of the columns the transitions read.
+SNAPSHOT_MONTH_DIGESTS_SQL = load_sql("dynamics/snapshot_month_digests")
+#: The recorded inputs of every pair, with the rows segment_transitions holds for it now.
+STORED_TRANSITION_INPUTS_SQL = load_sql("dynamics/stored_transition_inputs")
+
+
+@dataclass(frozen=True)
+class TransitionsWrite:
+    """What :func:`write_segment_transitions` did."""
+
+    #: The first month of every pair of consecutive snapshot months.
+    pairs: list[date]
+    #: The pairs computed by this call (all of them on an empty table).
+    recomputed: list[date]
+    #: Rows written by this call.
+    rows_written: int
+
+
+def transitions_settings_digest(lapse_days: int) -> str:
+    """A digest of what a pair's rows depend on besides the two snapshots: the settings and
+    the query itself (a new version of it recomputes every pair)."""
+    inputs = json.dumps(
+        {"params": transitions_params(lapse_days), "sql": SEGMENT_TRANSITIONS_SQL},
+        sort_keys=True,
+    )
+    return hashlib.sha256(inputs.encode()).hexdigest()
+
+
+def pairs_to_recompute(
+    pairs: Sequence[date],
+    digests: Mapping[date, str],
+    stored: Mapping[date, tuple[str, str, str, int, int]],
+    settings_digest: str,
+) -> list[date]:
+    """The pairs (first months) whose rows must be computed: not recorded, recorded from other
+    snapshot digests or settings, or whose rows are not all in the table any more. `stored`:
+    from_month -> (from_digest, to_digest, settings_digest, rows_written, rows_now)."""
+    recompute = []
+    for month in pairs:
+        wanted = (digests[month], digests[add_months(month, 1)], settings_digest)
+        recorded = stored.get(month)
+        if recorded is None or recorded[:3] != wanted or recorded[3] != recorded[4]:
+            recompute.append(month)
+    return recompute
+
+
+def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) -> TransitionsWrite:
+    """Bring marts.segment_transitions up to date with the snapshots, one pair of months at a
+    time, in one transaction: the pairs are independent (their rows and row shares never mix
+    months), so only the pairs whose two snapshots (or the settings) changed since they were
+    computed are recomputed (`pairs_to_recompute`, from marts.segment_transitions_inputs), and
+    the rows of pairs that no longer exist are removed. One pair's full outer join holds two
+    months of snapshot rows where all pairs at once held every month's: at 10M lines all pairs
+    at once ran out of DuckDB memory under 70 MB, where one at a time passed."""
     ensure_table(conn, SEGMENT_TRANSITIONS)
-    first_months = [row[0] for row in conn.execute(TRANSITION_PAIRS_SQL).fetchall()]
+    ensure_table(conn, SEGMENT_TRANSITIONS_INPUTS)
+    pairs = [row[0] for row in conn.execute(TRANSITION_PAIRS_SQL).fetchall()]
+    digests = dict(conn.execute(SNAPSHOT_MONTH_DIGESTS_SQL).fetchall())
+    stored = {
+        row[0]: (row[1], row[2], row[3], int(row[4]), int(row[5]))
+        for row in conn.execute(STORED_TRANSITION_INPUTS_SQL).fetchall()
+    }
+    settings_digest = transitions_settings_digest(lapse_days)
+    recompute = pairs_to_recompute(pairs, digests, stored, settings_digest)
+    kept = [month for month in pairs if month not in recompute]
     params = transitions_params(lapse_days)
+    written = 0
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(f"DELETE FROM {SEGMENT_TRANSITIONS.fqn}")
-        written = sum(
-            replace_rows(
+        for table in (SEGMENT_TRANSITIONS, SEGMENT_TRANSITIONS_INPUTS):
+            conn.execute(
+                f"DELETE FROM {table.fqn} WHERE NOT list_contains(?::DATE[], from_month)", [kept]
+            )
+        for month in recompute:
+            rows = replace_rows(
                 conn,
                 SEGMENT_TRANSITIONS,
                 SEGMENT_TRANSITIONS_SQL,
                 {**params, "from_month": month},
-                delete_where="false",  # appended: the table was emptied above
+                delete_where="false",  # appended: the pair's rows were deleted above
                 in_transaction=False,
                 ensure=False,
             )
-            for month in first_months
-        )
+            conn.execute(
+                f"INSERT INTO {SEGMENT_TRANSITIONS_INPUTS.fqn} VALUES "
+                "(?, ?, ?, ?, ?, ?, CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP))",
+                [
+                    month,
+                    add_months(month, 1),
+                    digests[month],
+                    digests[add_months(month, 1)],
+                    settings_digest,
+                    rows,
+                ],
+            )
+            written += rows
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return written
+    return TransitionsWrite(pairs=pairs, recomputed=recompute, rows_written=written)
 
 
 def transitions_params(lapse_days: int) -> dict[str, object]:
