@@ -467,12 +467,15 @@ def _sorted_transitions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _rebuilt_whole(conn: duckdb.DuckDBPyConnection, lapse_days: int) -> pd.DataFrame:
-    """The table computed from nothing (every pair), for comparison; then put back."""
+    """The table computed from nothing (both tables emptied), for comparison; then put
+    back."""
     conn.execute("CREATE OR REPLACE TEMP TABLE _kept AS SELECT * FROM marts.segment_transitions")
     conn.execute("CREATE OR REPLACE TEMP TABLE _kept_in AS "
                  "SELECT * FROM marts.segment_transitions_inputs")  # fmt: skip
     conn.execute("DELETE FROM marts.segment_transitions_inputs")
-    assert len(dyn.write_segment_transitions(conn, lapse_days).recomputed) == 2
+    conn.execute("DELETE FROM marts.segment_transitions")
+    done = dyn.write_segment_transitions(conn, lapse_days)
+    assert done.recomputed == done.pairs
     whole = _sorted_transitions(conn)
     for table, kept in (
         ("segment_transitions", "_kept"),
@@ -652,6 +655,57 @@ def test_transitions_conserve_customers(earlier, later) -> None:
         assert rows_.loc[rows_["to_state"] == dyn.LEFT, "customers"].sum() == len(a - b)
         shares = rows_.groupby("from_state")["row_share"].sum()
         assert ((shares - 1).abs() < 1e-9).all()
+
+
+def _insert_snapshot_month(conn: duckdb.DuckDBPyConnection, month: date, customers) -> None:
+    for n, segment, tier, recency in customers:
+        conn.execute(
+            "INSERT INTO marts.customer_snapshots (snapshot_month, month_end, customer_id, "
+            "segment, segment_order, price_segment, recency_days, frequency, monetary, r_score, "
+            "f_score, m_score, rf_cell, rfm_code, as_of, window_start, window_end, age_band, "
+            "gender, occupation, occupation_group, behavioural_segment, month_orders, "
+            "month_revenue) VALUES (?, ?, ?, ?, ?, ?, ?, 1, 1, 1, 1, 1, 'R1F1', '111', ?, ?, ?, "
+            "'a', 'g', 'o', 'Occ_Low', 'x', 0, ?)",
+            [month, month, f"c{n}", segment, SEGMENT_NAMES.index(segment) + 1, tier, recency,
+             month, month, month, n + recency],
+        )  # fmt: skip
+
+
+_MONTHS4 = [JAN, FEB, MAR, date(2025, 4, 1)]
+# One edit of the snapshots between two writes: a month's rows replaced (empty: the month is
+# gone), or another lapse threshold.
+_edits = st.lists(
+    st.one_of(
+        st.tuples(st.just("month"), st.sampled_from(_MONTHS4), _customers),
+        st.tuples(st.just("lapse"), st.sampled_from([30, 45]), st.just([])),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.lists(_customers, min_size=4, max_size=4), edits=_edits)
+def test_transitions_written_incrementally_equal_a_whole_rebuild(first, edits) -> None:
+    """Whatever the snapshots and however they change between writes (months replaced,
+    emptied, added back; the lapse threshold changed), the table after each incremental write
+    equals the one computed from nothing, and nothing is recomputed when nothing changed."""
+    conn = duckdb.connect()
+    ensure_table(conn, dyn.CUSTOMER_SNAPSHOTS)
+    for month, customers in zip(_MONTHS4, first, strict=True):
+        _insert_snapshot_month(conn, month, customers)
+    lapse_days = LAPSE_DAYS
+    dyn.write_segment_transitions(conn, lapse_days)
+    for kind, value, customers in edits:
+        if kind == "month":
+            conn.execute("DELETE FROM marts.customer_snapshots WHERE snapshot_month = ?", [value])
+            _insert_snapshot_month(conn, value, customers)
+        else:
+            lapse_days = value
+        done = dyn.write_segment_transitions(conn, lapse_days)
+        pd.testing.assert_frame_equal(_sorted_transitions(conn), _rebuilt_whole(conn, lapse_days))
+        assert dyn.write_segment_transitions(conn, lapse_days).recomputed == []
+        assert set(done.recomputed) <= set(done.pairs)
 
 
 # --------------------------------------------------------------------------------------------
