@@ -989,7 +989,7 @@ TRANSITION_PAIRS_SQL = load_sql("dynamics/transition_pairs", pairs_cte=_PAIRS_CT
 
 
 #: What each pair of segment_transitions was computed from: a later run recomputes only the
-#: pairs whose inputs differ (a new day changes the last month's snapshot: one pair of twelve).
+#: pairs whose inputs differ (a new day changes the last month's snapshot: its one pair).
 SEGMENT_TRANSITIONS_INPUTS = TableDef(
     schema="marts",
     name="segment_transitions_inputs",
@@ -1061,7 +1061,9 @@ def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) 
     computed are recomputed (`pairs_to_recompute`, from marts.segment_transitions_inputs), and
     the rows of pairs that no longer exist are removed. One pair's full outer join holds two
     months of snapshot rows where all pairs at once held every month's: at 10M lines all pairs
-    at once ran out of DuckDB memory under 70 MB, where one at a time passed."""
+    at once ran out of DuckDB memory under 70 MB, where one at a time passed (and took 2.6-2.8
+    s against 3.1-3.5 s under the default limit). A new day recomputes one pair: 10M lines,
+    1.8 s -> 0.5 s."""
     ensure_table(conn, SEGMENT_TRANSITIONS)
     ensure_table(conn, SEGMENT_TRANSITIONS_INPUTS)
     pairs = [row[0] for row in conn.execute(TRANSITION_PAIRS_SQL).fetchall()]
