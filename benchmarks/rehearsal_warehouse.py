@@ -15,7 +15,7 @@ on 2 cores. Then every unpartitioned layer, the figures and the report run at th
       'not key:raw/* and not key:staging/* and not key:"marts/customer_snapshots" and not
        key:"marts/category_tier_snapshots"'
 
-(about 12 minutes; docs/performance.md, "100M lines: the analysis layers"). It rehearses the
+(about 12 minutes; docs/performance_history.md, "100M lines: the analysis layers"). It rehearses the
 layers' memory, not the snapshots' or staging's, and it is no benchmark figure: the 100M
 figure is `make bench BENCH_ARGS="--only 4 --huge --quick"`.
 """
