@@ -52,3 +52,14 @@ def test_stored_copies_fail_when_a_table_is_missing(tmp_path: Path) -> None:
     with pytest.raises(duckdb.CatalogException, match="customer_snapshots"):
         bench.stored_copies_seconds(db, scratch)
     assert not scratch.exists()
+
+
+def test_figures_3_and_5_take_the_median_run_and_show_every_run(tmp_path: Path) -> None:
+    bench = _bench_module()
+    runs = [bench.Measurement(s, 0, 100.0, tmp_path / "log") for s in (21.0, 19.5, 20.5)]
+    assert bench.median_run(runs).seconds == 20.5
+    row = bench.Row("5", "new day", "15.4 - 9.7 = 5.7 s", "ratio <= 0.10", "0.528", "MISS")
+    shown = bench.with_samples(row, runs)
+    assert shown.name == "new day, median of 3"
+    assert shown.measured == "15.4 - 9.7 = 5.7 s (runs: 21.0 / 19.5 / 20.5 s)"
+    assert bench.with_samples(row, runs[:1]) == row  # one run: no median to speak of
