@@ -984,8 +984,6 @@ _PAIRS_CTE = load_sql("dynamics/_pairs_cte")
 #: One consecutive pair x dimension x (from_state, to_state). Parameters: $from_month, the
 #: pair's first month, and `transitions_params`.
 SEGMENT_TRANSITIONS_SQL = load_sql("dynamics/segment_transitions", pairs_cte=_PAIRS_CTE)
-#: The first month of every pair of consecutive snapshot months.
-TRANSITION_PAIRS_SQL = load_sql("dynamics/transition_pairs", pairs_cte=_PAIRS_CTE)
 
 
 #: What each pair of segment_transitions was computed from: a later run recomputes only the
@@ -1066,8 +1064,9 @@ def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) 
     1.8 s -> 0.5 s."""
     ensure_table(conn, SEGMENT_TRANSITIONS)
     ensure_table(conn, SEGMENT_TRANSITIONS_INPUTS)
-    pairs = [row[0] for row in conn.execute(TRANSITION_PAIRS_SQL).fetchall()]
     digests = dict(conn.execute(SNAPSHOT_MONTH_DIGESTS_SQL).fetchall())
+    # the pairs of _PAIRS_CTE, from the months the digests were taken of (one scan, not two)
+    pairs = [month for month in sorted(digests) if add_months(month, 1) in digests]
     stored = {
         row[0]: (row[1], row[2], row[3], int(row[4]), int(row[5]))
         for row in conn.execute(STORED_TRANSITION_INPUTS_SQL).fetchall()
