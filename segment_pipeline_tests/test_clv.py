@@ -100,6 +100,105 @@ def test_bgnbd_reproduces_fader_hardie_lee_2005(cdnow) -> None:
     assert fit.converged and fit.n_customers == 2357
 
 
+def test_fit_on_grouped_triples_is_the_fit_on_every_customer(cdnow) -> None:
+    """The asset fits BG/NBD on (frequency, recency, T) rows weighted by the customers sharing
+    them (BGNBD_FIT_INPUTS_SQL): the same optimum to the last bit as one row per customer."""
+    s = cdnow["summary"]
+    per_customer = clv.fit_bgnbd(s["frequency"], s["recency"], s["T"])
+    triples = (
+        s.groupby(["frequency", "recency", "T"])
+        .size()
+        .rename("customers")
+        .reset_index()
+        # shuffled: the weights must follow their rows, whatever the order
+        .sample(frac=1.0, random_state=3)
+    )
+    assert len(triples) < len(s)
+    grouped = clv.fit_bgnbd(
+        triples["frequency"], triples["recency"], triples["T"], customers=triples["customers"]
+    )
+    assert grouped.params == per_customer.params
+    assert grouped.log_likelihood == per_customer.log_likelihood
+    assert grouped.n_customers == per_customer.n_customers == 2357
+    with pytest.raises(clv.ClvFitError, match="fewer than min_customers = 2358"):
+        clv.fit_bgnbd([1.0], [5.0], [10.0], min_customers=2358, customers=[2357])
+
+
+def test_distinct_rows_sum_the_weights_of_equal_rows() -> None:
+    (x, t), counts = clv._distinct_rows([2, 1, 2, 1, 2], [5, 0, 5, 3, 5])
+    assert x.tolist() == [1.0, 1.0, 2.0] and t.tolist() == [0.0, 3.0, 5.0]
+    assert counts.tolist() == [1.0, 1.0, 3.0]
+    (x, t), weights = clv._distinct_rows(
+        [2, 1, 2, 1, 2], [5, 0, 5, 3, 5], weights=[10, 20, 30, 40, 50]
+    )
+    assert x.tolist() == [1.0, 1.0, 2.0] and weights.tolist() == [20.0, 40.0, 90.0]
+    (empty,), none = clv._distinct_rows([], weights=[])
+    assert len(empty) == len(none) == 0
+
+
+def test_prediction_problems_count_the_customers_a_row_stands_for() -> None:
+    # a degenerate optimum: the expected purchases of a customer without repeats overflow
+    degenerate = clv.BgNbdParams(r=1e3, alpha=1e-3, a=1e-4, b=1e-4)
+    rows = ([0, 5, 40], [0, 10, 300], [400, 400, 400])
+    one_each = clv.bgnbd_prediction_problems(degenerate, *rows, 365.0)
+    assert "for 1 customer(s)" in one_each[0]
+    weighted = clv.bgnbd_prediction_problems(degenerate, *rows, 365.0, [7, 2, 3])
+    assert "for 7 customer(s)" in weighted[0]
+    assert clv.bgnbd_prediction_problems(BG, *rows, 365.0, [7, 2, 3]) == []
+
+
+def test_fit_diagnostics_sql_hand_computed() -> None:
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA marts")
+    conn.execute(
+        'CREATE TABLE marts.clv_model_inputs (frequency BIGINT, recency DOUBLE, "T" DOUBLE, '
+        "monetary DOUBLE)"
+    )
+    rows = [
+        (0, 0.0, 10.0, 0.0),  # no repeat: in no term but the sum (0)
+        (1, 4.0, 10.0, 10.0),
+        (2, 6.0, 12.0, 30.0),
+        (4, 9.0, 12.0, 20.0),
+        (3, 5.0, 9.0, 0.0),  # a repeat without positive spend
+        (2, 5.0, 9.0, None),  # ... or with none recorded
+    ]
+    conn.executemany("INSERT INTO marts.clv_model_inputs VALUES (?, ?, ?, ?)", rows)
+    actual, non_positive, correlation = conn.execute(clv.FIT_DIAGNOSTICS_SQL).fetchall()[0]
+    assert actual == 12 and non_positive == 2
+    assert correlation == pytest.approx(np.corrcoef([1, 2, 4], [10.0, 30.0, 20.0])[0, 1])
+    conn.execute("DELETE FROM marts.clv_model_inputs WHERE frequency = 4")
+    assert conn.execute(clv.FIT_DIAGNOSTICS_SQL).fetchall()[0] == (8, 2, None)  # two left
+
+
+def test_calibration_rows_group_customers_by_triple() -> None:
+    """CALIBRATION_HOLDOUT_SQL: one row per calibration (frequency, recency, T) with how many
+    customers share it and their holdout purchase days; customers first seen in the holdout
+    are not in it."""
+    conn = _sales_lines(
+        [
+            ("a", "2025-01-01 10:00", 5),  # one calibration day, one holdout day
+            ("a", "2025-01-12 10:00", 5),
+            ("b", "2025-01-01 09:00", 5),  # the same triple as a, two holdout days
+            ("b", "2025-01-11 09:00", 5),
+            ("b", "2025-01-13 09:00", 5),
+            ("b", "2025-01-13 19:00", 5),
+            ("c", "2025-01-02 10:00", 5),  # two calibration days, none after
+            ("c", "2025-01-06 10:00", 5),
+            ("d", "2025-01-12 10:00", 5),  # holdout only
+        ]
+    )
+    frame = conn.execute(
+        clv.CALIBRATION_HOLDOUT_SQL,
+        {
+            "period_start": date(2025, 1, 1),
+            "calibration_end": date(2025, 1, 10),
+            "holdout_end": date(2025, 1, 20),
+        },
+    ).df()
+    got = frame[["frequency", "recency", "T", "customers", "holdout_purchases"]]
+    assert got.values.tolist() == [[0, 0.0, 9.0, 2, 3], [1, 4.0, 8.0, 1, 0]]
+
+
 def test_bgnbd_conditional_expectation_of_the_paper() -> None:
     """FHL 2005, section 5: a customer with x = 2, t_x = 30.43, T = 38.86 weeks is expected to
     make 1.226 purchases in the next 39 weeks (published parameters)."""
@@ -468,6 +567,32 @@ def test_holdout_comparison_groups() -> None:
     assert frame["customers"].tolist() == [1, 1, 2]
     assert frame["actual_purchases"].tolist() == [0.0, 0.0, 3.0]
     assert (frame["predicted_purchases"] > 0).all()
+
+
+def test_holdout_comparison_of_grouped_rows_equals_per_customer_rows() -> None:
+    per_customer = pd.DataFrame(
+        {
+            "customer_id": list("abcdef"),
+            "frequency": [0, 0, 1, 1, 9, 9],
+            "recency": [0.0, 0.0, 5.0, 5.0, 40.0, 41.0],
+            "T": [30.0, 30.0, 40.0, 40.0, 50.0, 50.0],
+            "holdout_purchases": [0, 1, 2, 3, 4, 5],
+        }
+    )
+    grouped = pd.DataFrame(
+        {
+            "frequency": [0, 1, 9, 9],
+            "recency": [0.0, 5.0, 40.0, 41.0],
+            "T": [30.0, 40.0, 50.0, 50.0],
+            "customers": [2, 2, 1, 1],
+            "holdout_purchases": [1, 5, 4, 5],
+        }
+    )
+    expected = clv.holdout_comparison(per_customer, None, BG, 30.0)
+    got = clv.holdout_comparison(grouped, None, BG, 30.0)
+    assert got["customers"].tolist() == expected["customers"].tolist() == [2, 2, 2]
+    assert got["actual_total"].tolist() == [1.0, 5.0, 9.0]
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-12)
 
 
 def test_report_section_only_with_clv_tables() -> None:
