@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segment_pipeline.assets.ingest import STAGED_DAYS_INTEGRITY_SQL, _identity_checks
+from segment_pipeline.logic import staging
 from segment_pipeline.logic.staging import (
     ID_PAD_EDGE_RE,
     ID_PAD_SQL,
@@ -204,7 +205,20 @@ def test_unrecognised_file_names_are_listed_not_loaded(tmp_path: Path) -> None:
     assert [p.name for p in source.unrecognised_files()] == ["2024-02-30.csv", "notes.txt"]
 
 
-def test_customers_and_products_are_validated(tmp_path: Path) -> None:
+def test_large_master_files_are_typed_on_disk(tmp_path: Path, monkeypatch) -> None:
+    files = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    files[0].write_bytes(b"x" * 60)
+    files[1].write_bytes(b"x" * 50)
+    monkeypatch.setattr(staging, "MASTER_SCRATCH_ON_DISK_BYTES", 100)
+    assert staging.master_scratch_on_disk(files)  # 110 bytes in all
+    assert not staging.master_scratch_on_disk(files[:1])
+    assert not staging.master_scratch_on_disk([])
+
+
+@pytest.mark.parametrize("scratch_on_disk", [False, True], ids=["temp", "on_disk"])
+def test_customers_and_products_are_validated(tmp_path: Path, scratch_on_disk: bool) -> None:
+    """The same rows, quarantine and notes whether the master is typed in a temp table or,
+    for a large file, in a table of the warehouse file (dropped once staged)."""
     root = tmp_path / "data"
     write_csv(
         root / "customers.csv",
@@ -230,7 +244,11 @@ def test_customers_and_products_are_validated(tmp_path: Path) -> None:
     conn = duckdb.connect(str(tmp_path / "w.duckdb"))
     source = CanonicalSource(root)
     query = source.raw_customers(conn)
-    counts = stage_master(conn, "customers", query.sql, query.params)
+    counts = stage_master(
+        conn, "customers", query.sql, query.params, scratch_on_disk=scratch_on_disk
+    )
+    leftovers = "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_typed_master'"
+    assert conn.execute(leftovers).fetchall() == [(0,)]
     # One field outside the contract's codes never costs the profile: only rows without an
     # id or with a repeated one are quarantined.
     assert (counts.raw, counts.staged, counts.quarantined) == (6, 4, 2)
@@ -266,7 +284,9 @@ def test_customers_and_products_are_validated(tmp_path: Path) -> None:
         ),
     ]
     query = source.raw_products(conn)
-    counts = stage_master(conn, "products", query.sql, query.params)
+    counts = stage_master(
+        conn, "products", query.sql, query.params, scratch_on_disk=scratch_on_disk
+    )
     assert (counts.raw, counts.staged, counts.quarantined) == (3, 2, 1)
     assert conn.execute("SELECT * FROM staging.products ORDER BY 1").fetchall() == [
         ("P1", "Tea", "Groceries", "products.csv", 2),
@@ -505,7 +525,6 @@ def test_the_integrity_counts_equal_count_minus_distinct_over_sales_and_returns(
 def test_master_rows_are_validated_in_batches_with_the_same_rejections() -> None:
     """pandera sees a master file a batch at a time (memory bounded at 5.4M customers); the
     rejections must be those of the whole file at once, whatever the batch size."""
-    from segment_pipeline.logic import staging
 
     conn = duckdb.connect()
     conn.execute(

@@ -30,6 +30,7 @@ from segment_pipeline.logic.staging import (
     forget_master_load,
     load_raw_window,
     master_input_key,
+    master_scratch_on_disk,
     record_master_load,
     stage_master,
     stage_transactions_window,
@@ -502,6 +503,7 @@ def _master_asset(
                         query.sql if query else None,
                         query.params if query else [],
                         declared=declared,
+                        scratch_on_disk=master_scratch_on_disk(files),
                     )
                     if input_key is not None:
                         record_master_load(conn, entity, input_key, counts)
