@@ -213,6 +213,7 @@ def test_large_master_files_are_typed_on_disk(tmp_path: Path, monkeypatch) -> No
     assert staging.master_scratch_on_disk(files)  # 110 bytes in all
     assert not staging.master_scratch_on_disk(files[:1])
     assert not staging.master_scratch_on_disk([])
+    assert not staging.master_scratch_on_disk(None)  # a source that cannot name its files
 
 
 @pytest.mark.parametrize("scratch_on_disk", [False, True], ids=["temp", "on_disk"])

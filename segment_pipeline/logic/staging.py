@@ -758,9 +758,11 @@ def _rejected_master_rows(
 MASTER_SCRATCH_ON_DISK_BYTES = 64 * 2**20
 
 
-def master_scratch_on_disk(files: Sequence[Path]) -> bool:
-    """Whether a master read from `files` is typed on disk (MASTER_SCRATCH_ON_DISK_BYTES)."""
-    return sum(path.stat().st_size for path in files) > MASTER_SCRATCH_ON_DISK_BYTES
+def master_scratch_on_disk(files: Sequence[Path] | None) -> bool:
+    """Whether a master read from `files` is typed on disk (MASTER_SCRATCH_ON_DISK_BYTES);
+    never when the source cannot name its files (None: a database, profiles derived from the
+    transaction files)."""
+    return sum(path.stat().st_size for path in files or ()) > MASTER_SCRATCH_ON_DISK_BYTES
 
 
 def stage_master(
