@@ -58,7 +58,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from segment_pipeline.settings import DEFAULT_MEMORY_LIMIT
+from segment_pipeline.settings import AUTO_MEMORY_LIMIT
 from segment_pipeline.sources.base import (
     CUSTOMER_FIELDS,
     PRODUCT_FIELDS,
@@ -464,7 +464,7 @@ def stored_copies_seconds(db: Path, scratch: Path) -> float:
 
     for path in (scratch, scratch.with_name(scratch.name + ".wal")):
         path.unlink(missing_ok=True)
-    conn = duckdb.connect(str(scratch), config={"memory_limit": DEFAULT_MEMORY_LIMIT})
+    conn = duckdb.connect(str(scratch), config={"memory_limit": AUTO_MEMORY_LIMIT})
     try:
         conn.execute("ATTACH ? AS stored (READ_ONLY)", [str(db)])
         seconds = 0.0

@@ -25,10 +25,13 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline.settings import (
+    AUTO_MEMORY_LIMIT,
     DEFAULT_DB_PATH,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_SQL_CHUNK_ROWS,
     DEFAULT_UNDATED_DAY,
+    LARGE_WAREHOUSE_LINES,
+    LARGE_WAREHOUSE_MEMORY_LIMIT,
     PipelineSettings,
 )
 
@@ -122,10 +125,11 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     path: str = str(DEFAULT_DB_PATH)
     lock_timeout_seconds: float = 900.0
     memory_limit: str = DEFAULT_MEMORY_LIMIT
-    """DuckDB's memory limit per connection (`SEGMENT_PIPELINE_MEMORY_LIMIT`). Larger work
-    spills to `<database>.tmp/` next to the file, so a run's memory stays bounded whatever the
-    data size (the process needs about 0.5 GB on top for Python, pandas and polars: 900 MB
-    keeps a 10M-line run under 1.5 GB of RSS; see docs/performance.md)."""
+    """DuckDB's memory limit per connection (`SEGMENT_PIPELINE_MEMORY_LIMIT`): a size, or
+    `auto` (900MB; 700MB once the warehouse holds more than 30M raw lines, see
+    `resolved_memory_limit`). Larger work spills to `<database>.tmp/` next to the file, so a
+    run's memory stays bounded whatever the data size (the process needs 0.3-0.7 GB on top
+    for Python, pandas and polars; see docs/performance.md)."""
 
     atomic_runs: bool = True
     """A failed run leaves every table as it was: the run's steps share one connection and
@@ -159,7 +163,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 raise
             # the step's work is done: the next step (maybe Python's) starts with DuckDB's
             # memory given back (a failed step's run is undone instead)
-            release_buffer_pool(shared.conn, self.memory_limit)
+            release_buffer_pool(shared.conn, resolved_memory_limit(self.memory_limit, shared.conn))
             return
         with self._exclusive_connection() as conn:
             yield conn
@@ -235,7 +239,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         conn = duckdb.connect(
             str(db_path),
             config={
-                "memory_limit": self.memory_limit,
+                "memory_limit": resolved_memory_limit(self.memory_limit),
                 "temp_directory": str(db_path.with_name(db_path.name + ".tmp")),
                 # preserve_insertion_order stays on: raw line numbers are the order in
                 # which DuckDB reads each file (row_number() OVER ()).
@@ -244,6 +248,8 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         # DuckDB draws a progress bar on stdout for queries over 2 s: in the CLI's console
         # and the run logs it broke into the step lines (10M lines). A session setting.
         conn.execute("SET enable_progress_bar = false")
+        if self.memory_limit.strip().lower() == "auto":
+            conn.execute("SET memory_limit = ?", [resolved_memory_limit("auto", conn)])
         return conn
 
     @contextmanager
@@ -257,6 +263,34 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             finally:
                 _OPEN_CONNECTIONS.discard(conn)
                 conn.close()
+
+
+#: raw.transactions' row count as DuckDB keeps it (metadata: no scan); 0 before the first load.
+_RAW_LINES_SQL = (
+    "SELECT coalesce(max(estimated_size), 0) FROM duckdb_tables() "
+    "WHERE database_name = current_database() AND schema_name = 'raw' "
+    "AND table_name = 'transactions'"
+)
+
+
+def resolved_memory_limit(setting: str, conn: duckdb.DuckDBPyConnection | None = None) -> str:
+    """The DuckDB memory limit the `memory_limit` setting stands for on `conn`: a size as
+    given; `auto` is AUTO_MEMORY_LIMIT (900MB), or LARGE_WAREHOUSE_MEMORY_LIMIT (700MB) once
+    the warehouse holds more than LARGE_WAREHOUSE_LINES raw lines (without `conn`: 900MB).
+
+    Why less for more data: the process's own memory (Python, numpy, polars, and what the
+    allocators keep) comes on top of DuckDB's, and it grows with the data: 290-430 MiB between
+    steps at 10M lines, 600-780 MiB after the snapshots at 100M. Under 900MB a 100M-line run
+    passed 1,572 MiB of RSS in its monthly snapshots (the step still running; 1,669 MiB over
+    a whole run in stop 30); under 700MB the whole run peaked at 1,482 MiB, every statement
+    passing (docs/performance.md). Below 30M lines 900MB stays: a 10M-line run peaks at
+    1.31 GB with it and was 6% slower under 700MB."""
+    if setting.strip().lower() != "auto":
+        return setting
+    if conn is None:
+        return AUTO_MEMORY_LIMIT
+    lines = conn.execute(_RAW_LINES_SQL).fetchall()[0][0]
+    return LARGE_WAREHOUSE_MEMORY_LIMIT if lines > LARGE_WAREHOUSE_LINES else AUTO_MEMORY_LIMIT
 
 
 #: What DuckDB's memory limit is lowered to for a moment to empty its buffer pool.

@@ -37,7 +37,13 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 DEFAULT_UNDATED_DAY = date(2024, 11, 29)
 DEFAULT_SCHEDULE_CRON = "30 4 * * *"  # 04:30, after the day's files have landed
 DEFAULT_SQL_CHUNK_ROWS = 50_000
-DEFAULT_MEMORY_LIMIT = "900MB"
+#: DuckDB's memory limit: `auto` is 900MB, 700MB once the warehouse holds more than 30M raw
+#: lines (resources.resolved_memory_limit says why).
+DEFAULT_MEMORY_LIMIT = "auto"
+#: What `auto` stands for (resources.resolved_memory_limit).
+AUTO_MEMORY_LIMIT = "900MB"
+LARGE_WAREHOUSE_MEMORY_LIMIT = "700MB"
+LARGE_WAREHOUSE_LINES = 30_000_000
 
 ENV_PREFIX = "SEGMENT_PIPELINE_"
 
@@ -98,8 +104,9 @@ class PipelineSettings:
     sql_customers_table: str = "customers"
     sql_products_table: str = "products"
     sql_chunk_rows: int = DEFAULT_SQL_CHUNK_ROWS
-    #: DuckDB's memory limit per connection (the warehouse resource's `memory_limit`); larger
-    #: work spills to a folder next to the database. The process needs about 0.5 GB on top.
+    #: DuckDB's memory limit per connection (the warehouse resource's `memory_limit`): `auto`
+    #: or a size; larger work spills to a folder next to the database. The process needs
+    #: about 0.5 GB on top.
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     #: The fields whose value came from their environment variable: resources built from these
     #: settings reference the variable (`dg.EnvVar`) instead of copying its value.
@@ -215,10 +222,12 @@ _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)", re.IGNORECASE)
 
 
 def _memory_size(origin: str, value: str) -> str:
+    if value.strip().lower() == "auto":
+        return "auto"
     if not _MEMORY_SIZE.fullmatch(value):
         raise SettingsError(
-            f"{origin}={value!r} is not a memory size; use a number and a unit such as "
-            "900MB, 2GB or 512MiB"
+            f"{origin}={value!r} is not a memory size; use auto, or a number and a unit such "
+            "as 900MB, 2GB or 512MiB"
         )
     return value
 

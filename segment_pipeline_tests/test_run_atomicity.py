@@ -15,10 +15,11 @@ import duckdb
 import pytest
 
 import segment_pipeline.figures as figures
+from segment_pipeline import resources
 from segment_pipeline.definitions import build_definitions
 from segment_pipeline.generator import generate
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
-from segment_pipeline.resources import DuckDBWarehouse, undo_path
+from segment_pipeline.resources import DuckDBWarehouse, resolved_memory_limit, undo_path
 from segment_pipeline.runner import execute_pipeline
 from segment_pipeline_tests.conftest import settings_for
 
@@ -153,8 +154,40 @@ def test_a_step_leaving_the_run_connection_gives_back_duckdbs_memory(
             assert conn.execute(in_use).fetchone()[0] < 2**20
             limit = conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         scope.succeeded = True
-    expected = duckdb.connect(config={"memory_limit": warehouse.memory_limit})
+    expected = duckdb.connect(
+        config={"memory_limit": resolved_memory_limit(warehouse.memory_limit)}
+    )
     assert limit == expected.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_auto_memory_limit_follows_the_raw_lines(
+    warehouse: DuckDBWarehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` is 900MB, and 700MB from the step after the one that took raw.transactions over
+    LARGE_WAREHOUSE_LINES (here 5); a size given is used as is."""
+    monkeypatch.setattr(resources, "LARGE_WAREHOUSE_LINES", 5)
+    setting = "SELECT current_setting('memory_limit')"
+    assert warehouse.memory_limit == "auto"
+    small, large = (
+        duckdb.connect(config={"memory_limit": size}).execute(setting).fetchone()[0]
+        for size in ("900MB", "700MB")
+    )
+    with warehouse.run_scope() as scope:
+        with warehouse.connect() as conn:
+            assert conn.execute(setting).fetchone()[0] == small
+            conn.execute("CREATE SCHEMA raw")
+            conn.execute("CREATE TABLE raw.transactions AS SELECT range AS i FROM range(5)")
+        with warehouse.connect() as conn:
+            assert conn.execute(setting).fetchone()[0] == small  # 5 lines: not over
+            conn.execute("INSERT INTO raw.transactions VALUES (5)")
+        with warehouse.connect() as conn:
+            assert conn.execute(setting).fetchone()[0] == large
+            assert resources.resolved_memory_limit("auto", conn) == "700MB"
+            assert resources.resolved_memory_limit("512MB", conn) == "512MB"
+        scope.succeeded = True
+    with warehouse.connect() as conn:  # a connection of its own: resolved when opened
+        assert conn.execute(setting).fetchone()[0] == large
+    assert resources.resolved_memory_limit("auto") == "900MB"
 
 
 def test_a_run_scope_keeps_its_writes_when_it_succeeds(warehouse: DuckDBWarehouse) -> None:

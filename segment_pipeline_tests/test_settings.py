@@ -53,6 +53,11 @@ def test_every_variable_is_read_and_parsed(tmp_path: Path) -> None:
     assert "db_path" not in flagged.from_environment and "data_dir" in flagged.from_environment
 
 
+def test_auto_is_a_memory_limit() -> None:
+    assert PipelineSettings().memory_limit == "auto"
+    assert PipelineSettings.from_env({ENV_VARS["memory_limit"]: " AUTO "}).memory_limit == "auto"
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -78,7 +83,7 @@ def test_resources_reference_the_variables_and_flags_are_values(tmp_path: Path) 
     assert warehouse.path.env_var_name == "SEGMENT_PIPELINE_DB"
     assert isinstance(dataset.data_dir, dg.EnvVar)
     assert dataset.source_format == "canonical"  # a default: a value
-    assert warehouse.memory_limit == "900MB"
+    assert warehouse.memory_limit == "auto"
     # The CLI's --db is a value in the resource config, not a variable.
     flagged = build_definitions(from_env.with_overrides(db_path=tmp_path / "flag.duckdb"))
     assert flagged.resources["warehouse"].path == str(tmp_path / "flag.duckdb")
