@@ -160,11 +160,11 @@ def test_a_step_leaving_the_run_connection_gives_back_duckdbs_memory(
     assert limit == expected.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
 
-def test_auto_memory_limit_follows_the_raw_lines(
+def test_auto_memory_limit_follows_the_staged_lines(
     warehouse: DuckDBWarehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`auto` is 900MB, and 700MB from the step after the one that took raw.transactions over
-    LARGE_WAREHOUSE_LINES (here 5); a size given is used as is."""
+    """`auto` is 900MB, and 700MB from the step after the one that took staging.transactions
+    over LARGE_WAREHOUSE_LINES (here 5); a size given is used as is."""
     monkeypatch.setattr(resources, "LARGE_WAREHOUSE_LINES", 5)
     setting = "SELECT current_setting('memory_limit')"
     assert warehouse.memory_limit == "auto"
@@ -176,10 +176,13 @@ def test_auto_memory_limit_follows_the_raw_lines(
         with warehouse.connect() as conn:
             assert conn.execute(setting).fetchone()[0] == small
             conn.execute("CREATE SCHEMA raw")
-            conn.execute("CREATE TABLE raw.transactions AS SELECT range AS i FROM range(5)")
+            # raw lines over the threshold do not count: the staged ones decide
+            conn.execute("CREATE TABLE raw.transactions AS SELECT range AS i FROM range(50)")
+            conn.execute("CREATE SCHEMA staging")
+            conn.execute("CREATE TABLE staging.transactions AS SELECT range AS i FROM range(5)")
         with warehouse.connect() as conn:
             assert conn.execute(setting).fetchone()[0] == small  # 5 lines: not over
-            conn.execute("INSERT INTO raw.transactions VALUES (5)")
+            conn.execute("INSERT INTO staging.transactions VALUES (5)")
         with warehouse.connect() as conn:
             assert conn.execute(setting).fetchone()[0] == large
             assert resources.resolved_memory_limit("auto", conn) == "700MB"
