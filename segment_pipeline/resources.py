@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import duckdb
 
+from segment_pipeline.logic.memory import staged_lines_estimate
 from segment_pipeline.settings import (
     AUTO_MEMORY_LIMIT,
     DEFAULT_DB_PATH,
@@ -265,15 +266,6 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 conn.close()
 
 
-#: staging.transactions' row count as DuckDB keeps it (metadata: no scan); 0 before the first
-#: staging.
-_STAGED_LINES_SQL = (
-    "SELECT coalesce(max(estimated_size), 0) FROM duckdb_tables() "
-    "WHERE database_name = current_database() AND schema_name = 'staging' "
-    "AND table_name = 'transactions'"
-)
-
-
 def resolved_memory_limit(setting: str, conn: duckdb.DuckDBPyConnection | None = None) -> str:
     """The DuckDB memory limit the `memory_limit` setting stands for on `conn`: a size as
     given; `auto` is AUTO_MEMORY_LIMIT (900MB), or LARGE_WAREHOUSE_MEMORY_LIMIT (700MB) once
@@ -292,7 +284,7 @@ def resolved_memory_limit(setting: str, conn: duckdb.DuckDBPyConnection | None =
         return setting
     if conn is None:
         return AUTO_MEMORY_LIMIT
-    lines = conn.execute(_STAGED_LINES_SQL).fetchall()[0][0]
+    lines = staged_lines_estimate(conn)
     return LARGE_WAREHOUSE_MEMORY_LIMIT if lines > LARGE_WAREHOUSE_LINES else AUTO_MEMORY_LIMIT
 
 

@@ -27,6 +27,7 @@ from segment_pipeline.logic.behaviour import (
     build_category_price_segments,
     build_occupation_groups,
 )
+from segment_pipeline.logic.memory import scratch_database
 from segment_pipeline.logic.report import DynamicsInputs, _dynamics_section
 from segment_pipeline.logic.rfm import (
     RFM_CUSTOMER_SEGMENTS_SQL,
@@ -285,6 +286,49 @@ def test_all_months_in_one_pass_equal_month_by_month(
         for a, b in ((ours, theirs), (theirs, ours)):
             extra = conn.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall()
             assert extra == [], (a, b)
+
+
+@pytest.mark.parametrize(
+    "window", [dyn.WindowSettings(), dyn.WindowSettings(lookback_days=45)], ids=str
+)
+@pytest.mark.parametrize("months", [[JAN, FEB, MAR], [MAR]], ids=["one pass", "one month"])
+def test_scratch_tables_on_disk_give_the_same_snapshots(
+    tmp_path: Path, window: dyn.WindowSettings, months: list[date]
+) -> None:
+    """A warehouse over SCRATCH_ON_DISK_LINES staged lines computes its snapshots with the
+    scratch tables in the attached scratch file: the same rows as with temp tables, in the
+    one pass (running sums; a look-back window: the joined values) and for one month alone
+    (the layers' own SQL), with nothing large left in memory and no file afterwards."""
+    conn = _warehouse(path=str(tmp_path / "w.duckdb"))
+    kwargs = dict(segment_map=SEGMENT_MAP, window_settings=window, min_customers_per_occupation=1)
+    dyn.compute_snapshots(conn, months, **kwargs)
+    conn.execute("CREATE TABLE in_memory AS SELECT * FROM _snapshots")
+    conn.execute("CREATE TABLE in_memory_tiers AS SELECT * FROM _snapshots_tiers")
+    dyn.drop_snapshot_temps(conn)
+    with scratch_database(conn, on_disk=True) as on_disk:
+        assert on_disk
+        dyn.compute_snapshots(conn, months, **kwargs, on_disk=on_disk)
+        in_file = {
+            t
+            for (t,) in conn.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'scratch'"
+            ).fetchall()
+        }
+        temp = {
+            t
+            for (t,) in conn.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE temporary"
+            ).fetchall()
+        }
+        assert in_file == {dyn.LINES_TABLE, "_snapshots"}
+        assert temp == {"_snapshots_tiers"}  # a few rows a month
+        for ours, theirs in (("_snapshots", "in_memory"), ("_snapshots_tiers", "in_memory_tiers")):
+            for a, b in ((ours, theirs), (theirs, ours)):
+                extra = conn.execute(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}").fetchall()
+                assert extra == [], (a, b)
+        assert conn.execute("SELECT count(*) FROM _snapshots").fetchone()[0] > 0
+        dyn.drop_snapshot_temps(conn)
+    assert not (tmp_path / "w.duckdb.scratch").exists()
 
 
 @pytest.mark.parametrize("buckets", [None, 1, 3, 7])
@@ -1158,6 +1202,50 @@ def test_differing_rows_equals_except_all_both_ways(stored: list, again: list) -
         len(again),
         _except_all_count(conn, "_stored", "_again"),
     )
+
+
+@pytest.mark.e2e
+def test_a_large_warehouse_takes_its_snapshots_in_a_scratch_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot step of a warehouse over SCRATCH_ON_DISK_LINES staged lines (lowered to
+    0 here) says in its log that its scratch tables are in a file, passes its checks (the
+    blocking recomputation of a month computed with the file too), stores the rows a run
+    with temp tables stores, and leaves no scratch file behind."""
+    from segment_pipeline.generator import generate
+    from segment_pipeline.runner import execute_pipeline
+
+    generate(tmp_path / "data", customers=80, days=62, seed=3, start=date(2025, 1, 1))
+    selection = 'key:"raw/*" or key:"staging/*" or tag:partitioned=time'
+    stored = {}
+    for mode in ("temp", "file"):
+        if mode == "file":
+            monkeypatch.setattr(dyn, "SCRATCH_ON_DISK_LINES", 0)
+        settings = settings_for(tmp_path / "data", tmp_path / mode / "segments.duckdb")
+        with dg.instance_for_test() as instance:
+            outcome = execute_pipeline(settings, instance=instance, selection=selection, echo=False)
+            assert outcome.success, outcome.messages
+            said = [
+                e.user_message
+                for run_id in outcome.run_ids
+                for e in instance.all_logs(run_id)
+                if e.step_key == "customer_snapshots"
+            ]
+            checks = {
+                e.check_name: e.passed
+                for run_id in outcome.run_ids
+                for e in _check_evaluations(instance, run_id)
+                if e.asset_key == dyn_assets.SNAPSHOTS_KEY
+            }
+        assert checks and all(checks.values()), checks
+        assert "matches_as_of_recomputation" in checks
+        assert any("scratch tables in a file" in m for m in said) == (mode == "file")
+        assert not Path(f"{settings.db_path}.scratch").exists()
+        with duckdb.connect(str(settings.db_path), read_only=True) as conn:
+            stored[mode] = conn.execute(
+                "SELECT * FROM marts.customer_snapshots ORDER BY ALL"
+            ).fetchall()
+    assert len(stored["file"]) > 0 and stored["file"] == stored["temp"]
 
 
 def _check_evaluations(instance: dg.DagsterInstance, run_id: str):

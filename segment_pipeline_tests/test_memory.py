@@ -120,3 +120,65 @@ def test_a_statement_out_of_memory_is_run_again_on_one_thread() -> None:
         "SET threads = 2",
     ]
     assert conn.threads == 2
+
+
+def _tables(conn: duckdb.DuckDBPyConnection, where: str) -> set[str]:
+    sql = f"SELECT table_name FROM duckdb_tables() WHERE {where}"
+    return {name for (name,) in conn.execute(sql).fetchall()}
+
+
+def test_scratch_tables_on_disk_live_in_a_file_that_goes_away(tmp_path) -> None:
+    """With `on_disk` a scratch table is a table of `<database>.scratch`, attached for the
+    block: named unqualified like a temp table, holding nothing in the temp catalog. After
+    the block (here left by an error) the file is detached and deleted and the search path
+    is the caller's again. A file a killed run left there is replaced, not read."""
+    db = tmp_path / "w.duckdb"
+    scratch = tmp_path / "w.duckdb.scratch"
+    scratch.write_text("left by a killed run: not a DuckDB file")
+    conn = duckdb.connect(str(db))
+    conn.execute("CREATE TABLE lines AS SELECT 'c1' AS customer_id, 'A' AS category")
+    conn.execute("SET search_path = 'main'")
+    with (
+        pytest.raises(RuntimeError, match="step failed"),
+        memory.scratch_database(conn, on_disk=True) as on_disk,
+    ):
+        assert on_disk
+        table = memory.scratch_table("_copy", on_disk=on_disk)
+        conn.execute(f"CREATE OR REPLACE {table} AS SELECT * FROM lines")
+        conn.execute("INSERT INTO _copy VALUES ('c2', 'B')")
+        assert conn.execute("SELECT count(*) FROM _copy").fetchone()[0] == 2
+        assert _tables(conn, "database_name = 'scratch'") == {"_copy"}
+        assert _tables(conn, "temporary") == set()
+        assert scratch.stat().st_size > 0
+        raise RuntimeError("step failed")
+    assert not scratch.exists()
+    assert conn.execute("SELECT current_setting('search_path')").fetchone()[0] == "main"
+    assert "scratch" not in {
+        d for (d,) in conn.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    assert _tables(conn, "true") == {"lines"}
+
+
+def test_scratch_tables_stay_in_memory_unless_asked_and_possible() -> None:
+    """Without `on_disk`, or for an in-memory warehouse (no file to put one beside), the
+    block yields False and scratch tables are temp tables."""
+    conn = duckdb.connect()
+    for wanted in (False, True):
+        with memory.scratch_database(conn, on_disk=wanted) as on_disk:
+            assert on_disk is False
+            conn.execute(
+                f"CREATE OR REPLACE {memory.scratch_table('_t', on_disk=on_disk)} AS SELECT 1"
+            )
+            assert _tables(conn, "temporary") == {"_t"}
+            conn.execute("DROP TABLE _t")
+    assert memory.scratch_table("_t") == "TEMP TABLE _t"
+    assert memory.scratch_table("_t", on_disk=True) == "TABLE scratch._t"
+
+
+def test_staged_lines_estimate_reads_the_staged_table() -> None:
+    """0 before staging exists; staging.transactions' rows after (DuckDB's own count)."""
+    conn = duckdb.connect()
+    assert memory.staged_lines_estimate(conn) == 0
+    conn.execute("CREATE SCHEMA staging")
+    conn.execute("CREATE TABLE staging.transactions AS SELECT range AS n FROM range(1234)")
+    assert memory.staged_lines_estimate(conn) == 1234

@@ -39,6 +39,7 @@ from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
 from segment_pipeline.logic import figure_names as names
+from segment_pipeline.logic.memory import scratch_database
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
 from segment_pipeline.sql_files import load_sql
@@ -266,59 +267,72 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         minimum = behaviour_settings.min_customers_per_occupation
         months = _run_months(context)
         with warehouse.connect() as conn:
-            try:
-                ensure_staging_tables(conn)
-                done = dyn.compute_snapshots(
-                    conn,
-                    months,
-                    segment_map=segment_map,
-                    window_settings=window_settings,
-                    min_customers_per_occupation=minimum,
-                )
-                written = dyn.write_snapshots(conn, months[0], months[-1])
-                history_frame = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
-                coverage = dyn.with_window_customers(
-                    conn.execute(
-                        dyn.SNAPSHOT_COVERAGE_SQL,
-                        {"first": months[0], "last": months[-1], **segment_map.segments_param()},
-                    ).df(),
-                    history_frame,
-                )
-                with_rows = [m.month for m in done if m.customers]
-                check_month = _check_month(context, config, with_rows)
-                # A one-month run computed its month with the layers' own SQL already: its
-                # rows are the recomputation, compared with what was stored.
-                reference = "_snapshots" if dyn.computed_directly(months) else "_check"
-                if check_month is not None and reference == "_check":
-                    dyn.create_snapshot_temp(conn, "_check")
-                    last_line = scalar(conn, dyn.LAST_LINE_DATE_SQL)
-                    dyn.compute_snapshot(
+            ensure_staging_tables(conn)
+            large = dyn.scratch_on_disk(conn)
+            with scratch_database(conn, on_disk=large) as on_disk:
+                if on_disk:
+                    context.log.info(
+                        "scratch tables in a file beside the warehouse (over "
+                        f"{dyn.SCRATCH_ON_DISK_LINES:,} staged lines)"
+                    )
+                try:
+                    done = dyn.compute_snapshots(
                         conn,
-                        check_month,
+                        months,
                         segment_map=segment_map,
                         window_settings=window_settings,
                         min_customers_per_occupation=minimum,
-                        last_line=last_line,
-                        into="_check",
+                        on_disk=on_disk,
                     )
-                if check_month is not None:
-                    n_stored, n_again, differ = dyn.differing_rows(
-                        conn,
-                        f"SELECT * FROM {dyn.CUSTOMER_SNAPSHOTS.fqn} WHERE snapshot_month = ?",
-                        reference,
-                        [check_month],
+                    written = dyn.write_snapshots(conn, months[0], months[-1])
+                    history_frame = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
+                    coverage = dyn.with_window_customers(
+                        conn.execute(
+                            dyn.SNAPSHOT_COVERAGE_SQL,
+                            {
+                                "first": months[0],
+                                "last": months[-1],
+                                **segment_map.segments_param(),
+                            },
+                        ).df(),
+                        history_frame,
                     )
-                history = _history_check(history_frame)
-                snap_meta = table_metadata(
-                    conn, dyn.CUSTOMER_SNAPSHOTS, order_by="snapshot_month DESC, customer_id"
-                )
-                tier_meta = table_metadata(
-                    conn, dyn.CATEGORY_TIER_SNAPSHOTS, order_by="snapshot_month DESC, tier_rank"
-                )
-            finally:
-                # temp tables of the run's shared connection: the narrow copy of every line
-                # would otherwise stay in DuckDB's memory for the run's later steps
-                dyn.drop_snapshot_temps(conn)
+                    with_rows = [m.month for m in done if m.customers]
+                    check_month = _check_month(context, config, with_rows)
+                    # A one-month run computed its month with the layers' own SQL already: its
+                    # rows are the recomputation, compared with what was stored.
+                    reference = "_snapshots" if dyn.computed_directly(months) else "_check"
+                    if check_month is not None and reference == "_check":
+                        dyn.create_snapshot_temp(conn, "_check", on_disk=on_disk)
+                        last_line = scalar(conn, dyn.LAST_LINE_DATE_SQL)
+                        dyn.compute_snapshot(
+                            conn,
+                            check_month,
+                            segment_map=segment_map,
+                            window_settings=window_settings,
+                            min_customers_per_occupation=minimum,
+                            last_line=last_line,
+                            into="_check",
+                            on_disk=on_disk,
+                        )
+                    if check_month is not None:
+                        n_stored, n_again, differ = dyn.differing_rows(
+                            conn,
+                            f"SELECT * FROM {dyn.CUSTOMER_SNAPSHOTS.fqn} WHERE snapshot_month = ?",
+                            reference,
+                            [check_month],
+                        )
+                    history = _history_check(history_frame)
+                    snap_meta = table_metadata(
+                        conn, dyn.CUSTOMER_SNAPSHOTS, order_by="snapshot_month DESC, customer_id"
+                    )
+                    tier_meta = table_metadata(
+                        conn, dyn.CATEGORY_TIER_SNAPSHOTS, order_by="snapshot_month DESC, tier_rank"
+                    )
+                finally:
+                    # scratch tables of the run's shared connection: the narrow copy of every
+                    # line would otherwise stay in DuckDB's memory for the later steps
+                    dyn.drop_snapshot_temps(conn)
 
         per_month = pd.DataFrame(
             [

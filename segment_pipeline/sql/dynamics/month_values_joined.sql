@@ -2,7 +2,7 @@
 -- windows start on different days (a look-back window): each month joins the summed rows of
 -- its window. Distinct orders are counted by grouping twice (a DISTINCT aggregate over tens of
 -- millions of rows did not fit DuckDB's memory limit at 10M lines; a plain grouping spills).
-CREATE OR REPLACE TEMP TABLE {{ month_values_table }} AS
+-- (logic/dynamics.py creates the table from this query: temp, or in a scratch file when large.)
 WITH per_order AS (
     SELECT
         m.snapshot_month, o.customer_id, o.order_id,
