@@ -182,3 +182,38 @@ def test_staged_lines_estimate_reads_the_staged_table() -> None:
     conn.execute("CREATE SCHEMA staging")
     conn.execute("CREATE TABLE staging.transactions AS SELECT range AS n FROM range(1234)")
     assert memory.staged_lines_estimate(conn) == 1234
+
+
+def test_a_bucket_out_of_memory_starts_over_in_twice_the_buckets(monkeypatch) -> None:
+    """A statement that runs out of memory (even on one thread) with fewer than 4 buckets:
+    the table is started over in 2, then 4 buckets, and holds the whole query's counts
+    once (nothing of the failed tries); one that always fails stops at MAX_CUSTOMER_BUCKETS
+    with DuckDB's error."""
+    conn = _lines()
+    execute = memory.execute_within_memory
+    tried = []
+
+    def short_of_memory_below_4(conn, sql, params=None):
+        buckets = (params or {}).get("customer_buckets", 1)
+        tried.append(buckets)
+        # the last bucket fails: with 2 buckets, the first one's rows were written already
+        if buckets < 4 and (params or {}).get("customer_bucket", 0) == buckets - 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: test")
+        execute(conn, sql, params)
+
+    monkeypatch.setattr(memory, "execute_within_memory", short_of_memory_below_4)
+    assert memory.create_by_customer_buckets(conn, "_counts", _QUERIES, "lines", 1) == 4
+    assert sorted(set(tried)) == [1, 2, 4]
+    assert conn.execute(
+        "SELECT category, sum(customers) FROM _counts GROUP BY category ORDER BY category"
+    ).fetchall() == [("A", 3), ("B", 2), ("C", 2)]
+
+    def always_short(conn, sql, params=None):
+        tried.append((params or {}).get("customer_buckets", 1))
+        raise duckdb.OutOfMemoryException("Out of Memory Error: test")
+
+    tried.clear()
+    monkeypatch.setattr(memory, "execute_within_memory", always_short)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        memory.create_by_customer_buckets(conn, "_counts", _QUERIES, "lines", 3)
+    assert tried == [3, 6, 12, 24, 48, memory.MAX_CUSTOMER_BUCKETS]

@@ -664,30 +664,41 @@ def _with_temp_tables(name: str, **fragments: str) -> str:
 
 
 #: The summed inputs of the snapshots, in order: (temp table, its query whole and for one
-#: bucket of customers, the table it reads).
+#: bucket of customers, the table it reads, the DuckDB memory its statement may take per
+#: input row when the copied lines are in the scratch file).
 PREPARE_SNAPSHOT_INPUTS = tuple(
-    (table, whole_and_one_bucket(_with_temp_tables, name), source)
-    for table, name, source in (
-        (ORDER_DAYS_TABLE, "dynamics/prepare_order_days", LINES_TABLE),
-        (MONTH_ORDERS_TABLE, "dynamics/prepare_month_orders", ORDER_DAYS_TABLE),
-        (CATEGORY_MONTHS_TABLE, "dynamics/prepare_category_months", LINES_TABLE),
-        (PROFILES_TABLE, "dynamics/prepare_profiles", LINES_TABLE),
+    (table, whole_and_one_bucket(_with_temp_tables, name), source, on_disk_bytes)
+    for table, name, source, on_disk_bytes in (
+        (ORDER_DAYS_TABLE, "dynamics/prepare_order_days", LINES_TABLE, 6),
+        (MONTH_ORDERS_TABLE, "dynamics/prepare_month_orders", ORDER_DAYS_TABLE, 12),
+        (CATEGORY_MONTHS_TABLE, "dynamics/prepare_category_months", LINES_TABLE, 20),
+        (PROFILES_TABLE, "dynamics/prepare_profiles", LINES_TABLE, 6),
     )
 )
-#: DuckDB memory the summing of the copied lines may take per input row: one bucket up to
-#: 15M lines under the default limit. 100M lines in one go ran out of memory under 858 MiB
-#: (stops 24 and 25); 10M lines in one go passed under 86 MiB, so this budget is a guess
-#: between the two (7 buckets at 100M lines).
+#: DuckDB memory the summing of the copied lines may take per input row when they are temp
+#: tables: one bucket up to 15M lines under the default limit. 100M lines in one go ran out
+#: of memory under 858 MiB (stops 24 and 25); 10M lines in one go passed under 86 MiB, so
+#: this budget is a guess between the two. With the lines in the scratch file (over 30M
+#: staged lines) each input has its own budget, measured at 100M lines under 700MB (stop 33,
+#: the 101.9M-line copy in the file): the order-days in one go 23.6 s (9 buckets: 168.0 s),
+#: the month orders 20.3 s (4 buckets: 46.9 s), the profiles 11.3 s (9 buckets: 139.4 s),
+#: the category months in 3 buckets 96.4 s (9: 169.9 s; in one go out of memory); a bucket
+#: is a pass over the whole copy, which is what made them slow.
 PREPARE_BYTES_PER_ROW = 60
 
 
 def prepare_snapshot_inputs(conn: duckdb.DuckDBPyConnection, *, on_disk: bool = False) -> None:
     """The summed inputs of the snapshots (PREPARE_SNAPSHOT_INPUTS) from the copied lines,
     each per customer, so in buckets of customers when its input would not fit in memory;
-    `on_disk`: as tables of the scratch file (`scratch_on_disk`)."""
-    for table, queries, source in PREPARE_SNAPSHOT_INPUTS:
+    `on_disk`: as tables of the scratch file (`scratch_on_disk`), with their own budgets."""
+    for table, queries, source, on_disk_bytes in PREPARE_SNAPSHOT_INPUTS:
         create_by_customer_buckets(
-            conn, table, queries, source, bytes_per_row=PREPARE_BYTES_PER_ROW, on_disk=on_disk
+            conn,
+            table,
+            queries,
+            source,
+            bytes_per_row=on_disk_bytes if on_disk else PREPARE_BYTES_PER_ROW,
+            on_disk=on_disk,
         )
 
 

@@ -170,14 +170,42 @@ def create_by_customer_buckets(
     customers with `hash(customer_id) % $customer_buckets = $customer_bucket`; the buckets'
     rows together are the whole query's. The count follows the rows of `input_table` (one
     bucket, the whole query, up to 10M lines under the default limit) unless `buckets` is
-    given. Returns it. `on_disk`: `table` in the scratch file instead (`scratch_table`)."""
+    given; a bucket that runs out of memory even on one thread starts the table over in
+    twice the buckets (up to MAX_CUSTOMER_BUCKETS). Returns the count used. `on_disk`:
+    `table` in the scratch file instead (`scratch_table`)."""
     whole, one_bucket = queries
-    create = f"CREATE OR REPLACE {scratch_table(table, on_disk=on_disk)} AS"
     if buckets is None:
         buckets = buckets_for(conn, input_table, bytes_per_row)
+    while True:
+        try:
+            _create_in_buckets(conn, table, whole, one_bucket, buckets, params, on_disk)
+            return buckets
+        except duckdb.OutOfMemoryException:
+            # the budget per row is a measured guess: twice the buckets rather than a
+            # failed run (each start over replaces what the last one wrote)
+            if buckets >= MAX_CUSTOMER_BUCKETS:
+                raise
+            buckets = min(2 * buckets, MAX_CUSTOMER_BUCKETS)
+
+
+#: Buckets of customers at most (create_by_customer_buckets doubles them when a bucket
+#: still runs out of memory on one thread).
+MAX_CUSTOMER_BUCKETS = 64
+
+
+def _create_in_buckets(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    whole: str,
+    one_bucket: str,
+    buckets: int,
+    params: Mapping[str, object] | None,
+    on_disk: bool,
+) -> None:
+    create = f"CREATE OR REPLACE {scratch_table(table, on_disk=on_disk)} AS"
     if buckets == 1:
         execute_within_memory(conn, f"{create} {whole}", params)
-        return 1
+        return
     for bucket in range(buckets):
         head = create if bucket == 0 else f"INSERT INTO {table}"
         execute_within_memory(
@@ -185,7 +213,6 @@ def create_by_customer_buckets(
             f"{head} {one_bucket}",
             {**(params or {}), "customer_buckets": buckets, "customer_bucket": bucket},
         )
-    return buckets
 
 
 #: DuckDB memory a count of distinct (key, customer) pairs may take per input line. At 100M
