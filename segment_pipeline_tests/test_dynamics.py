@@ -1209,9 +1209,9 @@ def test_a_large_warehouse_takes_its_snapshots_in_a_scratch_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The snapshot step of a warehouse over SCRATCH_ON_DISK_LINES staged lines (lowered to
-    0 here) says in its log that its scratch tables are in a file, passes its checks (the
-    blocking recomputation of a month computed with the file too), stores the rows a run
-    with temp tables stores, and leaves no scratch file behind."""
+    0 here) says in its log and its metadata that its scratch tables are in a file, passes
+    its checks (the blocking recomputation of a month computed with the file too), stores
+    the rows a run with temp tables stores, and leaves no scratch file behind."""
     from segment_pipeline.generator import generate
     from segment_pipeline.runner import execute_pipeline
 
@@ -1237,9 +1237,12 @@ def test_a_large_warehouse_takes_its_snapshots_in_a_scratch_file(
                 for e in _check_evaluations(instance, run_id)
                 if e.asset_key == dyn_assets.SNAPSHOTS_KEY
             }
+            latest = instance.get_latest_materialization_event(dyn_assets.SNAPSHOTS_KEY)
+            shown = latest.asset_materialization.metadata["scratch_tables"].value
         assert checks and all(checks.values()), checks
         assert "matches_as_of_recomputation" in checks
         assert any("scratch tables in a file" in m for m in said) == (mode == "file")
+        assert shown == {"temp": "memory", "file": "file beside the warehouse"}[mode]
         assert not Path(f"{settings.db_path}.scratch").exists()
         with duckdb.connect(str(settings.db_path), read_only=True) as conn:
             stored[mode] = conn.execute(

@@ -351,7 +351,13 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 + (f"{m.customers} customers as of {m.as_of}" if m.customers else "no data yet")
             )
         label = f"{months[0]:%Y-%m}" + (f"..{months[-1]:%Y-%m}" if len(months) > 1 else "")
-        summary = {"months": label, "months_with_data": len(with_rows), "rows_written": written}
+        summary = {
+            "months": label,
+            "months_with_data": len(with_rows),
+            "rows_written": written,
+            # over SCRATCH_ON_DISK_LINES staged lines: in <database>.scratch, deleted after
+            "scratch_tables": "file beside the warehouse" if on_disk else "memory",
+        }
         yield dg.MaterializeResult(
             asset_key=SNAPSHOTS_KEY,
             metadata={**snap_meta, **summary, "per_month": preview_markdown(per_month, 60)},
