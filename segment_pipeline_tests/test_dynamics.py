@@ -620,16 +620,12 @@ def test_left_the_window_with_a_look_back_window() -> None:
 
 @pytest.mark.parametrize("buckets", [None, 2, 4])
 def test_last_moves_hand_computed(buckets: int | None) -> None:
-    """The same rows at once (None: what the rows and the memory limit give, here 1) and in
-    buckets of customers."""
+    """The same rows with the state in one pass (None: what the rows and the memory limit
+    give, here 1 bucket) and in buckets of customers, and again from the kept state."""
     conn = _warehouse()
     _snapshots(conn)
-    dyn.replace_last_moves(
-        conn,
-        {"lapse_days": LAPSE_DAYS, "ranked": ["Price_Low", "Price_Mid", "Price_High"]},
-        buckets=buckets,
-    )
-    got = conn.execute("SELECT * FROM marts.customer_last_moves").df().set_index("customer_id")
+    first = dyn.write_customer_last_moves(conn, LAPSE_DAYS, buckets=buckets)
+    assert (first.kept_state, first.folded, first.rows) == (False, [JAN, FEB], 5)
     cols = [
         "segment",
         "previous_segment",
@@ -646,10 +642,155 @@ def test_last_moves_hand_computed(buckets: int | None) -> None:
         "D": ("Champions", "Hibernating", MAR, 1, "up", MAR, True),
         "E": ("About To Sleep", "(entered)", MAR, 1, "entered", MAR, True),
     }
-    for customer, values in expected.items():
-        row = got.loc[customer, cols].tolist()
-        row[2], row[5] = row[2].date(), row[5].date()
-        assert tuple(row) == values, customer
+    for write in (first, dyn.write_customer_last_moves(conn, LAPSE_DAYS)):
+        got = conn.execute("SELECT * FROM marts.customer_last_moves").df()
+        got = got.set_index("customer_id")
+        for customer, values in expected.items():
+            row = got.loc[customer, cols].tolist()
+            row[2], row[5] = row[2].date(), row[5].date()
+            assert tuple(row) == values, (customer, write)
+    assert (write.kept_state, write.folded) == (True, [])
+
+
+#: The window over every customer's months that customer_last_moves was computed with
+#: before stop 34 (read here as the reference the state's fold must equal).
+LAST_MOVES_WINDOWS_SQL = (
+    (Path(__file__).parent / "sql" / "customer_last_moves_windows.sql")
+    .read_text()
+    .replace("{{ marts.customer_snapshots }}", "marts.customer_snapshots")
+)
+LAST_MOVES_PARAMS = {"lapse_days": LAPSE_DAYS, "ranked": ["Price_Low", "Price_Mid", "Price_High"]}
+
+
+def _last_moves_differ_from_windows(
+    conn: duckdb.DuckDBPyConnection, lapse_days: int = LAPSE_DAYS
+) -> tuple[int, int]:
+    """Rows of marts.customer_last_moves not in the windows' result, and the reverse."""
+    return conn.execute(
+        f"WITH reference AS ({LAST_MOVES_WINDOWS_SQL}) "
+        "SELECT (SELECT count(*) FROM (SELECT * FROM marts.customer_last_moves "
+        "EXCEPT ALL SELECT * FROM reference)), (SELECT count(*) FROM (SELECT * FROM "
+        "reference EXCEPT ALL SELECT * FROM marts.customer_last_moves))",
+        {**LAST_MOVES_PARAMS, "lapse_days": lapse_days},
+    ).fetchall()[0]
+
+
+def test_last_moves_state_kept_until_hand_built() -> None:
+    DEC, APR = date(2024, 12, 1), date(2025, 4, 1)
+    stored = {JAN: "j", FEB: "f"}
+    # a new day of March (the latest month): the state through February holds
+    assert dyn.last_moves_state_kept_until({JAN: "j", FEB: "f", MAR: "m2"}, stored) == FEB
+    # a day that starts April: the state still holds (March is folded in)
+    assert dyn.last_moves_state_kept_until({JAN: "j", FEB: "f", MAR: "m", APR: "a"}, stored) == FEB
+    # February changed, or January is gone, or a month before February appeared: no
+    assert dyn.last_moves_state_kept_until({JAN: "j", FEB: "f2", MAR: "m"}, stored) is None
+    assert dyn.last_moves_state_kept_until({FEB: "f", MAR: "m"}, stored) is None
+    assert dyn.last_moves_state_kept_until({DEC: "d", JAN: "j", FEB: "f", MAR: "m"}, stored) is None
+    # the latest month now is the state's last one (March gone): no
+    assert dyn.last_moves_state_kept_until({JAN: "j", FEB: "f"}, stored) is None
+    assert dyn.last_moves_state_kept_until({JAN: "j", FEB: "f", MAR: "m"}, {}) is None
+
+
+def test_last_moves_state_folded_again_when_it_cannot_be_trusted() -> None:
+    conn = _warehouse()
+    _snapshots(conn)
+    dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+    # another tier order: the moves up / down change, the state is computed again
+    again = dyn.write_customer_last_moves(conn, LAPSE_DAYS, ranked=["Price_High", "Price_Mid"])
+    assert (again.kept_state, again.reason) == (False, "the tier order or the query changed")
+    assert dyn.write_customer_last_moves(conn, LAPSE_DAYS).kept_state is False
+    # a state row removed behind the pipeline's back
+    conn.execute("DELETE FROM marts.customer_last_moves_state WHERE customer_id = 'A'")
+    again = dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+    assert (again.kept_state, again.reason) == (
+        False,
+        "the state's rows changed since it was written",
+    )
+    # an earlier month's segment changed
+    conn.execute(
+        "UPDATE marts.customer_snapshots SET segment = 'Champions' "
+        "WHERE snapshot_month = ? AND customer_id = 'C'",
+        [JAN],
+    )
+    again = dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+    assert (again.kept_state, again.folded) == (False, [JAN, FEB])
+    assert _last_moves_differ_from_windows(conn) == (0, 0)
+
+
+# Random snapshot histories: per month, the customers present and their segment and tier.
+_month_rows = st.dictionaries(
+    st.integers(0, 12),  # customer number
+    st.tuples(st.sampled_from(SEGMENT_NAMES[:3]), st.sampled_from(dyn.PRICE_STATES)),
+    max_size=10,
+)
+
+
+def _insert_month(conn: duckdb.DuckDBPyConnection, month: date, rows: dict) -> None:
+    conn.execute("DELETE FROM marts.customer_snapshots WHERE snapshot_month = ?", [month])
+    for n, (segment, tier) in rows.items():
+        conn.execute(
+            "INSERT INTO marts.customer_snapshots (snapshot_month, month_end, customer_id, "
+            "segment, segment_order, price_segment, recency_days, frequency, monetary, r_score, "
+            "f_score, m_score, rf_cell, rfm_code, as_of, window_start, window_end, age_band, "
+            "gender, occupation, occupation_group, behavioural_segment, month_orders, "
+            "month_revenue) VALUES (?, ?, ?, ?, 1, ?, ?, 1, ?, 1, 1, 1, 'R1F1', '111', ?, ?, ?, "
+            "'a', 'g', 'o', 'Occ_Low', 'x', 0, ?)",
+            [month, month, f"c{n}", segment, tier, 5 * n, 10 * n, month, month, month, n],
+        )
+
+
+def _expected_state(held_before: list, held_now: list) -> tuple[bool, list]:
+    """What a write should do with the state (kept?, months folded), from the snapshot
+    months with rows when the state was written and now, when no month the state holds
+    changed: the state holds every month but the latest of then."""
+    stored = held_before[:-1]
+    if (
+        stored
+        and held_now
+        and held_now[-1] > stored[-1]
+        and [m for m in held_now if m <= stored[-1]] == stored
+    ):
+        return True, [m for m in held_now[:-1] if m > stored[-1]]
+    return False, held_now[:-1]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    history=st.lists(_month_rows, min_size=1, max_size=5),
+    latest_again=_month_rows,
+    next_month=_month_rows,
+)
+def test_last_moves_update_equals_the_windows(history, latest_again, next_month) -> None:
+    """Whatever the months hold (customers missing from some, coming back, moving), the
+    table equals the window over every month: written first, after the latest month changed
+    (a new day: the state kept, nothing folded), after a month was added (one folded) and
+    after the first month changed (the state computed again)."""
+    conn = duckdb.connect()
+    ensure_table(conn, dyn.CUSTOMER_SNAPSHOTS)
+    months = [date(2026, 1 + i, 1) for i in range(len(history) + 1)]
+    for month, rows in zip(months, history, strict=False):
+        _insert_month(conn, month, rows)
+    held = [m for m, rows in zip(months, history, strict=False) if rows]
+    write = dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+    assert (write.kept_state, write.folded) == (False, held[:-1])
+    assert _last_moves_differ_from_windows(conn) == (0, 0)
+    # a new day: the latest month's rows change; then a day that starts the next month
+    for month, rows in ((months[-2], latest_again), (months[-1], next_month)):
+        _insert_month(conn, month, rows)
+        now = sorted({*held, month} if rows else set(held) - {month})
+        write = dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+        assert (write.kept_state, write.folded) == _expected_state(held, now)
+        assert _last_moves_differ_from_windows(conn) == (0, 0)
+        held = now
+    if len(held) >= 2:
+        # the first month changed: the state is computed again
+        conn.execute(
+            "UPDATE marts.customer_snapshots SET segment = ? WHERE snapshot_month = ?",
+            [SEGMENT_NAMES[5], held[0]],
+        )
+        write = dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+        assert (write.kept_state, write.folded) == (False, held[:-1])
+        assert _last_moves_differ_from_windows(conn) == (0, 0)
 
 
 # A property: whatever the two snapshots hold, transitions conserve customers.
@@ -1101,6 +1242,25 @@ def test_dynamics_end_to_end_backfill_then_a_daily_run(tmp_path: Path) -> None:
                 "ORDER BY ALL"
             ).fetchall()
         assert after == before
+        # then the last moves, as the daily run's downstream part does: the moves up to
+        # February kept (the first run computed them), March added as one month's step
+        moves = execute_pipeline(
+            settings,
+            instance=instance,
+            selection=f'key:"{dyn_assets.LAST_MOVES_KEY.to_user_string()}"',
+            echo=False,
+        )
+        assert moves.success, moves.messages
+        events = instance.fetch_materializations(dyn_assets.LAST_MOVES_KEY, limit=2).records
+        latest_first = [e.asset_materialization.metadata for e in events]
+        assert [m["state"].value for m in latest_first] == [
+            "state through 2025-02 kept",
+            "no state recorded",
+        ]
+        assert [m["months_folded"].value for m in latest_first] == ["(none)", "2025-01, 2025-02"]
+        with duckdb.connect(str(settings.db_path), read_only=True) as conn:
+            lapse_days = dyn_assets.DynamicsSettings().lapse_days
+            assert _last_moves_differ_from_windows(conn, lapse_days) == (0, 0)
 
 
 @pytest.mark.e2e

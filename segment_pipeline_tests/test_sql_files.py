@@ -145,7 +145,8 @@ def test_load_sql_refuses_missing_or_extra_fragments() -> None:
 def test_sqlfluff_lint() -> None:
     """sqlfluff (config: .sqlfluff) finds nothing: every file parses in the duckdb dialect and
     keeps the layout, capitalisation and aliasing rules. Partials (`_name.sql`, CTE lists) are
-    linted wrapped in `WITH ... SELECT 1`."""
+    linted wrapped in `WITH ... SELECT 1`, expression partials (`_name_expr.sql`) in
+    `SELECT ... AS x FROM t`."""
     # sqlfluff is a dev dependency (`make test` installs it): a missing linter fails here,
     # it does not skip.
     from sqlfluff.core import FluffConfig, Linter
@@ -160,7 +161,9 @@ def test_sqlfluff_lint() -> None:
         for v in [{**x, "filepath": record["filepath"]} for x in record["violations"]]
     ]
     for path in SQL_DIR.rglob("_*.sql"):
-        wrapped = f"WITH\n{path.read_text(encoding='utf-8')}SELECT 1 AS x\n"
+        text = path.read_text(encoding="utf-8")
+        expression = path.stem.endswith("_expr")
+        wrapped = f"SELECT\n{text}AS x\nFROM t\n" if expression else f"WITH\n{text}SELECT 1 AS x\n"
         for v in linter.lint_string(wrapped, fname=str(path)).get_violations():
             if v.rule_code() == "ST03":  # the wrapper uses none of the partial's CTEs
                 continue

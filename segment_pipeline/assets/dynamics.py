@@ -517,7 +517,9 @@ def segment_transitions(
     deps=[SNAPSHOTS_KEY],
     description="Per customer of the latest snapshot: the last month their RFM segment changed "
     "and from which segment, the last price-tier move (up / down / entered), months in the "
-    "current segment, and whether they are active (a purchase within lapse_days).",
+    "current segment, and whether they are active (a purchase within lapse_days). The moves up "
+    "to the month before the latest are kept in marts.customer_last_moves_state while those "
+    "months are unchanged, so a new day adds one month to them.",
     checks=[
         check_spec(
             LAST_MOVES_KEY,
@@ -534,18 +536,22 @@ def customer_last_moves(
     settings = dynamics_settings.checked()
     with warehouse.connect() as conn:
         months = _ensure_snapshots(conn)
-        rows = dyn.replace_last_moves(
-            conn,
-            {"lapse_days": settings.lapse_days, "ranked": dyn.baseline_params(1, 1)["ranked"]},
-        )
+        write = dyn.write_customer_last_moves(conn, settings.lapse_days)
         latest, distinct = conn.execute(LAST_MOVES_COVERAGE_SQL).fetchall()[0]
         moves = conn.execute(LATEST_MOVES_SQL).df()
         metadata = table_metadata(conn, dyn.CUSTOMER_LAST_MOVES, order_by="customer_id")
-    context.log.info(f"{rows} customers in the latest snapshot")
+    rows = write.rows
+    folded = ", ".join(f"{m:%Y-%m}" for m in write.folded) or "(none)"
+    context.log.info(
+        f"{rows} customers in the latest snapshot; {write.reason}; months folded into the "
+        f"state: {folded}"
+    )
     return dg.MaterializeResult(
         metadata={
             **metadata,
             "latest_month": f"{months[-1]:%Y-%m}" if months else "(none)",
+            "state": write.reason,
+            "months_folded": folded,
             "moves_in_the_latest_month": preview_markdown(moves, max_rows=15),
         },
         check_results=[

@@ -70,7 +70,6 @@ from segment_pipeline.logic.behaviour import (
 )
 from segment_pipeline.logic.memory import (
     LINE_BYTES_PER_ROW,
-    buckets_for,
     create_by_customer_buckets,
     execute_within_memory,
     memory_limit_bytes,
@@ -1195,38 +1194,235 @@ TRANSITIONS_CONSERVATION_SQL = load_sql("dynamics/transitions_conservation")
 # Last moves per customer
 # --------------------------------------------------------------------------------------------
 
-#: Per customer of the latest snapshot: the last month their segment / price tier changed.
-#: Parameters: $lapse_days, $ranked (the tiers low to high).
-CUSTOMER_LAST_MOVES_SQL, CUSTOMER_LAST_MOVES_BUCKET_SQL = whole_and_one_bucket(
-    load_sql, "dynamics/customer_last_moves"
+_PRICE_MOVE_EXPR = load_sql("dynamics/_price_move_expr")
+#: Per snapshot month: rows and row-hash sum of the columns the state reads.
+LAST_MOVES_MONTH_DIGESTS_SQL = load_sql("dynamics/last_moves_month_digests")
+
+#: Per customer with a snapshot up to the month before the latest: their last moves up to
+#: their last row there. A new day changes only the latest month's snapshot: the table is
+#: then this state plus one month (LAST_MOVES_STEP_SQL), not a window over every month.
+CUSTOMER_LAST_MOVES_STATE = TableDef(
+    schema="marts",
+    name="customer_last_moves_state",
+    description="Per customer with a snapshot row up to the month before the latest one: "
+    "their last segment and price-tier moves up to their last row there (what "
+    "marts.customer_last_moves adds the latest month to). Bookkeeping; "
+    "marts.customer_last_moves_inputs says which months it holds.",
+    columns=(
+        Column("customer_id", "VARCHAR", "Customer id", nullable=False),
+        Column("last_month", "DATE", "The customer's last snapshot month in the state", False),
+        Column("segment", "VARCHAR", "RFM segment in that month", nullable=False),
+        Column("previous_segment", "VARCHAR", "Segment before the last move, or (entered)", False),
+        Column("segment_since", "DATE", "Month of the last segment move (or of entry)", False),
+        Column("months_in_segment", "INTEGER", "Snapshots since segment_since", False),
+        Column("price_segment", "VARCHAR", "Price tier in that month", nullable=False),
+        Column("previous_price_segment", "VARCHAR", "Tier before the last move", False),
+        Column("price_segment_since", "DATE", "Month of the last tier move (or entry)", False),
+        Column("price_move", "VARCHAR", "up, down, entered or changed", nullable=False),
+    ),
+    primary_key=("customer_id",),
+)
+
+#: The months marts.customer_last_moves_state was folded from: a later run keeps it while
+#: those months have the same digests, and folds in only the months after them.
+CUSTOMER_LAST_MOVES_INPUTS = TableDef(
+    schema="marts",
+    name="customer_last_moves_inputs",
+    description="One row per snapshot month folded into marts.customer_last_moves_state: the "
+    "month's digest (rows and row-hash sum of customer, segment and price tier), the settings "
+    "digest and the state's rows. A later run keeps the state while these months keep their "
+    "digests, and folds in only the later months.",
+    columns=(
+        Column("snapshot_month", "DATE", "A snapshot month folded into the state", False),
+        Column("digest", "VARCHAR", "Rows and row-hash sum of that month's snapshot", False),
+        Column("settings_digest", "VARCHAR", "Digest of the settings and the query", False),
+        Column("rows_written", "BIGINT", "Rows of the state after the write", False),
+        Column("computed_at", "TIMESTAMP", "When the state was written (UTC)", nullable=False),
+    ),
+    primary_key=("snapshot_month",),
+)
+#: What the state was folded from, with the rows it holds now.
+STORED_LAST_MOVES_INPUTS_SQL = load_sql("dynamics/stored_last_moves_inputs")
+
+#: One month of the last moves from the state through the months before: over the run's
+#: temp table while folding months in, over the stored state for the latest month.
+#: Parameters: $month, $ranked (the tiers low to high).
+_STEP_OVER_TEMP_SQL, _STEP_OVER_STORED_SQL = (
+    load_sql("dynamics/last_moves_step", moves_state=state, price_move=_PRICE_MOVE_EXPR)
+    for state in ("_moves_state", CUSTOMER_LAST_MOVES_STATE.fqn)
+)
+#: The state through $through in one pass (windows over every customer's months), whole
+#: and for one bucket of customers. Parameters: $through, $ranked.
+LAST_MOVES_STATE_SQL, LAST_MOVES_STATE_BUCKET_SQL = whole_and_one_bucket(
+    load_sql, "dynamics/last_moves_state", price_move=_PRICE_MOVE_EXPR
+)
+_STATE_COLUMNS = ", ".join(CUSTOMER_LAST_MOVES_STATE.column_names)
+#: The state through $month from the state through the month before (_moves_state): the
+#: step's rows, and the rows of customers without a row in $month (their last row stays an
+#: earlier one).
+_FOLD_SQL = (
+    f"SELECT {_STATE_COLUMNS} FROM ({_STEP_OVER_TEMP_SQL}) UNION ALL "
+    f"SELECT {_STATE_COLUMNS} FROM _moves_state WHERE customer_id NOT IN "
+    f"(SELECT customer_id FROM {CUSTOMER_SNAPSHOTS.fqn} WHERE snapshot_month = $month)"
+)
+#: marts.customer_last_moves: the latest month's step over the stored state (unordered: no
+#: reader depends on the rows' order, and sorting 540k rows cost a third of the write).
+#: Parameters: $month, $ranked, $lapse_days.
+_LATEST_SQL = (
+    "SELECT customer_id, last_month AS latest_month, segment, previous_segment, "
+    "segment_since, months_in_segment, price_segment, previous_price_segment, "
+    "price_segment_since, price_move, recency_days, recency_days <= $lapse_days AS active, "
+    f"monetary, month_revenue FROM ({_STEP_OVER_STORED_SQL})"
 )
 
 
-def replace_last_moves(
-    conn: duckdb.DuckDBPyConnection, params: Mapping[str, object], buckets: int | None = None
-) -> int:
-    """marts.customer_last_moves from every stored snapshot (CUSTOMER_LAST_MOVES_SQL, its
-    windows by customer over every month), in buckets of customers when the snapshot rows
-    would not fit in DuckDB's memory (one statement up to 10M lines under the default limit)
-    unless `buckets` is given. Returns the rows written."""
-    if buckets is None:
-        buckets = buckets_for(conn, CUSTOMER_SNAPSHOTS.fqn, SNAPSHOT_BYTES_PER_ROW)
-    if buckets == 1:
-        return replace_rows(conn, CUSTOMER_LAST_MOVES, CUSTOMER_LAST_MOVES_SQL, params)
-    create_by_customer_buckets(
-        conn,
-        "_last_moves",
-        (CUSTOMER_LAST_MOVES_SQL, CUSTOMER_LAST_MOVES_BUCKET_SQL),
-        CUSTOMER_SNAPSHOTS.fqn,
-        buckets,
-        params=params,
+@dataclass(frozen=True)
+class LastMovesWrite:
+    """What :func:`write_customer_last_moves` did."""
+
+    #: Rows written to marts.customer_last_moves.
+    rows: int
+    #: The months folded into the state by this call (every month but the latest when the
+    #: state was folded from the first month; none when a new day only changed the latest).
+    folded: list[date]
+    #: Whether the stored state was kept (else folded from the first month), and why not.
+    kept_state: bool
+    reason: str
+
+
+def last_moves_settings_digest(ranked: Sequence[str]) -> str:
+    """A digest of what the state depends on besides the snapshots: the tier order and the
+    query (a new version of either folds the state again from the first month)."""
+    inputs = json.dumps(
+        {"ranked": list(ranked), "sql": [_STEP_OVER_TEMP_SQL, LAST_MOVES_STATE_SQL]},
+        sort_keys=True,
     )
+    return hashlib.sha256(inputs.encode()).hexdigest()
+
+
+def last_moves_state_kept_until(
+    digests: Mapping[date, str], stored: Mapping[date, str]
+) -> date | None:
+    """The last month of a stored state that still holds (`stored`: the months it was folded
+    from and their digests then; `digests`: every snapshot month now): its months must be
+    exactly today's up to its last one, with the same digests, and that month must be before
+    the latest one now (the state never holds the latest month). None: fold from the first."""
+    if not stored or not digests:
+        return None
+    last = max(stored)
+    if last >= max(digests):
+        return None
+    now = {month: digest for month, digest in digests.items() if month <= last}
+    return last if now == dict(stored) else None
+
+
+def write_customer_last_moves(
+    conn: duckdb.DuckDBPyConnection,
+    lapse_days: int,
+    ranked: Sequence[str] = (PRICE_LOW, PRICE_MID, PRICE_HIGH),
+    buckets: int | None = None,
+) -> LastMovesWrite:
+    """Bring marts.customer_last_moves up to date with the snapshots.
+
+    A customer's last moves are a fold over their months (sql/dynamics/last_moves_step.sql:
+    one month from the moves up to their previous row). marts.customer_last_moves_state
+    holds them up to the month before the latest; it is kept while those months have the
+    digests it was made from (marts.customer_last_moves_inputs) and the settings digest is
+    the same, and only the months after it are folded in (none on a new day of the latest
+    month, one when a day starts a month); otherwise it is computed again from every month
+    but the latest in one pass (LAST_MOVES_STATE_SQL's windows, in buckets of customers when
+    they would not fit in memory). The table is then the latest month's step over the state.
+    State, record and table change in one transaction (a failed write keeps the old ones).
+    `ranked`: the price tiers low to high (a move between two of them is up or down);
+    `buckets`: of customers for the one-pass state (default: what the memory limit gives).
+    """
+    for table in (CUSTOMER_LAST_MOVES, CUSTOMER_LAST_MOVES_STATE, CUSTOMER_LAST_MOVES_INPUTS):
+        ensure_table(conn, table)
+    digests = dict(conn.execute(LAST_MOVES_MONTH_DIGESTS_SQL).fetchall())
+    settings_digest = last_moves_settings_digest(ranked)
+    stored_rows = conn.execute(STORED_LAST_MOVES_INPUTS_SQL).fetchall()
+    kept_until = last_moves_state_kept_until(digests, {row[0]: row[1] for row in stored_rows})
+    if not stored_rows:
+        kept_until, reason = None, "no state recorded"
+    elif any(row[2] != settings_digest for row in stored_rows):
+        kept_until, reason = None, "the tier order or the query changed"
+    elif any(int(row[3]) != int(row[4]) for row in stored_rows):
+        kept_until, reason = None, "the state's rows changed since it was written"
+    elif kept_until is None:
+        reason = "a snapshot month up to the state's last one changed or is gone"
+    else:
+        reason = f"state through {kept_until:%Y-%m} kept"
+    months = sorted(digests)
+    latest = months[-1] if months else None
+    ranked = list(ranked)
+    if kept_until is None:
+        # every month but the latest, in one pass (the windows), not folded one by one
+        folded = months[:-1]
+        if folded:
+            create_by_customer_buckets(
+                conn,
+                "_moves_state",
+                (LAST_MOVES_STATE_SQL, LAST_MOVES_STATE_BUCKET_SQL),
+                CUSTOMER_SNAPSHOTS.fqn,
+                buckets,
+                params={"through": folded[-1], "ranked": ranked},
+                bytes_per_row=SNAPSHOT_BYTES_PER_ROW,
+            )
+        else:
+            conn.execute(
+                "CREATE OR REPLACE TEMP TABLE _moves_state AS "
+                f"SELECT * FROM {CUSTOMER_LAST_MOVES_STATE.fqn} LIMIT 0"
+            )
+    else:
+        # the months after the kept state but the latest: one a day that starts a month
+        folded = [month for month in months[:-1] if month > kept_until]
+        if folded:
+            conn.execute(
+                "CREATE OR REPLACE TEMP TABLE _moves_state AS "
+                f"SELECT * FROM {CUSTOMER_LAST_MOVES_STATE.fqn}"
+            )
+        for month in folded:
+            conn.execute(
+                f"CREATE OR REPLACE TEMP TABLE _moves_state_next AS {_FOLD_SQL}",
+                {"month": month, "ranked": ranked},
+            )
+            conn.execute("DROP TABLE _moves_state")
+            conn.execute("ALTER TABLE _moves_state_next RENAME TO _moves_state")
     try:
-        return replace_rows(
-            conn, CUSTOMER_LAST_MOVES, "SELECT * FROM _last_moves ORDER BY customer_id"
-        )
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            if folded or kept_until is None:
+                state_rows = replace_rows(
+                    conn,
+                    CUSTOMER_LAST_MOVES_STATE,
+                    "SELECT * FROM _moves_state",
+                    in_transaction=False,
+                    ensure=False,
+                )
+                conn.execute(f"DELETE FROM {CUSTOMER_LAST_MOVES_INPUTS.fqn}")
+                # the state holds every month but the latest (none: computed next time)
+                if len(months) > 1:
+                    conn.executemany(
+                        f"INSERT INTO {CUSTOMER_LAST_MOVES_INPUTS.fqn} VALUES "
+                        "(?, ?, ?, ?, CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP))",
+                        [[m, digests[m], settings_digest, state_rows] for m in months[:-1]],
+                    )
+            rows = replace_rows(
+                conn,
+                CUSTOMER_LAST_MOVES,
+                _LATEST_SQL,  # no snapshot month: no row
+                {"month": latest, "ranked": ranked, "lapse_days": lapse_days},
+                in_transaction=False,
+                ensure=False,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     finally:
-        conn.execute("DROP TABLE IF EXISTS _last_moves")
+        conn.execute("DROP TABLE IF EXISTS _moves_state")
+        conn.execute("DROP TABLE IF EXISTS _moves_state_next")
+    return LastMovesWrite(rows, folded, kept_until is not None, reason)
 
 
 # --------------------------------------------------------------------------------------------

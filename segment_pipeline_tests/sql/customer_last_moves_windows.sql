@@ -4,8 +4,6 @@ seq AS (
            lag(s.segment) OVER w AS prev_segment,
            lag(s.price_segment) OVER w AS prev_tier
     FROM {{ marts.customer_snapshots }} AS s
-    -- empty, or one bucket of customers when run in buckets (every later CTE follows seq)
-    {{ customer_bucket_filter }}
     WINDOW w AS (PARTITION BY s.customer_id ORDER BY s.snapshot_month)
 ),
 seg_moves AS (
