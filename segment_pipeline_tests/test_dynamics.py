@@ -717,6 +717,33 @@ def test_last_moves_state_folded_again_when_it_cannot_be_trusted() -> None:
     assert _last_moves_differ_from_windows(conn) == (0, 0)
 
 
+def test_a_failed_last_moves_write_keeps_state_record_and_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """State, record and table change together: a write that fails after the state was
+    computed again leaves all three as they were, and no temp table behind."""
+    conn = _warehouse()
+    _snapshots(conn)
+    dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+    tables = ("customer_last_moves", "customer_last_moves_state", "customer_last_moves_inputs")
+
+    def held() -> list:
+        return [conn.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall() for t in tables]
+
+    before = held()
+    conn.execute(
+        "UPDATE marts.customer_snapshots SET segment = 'Lost' WHERE snapshot_month = ?", [JAN]
+    )
+    monkeypatch.setattr(dyn, "_LATEST_SQL", "SELECT error('the write fails here')")
+    with pytest.raises(duckdb.Error, match="the write fails here"):
+        dyn.write_customer_last_moves(conn, LAPSE_DAYS)
+    assert held() == before
+    temp = conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE '_moves%'"
+    ).fetchall()
+    assert temp == []
+
+
 # Random snapshot histories: per month, the customers present and their segment and tier.
 _month_rows = st.dictionaries(
     st.integers(0, 12),  # customer number

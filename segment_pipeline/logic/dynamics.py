@@ -1355,40 +1355,40 @@ def write_customer_last_moves(
     months = sorted(digests)
     latest = months[-1] if months else None
     ranked = list(ranked)
-    if kept_until is None:
-        # every month but the latest, in one pass (the windows), not folded one by one
-        folded = months[:-1]
-        if folded:
-            create_by_customer_buckets(
-                conn,
-                "_moves_state",
-                (LAST_MOVES_STATE_SQL, LAST_MOVES_STATE_BUCKET_SQL),
-                CUSTOMER_SNAPSHOTS.fqn,
-                buckets,
-                params={"through": folded[-1], "ranked": ranked},
-                bytes_per_row=SNAPSHOT_BYTES_PER_ROW,
-            )
-        else:
-            conn.execute(
-                "CREATE OR REPLACE TEMP TABLE _moves_state AS "
-                f"SELECT * FROM {CUSTOMER_LAST_MOVES_STATE.fqn} LIMIT 0"
-            )
-    else:
-        # the months after the kept state but the latest: one a day that starts a month
-        folded = [month for month in months[:-1] if month > kept_until]
-        if folded:
-            conn.execute(
-                "CREATE OR REPLACE TEMP TABLE _moves_state AS "
-                f"SELECT * FROM {CUSTOMER_LAST_MOVES_STATE.fqn}"
-            )
-        for month in folded:
-            conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE _moves_state_next AS {_FOLD_SQL}",
-                {"month": month, "ranked": ranked},
-            )
-            conn.execute("DROP TABLE _moves_state")
-            conn.execute("ALTER TABLE _moves_state_next RENAME TO _moves_state")
     try:
+        if kept_until is None:
+            # every month but the latest, in one pass (the windows), not folded one by one
+            folded = months[:-1]
+            if folded:
+                create_by_customer_buckets(
+                    conn,
+                    "_moves_state",
+                    (LAST_MOVES_STATE_SQL, LAST_MOVES_STATE_BUCKET_SQL),
+                    CUSTOMER_SNAPSHOTS.fqn,
+                    buckets,
+                    params={"through": folded[-1], "ranked": ranked},
+                    bytes_per_row=SNAPSHOT_BYTES_PER_ROW,
+                )
+            else:
+                conn.execute(
+                    "CREATE OR REPLACE TEMP TABLE _moves_state AS "
+                    f"SELECT * FROM {CUSTOMER_LAST_MOVES_STATE.fqn} LIMIT 0"
+                )
+        else:
+            # the months after the kept state but the latest: one a day that starts a month
+            folded = [month for month in months[:-1] if month > kept_until]
+            if folded:
+                conn.execute(
+                    "CREATE OR REPLACE TEMP TABLE _moves_state AS "
+                    f"SELECT * FROM {CUSTOMER_LAST_MOVES_STATE.fqn}"
+                )
+            for month in folded:
+                conn.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _moves_state_next AS {_FOLD_SQL}",
+                    {"month": month, "ranked": ranked},
+                )
+                conn.execute("DROP TABLE _moves_state")
+                conn.execute("ALTER TABLE _moves_state_next RENAME TO _moves_state")
         conn.execute("BEGIN TRANSACTION")
         try:
             if folded or kept_until is None:
