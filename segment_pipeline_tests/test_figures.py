@@ -272,3 +272,29 @@ def test_strategy_summary_legend_sits_outside_the_bars() -> None:
     assert legend_box.y0 >= ax.get_window_extent().y1 - 1  # above the plotting area
     for text in ax.texts:
         assert not legend_box.overlaps(text.get_window_extent())
+
+
+def test_loading_the_definitions_does_not_import_matplotlib(tmp_path: Path) -> None:
+    """The figure modules load at a figure's first use (`lazy_module`): building the
+    definitions (the UI's code location, every `dagster` command) leaves matplotlib out,
+    and drawing still works once they are touched."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from segment_pipeline.definitions import defs\n"
+        "defs()\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported by the definitions'\n"
+        "from segment_pipeline.assets.rfm import figures\n"
+        "assert callable(figures.figs.plot_segment_purchase_patterns)\n"
+        "assert 'matplotlib' in sys.modules\n"
+    )
+    env = {
+        **os.environ,
+        "SEGMENT_PIPELINE_DB": str(tmp_path / "w.duckdb"),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -30,9 +30,8 @@ from segment_pipeline.assets.ingest import STAGING_KEYS
 from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.rfm import RFM_KEY, window_metadata
 from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_asset, table_key
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, lazy_module
 from segment_pipeline.logic import clv
-from segment_pipeline.logic import clv_figures as figs
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.palette import class_colour
 from segment_pipeline.logic.rfm import RfmWindow, RfmWindowError, read_window
@@ -50,6 +49,9 @@ from segment_pipeline.tables import (
     table_exists,
     table_metadata,
 )
+
+#: Imported at a figure's first use: matplotlib stays out of loading the definitions.
+figs = lazy_module("segment_pipeline.logic.clv_figures")
 
 GROUP = "clv"
 RESOURCE_KEY = "clv_settings"

@@ -35,9 +35,8 @@ from segment_pipeline.assets.tables import (
     table_key,
     table_spec,
 )
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, lazy_module
 from segment_pipeline.logic import dynamics as dyn
-from segment_pipeline.logic import dynamics_figures as figs
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.memory import scratch_database
 from segment_pipeline.logic.staging import ensure_staging_tables
@@ -51,6 +50,9 @@ from segment_pipeline.tables import (
     scalar,
     table_metadata,
 )
+
+#: Imported at a figure's first use: matplotlib stays out of loading the definitions.
+figs = lazy_module("segment_pipeline.logic.dynamics_figures")
 
 GROUP = "dynamics"
 RESOURCE_KEY = "dynamics_settings"
