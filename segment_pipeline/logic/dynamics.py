@@ -44,7 +44,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from statistics import NormalDist
 
@@ -1195,8 +1195,8 @@ TRANSITIONS_CONSERVATION_SQL = load_sql("dynamics/transitions_conservation")
 # --------------------------------------------------------------------------------------------
 
 _PRICE_MOVE_EXPR = load_sql("dynamics/_price_move_expr")
-#: Per snapshot month: rows and row-hash sum of the columns the state reads.
-LAST_MOVES_MONTH_DIGESTS_SQL = load_sql("dynamics/last_moves_month_digests")
+
+_LAST_MOVES_COLUMNS = {column.name: column for column in CUSTOMER_LAST_MOVES.columns}
 
 #: Per customer with a snapshot up to the month before the latest: their last moves up to
 #: their last row there. A new day changes only the latest month's snapshot: the table is
@@ -1208,17 +1208,23 @@ CUSTOMER_LAST_MOVES_STATE = TableDef(
     "their last segment and price-tier moves up to their last row there (what "
     "marts.customer_last_moves adds the latest month to). Bookkeeping; "
     "marts.customer_last_moves_inputs says which months it holds.",
+    # customer_last_moves' own columns (types kept in step), as of the customer's last month
     columns=(
-        Column("customer_id", "VARCHAR", "Customer id", nullable=False),
+        _LAST_MOVES_COLUMNS["customer_id"],
         Column("last_month", "DATE", "The customer's last snapshot month in the state", False),
-        Column("segment", "VARCHAR", "RFM segment in that month", nullable=False),
-        Column("previous_segment", "VARCHAR", "Segment before the last move, or (entered)", False),
-        Column("segment_since", "DATE", "Month of the last segment move (or of entry)", False),
-        Column("months_in_segment", "INTEGER", "Snapshots since segment_since", False),
-        Column("price_segment", "VARCHAR", "Price tier in that month", nullable=False),
-        Column("previous_price_segment", "VARCHAR", "Tier before the last move", False),
-        Column("price_segment_since", "DATE", "Month of the last tier move (or entry)", False),
-        Column("price_move", "VARCHAR", "up, down, entered or changed", nullable=False),
+        *(
+            replace(_LAST_MOVES_COLUMNS[name], description=description)
+            for name, description in (
+                ("segment", "RFM segment in that month"),
+                ("previous_segment", "Segment before the last move, or (entered)"),
+                ("segment_since", "Month of the last segment move (or of entry)"),
+                ("months_in_segment", "Snapshots since segment_since, up to that month"),
+                ("price_segment", "Price tier in that month"),
+                ("previous_price_segment", "Tier before the last tier move, or (entered)"),
+                ("price_segment_since", "Month of the last tier move (or of entry)"),
+                ("price_move", "up, down, entered or changed: the last tier move"),
+            )
+        ),
     ),
     primary_key=("customer_id",),
 )
@@ -1229,7 +1235,7 @@ CUSTOMER_LAST_MOVES_INPUTS = TableDef(
     schema="marts",
     name="customer_last_moves_inputs",
     description="One row per snapshot month folded into marts.customer_last_moves_state: the "
-    "month's digest (rows and row-hash sum of customer, segment and price tier), the settings "
+    "month's digest (rows and row-hash sum of its rows, as for segment_transitions), the settings "
     "digest and the state's rows. A later run keeps the state while these months keep their "
     "digests, and folds in only the later months.",
     columns=(
@@ -1338,7 +1344,9 @@ def write_customer_last_moves(
     """
     for table in (CUSTOMER_LAST_MOVES, CUSTOMER_LAST_MOVES_STATE, CUSTOMER_LAST_MOVES_INPUTS):
         ensure_table(conn, table)
-    digests = dict(conn.execute(LAST_MOVES_MONTH_DIGESTS_SQL).fetchall())
+    # the transitions' digest: it hashes customer, segment and tier among other columns, so
+    # it changes whenever what the state read changes (and a little more often)
+    digests = dict(conn.execute(SNAPSHOT_MONTH_DIGESTS_SQL).fetchall())
     settings_digest = last_moves_settings_digest(ranked)
     stored_rows = conn.execute(STORED_LAST_MOVES_INPUTS_SQL).fetchall()
     kept_until = last_moves_state_kept_until(digests, {row[0]: row[1] for row in stored_rows})
