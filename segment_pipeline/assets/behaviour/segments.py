@@ -15,7 +15,6 @@ from segment_pipeline.logic.behaviour import (
     BEHAVIOURAL_SEGMENTS_SQL,
     CATEGORY_PRICE_SEGMENTS,
     CUSTOMER_BEHAVIOUR,
-    CUSTOMER_BEHAVIOUR_SQL,
     OCC_OTHER,
     OCCUPATION_GROUPS_TABLE,
     PRICE_UNKNOWN,
@@ -24,6 +23,7 @@ from segment_pipeline.logic.behaviour import (
     build_category_price_segments,
     build_occupation_groups,
     purchase_distribution_with_fit,
+    write_customer_behaviour,
 )
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import DuckDBWarehouse
@@ -224,18 +224,24 @@ def category_price_segments(
 )
 def customer_behaviour(context: AssetExecutionContext, warehouse: DuckDBWarehouse):
     with warehouse.connect() as conn:
-        rows = replace_rows(conn, CUSTOMER_BEHAVIOUR, CUSTOMER_BEHAVIOUR_SQL)
+        written = write_customer_behaviour(conn)
+        rows = written.rows
         expected, distinct, spend_gap, unknown, unpriced = conn.execute(
             CUSTOMER_BEHAVIOUR_CHECK_SQL, [PRICE_UNKNOWN]
         ).fetchall()[0]
         metadata = table_metadata(conn, CUSTOMER_BEHAVIOUR, order_by="customer_id")
     context.log.info(
         f"{rows} customers, {unknown} with Unknown demographics, {unpriced} with no spend in a "
-        "tiered category (price segment Unknown)"
+        f"tiered category (price segment Unknown); {written.mode}: {written.recomputed} "
+        f"customers' rows written" + (f" ({written.reason})" if written.reason else "")
     )
     yield dg.MaterializeResult(
         metadata={
             **metadata,
+            "write_mode": dg.MetadataValue.text(written.mode),
+            "why_written_whole": dg.MetadataValue.text(written.reason or "(not written whole)"),
+            "customers_recomputed": written.recomputed,
+            "new_days": written.new_days,
             "customers_with_unknown_demographics": int(unknown),
             "customers_with_unknown_price_segment": int(unpriced),
         }
