@@ -99,11 +99,18 @@ def write_mapping(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
+#: When a bookkeeping row was written (the incremental tables' `*_inputs` records): differs
+#: between any two runs by design, so never compared.
+WRITE_TIME_COLUMNS = ("computed_at",)
+
+
 def warehouse_tables(db: Path, drop_columns: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
     """Every table of the staging and marts schemas, sorted on all (kept) columns, with float
-    columns rounded (aggregation order may differ between runs in the last bits). Not
-    staging.master_loads: it records which files a source's masters were staged from, so
-    it differs between sources by design (a source that cannot name its files has none)."""
+    columns rounded (aggregation order may differ between runs in the last bits), without
+    WRITE_TIME_COLUMNS. Not staging.master_loads: it records which files a source's masters
+    were staged from, so it differs between sources by design (a source that cannot name its
+    files has none)."""
+    drop_columns = (*drop_columns, *WRITE_TIME_COLUMNS)
     out: dict[str, pd.DataFrame] = {}
     with duckdb.connect(str(db), read_only=True) as conn:
         names = rows(
