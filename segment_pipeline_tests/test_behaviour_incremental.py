@@ -26,6 +26,7 @@ from segment_pipeline.logic.behaviour import (
     write_customer_behaviour,
 )
 from segment_pipeline.tables import replace_rows_from_frame
+from segment_pipeline_tests.test_behaviour_assets import _materialize
 from segment_pipeline_tests.test_rfm import Line, make_staging
 
 DAY_1: list[Line] = [
@@ -386,8 +387,6 @@ def test_a_new_day_through_the_asset(staged_sample_db, copy_db, instance) -> Non
         day_customers = conn.execute(
             "SELECT count(DISTINCT customer_id) FROM main.held"
         ).fetchall()[0][0]
-    from segment_pipeline_tests.test_behaviour_assets import _materialize
-
     selection = [
         behaviour_assets.OCCUPATION_KEY,
         behaviour_assets.PRICE_KEY,

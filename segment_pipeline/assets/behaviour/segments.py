@@ -213,7 +213,10 @@ def category_price_segments(
     deps=[*STAGING_KEYS, OCCUPATION_KEY, PRICE_KEY],
     description="One row per customer with a sale: age band, gender, occupation group, dominant "
     "price segment (most spend in tiered categories; an exact tie goes to the higher tier; "
-    "Unknown for a customer who bought only products without a category), lines, orders, spend.",
+    "Unknown for a customer who bought only products without a category), lines, orders, spend. "
+    "A new day recomputes only its customers (marts.customer_behaviour_inputs records the days "
+    "and lookups it was computed from); any other change writes it whole (metadata write_mode, "
+    "why_written_whole, customers_recomputed).",
     checks=[
         check_spec(
             CUSTOMER_KEY,
