@@ -28,9 +28,11 @@ install-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/segment-pipeline run
 
-## Run the test suite.
+## Run the test suite, one pytest-xdist worker per CPU (at most 4), a test file per worker at a
+## time: its module fixtures are built once. `make test PYTEST_ARGS=` runs it in one process.
+PYTEST_ARGS ?= -n logical --maxprocesses=4 --dist loadfile
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Start the Dagster UI on http://127.0.0.1:$(UI_PORT) (project instance in .dagster_home/).
 ui: $(VENV)/.installed
