@@ -53,7 +53,14 @@ from segment_pipeline.logic.staging import (  # noqa: F401
     STAGED_TRANSACTIONS,
 )
 from segment_pipeline.sql_files import load_sql, whole_and_one_bucket
-from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows, scalar
+from segment_pipeline.tables import (
+    Column,
+    TableDef,
+    ensure_table,
+    insert_input_records,
+    replace_rows,
+    scalar,
+)
 
 UNKNOWN = "Unknown"
 
@@ -536,12 +543,14 @@ def write_customer_behaviour(conn: duckdb.DuckDBPyConnection) -> BehaviourWrite:
             rows = int(scalar(conn, f"SELECT count(*) FROM {CUSTOMER_BEHAVIOUR.fqn}"))
             if new_days is None:
                 conn.execute(f"DELETE FROM {CUSTOMER_BEHAVIOUR_INPUTS.fqn}")
-            if recorded:  # no staged day: nothing to record (a first write again next time)
-                conn.executemany(
-                    f"INSERT INTO {CUSTOMER_BEHAVIOUR_INPUTS.fqn} VALUES "
-                    "(?, ?, ?, ?, CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP))",
-                    [[day, digests[day], settings_digest, rows] for day in recorded],
-                )
+            # no staged day: nothing recorded (a first write again next time)
+            insert_input_records(
+                conn,
+                CUSTOMER_BEHAVIOUR_INPUTS,
+                {day: digests[day] for day in recorded},
+                settings_digest,
+                rows,
+            )
             conn.execute(f"UPDATE {CUSTOMER_BEHAVIOUR_INPUTS.fqn} SET rows_written = ?", [rows])
             conn.execute("COMMIT")
         except BaseException:

@@ -95,7 +95,14 @@ from segment_pipeline.logic.staging import (
 from segment_pipeline.logic.strategy import RuleTable, all_cells
 from segment_pipeline.settings import LARGE_WAREHOUSE_LINES
 from segment_pipeline.sql_files import load_sql, placeholders, sql_text, whole_and_one_bucket
-from segment_pipeline.tables import Column, TableDef, ensure_table, replace_rows, scalar
+from segment_pipeline.tables import (
+    Column,
+    TableDef,
+    ensure_table,
+    insert_input_records,
+    replace_rows,
+    scalar,
+)
 
 # --------------------------------------------------------------------------------------------
 # States
@@ -1409,12 +1416,13 @@ def write_customer_last_moves(
                 )
                 conn.execute(f"DELETE FROM {CUSTOMER_LAST_MOVES_INPUTS.fqn}")
                 # the state holds every month but the latest (none: computed next time)
-                if len(months) > 1:
-                    conn.executemany(
-                        f"INSERT INTO {CUSTOMER_LAST_MOVES_INPUTS.fqn} VALUES "
-                        "(?, ?, ?, ?, CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP))",
-                        [[m, digests[m], settings_digest, state_rows] for m in months[:-1]],
-                    )
+                insert_input_records(
+                    conn,
+                    CUSTOMER_LAST_MOVES_INPUTS,
+                    {m: digests[m] for m in months[:-1]},
+                    settings_digest,
+                    state_rows,
+                )
             rows = replace_rows(
                 conn,
                 CUSTOMER_LAST_MOVES,
