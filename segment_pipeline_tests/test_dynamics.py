@@ -518,7 +518,7 @@ def _rebuilt_whole(conn: duckdb.DuckDBPyConnection, lapse_days: int) -> pd.DataF
                  "SELECT * FROM marts.segment_transitions_inputs")  # fmt: skip
     conn.execute("DELETE FROM marts.segment_transitions_inputs")
     conn.execute("DELETE FROM marts.segment_transitions")
-    done = dyn.write_segment_transitions(conn, lapse_days)
+    done = dyn.write_segment_transitions(conn, lapse_days, batch_rows=0)  # a pair at a time
     assert done.recomputed == done.pairs
     whole = _sorted_transitions(conn)
     for table, kept in (
@@ -897,27 +897,54 @@ _edits = st.lists(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(first=st.lists(_customers, min_size=4, max_size=4), edits=_edits)
-def test_transitions_written_incrementally_equal_a_whole_rebuild(first, edits) -> None:
+@given(
+    first=st.lists(_customers, min_size=4, max_size=4),
+    edits=_edits,
+    batch_rows=st.sampled_from([0, 3, 8, dyn.TRANSITIONS_BATCH_ROWS]),
+)
+def test_transitions_written_incrementally_equal_a_whole_rebuild(first, edits, batch_rows) -> None:
     """Whatever the snapshots and however they change between writes (months replaced,
-    emptied, added back; the lapse threshold changed), the table after each incremental write
-    equals the one computed from nothing, and nothing is recomputed when nothing changed."""
+    emptied, added back; the lapse threshold changed), and however many pairs a statement
+    computes, the table after each incremental write equals the one computed from nothing a
+    pair at a time, and nothing is recomputed when nothing changed."""
     conn = duckdb.connect()
     ensure_table(conn, dyn.CUSTOMER_SNAPSHOTS)
     for month, customers in zip(_MONTHS4, first, strict=True):
         _insert_snapshot_month(conn, month, customers)
     lapse_days = LAPSE_DAYS
-    dyn.write_segment_transitions(conn, lapse_days)
+    dyn.write_segment_transitions(conn, lapse_days, batch_rows)
     for kind, value, customers in edits:
         if kind == "month":
             conn.execute("DELETE FROM marts.customer_snapshots WHERE snapshot_month = ?", [value])
             _insert_snapshot_month(conn, value, customers)
         else:
             lapse_days = value
-        done = dyn.write_segment_transitions(conn, lapse_days)
+        done = dyn.write_segment_transitions(conn, lapse_days, batch_rows)
         pd.testing.assert_frame_equal(_sorted_transitions(conn), _rebuilt_whole(conn, lapse_days))
-        assert dyn.write_segment_transitions(conn, lapse_days).recomputed == []
+        assert dyn.write_segment_transitions(conn, lapse_days, batch_rows).recomputed == []
         assert set(done.recomputed) <= set(done.pairs)
+
+
+def test_transition_batches_are_runs_of_consecutive_pairs_within_the_row_budget() -> None:
+    """Pairs (first months) go together while they are consecutive and their months' rows fit
+    the budget; a pair larger than the budget goes alone; a gap starts a new run."""
+    months = [date(2025, m, 1) for m in range(1, 13)]
+    rows = {month: 10 for month in months} | {date(2025, 6, 1): 100}
+    recompute = [m for m in months[:-1] if m != date(2025, 9, 1)]  # pairs Jan..Nov, no Sep
+    assert dyn.transition_batches(recompute, rows, 60) == [
+        (date(2025, 1, 1), date(2025, 3, 1)),  # 3 pairs x 20 rows
+        (date(2025, 4, 1), date(2025, 4, 1)),  # + May-Jun (110 rows) would pass 60
+        (date(2025, 5, 1), date(2025, 5, 1)),  # 110 rows: alone
+        (date(2025, 6, 1), date(2025, 6, 1)),  # 110 rows: alone
+        (date(2025, 7, 1), date(2025, 8, 1)),  # then September is not recomputed
+        (date(2025, 10, 1), date(2025, 11, 1)),
+    ]
+    assert dyn.transition_batches(recompute, rows, 0) == [(m, m) for m in recompute]
+    assert dyn.transition_batches(recompute, rows, 10**9) == [
+        (date(2025, 1, 1), date(2025, 8, 1)),
+        (date(2025, 10, 1), date(2025, 11, 1)),
+    ]
+    assert dyn.transition_batches([], rows, 60) == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -1054,9 +1054,38 @@ def differing_rows(
 #: Pairs of consecutive calendar months that both have a snapshot.
 _PAIRS_CTE = load_sql("dynamics/_pairs_cte")
 
-#: One consecutive pair x dimension x (from_state, to_state). Parameters: $from_month, the
-#: pair's first month, and `transitions_params`.
+#: One consecutive pair x dimension x (from_state, to_state), for the pairs whose first month
+#: is in $first_from_month..$last_from_month; and `transitions_params`.
 SEGMENT_TRANSITIONS_SQL = load_sql("dynamics/segment_transitions", pairs_cte=_PAIRS_CTE)
+
+#: Snapshot rows (both months of each pair counted) that one statement of
+#: segment_transitions.sql joins at most, unless a single pair holds more. A statement costs
+#: about 35 ms whatever its size (its planning, the pairs CTE): the 40 pairs of a small
+#: export spanning 41 months took 1.46 s one at a time. At 10M lines a pair holds about 800k
+#: rows, so each still goes alone (all pairs at once ran out of memory under 70 MB there).
+TRANSITIONS_BATCH_ROWS = 250_000
+
+
+def transition_batches(
+    recompute: Sequence[date], month_rows: Mapping[date, int], batch_rows: int
+) -> list[tuple[date, date]]:
+    """`recompute` (first months of pairs, ascending) as (first, last) runs of consecutive
+    pairs, each run's snapshot rows (both months of every pair) at most `batch_rows`, or
+    one pair. Every pair is in exactly one run, in order."""
+    batches: list[tuple[date, date]] = []
+    first = last = None
+    rows = 0
+    for month in recompute:
+        pair_rows = month_rows.get(month, 0) + month_rows.get(add_months(month, 1), 0)
+        if last is not None and add_months(last, 1) == month and rows + pair_rows <= batch_rows:
+            last, rows = month, rows + pair_rows
+            continue
+        if first is not None and last is not None:
+            batches.append((first, last))
+        first, last, rows = month, month, pair_rows
+    if first is not None and last is not None:
+        batches.append((first, last))
+    return batches
 
 
 #: What each pair of segment_transitions was computed from: a later run recomputes only the
@@ -1125,16 +1154,20 @@ def pairs_to_recompute(
     return recompute
 
 
-def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) -> TransitionsWrite:
-    """Bring marts.segment_transitions up to date with the snapshots, one pair of months at a
-    time, in one transaction: the pairs are independent (their rows and row shares never mix
-    months), so only the pairs whose two snapshots (or the settings) changed since they were
-    computed are recomputed (`pairs_to_recompute`, from marts.segment_transitions_inputs), and
-    the rows of pairs that no longer exist are removed. One pair's full outer join holds two
-    months of snapshot rows where all pairs at once held every month's: at 10M lines all pairs
-    at once ran out of DuckDB memory under 70 MB, where one at a time passed (and took 2.6-2.8
-    s against 3.1-3.5 s under the default limit). A new day recomputes one pair: 10M lines,
-    1.8 s -> 0.5 s."""
+def write_segment_transitions(
+    conn: duckdb.DuckDBPyConnection, lapse_days: int, batch_rows: int = TRANSITIONS_BATCH_ROWS
+) -> TransitionsWrite:
+    """Bring marts.segment_transitions up to date with the snapshots, in one transaction.
+
+    The pairs of months are independent (their rows and row shares never mix months), so only
+    the pairs whose two snapshots (or the settings) changed since they were computed are
+    recomputed (`pairs_to_recompute`, from marts.segment_transitions_inputs), and the rows of
+    pairs that no longer exist are removed. They are computed a few at a time: consecutive
+    pairs holding at most `batch_rows` snapshot rows per statement, or one larger pair
+    (`transition_batches`). One pair's full outer join holds two months of snapshot rows
+    where all pairs at once held every month's: at 10M lines all pairs at once ran out of
+    DuckDB memory under 70 MB, where one at a time passed (and took 2.6-2.8 s against 3.1-3.5
+    s under the default limit). A new day recomputes one pair: 10M lines, 1.8 s -> 0.5 s."""
     ensure_table(conn, SEGMENT_TRANSITIONS)
     ensure_table(conn, SEGMENT_TRANSITIONS_INPUTS)
     digests = dict(conn.execute(SNAPSHOT_MONTH_DIGESTS_SQL).fetchall())
@@ -1155,29 +1188,38 @@ def write_segment_transitions(conn: duckdb.DuckDBPyConnection, lapse_days: int) 
             conn.execute(
                 f"DELETE FROM {table.fqn} WHERE NOT list_contains(?::DATE[], from_month)", [kept]
             )
-        for month in recompute:
-            rows = replace_rows(
+        month_rows = {month: int(digest.split(":")[0]) for month, digest in digests.items()}
+        for first, last in transition_batches(recompute, month_rows, batch_rows):
+            written += replace_rows(
                 conn,
                 SEGMENT_TRANSITIONS,
                 SEGMENT_TRANSITIONS_SQL,
-                {**params, "from_month": month},
-                delete_where="false",  # appended: the pair's rows were deleted above
+                {**params, "first_from_month": first, "last_from_month": last},
+                delete_where="false",  # appended: the pairs' rows were deleted above
                 in_transaction=False,
                 ensure=False,
             )
-            conn.execute(
-                f"INSERT INTO {SEGMENT_TRANSITIONS_INPUTS.fqn} VALUES "
-                "(?, ?, ?, ?, ?, ?, CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP))",
-                [
-                    month,
-                    add_months(month, 1),
-                    digests[month],
-                    digests[add_months(month, 1)],
-                    settings_digest,
-                    rows,
-                ],
+            pair_rows = dict(
+                conn.execute(
+                    f"SELECT from_month, count(*) FROM {SEGMENT_TRANSITIONS.fqn} "
+                    "WHERE from_month BETWEEN ? AND ? GROUP BY from_month",
+                    [first, last],
+                ).fetchall()
             )
-            written += rows
+            months = [month for month in recompute if first <= month <= last]
+            conn.execute(
+                f"INSERT INTO {SEGMENT_TRANSITIONS_INPUTS.fqn} SELECT unnest($from_months), "
+                "unnest($to_months), unnest($from_digests), unnest($to_digests), "
+                "$settings_digest, unnest($rows), CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP)",
+                {
+                    "from_months": months,
+                    "to_months": [add_months(month, 1) for month in months],
+                    "from_digests": [digests[month] for month in months],
+                    "to_digests": [digests[add_months(month, 1)] for month in months],
+                    "settings_digest": settings_digest,
+                    "rows": [int(pair_rows.get(month, 0)) for month in months],
+                },
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

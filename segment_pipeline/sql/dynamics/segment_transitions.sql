@@ -1,18 +1,22 @@
--- One pair of consecutive months, the one from $from_month (the asset inserts every pair in
--- turn: joining all months at once held every snapshot row in one full outer join). The
--- WHERE on snapshot_month repeats the join's condition as a constant, so that the scans skip
--- the other months' row groups.
+-- The pairs of consecutive months from $first_from_month to $last_from_month (the asset
+-- inserts a few small pairs, or one large pair, at a time: joining all months at once held
+-- every snapshot row in one full outer join). The WHERE on snapshot_month repeats the join's
+-- condition as a constant range, so that the scans skip the other months' row groups.
 WITH {{ pairs_cte }},
-pair AS (SELECT from_month, to_month FROM pairs WHERE from_month = $from_month),
+pair AS (
+    SELECT from_month, to_month FROM pairs
+    WHERE from_month BETWEEN $first_from_month AND $last_from_month
+),
 a AS (
     SELECT p.from_month, p.to_month, s.*
     FROM pair AS p JOIN {{ marts.customer_snapshots }} AS s ON s.snapshot_month = p.from_month
-    WHERE s.snapshot_month = $from_month
+    WHERE s.snapshot_month BETWEEN $first_from_month AND $last_from_month
 ),
 b AS (
     SELECT p.from_month, p.to_month, s.*
     FROM pair AS p JOIN {{ marts.customer_snapshots }} AS s ON s.snapshot_month = p.to_month
-    WHERE s.snapshot_month = $from_month + INTERVAL 1 MONTH
+    WHERE s.snapshot_month BETWEEN $first_from_month + INTERVAL 1 MONTH
+        AND $last_from_month + INTERVAL 1 MONTH
 ),
 j AS (
     SELECT
