@@ -30,6 +30,7 @@ from segment_pipeline.logic.behaviour import (
 from segment_pipeline.tables import (
     ensure_table,
     insert_input_records,
+    insert_record_rows,
     replace_rows_from_frame,
     scalar,
 )
@@ -423,10 +424,11 @@ def test_a_new_day_through_the_asset(staged_sample_db, copy_db, instance) -> Non
         assert _rows(conn) == _whole(conn)
 
 
-def test_input_records_are_one_row_per_key_in_one_statement() -> None:
+def test_input_records_are_one_row_per_key() -> None:
     """`insert_input_records` writes a row per key with its digest, the settings digest and
-    the row count, stamped now (UTC); no key, no row. (It replaced `executemany`, one INSERT
-    per row: about 1 s for an export spanning 1,235 days.)"""
+    the row count, stamped now (UTC); no key, no row; a column left without a value, or lists
+    of different lengths, are refused. (It replaced `executemany`, one INSERT per row: about
+    1 s for an export spanning 1,235 days.)"""
     conn = duckdb.connect()
     ensure_table(conn, beh.CUSTOMER_BEHAVIOUR_INPUTS)
     before = datetime.now(UTC).replace(tzinfo=None)
@@ -446,3 +448,18 @@ def test_input_records_are_one_row_per_key_in_one_statement() -> None:
     assert all(
         before - timedelta(seconds=1) <= row[4] <= after + timedelta(seconds=1) for row in rows
     )
+    with pytest.raises(ValueError, match="no value for column rows_written"):
+        insert_record_rows(
+            conn,
+            beh.CUSTOMER_BEHAVIOUR_INPUTS,
+            {"partition_date": [date(2025, 1, 3)], "digest": ["1:1"]},
+            {"settings_digest": "s"},
+        )
+    with pytest.raises(ValueError, match="different lengths"):
+        insert_record_rows(
+            conn,
+            beh.CUSTOMER_BEHAVIOUR_INPUTS,
+            {"partition_date": [date(2025, 1, 3)], "digest": []},
+            {"settings_digest": "s", "rows_written": 1},
+        )
+    assert scalar(conn, f"SELECT count(*) FROM {beh.CUSTOMER_BEHAVIOUR_INPUTS.fqn}") == 3

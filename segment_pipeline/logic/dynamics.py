@@ -100,6 +100,7 @@ from segment_pipeline.tables import (
     TableDef,
     ensure_table,
     insert_input_records,
+    insert_record_rows,
     replace_rows,
     scalar,
 )
@@ -1207,18 +1208,17 @@ def write_segment_transitions(
                 ).fetchall()
             )
             months = [month for month in recompute if first <= month <= last]
-            conn.execute(
-                f"INSERT INTO {SEGMENT_TRANSITIONS_INPUTS.fqn} SELECT unnest($from_months), "
-                "unnest($to_months), unnest($from_digests), unnest($to_digests), "
-                "$settings_digest, unnest($rows), CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP)",
+            insert_record_rows(
+                conn,
+                SEGMENT_TRANSITIONS_INPUTS,
                 {
-                    "from_months": months,
-                    "to_months": [add_months(month, 1) for month in months],
-                    "from_digests": [digests[month] for month in months],
-                    "to_digests": [digests[add_months(month, 1)] for month in months],
-                    "settings_digest": settings_digest,
-                    "rows": [int(pair_rows.get(month, 0)) for month in months],
+                    "from_month": months,
+                    "to_month": [add_months(month, 1) for month in months],
+                    "from_digest": [digests[month] for month in months],
+                    "to_digest": [digests[add_months(month, 1)] for month in months],
+                    "rows_written": [int(pair_rows.get(month, 0)) for month in months],
                 },
+                {"settings_digest": settings_digest},
             )
         conn.execute("COMMIT")
     except BaseException:
