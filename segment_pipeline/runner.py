@@ -545,12 +545,14 @@ def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:
 def run_pipeline(
     settings: PipelineSettings,
     *,
+    instance: dg.DagsterInstance | None = None,
     selection: str | None = None,
     start: date | None = None,
     end: date | None = None,
 ) -> int:
-    """The CLI's `run`: execute, print progress and a summary, return the exit code."""
-    instance = project_instance()
+    """The CLI's `run`: execute, print progress and a summary, return the exit code (on the
+    project's instance unless `instance` is given)."""
+    instance = instance or project_instance()
     for line in recover_dead_runs(instance):
         print(f"recovered {line}")
     try:
