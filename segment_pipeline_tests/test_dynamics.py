@@ -24,6 +24,8 @@ from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import dynamics_figures as figs
 from segment_pipeline.logic.behaviour import (
     CUSTOMER_BEHAVIOUR_SQL,
+    assign_occupation_groups,
+    assign_price_segments,
     build_category_price_segments,
     build_occupation_groups,
 )
@@ -1654,3 +1656,128 @@ def test_the_months_statistics_equal_the_layers_statistics_as_of_each_month(
         got = category_stats[category_stats["snapshot_month"].dt.date == month]
         got = got.drop(columns="snapshot_month").reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The monthly lookups: the behaviour layer's splits, every month at once
+# --------------------------------------------------------------------------------------------
+
+
+def _month_lookups_one_by_one(
+    occupation_stats: pd.DataFrame, category_stats: pd.DataFrame, min_customers: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference: the behaviour layer's DataFrame functions, month by month."""
+    occupations = [
+        assign_occupation_groups(stats.drop(columns="snapshot_month"), min_customers).assign(
+            snapshot_month=pd.Timestamp(month).date()
+        )[["snapshot_month", "occupation", "occupation_group"]]
+        for month, stats in occupation_stats.groupby("snapshot_month", sort=True)
+    ]
+    tiers = [
+        assign_price_segments(stats.drop(columns="snapshot_month")).assign(
+            snapshot_month=pd.Timestamp(month).date()
+        )[dyn.CATEGORY_TIER_SNAPSHOTS.column_names]
+        for month, stats in category_stats.groupby("snapshot_month", sort=True)
+    ]
+    return pd.concat(occupations, ignore_index=True), pd.concat(tiers, ignore_index=True)
+
+
+_CODES = ["Unknown", "0", "1", "10", "2", "3", "7"]
+_CATEGORIES = ["Unknown", "Beauty", "Books", "Clothing", "Electronics", "Toys"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    months=st.lists(
+        st.tuples(
+            st.sets(st.sampled_from(_CODES), min_size=1),
+            st.sets(st.sampled_from(_CATEGORIES), min_size=1),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    # few distinct values: ties in the means, medians and customer counts are the rule
+    values=st.lists(st.sampled_from([0.5, 1.25, 2.0, 2.0 + 1e-12, 3.5]), min_size=40),
+    customers=st.lists(st.integers(0, 6), min_size=40),
+    min_customers=st.integers(0, 5),
+)
+def test_month_lookups_split_every_month_as_the_behaviour_layer_does(
+    months: list[tuple[set[str], set[str]]],
+    values: list[float],
+    customers: list[int],
+    min_customers: int,
+) -> None:
+    # statistics in no particular order, as a query returns them
+    occupation_rows, category_rows = [], []
+    for index, (codes, categories) in enumerate(months):
+        month = pd.Timestamp(date(2025, 12 - index, 1))
+        for code in sorted(codes, reverse=True):
+            k = len(occupation_rows)
+            occupation_rows.append(
+                (month, code, customers[k % len(customers)], 3, 9.0, values[k % len(values)])
+            )
+        for category in sorted(categories, reverse=True):
+            k = len(category_rows) + 7
+            category_rows.append(
+                (month, category, 4, customers[k % len(customers)], 8.0, values[k % len(values)])
+            )
+    occupation_stats = pd.DataFrame(
+        occupation_rows,
+        columns=[
+            "snapshot_month", "occupation", "customers", "lines", "gross_sales",
+            "mean_log1p_amount",
+        ],
+    )  # fmt: skip
+    category_stats = pd.DataFrame(
+        category_rows,
+        columns=[
+            "snapshot_month", "category", "lines", "customers", "gross_sales",
+            "median_line_amount",
+        ],
+    )  # fmt: skip
+    expected = _month_lookups_one_by_one(occupation_stats, category_stats, min_customers)
+    got = dyn.lookups_from_month_stats(occupation_stats, category_stats, min_customers)
+    for got_frame, expected_frame in zip(got, expected, strict=True):
+        pd.testing.assert_frame_equal(got_frame, expected_frame)
+
+
+def test_month_lookups_hand_computed() -> None:
+    """Two months; in November 3 of 4 codes are ranked (code 9 has too few customers) and the
+    equal means of codes 1 and 2 share the lower tier: ranks 1, 1, 3 of n = 3 -> tiers
+    1 + floor(3 * 0 / 3) = 1, 1, 1 + floor(3 * 2 / 3) = 3."""
+    november, december = pd.Timestamp("2025-11-01"), pd.Timestamp("2025-12-01")
+    occupation_stats = pd.DataFrame(
+        {
+            "snapshot_month": [december, november, november, november, november],
+            "occupation": ["1", "9", "2", "1", "3"],
+            "customers": [5, 1, 5, 5, 5],
+            "lines": [1] * 5,
+            "gross_sales": [1.0] * 5,
+            "mean_log1p_amount": [2.0, 9.0, 1.0, 1.0, 3.0],
+        }
+    )
+    category_stats = pd.DataFrame(
+        {
+            "snapshot_month": [november, november, november],
+            "category": ["Toys", "Unknown", "Books"],
+            "lines": [1, 2, 3],
+            "customers": [1, 1, 1],
+            "gross_sales": [1.0] * 3,
+            "median_line_amount": [10.0, 99.0, 5.0],
+        }
+    )
+    occupations, tiers = dyn.lookups_from_month_stats(occupation_stats, category_stats, 2)
+    assert list(occupations.itertuples(index=False, name=None)) == [
+        (date(2025, 11, 1), "1", "Occ_Low"),
+        (date(2025, 11, 1), "2", "Occ_Low"),
+        (date(2025, 11, 1), "3", "Occ_High"),
+        (date(2025, 11, 1), "9", "Occ_Other"),
+        # alone in its month: rank 1 of 1 -> tier 1
+        (date(2025, 12, 1), "1", "Occ_Low"),
+    ]
+    # Unknown takes no part: Books rank 1 of 2 -> tier 1, Toys rank 2 -> 1 + floor(3/2) = 2
+    assert tiers[["category", "tier_rank", "price_segment"]].values.tolist() == [
+        ["Books", 1, "Price_Low"],
+        ["Toys", 2, "Price_Mid"],
+        ["Unknown", pd.NA, "Unknown"],
+    ]

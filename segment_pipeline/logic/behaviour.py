@@ -301,19 +301,43 @@ def rank_min(values: Sequence[float]) -> list[int]:
 OCCUPATION_STATS_SQL = load_sql("behaviour/occupation_stats")
 
 
+def occupation_groups_of(
+    occupations: Sequence[str],
+    customers: Sequence[int],
+    mean_log1p_amounts: Sequence[float],
+    min_customers: int,
+) -> tuple[list[bool], list[int | None], list[str]]:
+    """Per occupation code (in any order: the split depends on the values only): whether it
+    takes part in the tercile split (at least `min_customers` customers, not Unknown), its
+    rank among those (None when not ranked) and its group (Occ_Other when not ranked). The
+    one rule, for the occupation_groups table and every monthly snapshot."""
+    ranked = [
+        n >= min_customers and code != UNKNOWN
+        for code, n in zip(occupations, customers, strict=True)
+    ]
+    ranks: list[int | None] = [None] * len(ranked)
+    groups = [OCC_OTHER] * len(ranked)
+    positions = [i for i, flag in enumerate(ranked) if flag]
+    means = [float(mean_log1p_amounts[i]) for i in positions]
+    for i, rank, tier in zip(positions, rank_min(means), tercile_tiers(means), strict=True):
+        ranks[i], groups[i] = rank, _OCC_BY_TIER[tier]
+    return ranked, ranks, groups
+
+
 def assign_occupation_groups(stats: pd.DataFrame, min_customers: int) -> pd.DataFrame:
     """Add `ranked`, `tier_rank`, `typical_line_amount` and `occupation_group` to the output of
-    OCCUPATION_STATS_SQL (one row per occupation code)."""
+    OCCUPATION_STATS_SQL (one row per occupation code; :func:`occupation_groups_of`)."""
     out = stats.copy().sort_values("occupation", kind="stable").reset_index(drop=True)
     out["typical_line_amount"] = np.expm1(out["mean_log1p_amount"].astype(float))
-    ranked = (out["customers"] >= min_customers) & (out["occupation"] != UNKNOWN)
+    ranked, ranks, groups = occupation_groups_of(
+        out["occupation"].tolist(),
+        out["customers"].tolist(),
+        out["mean_log1p_amount"].astype(float).tolist(),
+        min_customers,
+    )
     out["ranked"] = ranked
-    out["tier_rank"] = pd.array([pd.NA] * len(out), dtype="Int32")
-    out["occupation_group"] = OCC_OTHER
-    if ranked.any():
-        means = out.loc[ranked, "mean_log1p_amount"].tolist()
-        out.loc[ranked, "tier_rank"] = rank_min(means)
-        out.loc[ranked, "occupation_group"] = [_OCC_BY_TIER[t] for t in tercile_tiers(means)]
+    out["tier_rank"] = pd.array(ranks, dtype="Int32")
+    out["occupation_group"] = groups
     return out[OCCUPATION_GROUPS_TABLE.column_names]
 
 
@@ -367,19 +391,30 @@ def category_stats(
     return out.sort_values("category", ignore_index=True)[CATEGORY_STATS_COLUMNS]
 
 
-def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
-    """Add `tier_rank` and `price_segment` (terciles of the medians) to CATEGORY_STATS_SQL.
+def price_segments_of(
+    categories: Sequence[str], median_line_amounts: Sequence[float]
+) -> tuple[list[int | None], list[str]]:
+    """Per category (in any order: the split depends on the values only): the rank of its
+    median line amount among the tiered categories and its price segment (terciles of the
+    medians). `Unknown` takes no part in the split: rank None, price segment Unknown. The one
+    rule, for the category_price_segments table and every monthly snapshot."""
+    ranks: list[int | None] = [None] * len(categories)
+    segments = [PRICE_UNKNOWN] * len(categories)
+    positions = [i for i, category in enumerate(categories) if category != UNKNOWN]
+    medians = [float(median_line_amounts[i]) for i in positions]
+    for i, rank, tier in zip(positions, rank_min(medians), tercile_tiers(medians), strict=True):
+        ranks[i], segments[i] = rank, _PRICE_BY_TIER[tier]
+    return ranks, segments
 
-    `Unknown` takes no part in the split: its tier_rank is NULL and its price segment Unknown.
-    """
+
+def assign_price_segments(stats: pd.DataFrame) -> pd.DataFrame:
+    """Add `tier_rank` and `price_segment` (:func:`price_segments_of`) to CATEGORY_STATS_SQL."""
     out = stats.copy().sort_values("category", kind="stable").reset_index(drop=True)
-    tiered = out["category"] != UNKNOWN
-    out["tier_rank"] = pd.array([pd.NA] * len(out), dtype="Int32")
-    out["price_segment"] = PRICE_UNKNOWN
-    if tiered.any():
-        medians = out.loc[tiered, "median_line_amount"].astype(float).tolist()
-        out.loc[tiered, "tier_rank"] = rank_min(medians)
-        out.loc[tiered, "price_segment"] = [_PRICE_BY_TIER[t] for t in tercile_tiers(medians)]
+    ranks, segments = price_segments_of(
+        out["category"].tolist(), out["median_line_amount"].astype(float).tolist()
+    )
+    out["tier_rank"] = pd.array(ranks, dtype="Int32")
+    out["price_segment"] = segments
     return out[CATEGORY_PRICE_SEGMENTS.column_names]
 
 
