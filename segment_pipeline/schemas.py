@@ -1,5 +1,5 @@
-"""The rules of the staging layer's data contract (SPEC section 2), as pandera checks, and the
-pandera schema of a table built from its declaration.
+"""The rules of the staging layer's data contract (SPEC section 2), as rules that build their
+pandera checks, and the pandera schema of a table built from its declaration.
 
 A staging table is declared once, as a `TableDef` in `logic/staging.py`: its columns' DuckDB
 types, nullability and, for the columns staging validates, their uniqueness and checks (the
@@ -15,11 +15,17 @@ copying row by row, and the checks run as vectorised polars expressions. On 745k
 
 from __future__ import annotations
 
-import pandera.polars as pa
-import polars as pl
-from pandera.api.polars.types import PolarsData
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 from segment_pipeline.tables import TableDef
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
+    import polars as pl
+    from pandera.api.polars.types import PolarsData
 
 UNKNOWN = "Unknown"
 
@@ -30,55 +36,111 @@ AMOUNT_TOLERANCE = 0.005
 UNIT_PRICE_HALF_STEP = 0.00005
 
 
-#: A text id or label that is not empty.
-NOT_EMPTY = pa.Check.str_length(min_value=1)
+@dataclass(frozen=True)
+class Rule:
+    """A rule of the contract as the tables declare it: the name it is shown under (the UI's
+    column constraints; a rejected row's rule in the quarantine is pandera's name for the same
+    check) and how its pandera check is built.
 
-UNIT_PRICE_NOT_NEGATIVE = pa.Check(
-    lambda data: data.lazyframe.select(pl.col(data.key) >= 0), name="unit_price_not_negative"
-)
-QUANTITY_POSITIVE_FOR_SALE = pa.Check(
-    lambda data: data.lazyframe.select(pl.col(data.key) > 0), name="quantity_positive_for_sale"
-)
-QUANTITY_NEGATIVE_FOR_RETURN = pa.Check(
-    lambda data: data.lazyframe.select(pl.col(data.key) < 0), name="quantity_negative_for_return"
-)
+    The check is built when a schema is (:func:`pandera_schema`), not when a table is
+    declared: declaring the tables is part of loading the definitions (the UI's code location,
+    every `dagster` command, every run), which then imports neither pandera nor polars, about
+    0.6 s of it on this VM."""
+
+    label: str
+    build: Callable[[], pa.Check]
+
+    def check(self) -> pa.Check:
+        return _built(self)
+
+
+@cache
+def _built(rule: Rule) -> pa.Check:
+    return rule.build()
+
+
+def _not_empty() -> pa.Check:
+    import pandera.polars as pa
+
+    return pa.Check.str_length(min_value=1)
+
+
+def _sign_rule(name: str, holds: Callable[[pl.Expr], pl.Expr]) -> Rule:
+    """A rule on the sign of the column it is declared on (`holds` of the column)."""
+
+    def build() -> pa.Check:
+        import pandera.polars as pa
+        import polars as pl
+
+        return pa.Check(lambda data: data.lazyframe.select(holds(pl.col(data.key))), name=name)
+
+    return Rule(name, build)
+
+
+#: A text id or label that is not empty (pandera's built-in; its name is its text).
+NOT_EMPTY = Rule("str_length(1, None)", _not_empty)
+
+UNIT_PRICE_NOT_NEGATIVE = _sign_rule("unit_price_not_negative", lambda value: value >= 0)
+QUANTITY_POSITIVE_FOR_SALE = _sign_rule("quantity_positive_for_sale", lambda value: value > 0)
+QUANTITY_NEGATIVE_FOR_RETURN = _sign_rule("quantity_negative_for_return", lambda value: value < 0)
 
 
 def _amount_is_quantity_times_price(data: PolarsData) -> pl.LazyFrame:
+    import polars as pl
+
     difference = pl.col("amount") - pl.col("quantity") * pl.col("unit_price")
     rounding = AMOUNT_TOLERANCE + pl.col("quantity").abs() * UNIT_PRICE_HALF_STEP
     return data.lazyframe.select(difference.abs() <= rounding)
 
 
 def _order_ts_on_partition_day(data: PolarsData) -> pl.LazyFrame:
+    import polars as pl
+
     return data.lazyframe.select(pl.col("order_ts").dt.date() == pl.col("partition_date"))
 
 
-AMOUNT_IS_QUANTITY_TIMES_PRICE = pa.Check(
-    _amount_is_quantity_times_price, name="amount_is_quantity_times_price"
-)
-ORDER_TS_ON_PARTITION_DAY = pa.Check(_order_ts_on_partition_day, name="order_ts_on_partition_day")
+def _row_rule(name: str, holds: Callable[[PolarsData], pl.LazyFrame]) -> Rule:
+    """A rule over whole rows (a pandera dataframe check)."""
 
-#: DuckDB type -> the polars type its values have when DuckDB hands a batch over (DECIMAL is
-#: validated as DOUBLE: sql/staging/validation_frame.sql casts it).
-_POLARS_TYPES: dict[str, type[pl.DataType]] = {
-    "VARCHAR": pl.String,
-    "DATE": pl.Date,
-    "TIMESTAMP": pl.Datetime,
-    "BIGINT": pl.Int64,
-    "DECIMAL": pl.Float64,
-    "DOUBLE": pl.Float64,
-}
+    def build() -> pa.Check:
+        import pandera.polars as pa
+
+        return pa.Check(holds, name=name)
+
+    return Rule(name, build)
+
+
+AMOUNT_IS_QUANTITY_TIMES_PRICE = _row_rule(
+    "amount_is_quantity_times_price", _amount_is_quantity_times_price
+)
+ORDER_TS_ON_PARTITION_DAY = _row_rule("order_ts_on_partition_day", _order_ts_on_partition_day)
+
+
+def _polars_type(sql_type: str) -> type[pl.DataType]:
+    """The polars type a DuckDB type's values have when DuckDB hands a batch over (DECIMAL is
+    validated as DOUBLE: sql/staging/validation_frame.sql casts it)."""
+    import polars as pl
+
+    return {
+        "VARCHAR": pl.String,
+        "DATE": pl.Date,
+        "TIMESTAMP": pl.Datetime,
+        "BIGINT": pl.Int64,
+        "DECIMAL": pl.Float64,
+        "DOUBLE": pl.Float64,
+    }[sql_type.split("(")[0]]
 
 
 def pandera_schema(table: TableDef) -> pa.DataFrameSchema:
     """The pandera schema of `table`'s validated columns (in declaration order, which is the
     order rules are reported in) and its row checks. Other columns (lineage, bookkeeping) are
     ignored (`strict="filter"`); nothing is coerced: the types are DuckDB's."""
+    import pandera.polars as pa
+
     columns = {
         c.name: pa.Column(
-            _POLARS_TYPES[c.sql_type.split("(")[0]],
-            checks=list(c.checks),
+            _polars_type(c.sql_type),
+            checks=[rule.check() for rule in c.checks],
             nullable=c.nullable,
             unique=c.unique,
         )
@@ -87,7 +149,7 @@ def pandera_schema(table: TableDef) -> pa.DataFrameSchema:
     }
     return pa.DataFrameSchema(
         columns,
-        checks=list(table.checks),
+        checks=[rule.check() for rule in table.checks],
         strict="filter",
         coerce=False,
         name=table.fqn,

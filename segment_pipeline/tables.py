@@ -32,13 +32,18 @@ class Column:
     nullable: bool = True
     validated: bool = False
     unique: bool = False
-    checks: tuple[Any, ...] = ()  # pandera Checks, in the order rules are reported
+    checks: tuple[Any, ...] = ()  # schemas.Rule, in the order rules are reported
 
 
 def check_label(check: Any) -> str:
-    """How a pandera check is named in the UI: its rule name, or the built-in's own text
-    (`str_length(1, None)`)."""
-    return str(getattr(check, "error", None) or getattr(check, "name", None) or check)
+    """How a rule (`schemas.Rule`) or a pandera check is named in the UI: its rule name, or a
+    built-in's own text (`str_length(1, None)`)."""
+    return str(
+        getattr(check, "label", None)
+        or getattr(check, "error", None)
+        or getattr(check, "name", None)
+        or check
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,8 @@ class TableDef:
     columns: tuple[Column, ...]
     description: str = ""
     primary_key: tuple[str, ...] = field(default_factory=tuple)
-    #: Rules over whole rows (pandera dataframe checks) for tables staging validates.
+    #: Rules over whole rows (`schemas.Rule`, pandera dataframe checks) for tables staging
+    #: validates.
     checks: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:

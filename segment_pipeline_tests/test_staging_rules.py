@@ -539,7 +539,7 @@ def test_master_rows_are_validated_in_batches_with_the_same_rejections() -> None
         ") AS t(product_id, product_name, category, source_file, source_line, raw_values, "
         "parse_rule)"
     )
-    schema = staging._MASTERS["products"][1]
+    schema = staging.validation_schema(staging.STAGED_PRODUCTS)
     whole = staging._rejected_master_rows(conn, schema, batch_rows=100)
     assert sorted(whole["source_line"].to_list()) == [5, 6]
     for batch_rows in (1, 2, 4):

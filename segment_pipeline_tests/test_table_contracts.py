@@ -18,7 +18,7 @@ from segment_pipeline.logic.staging import (
     rejected_rows,
 )
 from segment_pipeline.schemas import pandera_schema
-from segment_pipeline.tables import TableDef
+from segment_pipeline.tables import TableDef, check_label
 
 VALIDATED_TABLES = [STAGED_TRANSACTIONS, STAGED_RETURNS, STAGED_CUSTOMERS, STAGED_PRODUCTS]
 
@@ -42,12 +42,13 @@ def test_ddl_pandera_and_ui_agree(table: TableDef) -> None:
         assert rules.unique is column.unique is ui[column.name].constraints.unique
         assert ui[column.name].constraints.nullable is column.nullable
         names = [c.name for c in rules.checks]
-        assert names == [c.name for c in column.checks]
-        # The UI lists each rule by the name the quarantine reports (built-ins by their text).
-        assert len(ui[column.name].constraints.other) == len(names)
+        assert names == [rule.check().name for rule in column.checks]
+        # The UI lists each rule by the name the quarantine reports (built-ins by their text),
+        # declared with the rule before its pandera check is built.
+        assert ui[column.name].constraints.other == [check_label(c) for c in rules.checks]
     if table.checks:
-        assert [c.name for c in schema.checks] == [c.name for c in table.checks]
-        assert table.dagster_schema().constraints.other == [c.name for c in table.checks]
+        assert [c.name for c in schema.checks] == [rule.label for rule in table.checks]
+        assert table.dagster_schema().constraints.other == [check_label(c) for c in schema.checks]
 
 
 def test_ui_shows_the_rules_of_staged_transactions() -> None:

@@ -31,11 +31,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandera.errors
-import pandera.polars as pa
-import polars as pl
 
 from segment_pipeline.schemas import (
     AMOUNT_IS_QUANTITY_TIMES_PRICE,
@@ -44,6 +42,7 @@ from segment_pipeline.schemas import (
     QUANTITY_NEGATIVE_FOR_RETURN,
     QUANTITY_POSITIVE_FOR_SALE,
     UNIT_PRICE_NOT_NEGATIVE,
+    Rule,
     pandera_schema,
 )
 from segment_pipeline.sources.base import (
@@ -55,6 +54,12 @@ from segment_pipeline.sources.base import (
 from segment_pipeline.sources.lines import first_undecodable_byte, physical_line_of_scan_line
 from segment_pipeline.sql_files import load_sql
 from segment_pipeline.tables import Column, TableDef, ViewDef, ensure_table
+
+if TYPE_CHECKING:
+    # pandera and polars are imported where rows are validated (0.6 s that loading the
+    # definitions does not pay; schemas.Rule)
+    import pandera.polars as pa
+    import polars as pl
 
 # --------------------------------------------------------------------------------------------
 # Table definitions
@@ -89,7 +94,7 @@ RAW_TRANSACTIONS = TableDef(
 )
 
 
-def _line_columns(quantity_rule: pa.Check) -> tuple[Column, ...]:
+def _line_columns(quantity_rule: Rule) -> tuple[Column, ...]:
     """A staged line's columns; `validated` ones with their rules (schemas.py), the rest
     lineage. Sales and returns differ only in the sign rule on `quantity`."""
     return (
@@ -481,15 +486,20 @@ TYPED_TRANSACTIONS_SQL = load_sql(
 # moves the valid lines (not parse-failed, not rejected by pandera) into the `target` table,
 # by the column list of the table declaration.
 _STAGED_COLUMNS = ", ".join(STAGED_TRANSACTIONS.column_names)
-_LINE_SIGNS = (
-    (">= 0", pandera_schema(STAGED_TRANSACTIONS), STAGED_TRANSACTIONS),
-    ("< 0", pandera_schema(STAGED_RETURNS), STAGED_RETURNS),
-)
-#: The masters: table, its pandera schema, the SQL that parses the adapter's rows.
+_LINE_SIGNS = ((">= 0", STAGED_TRANSACTIONS), ("< 0", STAGED_RETURNS))
+#: The masters: table, the SQL that parses the adapter's rows.
 _MASTERS = {
-    "customers": (STAGED_CUSTOMERS, pandera_schema(STAGED_CUSTOMERS), "staging/typed_customers"),
-    "products": (STAGED_PRODUCTS, pandera_schema(STAGED_PRODUCTS), "staging/typed_products"),
+    "customers": (STAGED_CUSTOMERS, "staging/typed_customers"),
+    "products": (STAGED_PRODUCTS, "staging/typed_products"),
 }
+
+
+@cache
+def validation_schema(table: TableDef) -> pa.DataFrameSchema:
+    """`schemas.pandera_schema` of a staging table, built at its first validation in a
+    process (not when the module is imported: loading the definitions imports no pandera)."""
+    return pandera_schema(table)
+
 
 #: Parse failures and pandera rejections of `_typed`, with rule, detail and the raw row.
 INSERT_QUARANTINE_SQL = load_sql("staging/insert_quarantine")
@@ -539,6 +549,9 @@ def rejected_rows(frame: pl.DataFrame, schema: pa.DataFrameSchema, key: str) -> 
     columns to show). A failure that is not about particular rows (a missing column, a wrong
     dtype) is a bug in the pipeline, not bad input, and is raised.
     """
+    import pandera.errors
+    import polars as pl
+
     empty = pl.DataFrame(
         schema={key: frame.schema.get(key, pl.String), "rule": pl.String, "detail": pl.String}
     )
@@ -631,13 +644,17 @@ def _stage_batch(
     conn: duckdb.DuckDBPyConnection, days: list[date], timezone: str
 ) -> list[StagingCounts]:
     first, last = days[0], days[-1]
+    import polars as pl
+
     conn.execute(TYPED_TRANSACTIONS_SQL, [first, last, days, timezone])
     rejected = pl.concat(
         [
             rejected_rows(
-                conn.sql(load_sql("staging/validation_frame", sign=sign)).pl(), schema, "line_id"
+                conn.sql(load_sql("staging/validation_frame", sign=sign)).pl(),
+                validation_schema(table),
+                "line_id",
             )
-            for sign, schema, _ in _LINE_SIGNS
+            for sign, table in _LINE_SIGNS
         ]
     )
     conn.register("_rejected", rejected)
@@ -647,7 +664,7 @@ def _stage_batch(
         for table in (STAGED_TRANSACTIONS, STAGED_RETURNS, STAGED_DAYS):
             conn.execute(load_sql("staging/delete_staged_days", target=table.fqn), params)
         conn.execute(DELETE_QUARANTINED_DAYS_SQL, params)
-        for sign, _, table in _LINE_SIGNS:
+        for sign, table in _LINE_SIGNS:
             conn.execute(
                 load_sql(
                     "staging/insert_lines", target=table.fqn, sign=sign, columns=_STAGED_COLUMNS
@@ -738,6 +755,8 @@ def _rejected_master_rows(
     the transactions'. Ids are already unique when pandera sees them (typed_customers.sql /
     typed_products.sql quarantine every repeat of an id), so the schemas' `unique` checks lose
     nothing by seeing one batch at a time."""
+    import polars as pl
+
     parsed = conn.sql("SELECT * FROM _typed_master WHERE parse_rule IS NULL")
     rejected = [
         rejected_rows(pl.from_arrow(batch), schema, "source_line")
@@ -783,7 +802,8 @@ def stage_master(
     """
     if declared is None:
         declared = CONTRACT_DEMOGRAPHICS
-    table, schema, sql_file = _MASTERS[entity]
+    table, sql_file = _MASTERS[entity]
+    schema = validation_schema(table)
     ensure_staging_tables(conn)
     columns = ", ".join(table.column_names)
     if source_sql is None:  # the optional file is absent: an empty master
