@@ -643,9 +643,9 @@ def stage_transactions_window(
 def _stage_batch(
     conn: duckdb.DuckDBPyConnection, days: list[date], timezone: str
 ) -> list[StagingCounts]:
-    first, last = days[0], days[-1]
     import polars as pl
 
+    first, last = days[0], days[-1]
     conn.execute(TYPED_TRANSACTIONS_SQL, [first, last, days, timezone])
     rejected = pl.concat(
         [
