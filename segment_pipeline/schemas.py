@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING
 
 from segment_pipeline.tables import TableDef
@@ -51,12 +50,9 @@ class Rule:
     build: Callable[[], pa.Check]
 
     def check(self) -> pa.Check:
-        return _built(self)
-
-
-@cache
-def _built(rule: Rule) -> pa.Check:
-    return rule.build()
+        """A new pandera check of this rule (a process builds each table's schema once:
+        `staging.validation_schema`)."""
+        return self.build()
 
 
 def _not_empty() -> pa.Check:
