@@ -72,6 +72,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 )
             base_dir = os.path.join(home, "history", "runs")
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        # Tables of the index database and columns of its asset_keys table known to exist.
+        self._present_tables: set[str] = set()
+        self._present_asset_key_columns: set[str] = set()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -98,6 +101,27 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         for stale in runs[: max(0, len(runs) - OPEN_RUN_DATABASES)]:
             self._engines.pop(stale).dispose()
         return engine
+
+    # Dagster asks whether a table or column exists for every asset event and check event
+    # (about 150 times in a run of the tiny dataset), its `has_table` opening a new SQLite
+    # connection each time. Migrations add tables and columns, none removes one: an answer
+    # "present" stays true, so only those are kept; "absent" is asked again.
+
+    def has_table(self, table_name: str) -> bool:
+        if table_name in self._present_tables:
+            return True
+        present = super().has_table(table_name)
+        if present:
+            self._present_tables.add(table_name)
+        return present
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        if column_name in self._present_asset_key_columns:
+            return True
+        present = super()._has_asset_key_col_on_connection(conn, column_name)
+        if present:
+            self._present_asset_key_columns.add(column_name)
+        return present
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

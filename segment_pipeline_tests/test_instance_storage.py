@@ -76,3 +76,45 @@ def test_only_the_most_recent_run_files_stay_open_and_wipe_removes_them(tmp_path
         storage.wipe()
         assert not list((home / "history" / "runs").glob("*-*.db"))
         assert instance.get_latest_materialization_event(numbers.key) is None
+
+
+def test_tables_and_columns_found_present_are_not_looked_up_again(tmp_path: Path) -> None:
+    """`has_table` (a new SQLite connection per call in Dagster's storage) and the asset key
+    column lookup answer "present" from memory once found; "absent" is asked again, so a
+    table a migration adds later is seen."""
+    home = project_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        index_db = home / "history" / "runs" / "index.db"
+        lookups: list[str] = []
+        parent = PooledSqliteEventLogStorage.__mro__[1]
+        original = parent.has_table
+
+        def counting(self: PooledSqliteEventLogStorage, name: str) -> bool:
+            lookups.append(name)
+            return original(self, name)
+
+        parent.has_table = counting  # type: ignore[method-assign]
+        try:
+            dg.materialize([numbers, numbers_positive], instance=instance)
+            assert storage.has_table("asset_check_executions")
+            first = len(lookups)
+            for _ in range(3):
+                dg.materialize([numbers, numbers_positive], instance=instance)
+            assert storage.has_table("asset_check_executions")
+            assert len(lookups) == first  # nothing asked again
+            assert not storage.has_table("added_later")
+            import sqlite3
+
+            with sqlite3.connect(index_db) as conn:
+                conn.execute("CREATE TABLE added_later (x INTEGER)")
+            assert storage.has_table("added_later")
+            assert lookups[-2:] == ["added_later", "added_later"]
+        finally:
+            parent.has_table = original  # type: ignore[method-assign]
+        with storage.index_connection() as conn:
+            assert storage._has_asset_key_col_on_connection(conn, "last_materialization_timestamp")
+            assert not storage._has_asset_key_col_on_connection(conn, "no_such_column")
+        assert "last_materialization_timestamp" in storage._present_asset_key_columns
+        assert "no_such_column" not in storage._present_asset_key_columns
