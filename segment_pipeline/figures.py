@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import gc
 import hashlib
-import importlib.util
 import io
 import multiprocessing
 import os
@@ -21,13 +20,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import duckdb
 from dagster import AssetExecutionContext
 
+from segment_pipeline import drawing
 from segment_pipeline.resources import WAREHOUSE_POOL
 from segment_pipeline.tables import Column, TableDef, ensure_table
 
@@ -39,6 +38,9 @@ FIGURE_DPI = 110
 #: 0.49 s of CPU against 0.82 s at PIL's default 6, and the files come out 3% smaller; the
 #: pixels are the same at every level.
 PNG_COMPRESS_LEVEL = 3
+
+#: The first part of every figure asset's key (`figures/<stem>`).
+FIGURES_PREFIX = "figures"
 
 #: At most this many figures are drawn at once (one process each, never more than the cores).
 MAX_FIGURE_WORKERS = 4
@@ -63,26 +65,6 @@ FIGURES_TABLE = TableDef(
     ),
     primary_key=("name",),
 )
-
-
-def lazy_module(name: str) -> ModuleType:
-    """The module `name`, executed at its first attribute access instead of now.
-
-    The figure modules import matplotlib (0.2-0.3 s of building the definitions, measured):
-    the asset modules hold them this way, so loading the definitions (the UI's code
-    location, `dagster` commands, every run's start) does not pay for it; a run that draws
-    does, when its first figure is prepared. (importlib's documented LazyLoader recipe.)"""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
 
 
 def render_png(fig: Figure) -> bytes:
@@ -188,7 +170,7 @@ class FigureSpec:
 
     @property
     def key(self) -> dg.AssetKey:
-        return dg.AssetKey(["figures", self.stem])
+        return dg.AssetKey([FIGURES_PREFIX, self.stem])
 
     @property
     def file_name(self) -> str:
@@ -212,14 +194,34 @@ def draw_all(calls: Sequence[PlotCall], workers: int | None = None) -> list[tupl
     """Draw `calls` to PNG, in parallel worker processes where the platform forks cheaply.
 
     Drawing is matplotlib text layout and rasterisation: CPU-bound Python that holds the GIL,
-    so threads do not help, and it was most of the pipeline's fixed cost (about 0.8 s a
-    figure). Workers are forked from the run's process (the modules are already imported);
-    the PNG bytes are the same as drawn in-process.
+    so threads do not help, and it is most of the pipeline's fixed cost (0.1-1.4 s of CPU a
+    figure). The workers fork from the drawing server when the run started one
+    (`drawing.start_server`: matplotlib is imported there, never in the run's process), else
+    from the run's process. The PNG bytes are the same whoever draws them.
     """
     if workers is None:
         workers = min(len(calls), os.cpu_count() or 1, MAX_FIGURE_WORKERS)
     if workers <= 1 or sys.platform != "linux":
         return [_draw(call) for call in calls]
+    server = drawing.server_context()
+    if server is not None:
+        try:
+            with ProcessPoolExecutor(workers, mp_context=server) as pool:
+                return list(pool.map(_draw, calls))
+        except BrokenProcessPool:
+            # a worker died: the figures are drawn here instead, never lost
+            return [_draw(call) for call in calls]
+    return _draw_in_forked_workers(calls, workers)
+
+
+def _draw_in_forked_workers(
+    calls: Sequence[PlotCall], workers: int
+) -> list[tuple[bytes, int, int]]:
+    """`draw_all` in workers forked from this process (no drawing server)."""
+    # The plotting modules imported once, here, rather than once in every worker.
+    for call in calls:
+        if isinstance(call.plot, drawing.PlotFunction):
+            call.plot.resolve()
     # matplotlib drops its cached font files in a forked child (os.register_at_fork), so
     # siblings never share a file offset.
     context = multiprocessing.get_context("fork")

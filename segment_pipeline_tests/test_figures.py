@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 import io
+import multiprocessing
 import os
+import pickle
 import signal
 import sys
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 from PIL import Image
 
+from segment_pipeline import drawing
 from segment_pipeline.figures import (
     FIGURE_DPI,
     PNG_COMPRESS_LEVEL,
@@ -44,7 +47,10 @@ def bars(values: list[float], title: str) -> Figure:
     return fig
 
 
-def test_parallel_drawing_gives_the_same_png_bytes_as_serial() -> None:
+def test_parallel_drawing_gives_the_same_png_bytes_as_serial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(drawing, "_server_context", None)  # workers forked from here
     calls = [PlotCall(bars, ([1.0, 2.0, float(i)],), {"title": f"figure {i}"}) for i in range(5)]
     serial = draw_all(calls, workers=1)
     parallel = draw_all(calls, workers=2)
@@ -53,21 +59,21 @@ def test_parallel_drawing_gives_the_same_png_bytes_as_serial() -> None:
     assert all((w, h) == (440, 330) for _, w, h in serial)  # 4 x 3 inches at 110 dpi
 
 
-_PARENT_PID = os.getpid()
-
-
 def bars_crashing_in_a_worker(values: list[float], title: str) -> Figure:
-    """`bars`, but a forked worker process dies of a segfault drawing it."""
-    if os.getpid() != _PARENT_PID:
+    """`bars`, but a worker process (forked from the run's process or from the drawing
+    server) dies of a segfault drawing it."""
+    if multiprocessing.parent_process() is not None:
         os.kill(os.getpid(), signal.SIGSEGV)
     return bars(values, title)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
-def test_a_worker_that_dies_costs_time_not_figures() -> None:
+def test_a_worker_that_dies_costs_time_not_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     """A forked worker killed by a segfault (as one was in CI) breaks the pool: every figure
     is then drawn in the run's process, the same bytes, and the garbage collector, frozen for
-    the pool, works again afterwards."""
+    the pool, works again afterwards. (Workers forked from this process: no drawing server;
+    `test_the_drawing_server_draws_without_matplotlib_in_the_run` covers the server's.)"""
+    monkeypatch.setattr(drawing, "_server_context", None)
     calls = [PlotCall(bars, ([1.0, float(i)],), {"title": f"figure {i}"}) for i in range(3)]
     crashing = [*calls, PlotCall(bars_crashing_in_a_worker, ([2.0, 1.0],), {"title": "x"})]
     drawn = draw_all(crashing, workers=2)
@@ -275,9 +281,9 @@ def test_strategy_summary_legend_sits_outside_the_bars() -> None:
 
 
 def test_loading_the_definitions_does_not_import_matplotlib(tmp_path: Path) -> None:
-    """The figure modules load at a figure's first use (`lazy_module`): building the
-    definitions (the UI's code location, every `dagster` command) leaves matplotlib out,
-    and drawing still works once they are touched."""
+    """The asset modules name their plotting functions (`drawing.PlotFunctions`) without
+    importing them: building the definitions (the UI's code location, every `dagster`
+    command) leaves matplotlib out, and a named function resolves to the real one."""
     import subprocess
 
     code = (
@@ -286,8 +292,10 @@ def test_loading_the_definitions_does_not_import_matplotlib(tmp_path: Path) -> N
         "defs()\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported by the definitions'\n"
         "from segment_pipeline.assets.rfm import figures\n"
-        "assert callable(figures.figs.plot_segment_purchase_patterns)\n"
-        "assert 'matplotlib' in sys.modules\n"
+        "plot = figures.figs.plot_segment_purchase_patterns\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "from segment_pipeline.logic import rfm_figures\n"
+        "assert plot.resolve() is rfm_figures.plot_segment_purchase_patterns\n"
     )
     env = {
         **os.environ,
@@ -298,3 +306,67 @@ def test_loading_the_definitions_does_not_import_matplotlib(tmp_path: Path) -> N
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_plot_function_is_named_not_imported() -> None:
+    """`PlotFunctions(module).name` is a `PlotFunction`: two strings to pickle for a worker,
+    the real function once called."""
+    figs = drawing.PlotFunctions("segment_pipeline.logic.figure_style")
+    empty = figs.empty_figure
+    assert empty == drawing.PlotFunction("segment_pipeline.logic.figure_style", "empty_figure")
+    assert pickle.loads(pickle.dumps(empty)) == empty
+    assert len(pickle.dumps(empty)) < 200  # names, not a module
+    assert render_png(empty("Title", "message")) == render_png(finish_empty("Title", "message"))
+    with pytest.raises(AttributeError):
+        figs._private  # noqa: B018  (dunder and private lookups stay real attribute errors)
+
+
+def finish_empty(title: str, message: str) -> Figure:
+    from segment_pipeline.logic.figure_style import empty_figure
+
+    return empty_figure(title, message)
+
+
+_SERVER_SCRIPT = """
+import multiprocessing.forkserver, sys
+from segment_pipeline import drawing
+from segment_pipeline.figures import PlotCall, _draw, draw_all
+
+drawing.start_server()
+empty = drawing.PlotFunction("segment_pipeline.logic.figure_style", "empty_figure")
+calls = [PlotCall(empty, (f"figure {i}", "nothing to draw"), {}) for i in range(4)]
+drawn = draw_all(calls, workers=2)
+assert "matplotlib" not in sys.modules, "the run's process imported matplotlib"
+crash = drawing.PlotFunction("segment_pipeline_tests.test_figures", "bars_crashing_in_a_worker")
+with_crash = draw_all([*calls, PlotCall(crash, ([2.0, 1.0],), {"title": "x"})], workers=2)
+serial = [_draw(call) for call in calls]
+assert [png for png, _, _ in drawn] == [png for png, _, _ in serial], "different bytes"
+assert [png for png, _, _ in with_crash[:4]] == [png for png, _, _ in serial]
+assert len(with_crash) == 5 and len({png for png, _, _ in serial}) == 4
+print(multiprocessing.forkserver._forkserver._forkserver_pid)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the drawing server is Linux only")
+def test_the_drawing_server_draws_without_matplotlib_in_the_run(tmp_path: Path) -> None:
+    """With the drawing server started (as a run that draws figures starts it), the workers
+    fork from the server: the run's process never imports matplotlib, the bytes are those
+    drawn in-process, a worker that dies costs time, not figures, and the server ends with
+    the process that started it."""
+    import subprocess
+    import time
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVER_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    server_pid = int(done.stdout.split()[-1])
+    for _ in range(50):  # the server notices its parent's exit (a pipe closing)
+        if not Path(f"/proc/{server_pid}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{server_pid}").exists(), "the drawing server outlived its run"

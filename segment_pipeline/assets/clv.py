@@ -30,7 +30,8 @@ from segment_pipeline.assets.ingest import STAGING_KEYS
 from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.rfm import RFM_KEY, window_metadata
 from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_asset, table_key
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, lazy_module
+from segment_pipeline.drawing import PlotFunctions
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.palette import class_colour
@@ -51,7 +52,7 @@ from segment_pipeline.tables import (
 )
 
 #: Imported at a figure's first use: matplotlib stays out of loading the definitions.
-figs = lazy_module("segment_pipeline.logic.clv_figures")
+figs = PlotFunctions("segment_pipeline.logic.clv_figures")
 
 GROUP = "clv"
 RESOURCE_KEY = "clv_settings"

@@ -35,7 +35,8 @@ from segment_pipeline.assets.tables import (
     table_key,
     table_spec,
 )
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, lazy_module
+from segment_pipeline.drawing import PlotFunctions
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.memory import scratch_database
@@ -52,7 +53,7 @@ from segment_pipeline.tables import (
 )
 
 #: Imported at a figure's first use: matplotlib stays out of loading the definitions.
-figs = lazy_module("segment_pipeline.logic.dynamics_figures")
+figs = PlotFunctions("segment_pipeline.logic.dynamics_figures")
 
 GROUP = "dynamics"
 RESOURCE_KEY = "dynamics_settings"

@@ -8,7 +8,8 @@ from segment_pipeline.assets.behaviour.segments import DISTRIBUTION_KEY, OCCUPAT
 from segment_pipeline.assets.behaviour.settings import RESOURCE_KEY, BehaviourSettings
 from segment_pipeline.assets.behaviour.strategy import STRATEGY_KEY, SUMMARY_KEY
 from segment_pipeline.assets.tables import ANALYTICS_OWNERS
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, lazy_module
+from segment_pipeline.drawing import PlotFunctions
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.behaviour import (
     CATEGORY_PRICE_SEGMENTS,
@@ -20,7 +21,7 @@ from segment_pipeline.logic.strategy import SEGMENT_STRATEGY, STRATEGY_SUMMARY, 
 from segment_pipeline.tables import read_table
 
 #: Imported at a figure's first use: matplotlib stays out of loading the definitions.
-figs = lazy_module("segment_pipeline.logic.behaviour_figures")
+figs = PlotFunctions("segment_pipeline.logic.behaviour_figures")
 
 FIGURE_NAMES = {
     "distribution": names.PURCHASE_DISTRIBUTION,

@@ -11,14 +11,15 @@ from segment_pipeline.assets.rfm.preference import (
 )
 from segment_pipeline.assets.rfm.settings import RESOURCE_KEY, RfmSettings
 from segment_pipeline.assets.tables import ANALYTICS_OWNERS
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall, lazy_module
+from segment_pipeline.drawing import PlotFunctions
+from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic.rfm import RfmWindow, SegmentMap, read_window
 from segment_pipeline.tables import read_table
 
 #: Imported at a figure's first use: matplotlib stays out of loading the definitions.
-figs = lazy_module("segment_pipeline.logic.rfm_figures")
+figs = PlotFunctions("segment_pipeline.logic.rfm_figures")
 
 
 def _window_note(window: RfmWindow) -> str:
