@@ -11,6 +11,7 @@ materialization idempotent: re-running a partition replaces exactly that partiti
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,6 +178,40 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, table: TableDef) -> None:
             )
         conn.execute(f"DROP TABLE {table.fqn}")
     conn.execute(table.create_sql())
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Sequence[TableDef]) -> None:
+    """`ensure_table` for each of `tables`, asking the catalog once when they all exist as
+    declared (the usual case: every step that reads staging checks its nine tables, 9 queries
+    in 30 ms against one in 3 ms)."""
+    found = conn.execute(
+        "SELECT schema_name, table_name, list(column_name ORDER BY column_index) "
+        "FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND list_contains($schemas, schema_name) GROUP BY ALL",
+        {"schemas": sorted({table.schema for table in tables})},
+    ).fetchall()
+    columns = {(schema, name): list(names) for schema, name, names in found}
+    for table in tables:
+        if columns.get((table.schema, table.name)) != list(table.column_names):
+            ensure_table(conn, table)  # missing or drifted: created, or dropped, or refused
+
+
+def ensure_views(conn: duckdb.DuckDBPyConnection, views: Sequence[tuple[ViewDef, str]]) -> None:
+    """Create each `(view, create_sql)` unless the warehouse holds it from this very SQL: the
+    view's comment holds the SQL's digest (DuckDB stores a view's SQL re-rendered, so the text
+    cannot be compared). `create_sql` is a `CREATE OR REPLACE VIEW` statement."""
+    comments = dict(
+        conn.execute(
+            "SELECT schema_name || '.' || view_name, comment FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal"
+        ).fetchall()
+    )
+    for view, create_sql in views:
+        digest = "sql sha256 " + hashlib.sha256(create_sql.encode()).hexdigest()
+        if comments.get(view.fqn) == digest:
+            continue
+        conn.execute(create_sql)
+        conn.execute(f"COMMENT ON VIEW {view.fqn} IS '{digest}'")  # hex digits only
 
 
 def replace_rows(

@@ -93,19 +93,30 @@ def test_a_rule_declared_on_a_column_is_the_rule_reported() -> None:
     }
 
 
+def _ensure_one_of_several(conn: duckdb.DuckDBPyConnection, table: TableDef) -> None:
+    from segment_pipeline.logic.staging import STAGED_DAYS
+    from segment_pipeline.tables import ensure_tables
+
+    ensure_tables(conn, [STAGED_DAYS, table])
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["ensure_table", "ensure_tables"])
 def test_ensure_table_recreates_a_drifted_derived_table_and_refuses_a_drifted_staging_one(
-    tmp_path,
+    tmp_path, batched: bool
 ) -> None:
     """A mart whose columns changed is rebuilt empty (derived: recomputed by its step); a raw
     or staging table with other columns holds loaded history and is refused. Only the
-    warehouse's own catalog counts: an attached database with the same table is not it."""
+    warehouse's own catalog counts: an attached database with the same table is not it.
+    `ensure_tables` (one catalog query for several tables) does exactly the same."""
     from segment_pipeline.tables import (
         Column,
         TableShapeError,
-        ensure_table,
         row_count,
         table_exists,
     )
+    from segment_pipeline.tables import ensure_table as ensure_one
+
+    ensure_table = _ensure_one_of_several if batched else ensure_one
 
     mart = TableDef("marts", "_drift_test", (Column("a", "INTEGER"), Column("b", "VARCHAR")))
     staged = TableDef("staging", "_drift_test", (Column("a", "INTEGER"),))
@@ -127,7 +138,35 @@ def test_ensure_table_recreates_a_drifted_derived_table_and_refuses_a_drifted_st
         ensure_table(conn, mart)  # unchanged: kept as is, rows and all
         assert conn.execute("SELECT * FROM marts._drift_test").fetchall() == [(2, "kept")]
         assert row_count(conn, mart) == 1
-        conn.execute("CREATE SCHEMA staging")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS staging")
         conn.execute("CREATE TABLE staging._drift_test (a INTEGER, extra VARCHAR)")
         with pytest.raises(TableShapeError, match=r"staging\._drift_test"):
             ensure_table(conn, staged)
+
+
+def test_views_are_replaced_only_when_their_sql_changed() -> None:
+    """`ensure_views` recreates a view whose SQL differs from what created it (its digest in
+    the view's comment) or that has no digest, and leaves one created from the same SQL
+    alone."""
+    from segment_pipeline.tables import ViewDef, ensure_views
+
+    view = ViewDef("marts", "_view_test")
+    one = "CREATE OR REPLACE VIEW marts._view_test AS SELECT 1 AS x"
+    two = "CREATE OR REPLACE VIEW marts._view_test AS SELECT 2 AS x"
+    comment_sql = "SELECT comment FROM duckdb_views() WHERE view_name = '_view_test'"
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA marts")
+        ensure_views(conn, [(view, one)])
+        assert conn.execute("SELECT x FROM marts._view_test").fetchall() == [(1,)]
+        digest = conn.execute(comment_sql).fetchall()[0][0]
+        # Marked as made from `one` but selecting 9: ensuring `one` again must not touch it.
+        conn.execute("CREATE OR REPLACE VIEW marts._view_test AS SELECT 9 AS x")
+        conn.execute(f"COMMENT ON VIEW marts._view_test IS '{digest}'")
+        ensure_views(conn, [(view, one)])
+        assert conn.execute("SELECT x FROM marts._view_test").fetchall() == [(9,)]
+        ensure_views(conn, [(view, two)])  # other SQL: replaced
+        assert conn.execute("SELECT x FROM marts._view_test").fetchall() == [(2,)]
+        assert conn.execute(comment_sql).fetchall()[0][0] != digest
+        conn.execute("CREATE OR REPLACE VIEW marts._view_test AS SELECT 3 AS x")  # no digest
+        ensure_views(conn, [(view, two)])
+        assert conn.execute("SELECT x FROM marts._view_test").fetchall() == [(2,)]

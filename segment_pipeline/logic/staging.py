@@ -53,7 +53,13 @@ from segment_pipeline.sources.base import (
 )
 from segment_pipeline.sources.lines import first_undecodable_byte, physical_line_of_scan_line
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import Column, TableDef, ViewDef, ensure_table
+from segment_pipeline.tables import (
+    Column,
+    TableDef,
+    ViewDef,
+    ensure_tables,
+    ensure_views,
+)
 
 if TYPE_CHECKING:
     # pandera and polars are imported where rows are validated (0.6 s that loading the
@@ -274,20 +280,24 @@ SALES_LINES_VIEW_SQL = load_sql("staging/sales_lines_view")
 def ensure_staging_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create every raw/staging table and the `staging.product_lines` and
     `staging.sales_lines` views."""
-    for table in (
-        RAW_TRANSACTIONS,
-        RAW_LOADS,
-        STAGED_TRANSACTIONS,
-        STAGED_RETURNS,
-        QUARANTINE,
-        STAGED_DAYS,
-        STAGED_CUSTOMERS,
-        STAGED_PRODUCTS,
-        MASTER_LOADS,
-    ):
-        ensure_table(conn, table)
-    conn.execute(PRODUCT_LINES_VIEW_SQL)
-    conn.execute(SALES_LINES_VIEW_SQL)
+    ensure_tables(
+        conn,
+        (
+            RAW_TRANSACTIONS,
+            RAW_LOADS,
+            STAGED_TRANSACTIONS,
+            STAGED_RETURNS,
+            QUARANTINE,
+            STAGED_DAYS,
+            STAGED_CUSTOMERS,
+            STAGED_PRODUCTS,
+            MASTER_LOADS,
+        ),
+    )
+    ensure_views(
+        conn,
+        ((PRODUCT_LINES_VIEW, PRODUCT_LINES_VIEW_SQL), (SALES_LINES_VIEW, SALES_LINES_VIEW_SQL)),
+    )
 
 
 # --------------------------------------------------------------------------------------------
