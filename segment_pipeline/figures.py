@@ -9,14 +9,15 @@ the picture does.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import hashlib
 import io
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,15 +204,39 @@ def draw_all(calls: Sequence[PlotCall], workers: int | None = None) -> list[tupl
         workers = min(len(calls), os.cpu_count() or 1, MAX_FIGURE_WORKERS)
     if workers <= 1 or sys.platform != "linux":
         return [_draw(call) for call in calls]
-    server = drawing.server_context()
-    if server is not None:
-        try:
-            with ProcessPoolExecutor(workers, mp_context=server) as pool:
-                return list(pool.map(_draw, calls))
-        except BrokenProcessPool:
-            # a worker died: the figures are drawn here instead, never lost
-            return [_draw(call) for call in calls]
+    if drawing.server_context() is not None:
+        return list(draw_as_prepared(calls, len(calls), workers))
     return _draw_in_forked_workers(calls, workers)
+
+
+def draw_as_prepared(
+    calls: Iterable[PlotCall], count: int, workers: int | None = None
+) -> Iterator[tuple[bytes, int, int]]:
+    """`draw_all` for the drawing server's workers, lazily: each of the `count` `calls` is
+    handed to a worker as soon as the iterable yields it (the caller prepares the next
+    figure's data while the first ones are drawn) and each picture is yielded as soon as it
+    and those before it are drawn (the caller stores it while the later ones are drawn).
+    In the order of `calls`; a worker that dies costs time, not figures."""
+    server = drawing.server_context()
+    if workers is None:
+        workers = min(count, os.cpu_count() or 1, MAX_FIGURE_WORKERS)
+    if server is None or workers <= 1:
+        yield from (_draw(call) for call in calls)
+        return
+    submitted: list[tuple[PlotCall, Future | None]] = []
+    with ProcessPoolExecutor(workers, mp_context=server) as pool:
+        for call in calls:
+            try:
+                submitted.append((call, pool.submit(_draw, call)))
+            except BrokenProcessPool:
+                submitted.append((call, None))
+        for call, future in submitted:
+            picture = None
+            if future is not None:
+                with contextlib.suppress(BrokenProcessPool):
+                    picture = future.result()
+            # None: its worker died; drawn here instead, never lost
+            yield picture if picture is not None else _draw(call)
 
 
 def _draw_in_forked_workers(
@@ -282,6 +307,28 @@ def figure_assets(
     # `context` unannotated: this module's string annotations are refused by Dagster.
     def _figures(context) -> Iterator[dg.MaterializeResult]:
         chosen = [by_key[key] for key in by_key if key in context.selected_asset_keys]
+
+        def stored(conn: duckdb.DuckDBPyConnection, spec: FigureSpec, drawn: tuple) -> dict:
+            png, width, height = drawn
+            metadata = store_figure(
+                conn, png, width, height, spec.file_name, figures_dir, spec.key.to_user_string()
+            )
+            context.log.info(f"wrote {figures_dir / spec.file_name}")
+            return metadata
+
+        if drawing.server_context() is not None:
+            # The server's workers draw while this process prepares the next figures' data
+            # and stores the drawn ones.
+            with context.resources.warehouse.connect() as conn:
+                prepared = (
+                    spec.prepare(conn, getattr(context.resources, layer.settings_key), context)
+                    for spec, layer in chosen
+                )
+                drawn = draw_as_prepared(prepared, len(chosen))
+                for (spec, _layer), picture in zip(chosen, drawn, strict=True):
+                    metadata = stored(conn, spec, picture)
+                    yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
+            return
         with context.resources.warehouse.connect() as conn:
             calls = [
                 spec.prepare(conn, getattr(context.resources, layer.settings_key), context)
@@ -291,17 +338,8 @@ def figure_assets(
         # connection: a forked worker ends with os._exit, no finalizers).
         drawn = draw_all(calls)
         with context.resources.warehouse.connect() as conn:
-            for (spec, _layer), (png, width, height) in zip(chosen, drawn, strict=True):
-                metadata = store_figure(
-                    conn,
-                    png,
-                    width,
-                    height,
-                    spec.file_name,
-                    figures_dir,
-                    spec.key.to_user_string(),
-                )
-                context.log.info(f"wrote {figures_dir / spec.file_name}")
+            for (spec, _layer), picture in zip(chosen, drawn, strict=True):
+                metadata = stored(conn, spec, picture)
                 yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
 
     return _figures

@@ -330,17 +330,27 @@ def finish_empty(title: str, message: str) -> Figure:
 _SERVER_SCRIPT = """
 import multiprocessing.forkserver, sys
 from segment_pipeline import drawing
-from segment_pipeline.figures import PlotCall, _draw, draw_all
+from segment_pipeline.figures import PlotCall, _draw, draw_all, draw_as_prepared
 
 drawing.start_server()
 empty = drawing.PlotFunction("segment_pipeline.logic.figure_style", "empty_figure")
 calls = [PlotCall(empty, (f"figure {i}", "nothing to draw"), {}) for i in range(4)]
 drawn = draw_all(calls, workers=2)
+prepared = []
+def preparing():
+    for call in calls:
+        prepared.append(call)
+        yield call
+lazily = draw_as_prepared(preparing(), len(calls))
+first = next(lazily)
+assert len(prepared) == 4, "every call handed out before the first picture is taken"
+lazily = [first, *lazily]
 assert "matplotlib" not in sys.modules, "the run's process imported matplotlib"
 crash = drawing.PlotFunction("segment_pipeline_tests.test_figures", "bars_crashing_in_a_worker")
 with_crash = draw_all([*calls, PlotCall(crash, ([2.0, 1.0],), {"title": "x"})], workers=2)
 serial = [_draw(call) for call in calls]
 assert [png for png, _, _ in drawn] == [png for png, _, _ in serial], "different bytes"
+assert [png for png, _, _ in lazily] == [png for png, _, _ in serial], "lazily: other bytes"
 assert [png for png, _, _ in with_crash[:4]] == [png for png, _, _ in serial]
 assert len(with_crash) == 5 and len({png for png, _, _ in serial}) == 4
 print(multiprocessing.forkserver._forkserver._forkserver_pid)
