@@ -266,6 +266,24 @@ def _draw_in_forked_workers(
         gc.unfreeze()
 
 
+class FigureDrawing(dg.ConfigurableResource):
+    """Starts the drawing server (`drawing.start_server`) when a run whose steps draw figures
+    initializes its resources: at the run's start, however it was launched (the CLI, the UI,
+    the schedule, the sensor, `dagster asset materialize`), so matplotlib is imported on the
+    idle core while the other steps run. `server: false` draws in workers forked from the
+    run's process instead (the same pictures)."""
+
+    server: bool = True
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.server:
+            drawing.start_server()
+
+
+#: The figure step's own resource key (bound by the step itself: no Definitions entry).
+DRAWING_RESOURCE_KEY = "figure_drawing"
+
+
 @dataclass(frozen=True)
 class FigureLayer:
     """A layer's figures and the settings resource their `prepare` functions read."""
@@ -300,7 +318,12 @@ def figure_assets(
             for spec, layer in by_key.values()
         ],
         can_subset=True,
-        required_resource_keys={"warehouse", *(layer.settings_key for layer in layers)},
+        required_resource_keys={
+            "warehouse",
+            DRAWING_RESOURCE_KEY,
+            *(layer.settings_key for layer in layers),
+        },
+        resource_defs={DRAWING_RESOURCE_KEY: FigureDrawing()},
         backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
         pool=WAREHOUSE_POOL,
     )

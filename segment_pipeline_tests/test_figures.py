@@ -329,11 +329,28 @@ def finish_empty(title: str, message: str) -> Figure:
 
 _SERVER_SCRIPT = """
 import multiprocessing.forkserver, sys
+from pathlib import Path
+import dagster as dg
 from segment_pipeline import drawing
-from segment_pipeline.figures import PlotCall, _draw, draw_all, draw_as_prepared
+from segment_pipeline.figures import (
+    FigureLayer, FigureSpec, PlotCall, _draw, draw_all, draw_as_prepared, figure_assets
+)
+from segment_pipeline.resources import DuckDBWarehouse
 
-drawing.start_server()
 empty = drawing.PlotFunction("segment_pipeline.logic.figure_style", "empty_figure")
+# A run with a figure step starts the server when it initializes its resources.
+assert drawing.server_context() is None
+specs = [
+    FigureSpec(name, (), "A figure.", lambda conn, s, c: PlotCall(empty, ("t", "m"), {}))
+    for name in ("one", "two")  # two: drawn by workers (one figure is drawn in-process)
+]
+step = figure_assets("figures", [FigureLayer("numbers", specs)], Path(sys.argv[1], "figures"))
+with dg.instance_for_test() as instance:
+    assert dg.materialize(
+        [step], instance=instance,
+        resources={"warehouse": DuckDBWarehouse(path=sys.argv[1] + "/w.duckdb"), "numbers": 0},
+    ).success
+assert drawing.server_context() is not None, "no drawing server started by the run"
 calls = [PlotCall(empty, (f"figure {i}", "nothing to draw"), {}) for i in range(4)]
 drawn = draw_all(calls, workers=2)
 prepared = []
@@ -359,15 +376,15 @@ print(multiprocessing.forkserver._forkserver._forkserver_pid)
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the drawing server is Linux only")
 def test_the_drawing_server_draws_without_matplotlib_in_the_run(tmp_path: Path) -> None:
-    """With the drawing server started (as a run that draws figures starts it), the workers
-    fork from the server: the run's process never imports matplotlib, the bytes are those
-    drawn in-process, a worker that dies costs time, not figures, and the server ends with
-    the process that started it."""
+    """A run with a figure step starts the drawing server (its `FigureDrawing` resource), and
+    the workers fork from the server: the run's process never imports matplotlib, the bytes
+    are those drawn in-process, a worker that dies costs time, not figures, and the server
+    ends with the process that started it."""
     import subprocess
     import time
 
     done = subprocess.run(
-        [sys.executable, "-c", _SERVER_SCRIPT],
+        [sys.executable, "-c", _SERVER_SCRIPT, str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
