@@ -1,15 +1,16 @@
-"""The process figures are drawn in: a drawing server started beside a run, with matplotlib
-and the figure modules imported, that the figure step's workers fork from.
+"""The process figures are drawn from: a drawing server started at a run's start, with
+matplotlib and the figure modules imported, that the figure step's workers fork from.
 
 Drawing is matplotlib text layout and rasterisation: CPU-bound Python. The figure step draws
 in worker processes, one per core. A run's own process is single-threaded Python for most of
-its life and leaves the second core idle, so the CLI starts this server at the run's start
-(`start_server`): it imports matplotlib and the four figure modules (about 3 s of CPU on this
-VM) on that idle core while the run imports dagster and runs the other steps, and the run's
-process never imports matplotlib at all. Without a server (a run launched from the UI, the
-tests), `figures.draw_all` forks its workers from the run's process as before.
+its life and leaves the second core idle, so a run whose steps draw figures starts this server
+when it initializes its resources (`figures.FigureDrawing`, however the run was launched): it
+imports matplotlib and the four figure modules (about 3 s of CPU on this VM) on that idle core
+while the other steps run, and the run's process never imports matplotlib. Without a server
+(the resource configured with `server: false`, or a platform without fork),
+`figures.draw_all` forks its workers from the run's process, or draws in it.
 
-This module imports nothing heavy: the CLI starts the server before it imports dagster.
+This module imports nothing heavy.
 """
 
 from __future__ import annotations
