@@ -163,8 +163,9 @@ def _collector_paused() -> Iterator[None]:
     build about 270,000 long-lived objects the collector tracks, and no garbage: its full
     passes over them (six in a run of the tiny dataset, the last ones 0.3-0.5 s each) were
     1.1-1.7 s of the run, and 0.36 s with start-up paused and frozen (gc.callbacks, this
-    VM). The figure step's `gc.freeze`/`gc.unfreeze` (figures.draw_all) ends the freeze;
-    nothing created after start-up is frozen here."""
+    VM). Nothing created after start-up is frozen here; what start-up built (modules,
+    classes, functions, the instance) lives as long as the process anyway. (Workers forked
+    from this process, without the drawing server, end the freeze: figures.draw_all.)"""
     enabled = gc.isenabled()
     gc.disable()
     try:

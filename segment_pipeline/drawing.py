@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +79,18 @@ def start_server() -> None:
 
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["matplotlib.pyplot", *FIGURE_MODULES])
-    forkserver.ensure_running()
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C in a terminal reaches the whole process group: the server must not die of
+        # it with a traceback while it imports (the run's process handles it, and the server
+        # ends with that process). Started with SIGINT ignored, it keeps it ignored (exec
+        # keeps an ignored signal, and Python then installs no handler of its own).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    else:
+        forkserver.ensure_running()
     _server_context = context
 
 

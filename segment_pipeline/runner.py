@@ -25,6 +25,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from segment_pipeline import drawing
+from segment_pipeline.figures import FIGURES_PREFIX
 from segment_pipeline.jobs import ALL_ASSETS_JOB_NAME
 from segment_pipeline.partitions import has_partition_for, month_key, range_tags
 from segment_pipeline.resources import DuckDBWarehouse, run_has_failed_step
@@ -157,6 +159,10 @@ def execute_pipeline(
     )
     partitioned = [*partitioned, *feeding]
     unpartitioned = [k for k in selected if k not in partitioned]
+    if any(key.path[0] == FIGURES_PREFIX for key in selected):
+        # Here, on the main thread (the run's steps run on another), so that the drawing
+        # server starts with Ctrl-C ignored; the figure step's resource finds it running.
+        drawing.start_server()
     say(f"Dataset: {source.describe()}  days {start}..{end}  ->  {settings.db_path}")
 
     # Days within one month (the daily case: a new day, a corrected day, a short dataset):

@@ -351,6 +351,11 @@ with dg.instance_for_test() as instance:
         resources={"warehouse": DuckDBWarehouse(path=sys.argv[1] + "/w.duckdb"), "numbers": 0},
     ).success
 assert drawing.server_context() is not None, "no drawing server started by the run"
+import signal
+assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored here
+server_pid = multiprocessing.forkserver._forkserver._forkserver_pid
+ignored = int(Path(f"/proc/{server_pid}/status").read_text().split("SigIgn:")[1].split()[0], 16)
+assert ignored & (1 << (signal.SIGINT - 1)), "the drawing server would die of a Ctrl-C"
 calls = [PlotCall(empty, (f"figure {i}", "nothing to draw"), {}) for i in range(4)]
 drawn = draw_all(calls, workers=2)
 prepared = []

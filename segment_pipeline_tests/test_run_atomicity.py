@@ -69,6 +69,7 @@ def test_a_failed_range_run_leaves_every_table_as_it_was(
     # The other 24 days arrive; the range spans two months, so the CLI makes two runs (raw,
     # staging and the snapshots, then the analysis layers); the second fails at its figures.
     monkeypatch.setattr(figures, "draw_all", _broken_drawing)
+    monkeypatch.setattr(figures, "draw_as_prepared", _broken_drawing)
     failed = execute_pipeline(settings, instance=instance, echo=False)
     assert not failed.success
     assert len(failed.run_ids) == 2
@@ -99,6 +100,7 @@ def test_a_failed_run_launched_like_the_ui_does_writes_nothing(
     before = fingerprint(db)
 
     monkeypatch.setattr(figures, "draw_all", _broken_drawing)
+    monkeypatch.setattr(figures, "draw_as_prepared", _broken_drawing)
     result = job.execute_in_process(
         instance=instance, partition_key="2025-12-01", raise_on_error=False
     )
