@@ -51,7 +51,8 @@ from segment_pipeline.tables import (
     table_metadata,
 )
 
-#: Imported at a figure's first use: matplotlib stays out of loading the definitions.
+#: The plotting functions by name (drawing.PlotFunction): imported where the figures are
+#: drawn (the drawing server), not by loading the definitions.
 figs = PlotFunctions("segment_pipeline.logic.clv_figures")
 
 GROUP = "clv"

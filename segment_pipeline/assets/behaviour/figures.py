@@ -20,7 +20,8 @@ from segment_pipeline.logic.palette import class_colour
 from segment_pipeline.logic.strategy import SEGMENT_STRATEGY, STRATEGY_SUMMARY, RuleTable
 from segment_pipeline.tables import read_table
 
-#: Imported at a figure's first use: matplotlib stays out of loading the definitions.
+#: The plotting functions by name (drawing.PlotFunction): imported where the figures are
+#: drawn (the drawing server), not by loading the definitions.
 figs = PlotFunctions("segment_pipeline.logic.behaviour_figures")
 
 FIGURE_NAMES = {

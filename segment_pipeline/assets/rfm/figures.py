@@ -18,7 +18,8 @@ from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic.rfm import RfmWindow, SegmentMap, read_window
 from segment_pipeline.tables import read_table
 
-#: Imported at a figure's first use: matplotlib stays out of loading the definitions.
+#: The plotting functions by name (drawing.PlotFunction): imported where the figures are
+#: drawn (the drawing server), not by loading the definitions.
 figs = PlotFunctions("segment_pipeline.logic.rfm_figures")
 
 
