@@ -233,9 +233,12 @@ def draw_as_prepared(
         for call, future in submitted:
             picture = None
             if future is not None:
-                with contextlib.suppress(BrokenProcessPool):
+                # A worker that died, or one that could not do what this process can (the
+                # server is a fresh interpreter: a module importable here only through a
+                # path added at run time is not importable there): drawn here instead,
+                # never lost. A figure that fails here too fails the step, with its error.
+                with contextlib.suppress(Exception):
                     picture = future.result()
-            # None: its worker died; drawn here instead, never lost
             yield picture if picture is not None else _draw(call)
 
 

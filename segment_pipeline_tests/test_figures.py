@@ -370,6 +370,16 @@ assert [png for png, _, _ in drawn] == [png for png, _, _ in serial], "different
 assert [png for png, _, _ in lazily] == [png for png, _, _ in serial], "lazily: other bytes"
 assert [png for png, _, _ in with_crash[:4]] == [png for png, _, _ in serial]
 assert len(with_crash) == 5 and len({png for png, _, _ in serial}) == 4
+# A plotting module only this process can import (a path added at run time): drawn here.
+import pathlib, tempfile
+folder = tempfile.mkdtemp()
+pathlib.Path(folder, "only_here.py").write_text(
+    "from segment_pipeline.logic.figure_style import empty_figure as plot\\n"
+)
+sys.path.insert(0, folder)
+only_here = drawing.PlotFunction("only_here", "plot")
+mixed = draw_all([*calls[:2], PlotCall(only_here, ("figure 2", "nothing to draw"), {})], 2)
+assert [png for png, _, _ in mixed] == [png for png, _, _ in serial[:3]]
 print(multiprocessing.forkserver._forkserver._forkserver_pid)
 """
 
@@ -378,8 +388,8 @@ print(multiprocessing.forkserver._forkserver._forkserver_pid)
 def test_the_drawing_server_draws_without_matplotlib_in_the_run(tmp_path: Path) -> None:
     """A run with a figure step starts the drawing server (its `FigureDrawing` resource), and
     the workers fork from the server: the run's process never imports matplotlib, the bytes
-    are those drawn in-process, a worker that dies costs time, not figures, and the server
-    ends with the process that started it."""
+    are those drawn in-process, a worker that dies or cannot import a plotting module costs
+    time, not figures, and the server ends with the process that started it."""
     import subprocess
     import time
 
