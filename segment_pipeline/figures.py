@@ -233,10 +233,9 @@ def draw_as_prepared(
         for call, future in submitted:
             picture = None
             if future is not None:
-                # A worker that died, or one that could not do what this process can (the
-                # server is a fresh interpreter: a module importable here only through a
-                # path added at run time is not importable there): drawn here instead,
-                # never lost. A figure that fails here too fails the step, with its error.
+                # A worker that died or failed (the server is another interpreter than this
+                # one, started from the same environment): drawn here instead, never lost.
+                # A figure that fails here too fails the step, with its own error.
                 with contextlib.suppress(Exception):
                     picture = future.result()
             yield picture if picture is not None else _draw(call)

@@ -67,6 +67,13 @@ def bars_crashing_in_a_worker(values: list[float], title: str) -> Figure:
     return bars(values, title)
 
 
+def bars_failing_in_a_worker(values: list[float], title: str) -> Figure:
+    """`bars`, but it raises in a worker process."""
+    if multiprocessing.parent_process() is not None:
+        raise RuntimeError("only in a worker")
+    return bars(values, title)
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
 def test_a_worker_that_dies_costs_time_not_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     """A forked worker killed by a segfault (as one was in CI) breaks the pool: every figure
@@ -370,16 +377,10 @@ assert [png for png, _, _ in drawn] == [png for png, _, _ in serial], "different
 assert [png for png, _, _ in lazily] == [png for png, _, _ in serial], "lazily: other bytes"
 assert [png for png, _, _ in with_crash[:4]] == [png for png, _, _ in serial]
 assert len(with_crash) == 5 and len({png for png, _, _ in serial}) == 4
-# A plotting module only this process can import (a path added at run time): drawn here.
-import pathlib, tempfile
-folder = tempfile.mkdtemp()
-pathlib.Path(folder, "only_here.py").write_text(
-    "from segment_pipeline.logic.figure_style import empty_figure as plot\\n"
-)
-sys.path.insert(0, folder)
-only_here = drawing.PlotFunction("only_here", "plot")
-mixed = draw_all([*calls[:2], PlotCall(only_here, ("figure 2", "nothing to draw"), {})], 2)
-assert [png for png, _, _ in mixed] == [png for png, _, _ in serial[:3]]
+failing = drawing.PlotFunction("segment_pipeline_tests.test_figures", "bars_failing_in_a_worker")
+mixed = draw_all([*calls[:2], PlotCall(failing, ([2.0, 1.0],), {"title": "x"})], workers=2)
+assert [png for png, _, _ in mixed[:2]] == [png for png, _, _ in serial[:2]]
+assert mixed[2][0] == with_crash[4][0]  # the same picture, drawn here
 print(multiprocessing.forkserver._forkserver._forkserver_pid)
 """
 
@@ -388,8 +389,8 @@ print(multiprocessing.forkserver._forkserver._forkserver_pid)
 def test_the_drawing_server_draws_without_matplotlib_in_the_run(tmp_path: Path) -> None:
     """A run with a figure step starts the drawing server (its `FigureDrawing` resource), and
     the workers fork from the server: the run's process never imports matplotlib, the bytes
-    are those drawn in-process, a worker that dies or cannot import a plotting module costs
-    time, not figures, and the server ends with the process that started it."""
+    are those drawn in-process, a worker that dies or fails costs time, not figures, and the
+    server ends with the process that started it."""
     import subprocess
     import time
 
