@@ -402,12 +402,19 @@ def test_the_drawing_server_draws_without_matplotlib_in_the_run(tmp_path: Path) 
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    server_pid = int(done.stdout.split()[-1])
+    status = Path(f"/proc/{int(done.stdout.split()[-1])}/status")
+
+    def ended() -> bool:  # gone, or a zombie where nothing reaps orphans (a container)
+        try:
+            return "State:\tZ" in status.read_text()
+        except FileNotFoundError:
+            return True
+
     for _ in range(50):  # the server notices its parent's exit (a pipe closing)
-        if not Path(f"/proc/{server_pid}").exists():
+        if ended():
             break
         time.sleep(0.1)
-    assert not Path(f"/proc/{server_pid}").exists(), "the drawing server outlived its run"
+    assert ended(), "the drawing server outlived its run"
 
 
 _CTRL_C_SCRIPT = """
