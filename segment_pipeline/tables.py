@@ -157,43 +157,41 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, table: TableDef) -> None:
     one is dropped and recreated; a drifted raw or staging table holds loaded history and is
     never dropped silently.
     """
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
-    # duckdb_columns(), not information_schema.columns (a view over it: twice the time, and
-    # every step checks its tables)
-    existing = conn.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() "
-        "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
-        "ORDER BY column_index",
-        [table.schema, table.name],
-    ).fetchall()
-    if existing:
-        names = [row[0] for row in existing]
-        if names == table.column_names:
-            return
-        if table.schema in ("raw", "staging"):
-            raise TableShapeError(
-                f"Table {table.fqn} in the warehouse has columns {names}, but this version of "
-                f"the pipeline expects {table.column_names}. Re-load the history into a fresh "
-                "database file (set SEGMENT_PIPELINE_DB or delete the old file)."
-            )
-        conn.execute(f"DROP TABLE {table.fqn}")
-    conn.execute(table.create_sql())
+    ensure_tables(conn, (table,))
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection, tables: Sequence[TableDef]) -> None:
-    """`ensure_table` for each of `tables`, asking the catalog once when they all exist as
-    declared (the usual case: every step that reads staging checks its nine tables, 9 queries
-    in 30 ms against one in 3 ms)."""
+    """`ensure_table` for each of `tables`, with one catalog query for all of them (every step
+    that reads staging checks its nine tables: 9 queries took 30 ms, one takes 4 ms)."""
+    # duckdb_columns(), not information_schema.columns (a view over it: twice the time, and
+    # every step checks its tables); plain rows filtered on both names: a list() per table,
+    # or a filter on the joined name, took 3 times as long on a warehouse of 60 tables.
     found = conn.execute(
-        "SELECT schema_name, table_name, list(column_name ORDER BY column_index) "
-        "FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND list_contains($schemas, schema_name) GROUP BY ALL",
-        {"schemas": sorted({table.schema for table in tables})},
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND list_contains($schemas, schema_name) "
+        "AND list_contains($names, table_name) ORDER BY schema_name, table_name, column_index",
+        {
+            "schemas": sorted({table.schema for table in tables}),
+            "names": sorted({table.name for table in tables}),
+        },
     ).fetchall()
-    columns = {(schema, name): list(names) for schema, name, names in found}
+    columns: dict[tuple[str, str], list[str]] = {}
+    for schema, name, column in found:
+        columns.setdefault((schema, name), []).append(column)
     for table in tables:
-        if columns.get((table.schema, table.name)) != list(table.column_names):
-            ensure_table(conn, table)  # missing or drifted: created, or dropped, or refused
+        names = columns.get((table.schema, table.name))
+        if names == table.column_names:
+            continue
+        if names:
+            if table.schema in ("raw", "staging"):
+                raise TableShapeError(
+                    f"Table {table.fqn} in the warehouse has columns {names}, but this version "
+                    f"of the pipeline expects {table.column_names}. Re-load the history into a "
+                    "fresh database file (set SEGMENT_PIPELINE_DB or delete the old file)."
+                )
+            conn.execute(f"DROP TABLE {table.fqn}")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
+        conn.execute(table.create_sql())
 
 
 def ensure_views(conn: duckdb.DuckDBPyConnection, views: Sequence[tuple[ViewDef, str]]) -> None:
