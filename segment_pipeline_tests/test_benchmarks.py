@@ -63,3 +63,58 @@ def test_figures_3_and_5_take_the_median_run_and_show_every_run(tmp_path: Path) 
     assert shown.name == "new day, median of 3"
     assert shown.measured == "15.4 - 9.7 = 5.7 s (runs: 21.0 / 19.5 / 20.5 s)"
     assert bench.with_samples(row, runs[:1]) == row  # one run: no median to speak of
+
+
+def test_step_seconds_reads_the_cli_done_lines_in_every_duration_format(tmp_path: Path) -> None:
+    """Dagster writes 8.3ms, 533ms, 5.6s, 4m52s and 1h4m; a step in several runs (a backfill
+    makes the months' run, then the analysis run) is summed; other lines are not steps."""
+    bench = _bench_module()
+    log = tmp_path / "run.log"
+    log.write_text(
+        "Dataset: canonical dataset at /data  days 2026-10-31..2026-10-31  ->  /w.duckdb\n"
+        "10:44:40  raw__transactions            raw.transactions 2026-10-31: 2563 lines\n"
+        "10:44:40  raw__transactions            done (8.3ms)\n"
+        "10:44:41  staging__transactions        done (533ms)\n"
+        "10:44:47  figures                      done (5.6s)\n"
+        "10:49:40  customer_snapshots           done (4m52s)\n"
+        "11:53:40  marts__segment_product_purchases done (1h4m)\n"
+        "11:53:41  raw__transactions            done (1.25s)\n"
+        "10:44:40                               check raw/transactions:every_file_loaded passed\n"
+    )
+    assert bench.step_seconds(log, "figures") == pytest.approx(5.6)
+    assert bench.step_seconds(log, "staging__transactions") == pytest.approx(0.533)
+    assert bench.step_seconds(log, "customer_snapshots") == pytest.approx(292.0)
+    assert bench.step_seconds(log, "marts__segment_product_purchases") == pytest.approx(3840.0)
+    assert bench.step_seconds(log, "raw__transactions") == pytest.approx(1.2583)
+    assert bench.step_seconds(log, "report__insights_report") is None
+
+
+def test_the_figure_step_row_sets_the_step_against_figure_5s_budget(tmp_path: Path) -> None:
+    bench = _bench_module()
+    log = tmp_path / "backfill.log"
+    log.write_text("12:04:06  figures                      done (6.96s)\n")
+    ctx = bench.BenchContext(args=None, workdir=tmp_path, rundir=tmp_path)
+    new_day = bench.Measurement(22.7, 0, 900.0, log)
+    assert bench.figure_step_row(ctx, new_day) is None  # no tiny run's figure step yet
+    ctx.t_tiny_figures, ctx.full_data_s = 4.96, 20.0
+    row = bench.figure_step_row(ctx, new_day)
+    assert row is not None
+    assert (row.figure, row.verdict) == ("5", "info")
+    assert row.measured == "7.0 - 5.0 = 2.0 s; budget 0.10 x 20.0 = 2.00 s"
+    assert row.value == "100% of the budget"
+
+
+def test_the_figure_step_is_the_step_the_definitions_draw_figures_in(tmp_path: Path) -> None:
+    """FIGURE_STEP names the figure multi-asset's op: the name the CLI's lines carry."""
+    from segment_pipeline.definitions import build_definitions
+    from segment_pipeline.figures import FIGURES_PREFIX
+    from segment_pipeline_tests.conftest import SAMPLE_DIR, settings_for
+
+    bench = _bench_module()
+    graph = build_definitions(settings_for(SAMPLE_DIR, tmp_path / "w.duckdb")).resolve_asset_graph()
+    ops = {
+        graph.get(key).assets_def.node_def.name
+        for key in graph.get_all_asset_keys()
+        if key.path[0] == FIGURES_PREFIX
+    }
+    assert ops == {bench.FIGURE_STEP}
