@@ -47,6 +47,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,9 @@ class BenchContext:
     rows: list[Row] = field(default_factory=list)
     t_tiny: float | None = None
     t_tiny_figures: float | None = None
+    #: The CLI logs of figure 2's, 3's and 5's runs, by kind (for the step table).
+    step_logs: dict[str, list[Path]] = field(default_factory=dict)
+    step_table: str | None = None
     full_copy: Path | None = None
     full_db: Path | None = None
     full_home: Path | None = None
@@ -259,19 +263,68 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def step_seconds(log: Path, step: str) -> float | None:
-    """The seconds `step` took in a CLI log (summed over its `done` lines: a backfill makes
-    several runs), or None when the log has no such line."""
-    total: float | None = None
+def step_times(log: Path) -> dict[str, float]:
+    """Every step's seconds in a CLI log, summed over its `done` lines (a backfill makes
+    several runs), in the order the steps first finished."""
+    times: dict[str, float] = {}
     for line in log.read_text(errors="replace").splitlines():
         match = _STEP_DONE.match(line)
-        if match is None or match["step"] != step:
-            continue
-        parts = _DURATION_PART.findall(match["took"])
-        if not parts:
-            continue
-        total = (total or 0.0) + sum(float(n) * _UNIT_SECONDS[unit] for n, unit in parts)
-    return total
+        parts = _DURATION_PART.findall(match["took"]) if match else []
+        if match and parts:
+            seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in parts)
+            times[match["step"]] = times.get(match["step"], 0.0) + seconds
+    return times
+
+
+def step_seconds(log: Path, step: str) -> float | None:
+    """The seconds `step` took in a CLI log, or None when the log has no such line."""
+    return step_times(log).get(step)
+
+
+#: The kinds of runs the step table compares, in its column order: figure 2's tiny runs
+#: (the reference), figure 5's new days and figure 3's rebuilds.
+TINY_KIND, NEW_DAY_KIND, REBUILD_KIND = "tiny run", "a new day at 745k", "rebuild at 745k"
+STEP_TABLE_TITLE = (
+    "## Step times: medians of the runs of figures 2, 5 and 3 (the CLI's `done (...)` lines), "
+    "seconds"
+)
+
+
+def step_table(logs: dict[str, list[Path]]) -> str | None:
+    """Each step's median seconds over each kind's runs (`logs` by kind), and what it takes
+    over the same step of the tiny runs: where a rebuild's and a new day's data-dependent
+    time goes. Markdown, the steps by their time over tiny (new day first); None without
+    tiny runs and another kind."""
+    tiny = logs.get(TINY_KIND, [])
+    kinds = [k for k in (NEW_DAY_KIND, REBUILD_KIND) if logs.get(k)]
+    if not tiny or not kinds:
+        return None
+
+    def medians(paths: list[Path]) -> dict[str, float]:
+        runs = [step_times(path) for path in paths]
+        steps = {step for run in runs for step in run}
+        return {s: statistics.median(run.get(s, 0.0) for run in runs) for s in steps}
+
+    base = medians(tiny)
+    others = {kind: medians(logs[kind]) for kind in kinds}
+    steps = set(base).union(*others.values())
+    first = others[kinds[0]]
+    order = sorted(steps, key=lambda s: (-(first.get(s, 0.0) - base.get(s, 0.0)), s))
+    header = ["step", TINY_KIND, *(f"{kind} (over tiny)" for kind in kinds)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def cells(of: list[str]) -> list[str]:
+        out = [f"{sum(base.get(s, 0.0) for s in of):.2f}"]
+        for kind in kinds:
+            seconds = sum(others[kind].get(s, 0.0) for s in of)
+            over = seconds - sum(base.get(s, 0.0) for s in of)
+            out.append(f"{seconds:.2f} ({over:+.2f})")
+        return out
+
+    for step in order:
+        lines.append("| " + " | ".join([step, *cells([step])]) + " |")
+    lines.append("| all steps | " + " | ".join(cells(sorted(steps))) + " |")
+    return "\n".join(lines)
 
 
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -570,6 +623,7 @@ def figure_2_tiny(ctx: BenchContext) -> None:
             ctx.add(seconds_row("2", "tiny dataset, T_tiny", m, 15))
             return
         runs.append(m)
+        ctx.step_logs.setdefault(TINY_KIND, []).append(m.log)
     median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
     ctx.t_tiny = median.seconds
     ctx.t_tiny_figures = step_seconds(median.log, FIGURE_STEP)
@@ -624,6 +678,7 @@ def figure_3_full(ctx: BenchContext) -> None:
         runs.append((m, db, home))
         if not m.ok:
             break
+        ctx.step_logs.setdefault(REBUILD_KIND, []).append(m.log)
     measurements = [m for m, _, _ in runs]
     failed = not measurements[-1].ok
     m, db, home = runs[-1] if failed else runs[measurements.index(median_run(measurements))]
@@ -686,6 +741,7 @@ def figure_5_new_day(ctx: BenchContext) -> None:
             ctx.add(Row("5", name, f"{m.seconds:.1f} s", target, m.failure, "MISS"))
             return
         runs.append(m)
+        ctx.step_logs.setdefault(NEW_DAY_KIND, []).append(m.log)
     m = median_run(runs)
     if ctx.full_data_s is None:
         ctx.add(Row("5", f"{name} ({day})", f"wall {m.seconds:.1f} s", target, NO_T_TINY, "MISS"))
@@ -981,6 +1037,8 @@ def run_figures(ctx: BenchContext, figures: list[int]) -> None:
     for number in order:
         if number in needed:
             steps[number]()
+    # read now: the runs' logs go with the run folder
+    ctx.step_table = step_table(ctx.step_logs)
     for number in sorted(set(ALL_FIGURES) - needed):
         ctx.rows.append(skipped(str(number), f"figure {number}", "-", "--skip/--only"))
 
@@ -1046,7 +1104,7 @@ def git_commit() -> str:
     return f"{commit} (+ uncommitted changes in segment_pipeline/)" if dirty else commit
 
 
-def write_results(path: Path, rows: list[Row], argv: list[str]) -> None:
+def write_results(path: Path, rows: list[Row], argv: list[str], steps: str | None = None) -> None:
     info = machine_info()
     facts = "\n".join(f"- {key}: {value}" for key, value in info.items())
     command = shlex.join(["benchmarks/run_benchmarks.py", *argv])
@@ -1057,6 +1115,7 @@ def write_results(path: Path, rows: list[Row], argv: list[str]) -> None:
         f"{facts}\n\n{markdown_table(rows)}\n\n"
         "T_tiny is figure 2's median wall time (the fixed cost), subtracted in figures 3-5. "
         "floor / pandas come from ../shared/bench/reference.py on the same files.\n"
+        + (f"\n{STEP_TABLE_TITLE}\n\n{steps}\n" if steps else "")
     )
 
 
@@ -1116,7 +1175,9 @@ def main(argv: list[str] | None = None) -> int:
         run_figures(ctx, selected_figures(args))
     print()
     print(text_table(ctx.rows))
-    write_results(args.results, ctx.rows, argv)
+    if ctx.step_table:
+        print(f"\n{STEP_TABLE_TITLE}\n\n{ctx.step_table}")
+    write_results(args.results, ctx.rows, argv, ctx.step_table)
     print(f"\nwritten to {args.results}")
     return 0
 

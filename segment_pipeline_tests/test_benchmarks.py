@@ -118,3 +118,63 @@ def test_the_figure_step_is_the_step_the_definitions_draw_figures_in(tmp_path: P
         if key.path[0] == FIGURES_PREFIX
     }
     assert ops == {bench.FIGURE_STEP}
+
+
+def test_the_step_table_sets_each_step_of_a_new_day_and_a_rebuild_against_the_tiny_runs(
+    tmp_path: Path,
+) -> None:
+    """Medians per step over each kind's runs, the difference to the tiny runs' median, the
+    steps by the new day's difference, a step missing from a run counted as 0 s."""
+    bench = _bench_module()
+
+    def log(name: str, steps: dict[str, str]) -> Path:
+        path = tmp_path / f"{name}.log"
+        path.write_text(
+            "Dataset: ...\n"
+            + "".join(f"12:00:00  {step:<28} done ({took})\n" for step, took in steps.items())
+        )
+        return path
+
+    tiny = [
+        log("t1", {"staging__customers": "900ms", "figures": "4.4s"}),
+        log("t2", {"staging__customers": "700ms", "figures": "4.6s"}),
+        log("t3", {"staging__customers": "800ms", "figures": "5.0s"}),
+    ]
+    new_day = [
+        log("n1", {"figures": "5.5s", "customer_snapshots": "2.0s"}),
+        log("n2", {"figures": "5.7s", "customer_snapshots": "1.8s"}),
+        log("n3", {"figures": "6.1s", "customer_snapshots": "2.2s", "staging__customers": "90ms"}),
+    ]
+    rebuild = [
+        log("r1", {"figures": "12.0s", "customer_snapshots": "5.2s", "staging__customers": "1.2s"})
+    ]
+    assert bench.step_table({bench.TINY_KIND: tiny}) is None
+    assert bench.step_table({bench.NEW_DAY_KIND: new_day}) is None
+    table = bench.step_table(
+        {bench.TINY_KIND: tiny, bench.NEW_DAY_KIND: new_day, bench.REBUILD_KIND: rebuild}
+    )
+    assert table is not None
+    assert table.splitlines() == [
+        "| step | tiny run | a new day at 745k (over tiny) | rebuild at 745k (over tiny) |",
+        "|---|---|---|---|",
+        "| customer_snapshots | 0.00 | 2.00 (+2.00) | 5.20 (+5.20) |",
+        "| figures | 4.60 | 5.70 (+1.10) | 12.00 (+7.40) |",
+        "| staging__customers | 0.80 | 0.00 (-0.80) | 1.20 (+0.40) |",
+        "| all steps | 5.40 | 7.70 (+2.30) | 18.40 (+13.00) |",
+    ]
+    only_rebuild = bench.step_table({bench.TINY_KIND: tiny, bench.REBUILD_KIND: rebuild})
+    assert only_rebuild is not None
+    assert only_rebuild.splitlines()[0] == "| step | tiny run | rebuild at 745k (over tiny) |"
+    # without a new day, the steps by the rebuild's time over tiny
+    assert only_rebuild.splitlines()[2] == "| figures | 4.60 | 12.00 (+7.40) |"
+
+
+def test_the_results_file_holds_the_step_table_when_there_is_one(tmp_path: Path) -> None:
+    bench = _bench_module()
+    rows = [bench.Row("2", "tiny dataset, T_tiny", "15.9 s", "<= 15 s", "15.9 s", "MISS")]
+    with_steps, without = tmp_path / "a.md", tmp_path / "b.md"
+    bench.write_results(with_steps, rows, ["--only", "2"], "| step | tiny run |\n|---|---|")
+    bench.write_results(without, rows, ["--only", "2"])
+    assert f"{bench.STEP_TABLE_TITLE}\n\n| step | tiny run |\n|---|---|\n" in with_steps.read_text()
+    assert bench.STEP_TABLE_TITLE not in without.read_text()
+    assert "| 2 | tiny dataset, T_tiny | 15.9 s |" in without.read_text()
