@@ -29,6 +29,10 @@ against `../shared/bench/reference.py`, run in the same bench run on the same fi
 Figures 3 and 4 add an (info) row, "stored copies alone": the seconds DuckDB takes to copy the
 four line-sized tables the run stored (STORED_COPIES) into a new database file, over the floor.
 No change of engine or query removes that part of a rebuild while those tables are stored.
+Figure 5 adds one too: the figure step's own time on the new day over the tiny run's, against
+the figure's budget. Below the figures comes the step table: each step's median time over the
+tiny runs, the new days and the rebuilds, and what it takes over the tiny run's step, read
+from the CLI's `done (...)` lines.
 
 Generated datasets are cached in `--workdir` (default /tmp/segment_pipeline_bench), keyed by
 the generator's arguments. The results table is printed and written, with machine facts, to
