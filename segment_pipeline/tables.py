@@ -11,8 +11,12 @@ materialization idempotent: re-running a partition replaces exactly that partiti
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import hashlib
-from collections.abc import Mapping, Sequence
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,15 +369,66 @@ def row_count(conn: duckdb.DuckDBPyConnection, table: TableDef) -> int:
     return _count(conn, table) if table_exists(conn, table) else 0
 
 
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (numbers.Real, decimal.Decimal)) and not isinstance(value, bool)
+
+
+def _markdown_cell(value: Any) -> str:
+    """A value as a table cell: numbers rounded to 4 decimals in `g` form (as pandas'
+    `to_markdown` showed them), dates and times as ISO text, missing values empty."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if _is_number(value):
+        return format(round(float(value), 4), "g")
+    if isinstance(value, bytes):
+        return f"<{len(value):,} bytes>"
+    if isinstance(value, dt.datetime | dt.date):
+        return str(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table (the pipe format the Dagster UI renders): numeric columns right-aligned,
+    the others left-aligned. Built directly from the values: a preview through pandas'
+    `to_markdown` cost about 12 ms per table (the DataFrame and tabulate's layout), 35 times
+    a tiny run."""
+    rows = [tuple(row) for row in rows]
+    numeric = [
+        all(_is_number(row[i]) for row in rows if not _is_missing(row[i]))
+        for i in range(len(columns))
+    ]
+    lines = [
+        "| " + " | ".join(_markdown_cell(str(c)) for c in columns) + " |",
+        "|" + "|".join("---:" if right else ":---" for right in numeric) + "|",
+    ]
+    lines.extend("| " + " | ".join(_markdown_cell(v) for v in row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def frame_markdown(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """`markdown_table` of a DataFrame (its index as the first column when `index`)."""
+    columns = [str(c) for c in frame.columns]
+    rows: Iterable[Sequence[Any]] = frame.itertuples(index=index, name=None)
+    if index:
+        columns = [str(frame.index.name or ""), *columns]
+    return markdown_table(columns, rows)
+
+
 def preview_markdown(frame: pd.DataFrame, max_rows: int = 10) -> dg.MetadataValue:
     """A small Markdown preview of a result for the asset's metadata."""
     if frame.empty:
         return dg.MetadataValue.md("_(no rows)_")
-    shown = frame.head(max_rows).copy()
-    for col in shown.columns:
-        if pd.api.types.is_float_dtype(shown[col]):
-            shown[col] = shown[col].round(4)
-    return dg.MetadataValue.md(shown.to_markdown(index=False))
+    return dg.MetadataValue.md(frame_markdown(frame.head(max_rows)))
 
 
 def read_table(
@@ -389,8 +444,12 @@ def table_preview(
 ) -> dg.MetadataValue:
     """Preview the first rows of a warehouse table (deterministic when `order_by` is given)."""
     order = f" ORDER BY {order_by}" if order_by else ""
-    frame = conn.execute(f"SELECT * FROM {table.fqn}{order} LIMIT {int(limit)}").df()
-    return preview_markdown(frame, limit)
+    cursor = conn.execute(f"SELECT * FROM {table.fqn}{order} LIMIT {int(limit)}")
+    columns = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    if not rows:
+        return dg.MetadataValue.md("_(no rows)_")
+    return dg.MetadataValue.md(markdown_table(columns, rows))
 
 
 def table_metadata(

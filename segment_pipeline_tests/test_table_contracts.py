@@ -4,9 +4,12 @@ schema and the Dagster column schema all come from that declaration."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -18,7 +21,15 @@ from segment_pipeline.logic.staging import (
     rejected_rows,
 )
 from segment_pipeline.schemas import pandera_schema
-from segment_pipeline.tables import TableDef, check_label
+from segment_pipeline.tables import (
+    Column,
+    TableDef,
+    check_label,
+    frame_markdown,
+    markdown_table,
+    preview_markdown,
+    table_metadata,
+)
 
 VALIDATED_TABLES = [STAGED_TRANSACTIONS, STAGED_RETURNS, STAGED_CUSTOMERS, STAGED_PRODUCTS]
 
@@ -170,3 +181,74 @@ def test_views_are_replaced_only_when_their_sql_changed() -> None:
         conn.execute("CREATE OR REPLACE VIEW marts._view_test AS SELECT 3 AS x")  # no digest
         ensure_views(conn, [(view, two)])
         assert conn.execute("SELECT x FROM marts._view_test").fetchall() == [(2,)]
+
+
+def test_markdown_tables_hand_built() -> None:
+    """Numbers right-aligned and rounded to 4 decimals in `g` form (as pandas' `to_markdown`
+    showed them), text left-aligned with a `|` escaped, missing values empty, booleans and
+    dates as text, bytes by their size."""
+    table = markdown_table(
+        ["segment", "customers", "share", "vip", "day", "png"],
+        [
+            ("Champions", 12, 0.123456, True, date(2025, 11, 1), b"\x89PNG"),
+            ("a|b", 3, None, False, None, None),
+            (None, 1_234_567, 1234567.891, True, datetime(2025, 11, 2, 9, 30), b""),
+        ],
+    )
+    assert table.splitlines() == [
+        "| segment | customers | share | vip | day | png |",
+        "|:---|---:|---:|:---|:---|:---|",
+        "| Champions | 12 | 0.1235 | True | 2025-11-01 | <4 bytes> |",
+        "| a\\|b | 3 |  | False |  |  |",
+        "|  | 1234567 | 1.23457e+06 | True | 2025-11-02 09:30:00 | <0 bytes> |",
+    ]
+
+
+def test_frame_previews_keep_pandas_values_and_the_index_when_asked() -> None:
+    frame = pd.DataFrame(
+        {
+            "n": np.array([1, 2], dtype="int64"),
+            "rate": [0.5, np.nan],
+            "when": pd.to_datetime(["2025-11-01", None]),
+        },
+        index=pd.Index(["x", "y"], name="cell"),
+    )
+    assert frame_markdown(frame).splitlines() == [
+        "| n | rate | when |",
+        "|---:|---:|:---|",
+        "| 1 | 0.5 | 2025-11-01 00:00:00 |",
+        "| 2 |  |  |",
+    ]
+    with_index = frame_markdown(frame, index=True).splitlines()
+    assert with_index[0] == "| cell | n | rate | when |"
+    assert with_index[2] == "| x | 1 | 0.5 | 2025-11-01 00:00:00 |"
+    assert (
+        preview_markdown(frame, max_rows=1).value.splitlines()[-1]
+        == "| 1 | 0.5 | 2025-11-01 00:00:00 |"
+    )
+    assert preview_markdown(frame.iloc[0:0]).value == "_(no rows)_"
+
+
+def test_table_metadata_previews_the_first_rows_in_order(tmp_path: Path) -> None:
+    table = TableDef(
+        schema="marts",
+        name="_preview_probe",
+        columns=(
+            Column("segment", "VARCHAR", "a segment", nullable=False),
+            Column("revenue", "DECIMAL(18, 4)", "revenue"),
+        ),
+    )
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.execute("CREATE SCHEMA marts")
+    conn.execute(table.create_sql())
+    meta = table_metadata(conn, table, order_by="segment", preview_rows=2)
+    assert meta["preview"].value == "_(no rows)_"
+    conn.execute("INSERT INTO marts._preview_probe VALUES ('b', 2.5), ('a', 10.12344), ('c', NULL)")
+    meta = table_metadata(conn, table, order_by="segment", preview_rows=2)
+    assert meta["dagster/row_count"].value == 3
+    assert meta["preview"].value.splitlines() == [
+        "| segment | revenue |",
+        "|:---|---:|",
+        "| a | 10.1234 |",
+        "| b | 2.5 |",
+    ]

@@ -17,7 +17,12 @@ from segment_pipeline.logic.strategy import (
 )
 from segment_pipeline.resources import DuckDBWarehouse
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import read_table, replace_rows_from_frame, table_metadata
+from segment_pipeline.tables import (
+    frame_markdown,
+    read_table,
+    replace_rows_from_frame,
+    table_metadata,
+)
 
 STRATEGY_GROUP = "strategy"
 
@@ -60,7 +65,7 @@ def segment_strategy(
     yield dg.MaterializeResult(
         metadata={
             **metadata,
-            "rule_grid": dg.MetadataValue.md(table.grid().to_markdown()),
+            "rule_grid": dg.MetadataValue.md(frame_markdown(table.grid(), index=True)),
             "segments_per_class": dg.MetadataValue.json({k: int(v) for k, v in per_class.items()}),
             "rules_file": behaviour_settings.strategy_rules_path or "(bundled default)",
         }
