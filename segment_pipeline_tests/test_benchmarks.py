@@ -65,6 +65,31 @@ def test_figures_3_and_5_take_the_median_run_and_show_every_run(tmp_path: Path) 
     assert bench.with_samples(row, runs[:1]) == row  # one run: no median to speak of
 
 
+def test_figure_7_takes_the_median_of_the_pairs_ratios_and_shows_every_pair(
+    tmp_path: Path,
+) -> None:
+    """Each pair's ratio first (its two runs on the same moment of the VM), then the median:
+    1.30, 1.10 and 1.30 give 1.30, where the mean would read 1.23 and the ratio of the median
+    times 24.2 / 20.0 = 1.21."""
+    bench = _bench_module()
+
+    def pair(project_s: float, dagster_s: float) -> tuple:
+        log = tmp_path / "log"
+        return bench.Measurement(project_s, 0, 1.0, log), bench.Measurement(dagster_s, 0, 1.0, log)
+
+    pairs = [pair(20.0, 26.0), pair(22.0, 24.2), pair(15.0, 19.5)]
+    row = bench.pair_ratio_row("dagster CLI vs backfill", "ratio <= 1.25", pairs)
+    assert row.value == "1.30"
+    assert row.verdict == "MISS"
+    assert row.name == "dagster CLI vs backfill, median of 3 pairs"
+    assert row.measured == "26.0 vs 20.0 s / 24.2 vs 22.0 s / 19.5 vs 15.0 s"
+    fast = [pair(20.0, 21.0), pair(20.0, 30.0), pair(20.0, 22.0)]
+    assert bench.pair_ratio_row("x", "t", fast).value == "1.10"  # one slow dagster run outvoted
+    assert bench.pair_ratio_row("x", "t", fast).verdict == "OK"
+    single = bench.pair_ratio_row("x", "t", [pair(20.0, 24.0)])
+    assert (single.name, single.value) == ("x", "1.20")
+
+
 def test_step_seconds_reads_the_cli_done_lines_in_every_duration_format(tmp_path: Path) -> None:
     """Dagster writes 8.3ms, 533ms, 5.6s, 4m52s and 1h4m; a step in several runs (a backfill
     makes the months' run, then the analysis run) is summed; other lines are not steps."""
