@@ -162,6 +162,71 @@ def test_a_step_leaving_the_run_connection_gives_back_duckdbs_memory(
     assert limit == expected.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
 
+class _RestoreRefused:
+    """A real DuckDB connection whose first `refusals` restores of the memory limit are
+    refused memory, as DuckDB refused one in stop 40's bench."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, refusals: int) -> None:
+        self.conn, self.refusals, self.statements = conn, refusals, []
+
+    def execute(self, sql: str, params: object = None) -> duckdb.DuckDBPyConnection:
+        self.statements.append(sql)
+        if sql == "SET memory_limit = ?" and self.refusals > 0:
+            self.refusals -= 1
+            raise duckdb.OutOfMemoryException(
+                "Out of Memory Error: failed to allocate data of size 2.0 KiB "
+                "(996.0 KiB/976.5 KiB used)"
+            )
+        return self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
+
+
+def _memory_limit(conn: duckdb.DuckDBPyConnection) -> str:
+    return conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_the_memory_limit_is_lifted_before_it_is_set_back_and_a_refusal_tried_again() -> None:
+    conn = duckdb.connect()
+    expected = _memory_limit(duckdb.connect(config={"memory_limit": "300MB"}))
+    once = _RestoreRefused(conn, refusals=1)
+    resources.release_buffer_pool(once, "300MB")  # type: ignore[arg-type]
+    assert once.statements == [
+        "SET memory_limit = '1MB'",
+        "RESET memory_limit",
+        "SET memory_limit = ?",
+        "RESET memory_limit",
+        "SET memory_limit = ?",
+    ]
+    assert _memory_limit(conn) == expected
+    always = _RestoreRefused(conn, refusals=resources.RESTORE_ATTEMPTS)
+    with pytest.raises(resources.MemoryLimitNotRestored, match=r"set back to 200MB .*3 tries"):
+        resources.release_buffer_pool(always, "200MB")  # type: ignore[arg-type]
+    assert always.statements.count("SET memory_limit = ?") == resources.RESTORE_ATTEMPTS
+    assert always.statements.count("RESET memory_limit") == resources.RESTORE_ATTEMPTS
+
+
+def test_a_step_whose_memory_limit_is_not_restored_stops_the_run_steps_after_it(
+    warehouse: DuckDBWarehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step that could not put the limit back fails with that error, and the next step
+    is told the run already failed instead of running out of memory under a 1 MB limit."""
+
+    def refused(conn: duckdb.DuckDBPyConnection, memory_limit: str) -> None:
+        conn.execute("SET memory_limit = '1MB'")
+        raise resources.MemoryLimitNotRestored("refused")
+
+    monkeypatch.setattr(resources, "release_buffer_pool", refused)
+    with pytest.raises(RuntimeError, match="boom"), warehouse.run_scope():
+        with pytest.raises(resources.MemoryLimitNotRestored), warehouse.connect() as conn:
+            conn.execute("INSERT INTO t VALUES (2)")
+        with (
+            pytest.raises(dg.Failure, match="an earlier step of this run failed"),
+            warehouse.connect(),
+        ):
+            pass
+        raise RuntimeError("boom")
+    assert _rows(warehouse) == [(1,)]
+
+
 def test_auto_memory_limit_follows_the_staged_lines(
     warehouse: DuckDBWarehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
