@@ -32,8 +32,8 @@ four line-sized tables the run stored (STORED_COPIES) into a new database file, 
 No change of engine or query removes that part of a rebuild while those tables are stored.
 Figure 5 adds one too: the figure step's own time on the new day over the tiny run's, against
 the figure's budget. Below the figures comes the step table: each step's median time over the
-tiny runs, the new days and the rebuilds, and what it takes over the tiny run's step, read
-from the CLI's `done (...)` lines.
+tiny runs, the new days, the rebuilds and (since stop 40) the 10M run, and what it takes over
+the tiny run's step, read from the CLI's `done (...)` lines.
 
 Generated datasets are cached in `--workdir` (default /tmp/segment_pipeline_bench), keyed by
 the generator's arguments. The results table is printed and written, with machine facts, to
@@ -289,19 +289,22 @@ def step_seconds(log: Path, step: str) -> float | None:
 #: The kinds of runs the step table compares, in its column order: figure 2's tiny runs
 #: (the reference), figure 5's new days and figure 3's rebuilds.
 TINY_KIND, NEW_DAY_KIND, REBUILD_KIND = "tiny run", "a new day at 745k", "rebuild at 745k"
+#: Figure 4's run at 10M lines (since stop 40: where the largest miss goes, every bench).
+LARGE_KIND = "run at 10M"
 STEP_TABLE_TITLE = (
-    "## Step times: medians of the runs of figures 2, 5 and 3 (the CLI's `done (...)` lines), "
-    "seconds"
+    "## Step times: medians of the runs of figures 2, 5, 3 and 4 (the CLI's `done (...)` "
+    "lines), seconds"
 )
 
 
 def step_table(logs: dict[str, list[Path]]) -> str | None:
     """Each step's median seconds over each kind's runs (`logs` by kind), and what it takes
-    over the same step of the tiny runs: where a rebuild's and a new day's data-dependent
-    time goes. Markdown, the steps by their time over tiny (new day first); None without
-    tiny runs and another kind."""
+    over the same step of the tiny runs: where a new day's, a rebuild's and the 10M run's
+    data-dependent time goes. Markdown, the steps by their time over tiny (the first kind
+    present: the new day, else the rebuild, else 10M); None without tiny runs and another
+    kind."""
     tiny = logs.get(TINY_KIND, [])
-    kinds = [k for k in (NEW_DAY_KIND, REBUILD_KIND) if logs.get(k)]
+    kinds = [k for k in (NEW_DAY_KIND, REBUILD_KIND, LARGE_KIND) if logs.get(k)]
     if not tiny or not kinds:
         return None
 
@@ -706,6 +709,8 @@ def figure_4_large(ctx: BenchContext, spec: DatasetSpec, label: str) -> None:
     ctx.progress(f"figure 4: full run at {label} lines ...")
     db = folder / "large.duckdb"
     m = pipeline_run(ctx, data, db, home, folder / "run.log", f"{label} run")
+    if m.ok and spec == TEN_M:
+        ctx.step_logs.setdefault(LARGE_KIND, []).append(m.log)
     for row in [
         *floor_rows(ctx, "4", f"{label} lines", m, ref),
         *stored_copies_row(ctx, "4", db, m, ref),

@@ -187,6 +187,22 @@ def test_the_step_table_sets_each_step_of_a_new_day_and_a_rebuild_against_the_ti
         "| staging__customers | 0.80 | 0.00 (-0.80) | 1.20 (+0.40) |",
         "| all steps | 5.40 | 7.70 (+2.30) | 18.40 (+13.00) |",
     ]
+    large = [log("l1", {"figures": "6.0s", "customer_snapshots": "60.0s"})]
+    with_large = bench.step_table(
+        {
+            bench.TINY_KIND: tiny,
+            bench.NEW_DAY_KIND: new_day,
+            bench.REBUILD_KIND: rebuild,
+            bench.LARGE_KIND: large,
+        }
+    )
+    assert with_large is not None
+    assert with_large.splitlines()[0] == (
+        "| step | tiny run | a new day at 745k (over tiny) | rebuild at 745k (over tiny) "
+        "| run at 10M (over tiny) |"
+    )
+    assert with_large.splitlines()[2].endswith("| 5.20 (+5.20) | 60.00 (+60.00) |")
+    assert with_large.splitlines()[-1].endswith("| 66.00 (+60.60) |")
     only_rebuild = bench.step_table({bench.TINY_KIND: tiny, bench.REBUILD_KIND: rebuild})
     assert only_rebuild is not None
     assert only_rebuild.splitlines()[0] == "| step | tiny run | rebuild at 745k (over tiny) |"
