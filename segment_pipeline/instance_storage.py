@@ -13,18 +13,32 @@ and migrations, is Dagster's own: the webserver, the daemon and `dagster` CLIs r
 
 Selected in `.dagster_home/dagster.yaml` (`event_log_storage:`); `base_dir` defaults to where
 Dagster's default storage keeps the files, `$DAGSTER_HOME/history/runs`.
+
+One event is not stored again and again: Dagster plans every asset of a partitioned run once
+per partition of the run's range, the unpartitioned ones included (`RunDomain.
+_log_asset_planned_events` hands them the run's partition subset). So one run of every asset
+over a year of month partitions (`dagster asset materialize --select '*' --partition-range`)
+stored 564 `ASSET_MATERIALIZATION_PLANNED` events, 41 assets x 12 of them for assets that have
+no partitions, about 1.5 s of the run's creation. This class stores an unpartitioned asset's
+first planned event of a run (what a one-partition run stores) and drops its repeats; a
+partitioned asset keeps one per partition, which the UI marks partitions in progress or
+failed from. Whether an asset is partitioned is read from the run's execution plan snapshot
+(`is_asset_partitioned`), which Dagster stores before it plans.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as db
-from dagster import Field, StringSource
+from dagster import AssetKey, Field, StringSource
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorage,
@@ -39,6 +53,9 @@ OPEN_RUN_DATABASES = 4
 
 #: Seconds SQLite waits for another process's write lock (Dagster's own value).
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+#: Runs whose unpartitioned assets (and those already planned) this class remembers.
+PLANNED_RUNS_REMEMBERED = 8
 
 
 def _sqlite_engine(conn_string: str) -> Engine:
@@ -75,6 +92,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # Tables of the index database and columns of its asset_keys table known to exist.
         self._present_tables: set[str] = set()
         self._present_asset_key_columns: set[str] = set()
+        # per run: its unpartitioned assets, and those of them whose plan is stored
+        self._planned: OrderedDict[str, tuple[frozenset[AssetKey], set[AssetKey]]] = OrderedDict()
+        self._planned_lock = threading.Lock()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -122,6 +142,61 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if present:
             self._present_asset_key_columns.add(column_name)
         return present
+
+    def store_event(self, event: EventLogEntry) -> None:
+        if self._repeats_a_stored_plan(event):
+            return
+        super().store_event(event)
+
+    def _repeats_a_stored_plan(self, event: EventLogEntry) -> bool:
+        """Whether `event` plans an unpartitioned asset again in a run that stored its plan
+        already (the module's docstring says why)."""
+        dagster_event = event.dagster_event
+        if (
+            dagster_event is None
+            or dagster_event.event_type != DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ):
+            return False
+        planned = dagster_event.asset_materialization_planned_data
+        if planned is None or planned.partition is None:
+            return False
+        with self._planned_lock:
+            known = event.run_id in self._planned
+        # read outside the lock (the run storage is another database), once per run
+        found = frozenset() if known else self._unpartitioned_assets(event.run_id)
+        with self._planned_lock:
+            if event.run_id not in self._planned:
+                self._planned[event.run_id] = (found, set())
+                while len(self._planned) > PLANNED_RUNS_REMEMBERED:
+                    self._planned.popitem(last=False)
+            unpartitioned, stored = self._planned[event.run_id]
+            if planned.asset_key not in unpartitioned:
+                return False
+            if planned.asset_key in stored:
+                return True
+            stored.add(planned.asset_key)
+            return False
+
+    def _unpartitioned_assets(self, run_id: str) -> frozenset[AssetKey]:
+        """The assets the run's execution plan says have no partitions (none when the plan
+        cannot be read: then every planned event is stored, as Dagster would)."""
+        instance = self._instance if getattr(self, "_instance_weakref", None) else None
+        run = instance.get_run_by_id(run_id) if instance is not None else None
+        if instance is None or run is None or run.execution_plan_snapshot_id is None:
+            return frozenset()
+        plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        outputs = [
+            output.properties
+            for step in plan.steps
+            for output in step.outputs
+            if output.properties is not None and output.properties.asset_key is not None
+        ]
+        partitioned = {p.asset_key for p in outputs if p.is_asset_partitioned}
+        return frozenset(
+            p.asset_key
+            for p in outputs
+            if not p.is_asset_partitioned and p.asset_key not in partitioned
+        )
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

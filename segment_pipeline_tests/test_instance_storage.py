@@ -118,3 +118,61 @@ def test_tables_and_columns_found_present_are_not_looked_up_again(tmp_path: Path
             assert not storage._has_asset_key_col_on_connection(conn, "no_such_column")
         assert "last_materialization_timestamp" in storage._present_asset_key_columns
         assert "no_such_column" not in storage._present_asset_key_columns
+
+
+MONTHS = dg.MonthlyPartitionsDefinition(start_date="2025-01-01", end_offset=0)
+
+
+@dg.asset(partitions_def=MONTHS, backfill_policy=dg.BackfillPolicy.single_run())
+def monthly_lines() -> dg.MaterializeResult:
+    return dg.MaterializeResult()
+
+
+@dg.asset(deps=[monthly_lines])
+def lines_summary() -> dg.MaterializeResult:
+    return dg.MaterializeResult()
+
+
+def _planned(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str | None]]:
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=10_000
+    ).records
+    planned: dict[str, list[str | None]] = {}
+    for record in records:
+        data = record.event_log_entry.dagster_event.asset_materialization_planned_data
+        planned.setdefault(data.asset_key.to_user_string(), []).append(data.partition)
+    return planned
+
+
+def test_a_ranged_run_plans_an_unpartitioned_asset_once_and_each_partition_of_the_others(
+    tmp_path: Path,
+) -> None:
+    """Dagster plans every asset of a run over three month partitions once per month, the
+    unpartitioned one too (the same run through Dagster's own storage shows it); the pooled
+    storage keeps that asset's first plan only, and every month of the partitioned one, so
+    the UI still marks each month in progress or failed."""
+    months = ["2025-01-01", "2025-02-01", "2025-03-01"]
+    tags = {
+        "dagster/asset_partition_range_start": months[0],
+        "dagster/asset_partition_range_end": months[-1],
+    }
+    home = project_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        run_id = dg.materialize([monthly_lines, lines_summary], instance=instance, tags=tags).run_id
+        assert _planned(instance, run_id) == {"monthly_lines": months, "lines_summary": months[:1]}
+        assert instance.get_materialized_partitions(monthly_lines.key) == set(months)
+        summary = instance.get_latest_materialization_event(lines_summary.key)
+        assert summary is not None and summary.run_id == run_id
+        # a later run plans its own: the first plan of each run is kept
+        again = dg.materialize([monthly_lines, lines_summary], instance=instance, tags=tags)
+        assert _planned(instance, again.run_id)["lines_summary"] == months[:1]
+
+    config = yaml.safe_load((home / "dagster.yaml").read_text())
+    del config["event_log_storage"]
+    plain_home = tmp_path / "plain"
+    plain_home.mkdir()
+    (plain_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with dg.DagsterInstance.from_config(str(plain_home)) as plain:
+        run_id = dg.materialize([monthly_lines, lines_summary], instance=plain, tags=tags).run_id
+        assert _planned(plain, run_id) == {"monthly_lines": months, "lines_summary": months}
