@@ -15,15 +15,16 @@ Selected in `.dagster_home/dagster.yaml` (`event_log_storage:`); `base_dir` defa
 Dagster's default storage keeps the files, `$DAGSTER_HOME/history/runs`.
 
 One event is not stored again and again: Dagster plans every asset of a partitioned run once
-per partition of the run's range, the unpartitioned ones included (`RunDomain.
-_log_asset_planned_events` hands them the run's partition subset). So one run of every asset
-over a year of month partitions (`dagster asset materialize --select '*' --partition-range`)
-stored 564 `ASSET_MATERIALIZATION_PLANNED` events, 41 assets x 12 of them for assets that have
-no partitions, about 1.5 s of the run's creation. This class stores an unpartitioned asset's
-first planned event of a run (what a one-partition run stores) and drops its repeats; a
-partitioned asset keeps one per partition, which the UI marks partitions in progress or
-failed from. Whether an asset is partitioned is read from the run's execution plan snapshot
-(`is_asset_partitioned`), which Dagster stores before it plans.
+per partition of the run's range, the unpartitioned ones included (its
+`RunDomain._log_asset_planned_events` hands them the run's partition subset). So one run of
+every asset over a year of month partitions (`dagster asset materialize --select '*'
+--partition-range`) stored 564 `ASSET_MATERIALIZATION_PLANNED` events, 41 assets x 12 of
+them for assets that have no partitions, about 1.5 s of the run's creation. This class
+stores an unpartitioned asset's first planned event of a run (what a one-partition run
+stores) and drops its repeats; a partitioned asset keeps one per partition, which the UI
+marks partitions in progress or failed from. Whether an asset is partitioned is read from
+the run's execution plan snapshot (`is_asset_partitioned`), which Dagster stores before it
+plans.
 """
 
 from __future__ import annotations

@@ -335,7 +335,7 @@ def restore_memory_limit(
     """Set DuckDB's memory limit back to `memory_limit` after `release_buffer_pool` lowered it.
 
     Stop 40's `make bench` saw this statement refused 2 KiB once (996 KiB in use against the
-    976.5 KiB limit, in the step after `clv_model_inputs` of the single-file run): the
+    976.5 KiB limit, as `rfm_summary` left the connection in the single-file run): the
     connection stayed at 1 MB and every later step of the run failed out of memory. So the
     limit is first lifted by `RESET memory_limit` (DuckDB's default, 80% of the RAM; no
     parameter to hold), and the SET with the configured size then runs with room; a refused
