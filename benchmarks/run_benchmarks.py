@@ -180,7 +180,7 @@ class BenchContext:
     rows: list[Row] = field(default_factory=list)
     t_tiny: float | None = None
     t_tiny_figures: float | None = None
-    #: The CLI logs of figure 2's, 3's and 5's runs, by kind (for the step table).
+    #: The CLI logs of figure 2's, 3's, 4's (10M) and 5's runs, by kind (for the step table).
     step_logs: dict[str, list[Path]] = field(default_factory=dict)
     step_table: str | None = None
     full_copy: Path | None = None
