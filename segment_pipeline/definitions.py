@@ -17,7 +17,7 @@ import dagster as dg
 
 from segment_pipeline.assets import behaviour, clv, dynamics, ingest, rfm
 from segment_pipeline.assets.layer import LayerContext
-from segment_pipeline.figures import figure_assets
+from segment_pipeline.figures import figure_assets, with_drawing_ahead
 from segment_pipeline.jobs import ALL_ASSETS_JOB
 from segment_pipeline.partitions import dataset_partitions
 from segment_pipeline.resources import DatasetResource, DuckDBWarehouse
@@ -44,11 +44,16 @@ def build_definitions(settings: PipelineSettings | None = None) -> dg.Definition
         # class, where a caller shows every warning); `backfill_policy`'s are silenced in
         # `segment_pipeline.assets`, where the assets that set it are built at import.
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        figure_layers = [m.FIGURE_LAYER for m in ANALYSIS_LAYERS]
         assets = [
             *ingest.build_assets(layer),
             *(asset for module in ANALYSIS_LAYERS for asset in module.build_assets(layer)),
+        ]
+        assets = [
+            # The figures' inputs: their figures may be drawn as soon as they are written.
+            *with_drawing_ahead(assets, figure_layers),
             # One step draws every layer's figures (drawing is most of a run's fixed cost).
-            figure_assets("figures", [m.FIGURE_LAYER for m in ANALYSIS_LAYERS], layer.figures_dir),
+            figure_assets("figures", figure_layers, layer.figures_dir),
         ]
         # Each asset links to its source lines in the UI (Definition tab: "Code references").
         assets = dg.with_source_code_references(assets)

@@ -8,6 +8,7 @@ the picture does.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import gc
@@ -15,23 +16,26 @@ import hashlib
 import io
 import multiprocessing
 import os
+import pickle
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 import duckdb
-from dagster import AssetExecutionContext
 
 from segment_pipeline import drawing
 from segment_pipeline.resources import WAREHOUSE_POOL
 from segment_pipeline.tables import Column, TableDef, ensure_table
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     from matplotlib.figure import Figure
 
 FIGURE_DPI = 110
@@ -159,15 +163,31 @@ class PlotCall:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+class FigureContext(Protocol):
+    """What a figure's `prepare` may use of its context: the figure step's, or the hook's that
+    prepares the figure ahead of that step (`draw_ahead_hook`)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def instance(self) -> dg.DagsterInstance: ...
+
+    @property
+    def log(self) -> dg.DagsterLogManager: ...
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     """One figure asset: `figures/<stem>`, drawn from what `prepare` reads (in the run's
-    process, with the warehouse connection and the layer's settings resource)."""
+    process, with the warehouse connection and the layer's settings resource). `prepare`
+    reads what `deps` hold: once they are written, a run may prepare and draw the figure
+    before its figure step (`draw_ahead_hook`)."""
 
     stem: str
     deps: tuple[dg.AssetKey, ...]
     description: str
-    prepare: Callable[[duckdb.DuckDBPyConnection, Any, AssetExecutionContext], PlotCall]
+    prepare: Callable[[duckdb.DuckDBPyConnection, Any, FigureContext], PlotCall]
 
     @property
     def key(self) -> dg.AssetKey:
@@ -210,13 +230,20 @@ def draw_all(calls: Sequence[PlotCall], workers: int | None = None) -> list[tupl
 
 
 def draw_as_prepared(
-    calls: Iterable[PlotCall], count: int, workers: int | None = None
+    calls: Iterable[PlotCall],
+    count: int,
+    workers: int | None = None,
+    ahead: DrawingAhead | None = None,
 ) -> Iterator[tuple[bytes, int, int]]:
     """`draw_all` for the drawing server's workers, lazily: each of the `count` `calls` is
     handed to a worker as soon as the iterable yields it (the caller prepares the next
     figure's data while the first ones are drawn) and each picture is yielded as soon as it
     and those before it are drawn (the caller stores it while the later ones are drawn).
-    In the order of `calls`; a worker that dies costs time, not figures."""
+    In the order of `calls`; a worker that dies costs time, not figures. With the run's
+    `ahead`, its pictures drawn ahead are taken and its workers draw the rest."""
+    if ahead is not None:
+        yield from ahead.draw(calls, count)
+        return
     server = drawing.server_context()
     if workers is None:
         workers = min(count, os.cpu_count() or 1, MAX_FIGURE_WORKERS)
@@ -268,6 +295,240 @@ def _draw_in_forked_workers(
         gc.unfreeze()
 
 
+# --------------------------------------------------------------------------------------------
+# Figures drawn ahead of the figure step, while the table steps run
+# --------------------------------------------------------------------------------------------
+
+#: Figures drawn at once while the run's table steps go on: one worker, on the core the run's
+#: own process leaves idle (the steps are one thread of Python, or DuckDB's threads on larger
+#: data, which a second worker would slow down).
+AHEAD_WORKERS = 1
+
+
+def call_digest(call: PlotCall) -> str:
+    """What a picture is drawn from, as a hash: the plotting function's name and its
+    arguments, pickled. The same digest draws the same bytes (the figures are deterministic),
+    so a picture drawn ahead is the figure step's picture when their calls' digests match."""
+    return hashlib.sha256(pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+
+
+class DrawingAhead:
+    """One run's figures drawn ahead of its figure step, in workers forked from the drawing
+    server, while the table steps still run.
+
+    The run's process runs one step at a time and leaves the second core idle until the
+    figure step, which then draws every figure at once. A figure whose inputs are written
+    (`draw_ahead_hook`, after each step) is offered here and drawn by one worker
+    (`AHEAD_WORKERS`) while the later steps run; the figure step takes a picture drawn ahead
+    when its own call has the same digest (`call_digest`), and draws the rest itself, with
+    every worker. A picture drawn ahead from data that changed afterwards is never used: its
+    digest differs. A worker that dies or fails costs the figure step time, not figures.
+    """
+
+    def __init__(self, server: BaseContext, workers: int) -> None:
+        self._pool = ProcessPoolExecutor(workers, mp_context=server)
+        self._lock = threading.Condition()
+        self._waiting: dict[str, PlotCall] = {}  # offered, not yet handed to a worker
+        self._drawing: dict[str, Future] = {}  # handed to a worker (drawn, or being drawn)
+        self._ahead = True  # until the figure step: at most AHEAD_WORKERS at once
+        self._closed = False
+        self.written: set[dg.AssetKey] = set()  # the run's assets written so far
+        self.offered: set[dg.AssetKey] = set()  # the figures prepared so far
+        self._feeder = threading.Thread(target=self._feed, name="drawing-ahead", daemon=True)
+        self._feeder.start()
+
+    def offer(self, call: PlotCall) -> None:
+        """Draw `call` when a worker is free (at once if one is)."""
+        digest = call_digest(call)
+        with self._lock:
+            if self._closed or digest in self._drawing or digest in self._waiting:
+                return
+            self._waiting[digest] = call
+            self._lock.notify_all()
+
+    def _feed(self) -> None:
+        """The feeder thread: hands offered calls to the pool, one at a time before the figure
+        step (the pool's own queue would hand a busy worker more, which nothing could take
+        back)."""
+        with self._lock:
+            while True:
+                while not self._closed and not (self._ahead and self._waiting and self._room()):
+                    self._lock.wait()
+                if self._closed:
+                    return
+                digest = next(iter(self._waiting))
+                call = self._waiting.pop(digest)
+                try:
+                    future = self._pool.submit(_draw, call)
+                except (BrokenProcessPool, RuntimeError):
+                    continue  # the figure step draws it
+                future.add_done_callback(self._wake)
+                self._drawing[digest] = future
+
+    def _room(self) -> bool:
+        return sum(not f.done() for f in self._drawing.values()) < AHEAD_WORKERS
+
+    def _wake(self, _future: Future) -> None:
+        with self._lock:
+            self._lock.notify_all()
+
+    def draw(self, calls: Iterable[PlotCall], count: int) -> Iterator[tuple[bytes, int, int]]:
+        """The figure step's `draw_as_prepared`: each of `calls` taken from the pictures drawn
+        ahead when its digest is there, else handed to a worker (every worker now); in order,
+        each as soon as it and those before it are drawn."""
+        with self._lock:
+            self._ahead = False  # the feeder hands out nothing more
+            self._waiting.clear()
+        submitted: list[tuple[PlotCall, Future | None]] = []
+        for call in calls:
+            with self._lock:
+                future = self._drawing.get(call_digest(call))
+            if future is None:
+                try:
+                    future = self._pool.submit(_draw, call)
+                except (BrokenProcessPool, RuntimeError):
+                    future = None
+            submitted.append((call, future))
+        for call, future in submitted:
+            picture = None
+            if future is not None:
+                # drawn here instead when the worker died or failed: never lost
+                with contextlib.suppress(Exception):
+                    picture = future.result()
+            yield picture if picture is not None else _draw(call)
+
+    def close(self) -> None:
+        """Stop the feeder and the workers: what is not drawn yet is dropped, a picture being
+        drawn is waited for (a second or two), and the workers have exited on return. They
+        must have: the CLI ends with `atexit` handlers and `os._exit` (`cli.entry`), where
+        multiprocessing's handler would wait forever for a worker nobody told to stop."""
+        with self._lock:
+            self._closed = True
+            self._waiting.clear()
+            self._lock.notify_all()
+        self._feeder.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Runs with a figure step, by run id: the assets they write (None: unknown, then every asset
+#: counts), registered by the step's resource when the run starts (`FigureDrawing`).
+_FIGURE_RUNS: dict[str, Set[dg.AssetKey] | None] = {}
+#: Their drawing ahead, started by the first figure a run can draw early.
+_AHEAD: dict[str, DrawingAhead] = {}
+_AHEAD_LOCK = threading.Lock()
+
+
+def drawing_ahead(run_id: str) -> DrawingAhead | None:
+    """The run's drawing ahead, if it has started."""
+    with _AHEAD_LOCK:
+        return _AHEAD.get(run_id)
+
+
+def _start_drawing_ahead(run_id: str) -> DrawingAhead | None:
+    server = drawing.server_context()
+    if server is None or run_id not in _FIGURE_RUNS:
+        return None
+    with _AHEAD_LOCK:
+        ahead = _AHEAD.get(run_id)
+        if ahead is None:
+            workers = min(os.cpu_count() or 1, MAX_FIGURE_WORKERS)
+            ahead = _AHEAD[run_id] = DrawingAhead(server, workers)
+        return ahead
+
+
+def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Set[dg.AssetKey] | None:
+    """The assets `run` writes, from its execution plan (the selected figures of the figure
+    step among them; a run's `asset_selection` is not that: `dg.materialize` records none);
+    None when the plan cannot be read."""
+    if run.execution_plan_snapshot_id is None:
+        return None
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    to_run = set(plan.step_keys_to_execute)
+    return frozenset(
+        output.properties.asset_key
+        for step in plan.steps
+        if step.key in to_run
+        for output in step.outputs
+        if output.properties is not None and output.properties.asset_key is not None
+    )
+
+
+def _end_run(run_id: str) -> None:
+    with _AHEAD_LOCK:
+        _FIGURE_RUNS.pop(run_id, None)
+        ahead = _AHEAD.pop(run_id, None)
+    if ahead is not None:
+        ahead.close()
+
+
+@atexit.register  # after multiprocessing's own handler, so it runs before it
+def _end_every_run() -> None:
+    """Close what a run that never tore down its resources left open (a Ctrl-C stops the
+    run's thread where it is)."""
+    with _AHEAD_LOCK:
+        run_ids = [*_AHEAD, *_FIGURE_RUNS]
+    for run_id in run_ids:
+        _end_run(run_id)
+
+
+def draw_ahead_hook(
+    assets: Sequence[dg.AssetsDefinition], layers: Sequence[FigureLayer]
+) -> dg.HookDefinition:
+    """A success hook for the steps of `assets` that figures are drawn from: after each, the
+    figures of `layers` whose inputs this run has now written (or does not write) are
+    prepared and offered to the run's `DrawingAhead`. A run without a figure step, or without
+    the drawing server, does nothing here. Preparing ahead never fails the run: a figure that
+    cannot be prepared here is prepared, and fails if it must, in the figure step."""
+    keys_by_op = {asset.node_def.name: set(asset.keys) for asset in assets}
+    specs = [(spec, layer) for layer in layers for spec in layer.specs]
+    settings_keys = {layer.settings_key for layer in layers}
+
+    @dg.success_hook(
+        name="draw_figures_ahead", required_resource_keys={"warehouse", *settings_keys}
+    )
+    def _draw_figures_ahead(context: dg.HookContext) -> None:
+        with _AHEAD_LOCK:
+            if context.run_id not in _FIGURE_RUNS:
+                return
+            planned = _FIGURE_RUNS[context.run_id]
+        ahead = _start_drawing_ahead(context.run_id)
+        if ahead is None:
+            return
+        ahead.written |= keys_by_op.get(context.op.name, set())
+
+        def ready(spec: FigureSpec) -> bool:
+            if spec.key in ahead.offered or (planned is not None and spec.key not in planned):
+                return False
+            pending = [d for d in spec.deps if planned is None or d in planned]
+            return all(d in ahead.written for d in pending)
+
+        chosen = [(spec, layer) for spec, layer in specs if ready(spec)]
+        if not chosen:
+            return
+        with context.resources.warehouse.connect() as conn:
+            for spec, layer in chosen:
+                ahead.offered.add(spec.key)
+                settings = getattr(context.resources, layer.settings_key)
+                try:  # caught here: an error leaving `connect()` would fail the run
+                    call = spec.prepare(conn, settings, context)
+                except Exception as exc:
+                    context.log.debug(f"{spec.key.to_user_string()} not drawn ahead: {exc!r}")
+                    continue
+                ahead.offer(call)
+
+    return _draw_figures_ahead
+
+
+def with_drawing_ahead(
+    assets: Sequence[dg.AssetsDefinition], layers: Sequence[FigureLayer]
+) -> list[dg.AssetsDefinition]:
+    """`assets`, those that a figure of `layers` is drawn from with `draw_ahead_hook`."""
+    inputs = {dep for layer in layers for spec in layer.specs for dep in spec.deps}
+    feeding = [a for a in assets if not a.keys.isdisjoint(inputs)]
+    hook = draw_ahead_hook(feeding, layers)
+    return [a.with_hooks({hook}) if a in feeding else a for a in assets]
+
+
 class FigureDrawing(dg.ConfigurableResource):
     """Starts the drawing server (`drawing.start_server`) when a run whose steps draw figures
     initializes its resources: at the run's start, however it was launched (the CLI, the UI,
@@ -280,6 +541,16 @@ class FigureDrawing(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.server:
             drawing.start_server()
+            run, instance = context.dagster_run, context.instance
+            if run is not None and instance is not None:
+                # the steps' hooks may now draw this run's figures ahead (draw_ahead_hook)
+                planned = planned_assets(instance, run)
+                with _AHEAD_LOCK:
+                    _FIGURE_RUNS[run.run_id] = planned
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if context.run_id is not None:
+            _end_run(context.run_id)
 
 
 #: The figure step's own resource key (bound by the step itself: no Definitions entry).
@@ -344,12 +615,13 @@ def figure_assets(
         if drawing.server_context() is not None:
             # The server's workers draw while this process prepares the next figures' data
             # and stores the drawn ones.
+            ahead = drawing_ahead(context.run_id)
             with context.resources.warehouse.connect() as conn:
                 prepared = (
                     spec.prepare(conn, getattr(context.resources, layer.settings_key), context)
                     for spec, layer in chosen
                 )
-                drawn = draw_as_prepared(prepared, len(chosen))
+                drawn = draw_as_prepared(prepared, len(chosen), ahead=ahead)
                 for (spec, _layer), picture in zip(chosen, drawn, strict=True):
                     metadata = stored(conn, spec, picture)
                     yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)

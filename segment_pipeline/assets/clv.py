@@ -31,7 +31,7 @@ from segment_pipeline.assets.layer import LayerContext
 from segment_pipeline.assets.rfm import RFM_KEY, window_metadata
 from segment_pipeline.assets.tables import ANALYTICS_OWNERS, check_spec, table_asset, table_key
 from segment_pipeline.drawing import PlotFunctions
-from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
+from segment_pipeline.figures import FigureContext, FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import clv
 from segment_pipeline.logic import figure_names as names
 from segment_pipeline.logic.palette import class_colour
@@ -586,7 +586,7 @@ def _not_predicted_reason(conn: duckdb.DuckDBPyConnection) -> str:
 
 
 def _by_segment_plot(
-    conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: AssetExecutionContext
+    conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: FigureContext
 ) -> PlotCall:
     table = settings.rule_table()
     colours = {c.name: class_colour(c.colour) for c in table.classes}
@@ -596,7 +596,7 @@ def _by_segment_plot(
     return PlotCall(figs.plot_clv_by_segment, (by_segment, colours, int(horizon or 0), unavailable))
 
 
-def _holdout_skip_reason(context: AssetExecutionContext) -> str | None:
+def _holdout_skip_reason(context: FigureContext) -> str | None:
     """The `skipped` metadata of the latest materialization of the holdout table."""
     event = context.instance.get_latest_materialization_event(HOLDOUT_KEY)
     materialization = event.asset_materialization if event is not None else None
@@ -606,7 +606,7 @@ def _holdout_skip_reason(context: AssetExecutionContext) -> str | None:
 
 
 def _holdout_plot(
-    conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: AssetExecutionContext
+    conn: duckdb.DuckDBPyConnection, settings: BehaviourSettings, context: FigureContext
 ) -> PlotCall:
     holdout = read_table(conn, clv.CLV_CALIBRATION_HOLDOUT)
     reason = _holdout_skip_reason(context) if holdout.empty else None

@@ -11,8 +11,18 @@ import dagster as dg
 from segment_pipeline.resources import WAREHOUSE_POOL
 from segment_pipeline.tables import TableDef
 
+#: Dagster's op tag that orders the steps ready to run (highest first; 0 when absent).
+PRIORITY_TAG = "dagster/priority"
+
 #: Owners of the analysis layers' tables and figures (raw and staging: assets/ingest.py).
 ANALYTICS_OWNERS: tuple[str, ...] = ("team:analytics",)
+
+#: The step priority (Dagster's `dagster/priority` op tag: among the steps ready to run, the
+#: highest goes first) of the tables the heaviest figures are drawn from, the RFM layer's
+#: segment and preference tables (their five figures are about half of a run's drawing). Run
+#: before the other layers' steps, their figures are drawn ahead while those steps run
+#: (`figures.DrawingAhead`) instead of in the figure step.
+DRAWN_EARLY_PRIORITY = 1
 
 #: How far a sum of shares may be from 1 and still count as 1 (float sums).
 SHARE_TOLERANCE = 1e-9
@@ -40,9 +50,11 @@ def table_asset(
     owners: Sequence[str] = ANALYTICS_OWNERS,
     key: dg.AssetKey | None = None,
     metadata: Mapping[str, object] | None = None,
+    priority: int = 0,
 ) -> Callable[..., dg.AssetsDefinition]:
     """`dg.asset` for the asset that writes `table`: its key is the table's unless `key` is
-    given, its metadata the table's column schema and name plus `metadata`."""
+    given, its metadata the table's column schema and name plus `metadata`; `priority` orders
+    its step among those ready to run (`DRAWN_EARLY_PRIORITY`)."""
     return dg.asset(
         key=key or table_key(table),
         deps=list(deps),
@@ -54,6 +66,7 @@ def table_asset(
         owners=list(owners),
         backfill_policy=dg.BackfillPolicy.single_run(),  # ranges run as one run
         pool=WAREHOUSE_POOL,
+        op_tags={PRIORITY_TAG: str(priority)} if priority else None,
     )
 
 

@@ -8,7 +8,13 @@ from dagster import AssetExecutionContext
 from segment_pipeline.assets.ingest import STAGING_KEYS
 from segment_pipeline.assets.rfm.segments import RFM_KEY
 from segment_pipeline.assets.rfm.settings import RfmSettings, window_metadata
-from segment_pipeline.assets.tables import SHARE_TOLERANCE, check_spec, table_asset, table_key
+from segment_pipeline.assets.tables import (
+    DRAWN_EARLY_PRIORITY,
+    SHARE_TOLERANCE,
+    check_spec,
+    table_asset,
+    table_key,
+)
 from segment_pipeline.logic import preference as pref
 from segment_pipeline.logic.rfm import read_window
 from segment_pipeline.logic.staging import ensure_staging_tables
@@ -26,6 +32,7 @@ PATTERNS_KEY = table_key(pref.SEGMENT_PURCHASE_PATTERNS)
 @table_asset(
     pref.SEGMENT_PRODUCT_PURCHASES,
     group="preference",
+    priority=DRAWN_EARLY_PRIORITY,
     deps=[RFM_KEY, *STAGING_KEYS],
     description="The main analysis table: every staged sale line of the RFM window with its "
     "customer's segment and a premium-product flag (typical unit price in the top share of its "
@@ -105,6 +112,7 @@ def _shares_warning(off: int, counted: str) -> dg.AssetCheckResult:
 @table_asset(
     pref.SEGMENT_PRODUCT_SUMMARY,
     group="preference",
+    priority=DRAWN_EARLY_PRIORITY,
     deps=[PURCHASES_KEY],
     description="Segment x product and segment x category in one table (column level = 'product' "
     "or 'category'): lines, orders, customers, units, revenue, share of the segment's revenue and "
@@ -140,6 +148,7 @@ def segment_product_summary(
 @table_asset(
     pref.SEGMENT_CATEGORY_PREFERENCE,
     group="preference",
+    priority=DRAWN_EARLY_PRIORITY,
     # the summary's category rows hold the distinct customers and orders per cell
     deps=[PURCHASES_KEY, PRODUCT_SUMMARY_KEY],
     description="Segment x category preference: raw index = segment's spend share / overall "
@@ -191,6 +200,7 @@ def segment_category_preference(
 @table_asset(
     pref.SEGMENT_TOP_PRODUCTS,
     group="preference",
+    priority=DRAWN_EARLY_PRIORITY,
     deps=[PRODUCT_SUMMARY_KEY],
     description="Top N products per segment by revenue (N = top_n, default 10; ties broken by "
     "product_id).",
@@ -212,6 +222,7 @@ def segment_top_products(
 @table_asset(
     pref.CHAMPIONS_VS_NEW_PRODUCTS,
     group="preference",
+    priority=DRAWN_EARLY_PRIORITY,
     deps=[PRODUCT_SUMMARY_KEY],
     description="Champions vs New Customers side by side, per product and per category: each "
     "group's revenue, share of the group's revenue, rank and buying customers.",
@@ -236,6 +247,7 @@ def champions_vs_new_products(
 @table_asset(
     pref.SEGMENT_PURCHASE_PATTERNS,
     group="preference",
+    priority=DRAWN_EARLY_PRIORITY,
     # orders and order dates per customer are the RFM table's (the same lines and window)
     deps=[PURCHASES_KEY, RFM_KEY],
     description="How each segment buys: orders per customer, AOV (revenue / orders), items per "

@@ -7,7 +7,13 @@ from dagster import AssetExecutionContext
 
 from segment_pipeline.assets.ingest import STAGING_KEYS
 from segment_pipeline.assets.rfm.settings import RfmSettings, window_metadata
-from segment_pipeline.assets.tables import SHARE_TOLERANCE, check_spec, table_asset, table_key
+from segment_pipeline.assets.tables import (
+    DRAWN_EARLY_PRIORITY,
+    SHARE_TOLERANCE,
+    check_spec,
+    table_asset,
+    table_key,
+)
 from segment_pipeline.logic.rfm import (
     CUSTOMERS_PER_SEGMENT_SQL,
     RF_CELL_COUNTS_SQL,
@@ -32,6 +38,7 @@ RFM_SUMMARY_KEY = table_key(RFM_SUMMARY)
 @table_asset(
     RFM_CUSTOMER_SEGMENTS,
     group="rfm",
+    priority=DRAWN_EARLY_PRIORITY,
     deps=STAGING_KEYS,
     description="One row per customer with a sale in the window: recency (days before as_of), "
     "frequency (distinct orders), monetary (spend), 1-5 quintile scores (rank-based, ties share a "
@@ -99,6 +106,7 @@ def rfm_customer_segments(
 @table_asset(
     RFM_SUMMARY,
     group="rfm",
+    priority=DRAWN_EARLY_PRIORITY,
     deps=[RFM_KEY],
     description="One row per segment of the map: customers and their share, mean and median "
     "recency, frequency and spend, revenue and its share, average order value.",
