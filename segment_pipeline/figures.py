@@ -242,7 +242,7 @@ def draw_as_prepared(
     In the order of `calls`; a worker that dies costs time, not figures. With the run's
     `ahead`, its pictures drawn ahead are taken and its workers draw the rest."""
     if ahead is not None:
-        yield from ahead.draw(calls, count)
+        yield from ahead.draw(calls)
         return
     server = drawing.server_context()
     if workers is None:
@@ -257,15 +257,22 @@ def draw_as_prepared(
                 submitted.append((call, pool.submit(_draw, call)))
             except BrokenProcessPool:
                 submitted.append((call, None))
-        for call, future in submitted:
-            picture = None
-            if future is not None:
-                # A worker that died or failed (the server is another interpreter than this
-                # one, started from the same environment): drawn here instead, never lost.
-                # A figure that fails here too fails the step, with its own error.
-                with contextlib.suppress(Exception):
-                    picture = future.result()
-            yield picture if picture is not None else _draw(call)
+        yield from _pictures(submitted)
+
+
+def _pictures(
+    submitted: Iterable[tuple[PlotCall, Future | None]],
+) -> Iterator[tuple[bytes, int, int]]:
+    """Each call's picture from its worker, in order; drawn here when the call never reached
+    a worker, or its worker died or failed (the server is another interpreter than this one,
+    started from the same environment): never lost. A figure that fails here too fails the
+    step, with its own error."""
+    for call, future in submitted:
+        picture = None
+        if future is not None:
+            with contextlib.suppress(Exception):
+                picture = future.result()
+        yield picture if picture is not None else _draw(call)
 
 
 def _draw_in_forked_workers(
@@ -372,7 +379,7 @@ class DrawingAhead:
         with self._lock:
             self._lock.notify_all()
 
-    def draw(self, calls: Iterable[PlotCall], count: int) -> Iterator[tuple[bytes, int, int]]:
+    def draw(self, calls: Iterable[PlotCall]) -> Iterator[tuple[bytes, int, int]]:
         """The figure step's `draw_as_prepared`: each of `calls` taken from the pictures drawn
         ahead when its digest is there, else handed to a worker (every worker now); in order,
         each as soon as it and those before it are drawn."""
@@ -389,13 +396,7 @@ class DrawingAhead:
                 except (BrokenProcessPool, RuntimeError):
                     future = None
             submitted.append((call, future))
-        for call, future in submitted:
-            picture = None
-            if future is not None:
-                # drawn here instead when the worker died or failed: never lost
-                with contextlib.suppress(Exception):
-                    picture = future.result()
-            yield picture if picture is not None else _draw(call)
+        yield from _pictures(submitted)
 
     def close(self) -> None:
         """Stop the feeder and the workers: what is not drawn yet is dropped, a picture being
