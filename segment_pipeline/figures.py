@@ -30,6 +30,7 @@ import dagster as dg
 import duckdb
 
 from segment_pipeline import drawing
+from segment_pipeline.jobs import planned_asset_outputs
 from segment_pipeline.resources import WAREHOUSE_POOL
 from segment_pipeline.tables import Column, TableDef, ensure_table
 
@@ -427,9 +428,11 @@ def drawing_ahead(run_id: str) -> DrawingAhead | None:
 
 def _start_drawing_ahead(run_id: str) -> DrawingAhead | None:
     server = drawing.server_context()
-    if server is None or run_id not in _FIGURE_RUNS:
+    if server is None:
         return None
     with _AHEAD_LOCK:
+        if run_id not in _FIGURE_RUNS:  # not a figure run, or ended
+            return None
         ahead = _AHEAD.get(run_id)
         if ahead is None:
             workers = min(os.cpu_count() or 1, MAX_FIGURE_WORKERS)
@@ -438,20 +441,10 @@ def _start_drawing_ahead(run_id: str) -> DrawingAhead | None:
 
 
 def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Set[dg.AssetKey] | None:
-    """The assets `run` writes, from its execution plan (the selected figures of the figure
-    step among them; a run's `asset_selection` is not that: `dg.materialize` records none);
-    None when the plan cannot be read."""
-    if run.execution_plan_snapshot_id is None:
-        return None
-    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-    to_run = set(plan.step_keys_to_execute)
-    return frozenset(
-        output.properties.asset_key
-        for step in plan.steps
-        if step.key in to_run
-        for output in step.outputs
-        if output.properties is not None and output.properties.asset_key is not None
-    )
+    """The assets `run` writes (the selected figures of the figure step among them); None
+    when its plan cannot be read."""
+    outputs = planned_asset_outputs(instance, run)
+    return None if outputs is None else frozenset(o.asset_key for o in outputs)
 
 
 def _end_run(run_id: str) -> None:

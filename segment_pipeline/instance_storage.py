@@ -49,6 +49,8 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from segment_pipeline.jobs import planned_asset_outputs
+
 #: Run databases whose engine stays open besides the index (the runs being written or read).
 OPEN_RUN_DATABASES = 4
 
@@ -183,15 +185,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         cannot be read: then every planned event is stored, as Dagster would)."""
         instance = self._instance if getattr(self, "_instance_weakref", None) else None
         run = instance.get_run_by_id(run_id) if instance is not None else None
-        if instance is None or run is None or run.execution_plan_snapshot_id is None:
+        outputs = planned_asset_outputs(instance, run) if run is not None else None
+        if outputs is None:
             return frozenset()
-        plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-        outputs = [
-            output.properties
-            for step in plan.steps
-            for output in step.outputs
-            if output.properties is not None and output.properties.asset_key is not None
-        ]
         partitioned = {p.asset_key for p in outputs if p.is_asset_partitioned}
         return frozenset(
             p.asset_key
