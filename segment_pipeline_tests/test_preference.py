@@ -89,6 +89,7 @@ def _build_downstream(
     min_support: int = 2,
     top_n: int = 3,
 ) -> None:
+    pref.build_summary_inputs(conn)
     replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
     replace_rows(
         conn,
@@ -291,6 +292,7 @@ def test_product_summary_counts_equal_distinct_counts_over_the_lines(raw: list[t
         for i, (c, o, p, category, q) in enumerate(raw)
     ]
     conn = _purchases_conn(rows)
+    pref.build_summary_inputs(conn)
     replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
     summary = _table(conn, "segment_product_summary")
     purchases = _table(conn, "segment_product_purchases")
@@ -625,6 +627,90 @@ def test_purchases_follow_a_moved_window_and_changed_segments() -> None:
     assert rows == _rebuilt_whole(conn)
 
 
+def test_summary_inputs_out_of_step_are_rebuilt_whole() -> None:
+    """The summary's cells and reach are only moved by a write when they described the stored
+    lines before it; otherwise (a warehouse written by older code, a table recreated) the
+    write builds them whole, also when no line changed."""
+    conn = _staged_purchases(STAGED)
+    assert pref.summary_inputs_in_step(conn)
+    whole = _summary_inputs(conn)
+    # no reach at all (a warehouse from before stop 42): nothing changed, rebuilt whole
+    conn.execute(f"DROP TABLE {pref.SEGMENT_PRODUCT_SUMMARY_REACH.fqn}")
+    written = _write_again(conn)
+    assert (written.mode, written.summary_inputs) == ("unchanged", "rebuilt whole")
+    assert _summary_inputs(conn) == whole
+    # one reach row lost, then a corrected day: the write is incremental, its inputs whole
+    conn.execute(
+        f"DELETE FROM {pref.SEGMENT_PRODUCT_SUMMARY_REACH.fqn} "
+        "WHERE level = 'product' AND item_id = 'P1'"
+    )
+    assert not pref.summary_inputs_in_step(conn)
+    corrected = list(STAGED)
+    corrected[4] = ("o3", "B", "2026-02-02 10:00:00", "P3", "X", 3, "30.00")
+    _restage(conn, corrected)
+    written = _write_again(conn)
+    assert (written.mode, written.summary_inputs) == ("incremental", "rebuilt whole")
+    kept = _summary_inputs(conn)
+    _rebuilt_whole(conn)
+    assert kept == _summary_inputs(conn)
+    # a line changed behind the write's back: its sums no longer match
+    conn.execute(
+        f"UPDATE {pref.SEGMENT_PRODUCT_PURCHASES.fqn} SET amount = amount + 1 "
+        "WHERE line_id = 'test:1'"
+    )
+    assert not pref.summary_inputs_in_step(conn)
+
+
+def test_summary_reach_counts_an_order_shared_by_two_customers_once() -> None:
+    """B's line of A's order o2 (02-03) arrives with a corrected day: o2 now holds lines of
+    both, and in every cell of the summary where both A's and B's lines of o2 fall, it is one
+    order, as the distinct count over the lines gives it; the kept reach equals the reach
+    built whole."""
+    conn = _staged_purchases(STAGED)
+    shared = [*STAGED, ("o2", "B", "2026-02-03 10:00:00", "P1", "X", 1, "11.00")]
+    _restage(conn, shared)
+    written = _write_again(conn)
+    assert (written.mode, written.summary_inputs) == ("incremental", "updated")
+    kept = _summary_inputs(conn)
+    purchases = _table(conn, "segment_product_purchases")
+    assert purchases[purchases["order_id"] == "o2"]["customer_id"].nunique() == 2
+    reach = {(lv, seg, item): (o, c) for lv, seg, item, o, c in kept[1]}
+    for (segment, product), lines in purchases.groupby(["segment", "product_id"]):
+        assert reach["product", segment, product] == (
+            lines["order_id"].nunique(),
+            lines["customer_id"].nunique(),
+        )
+    _rebuilt_whole(conn)
+    assert kept == _summary_inputs(conn)
+
+
+def test_summary_reach_an_order_shared_with_a_customer_who_did_not_change() -> None:
+    """c0 and c2 share order o0 (03-01, P1 each). A new day (c1's P0 on 03-08) moves c0 from
+    At Risk to Hibernating, c2's segment, while c2 has no changed line: Hibernating's P1 then
+    holds o0 (c0's and c2's lines) and o3 (c0's): 2 orders, 2 customers. The affected order
+    o0 is counted over all of its lines, c2's unchanged one too; counted over c0's lines
+    alone, o0 would be added to Hibernating a second time (3 orders)."""
+    lines = [
+        ("o0", "c2", "2026-03-01 10:00:00", "P1", "X", 1, "5.00"),
+        ("o3", "c0", "2026-03-04 10:00:00", "P1", "X", 1, "5.00"),
+        ("o5", "c1", "2026-03-06 10:00:00", "P1", "X", 1, "5.00"),
+        ("o0", "c0", "2026-03-01 10:00:00", "P1", "X", 1, "5.00"),
+    ]
+    conn = _staged_purchases(lines)
+    _restage(conn, [*lines, ("o7", "c1", "2026-03-08 10:00:00", "P0", "X", 1, "5.00")])
+    written = _write_again(conn)
+    assert (written.mode, written.summary_inputs) == ("incremental", "updated")
+    segments = dict(
+        conn.execute("SELECT customer_id, segment FROM marts.rfm_customer_segments").fetchall()
+    )
+    assert segments == {"c0": "Hibernating", "c1": "Potential Loyalists", "c2": "Hibernating"}
+    kept = _summary_inputs(conn)
+    reach = {(lv, seg, item): (o, c) for lv, seg, item, o, c in kept[1]}
+    assert reach["product", "Hibernating", "P1"] == (2, 2)
+    _rebuilt_whole(conn)
+    assert kept == _summary_inputs(conn)
+
+
 history_lines = st.lists(
     st.tuples(
         st.integers(0, 4),  # customer
@@ -639,11 +725,30 @@ history_lines = st.lists(
 )
 
 
-def _as_lines(raw: list[tuple]) -> list[Line]:
+def _as_lines(raw: list[tuple], shared_orders: bool = False) -> list[Line]:
+    """Lines of `history_lines` tuples: one order per customer and day, or with
+    `shared_orders` one order id per day for every customer buying that day (order ids
+    shared by customers, which the distinct counts count once)."""
     return [
-        (f"o{c}-{d}", f"c{c}", f"2026-03-{d + 1:02d} 10:00:00", f"P{p}", cat, q, price)
+        (
+            f"o{d}" if shared_orders else f"o{c}-{d}",
+            f"c{c}",
+            f"2026-03-{d + 1:02d} 10:00:00",
+            f"P{p}",
+            cat,
+            q,
+            price,
+        )
         for c, d, p, cat, q, price in raw
     ]
+
+
+def _summary_inputs(conn: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[tuple]]:
+    """The stored cells and reach of segment_product_summary, sorted."""
+    return tuple(  # type: ignore[return-value]
+        conn.execute(f"SELECT * FROM {table.fqn} ORDER BY ALL").fetchall()
+        for table in (pref.SEGMENT_PRODUCT_SUMMARY_CELLS, pref.SEGMENT_PRODUCT_SUMMARY_REACH)
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -654,6 +759,7 @@ def _as_lines(raw: list[tuple]) -> list[Line]:
     st.integers(0, 25),
     st.sampled_from([None, date(2026, 3, 3)]),
     st.sampled_from([0.2, 0.5]),
+    st.booleans(),
 )
 def test_purchases_written_again_equal_the_table_rebuilt_whole(
     history: list[tuple],
@@ -662,12 +768,15 @@ def test_purchases_written_again_equal_the_table_rebuilt_whole(
     kept: int,
     window_start: date | None,
     premium_top_share: float,
+    shared_orders: bool,
 ) -> None:
     """Any history, then lines corrected in place, lines dropped from the end and new lines
-    added (days, customers, products, categories, prices all random), another window or
-    premium share: the table written again holds exactly the rows of the table written
-    whole."""
-    conn = _staged_purchases(_as_lines(history))
+    added (days, customers, products, categories, prices all random; order ids per customer
+    and day, or per day and shared by its customers), another window or premium share: the
+    table written again holds exactly the rows of the table written whole, and the summary's
+    cells and reach, moved by the changed lines only, equal those built whole (and so the
+    summary: test_product_summary_counts_equal_distinct_counts_over_the_lines)."""
+    conn = _staged_purchases(_as_lines(history, shared_orders))
     changed = list(history)
     for position, quantity, price in corrections:
         if position < len(changed):
@@ -678,11 +787,14 @@ def test_purchases_written_again_equal_the_table_rebuilt_whole(
     assume(
         any(window_start is None or date(2026, 3, d + 1) >= window_start for _, d, *_ in changed)
     )
-    _restage(conn, _as_lines(changed))
+    _restage(conn, _as_lines(changed, shared_orders))
     written = _write_again(conn, premium_top_share, window_start=window_start)
     assert written.mode in ("incremental", "unchanged")
+    assert written.summary_inputs == ("updated" if written.mode == "incremental" else "unchanged")
     again = _purchase_rows(conn)
+    kept_inputs = _summary_inputs(conn)
     assert again == _rebuilt_whole(conn, premium_top_share)
+    assert kept_inputs == _summary_inputs(conn)
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,12 +68,14 @@ def segment_product_purchases(
         f"segment_product_purchases: {rows} lines (staged in window: {staged}); "
         f"{written.mode}, {written.rewritten} rows written"
         + (f" ({written.reason})" if written.reason else "")
+        + f"; the summary's cells and reach {written.summary_inputs}"
     )
     return dg.MaterializeResult(
         metadata={
             **metadata,
             **window_metadata(window),
             "write_mode": dg.MetadataValue.text(written.mode),
+            "summary_cells_and_reach": dg.MetadataValue.text(written.summary_inputs),
             "why_written_whole": dg.MetadataValue.text(written.reason or "(not written whole)"),
             "rows_written": written.rewritten,
             "changed_days": written.changed_days,
@@ -130,6 +132,12 @@ def segment_product_summary(
     context: AssetExecutionContext, warehouse: DuckDBWarehouse
 ) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
+        # Kept by segment_product_purchases' write; built here only when they do not describe
+        # the stored lines (a warehouse written by code older than them).
+        inputs = "kept with segment_product_purchases"
+        if not pref.summary_inputs_in_step(conn):
+            pref.build_summary_inputs(conn)
+            inputs = "built whole here: they did not match segment_product_purchases"
         replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
         off = scalar(conn, pref.PRODUCT_SUMMARY_SHARES_OFF_SQL, [SHARE_TOLERANCE])
         levels = conn.execute(pref.PRODUCT_SUMMARY_LEVELS_SQL).df()
@@ -138,9 +146,13 @@ def segment_product_summary(
             pref.SEGMENT_PRODUCT_SUMMARY,
             order_by="level DESC, segment_order, rank_in_segment",
         )
-    context.log.info(f"segment_product_summary: {levels.to_dict('records')}")
+    context.log.info(f"segment_product_summary: {levels.to_dict('records')}; cells {inputs}")
     return dg.MaterializeResult(
-        metadata={**metadata, "rows_per_level": preview_markdown(levels)},
+        metadata={
+            **metadata,
+            "rows_per_level": preview_markdown(levels),
+            "cells_and_reach": dg.MetadataValue.text(inputs),
+        },
         check_results=[_shares_warning(off, "segment_levels_not_summing_to_one")],
     )
 
