@@ -507,7 +507,12 @@ def build_summary_inputs(conn: duckdb.DuckDBPyConnection) -> None:
 
 def summary_inputs_in_step(conn: duckdb.DuckDBPyConnection) -> bool:
     """Whether the stored cells and reach describe the stored purchase lines (their sums and
-    cells agree: SUMMARY_INPUTS_IN_STEP_SQL)."""
+    cells agree: SUMMARY_INPUTS_IN_STEP_SQL). Missing tables (a warehouse written by older
+    code) are created empty first: then they describe only an empty table."""
+    ensure_tables(
+        conn,
+        (SEGMENT_PRODUCT_PURCHASES, SEGMENT_PRODUCT_SUMMARY_CELLS, SEGMENT_PRODUCT_SUMMARY_REACH),
+    )
     return bool(scalar(conn, SUMMARY_INPUTS_IN_STEP_SQL))
 
 
