@@ -17,7 +17,8 @@ against `../shared/bench/reference.py`, run in the same bench run on the same fi
    the median of three runs.
 4. The same at 10M lines (<= 2), and the peak RSS of the pipeline's processes (<= 1.5 GB);
    `--huge` adds 100M lines (its floor alone: reference.py's pandas half does not fit in
-   24 GB at that size), `--quick` skips both.
+   24 GB at that size), `--quick` skips both. Since stop 42 the 10M run holds its last day
+   back and adds it afterwards (an info row: a new day at 10M lines, as figure 5).
 5. A new day: the held-back last day put back and backfilled on figure 3's warehouse:
    (wall - T_tiny) / figure 3's (wall - T_tiny) (<= 0.10); the median of three runs, each on
    its own copy of that warehouse and its Dagster instance.
@@ -32,7 +33,8 @@ four line-sized tables the run stored (STORED_COPIES) into a new database file, 
 No change of engine or query removes that part of a rebuild while those tables are stored.
 Figure 5 adds one too: the figure step's own time on the new day over the tiny run's, against
 the figure's budget. Below the figures comes the step table: each step's median time over the
-tiny runs, the new days, the rebuilds and (since stop 40) the 10M run, and what it takes over
+tiny runs, the new days, the rebuilds, (since stop 40) the 10M run and (since stop 42) its new
+day, and what it takes over
 the tiny run's step, read from the CLI's `done (...)` lines.
 
 Generated datasets are cached in `--workdir` (default /tmp/segment_pipeline_bench), keyed by
@@ -289,8 +291,10 @@ def step_seconds(log: Path, step: str) -> float | None:
 #: The kinds of runs the step table compares, in its column order: figure 2's tiny runs
 #: (the reference), figure 5's new days and figure 3's rebuilds.
 TINY_KIND, NEW_DAY_KIND, REBUILD_KIND = "tiny run", "a new day at 745k", "rebuild at 745k"
-#: Figure 4's run at 10M lines (since stop 40: where the largest miss goes, every bench).
+#: Figure 4's run at 10M lines (since stop 40: where the largest miss goes, every bench), and
+#: (since stop 42) its held-back last day added to it, as the schedule would.
 LARGE_KIND = "run at 10M"
+LARGE_NEW_DAY_KIND = "a new day at 10M"
 STEP_TABLE_TITLE = (
     "## Step times: medians of the runs of figures 2, 5, 3 and 4 (the CLI's `done (...)` "
     "lines), seconds"
@@ -304,7 +308,7 @@ def step_table(logs: dict[str, list[Path]]) -> str | None:
     present: the new day, else the rebuild, else 10M); None without tiny runs and another
     kind."""
     tiny = logs.get(TINY_KIND, [])
-    kinds = [k for k in (NEW_DAY_KIND, REBUILD_KIND, LARGE_KIND) if logs.get(k)]
+    kinds = [k for k in (NEW_DAY_KIND, REBUILD_KIND, LARGE_KIND, LARGE_NEW_DAY_KIND) if logs.get(k)]
     if not tiny or not kinds:
         return None
 
@@ -702,17 +706,28 @@ def figure_3_full(ctx: BenchContext) -> None:
 
 
 def figure_4_large(ctx: BenchContext, spec: DatasetSpec, label: str) -> None:
+    """Figure 4 at `label` lines. At 10M (since stop 42) the last day is held back, as figure
+    3 does, and added afterwards the way the schedule would (`segment-pipeline backfill` of
+    that day): an info row of what a new day costs at that size."""
     data = dataset(ctx, spec)
     folder = ctx.rundir / f"f4_{spec.key}"
     home = fresh_home(folder)
+    held: Path | None = None
+    if spec == TEN_M:
+        data = link_copy(data, folder / "data")
+        last = day_files(data)[-1]
+        held = folder / "held_back" / last.name
+        held.parent.mkdir()
+        last.rename(held)
     ref = reference_floor_only(ctx, data) if spec == HUNDRED_M else reference(ctx, data)
     ctx.progress(f"figure 4: full run at {label} lines ...")
     db = folder / "large.duckdb"
     m = pipeline_run(ctx, data, db, home, folder / "run.log", f"{label} run")
     if m.ok and spec == TEN_M:
         ctx.step_logs.setdefault(LARGE_KIND, []).append(m.log)
+    name = f"{label} lines" + (f" ({held.stem} held back)" if held else "")
     for row in [
-        *floor_rows(ctx, "4", f"{label} lines", m, ref),
+        *floor_rows(ctx, "4", name, m, ref),
         *stored_copies_row(ctx, "4", db, m, ref),
     ]:
         ctx.add(row)
@@ -721,6 +736,44 @@ def figure_4_large(ctx: BenchContext, spec: DatasetSpec, label: str) -> None:
         Row("4", f"{label} lines, peak RSS", f"{m.peak_rss_mb:,.0f} MB", "<= 1.5 GB",
             f"{rss_gb:.2f} GB", verdict(rss_gb, 1.5))
     )  # fmt: skip
+    if held is not None and m.ok:
+        large_new_day(ctx, data, held, db, home, folder, m, label)
+
+
+def large_new_day(
+    ctx: BenchContext,
+    data: Path,
+    held: Path,
+    db: Path,
+    home: Path,
+    folder: Path,
+    rebuild: Measurement,
+    label: str,
+) -> None:
+    """(info) The held-back day added to figure 4's warehouse: its wall time, peak RSS and
+    data-dependent time over the rebuild's (figure 5's ratio, at this size)."""
+    day = held.stem
+    held.rename(data / "transactions" / held.name)
+    ctx.progress(f"figure 4: backfill of the new day {day} at {label} lines ...")
+    m = run_measured(
+        [CLI, "backfill", "--start", day, "--end", day, "--data", data, "--db", db],
+        base_env(home), folder / "new_day.log", ctx.args.timeout,
+    )  # fmt: skip
+    name = f"(info) a new day at {label} lines ({day}), as figure 5"
+    if not m.ok:
+        report_failure(ctx, f"new day at {label} lines", m)
+        ctx.add(Row("4", name, f"{m.seconds:.1f} s", "(info)", m.failure, "info"))
+        return
+    ctx.step_logs.setdefault(LARGE_NEW_DAY_KIND, []).append(m.log)
+    if ctx.t_tiny is None:
+        measured, value = f"wall {m.seconds:.1f} s", NO_T_TINY
+    else:
+        rebuild_s = data_seconds(ctx, rebuild)
+        ratio = data_seconds(ctx, m) / rebuild_s if rebuild_s > 0 else float("inf")
+        measured, value = f"{data_expr(ctx, m)} vs {rebuild_s:.1f} s", f"{ratio:.3f}"
+    ctx.add(
+        Row("4", name, f"{measured}; peak RSS {m.peak_rss_mb:,.0f} MB", "(info)", value, "info")
+    )
 
 
 def figure_5_new_day(ctx: BenchContext) -> None:

@@ -203,6 +203,22 @@ def test_the_step_table_sets_each_step_of_a_new_day_and_a_rebuild_against_the_ti
     )
     assert with_large.splitlines()[2].endswith("| 5.20 (+5.20) | 60.00 (+60.00) |")
     assert with_large.splitlines()[-1].endswith("| 66.00 (+60.60) |")
+    # since stop 42 the held-back day added at 10M lines, last
+    large_new_day = [log("d1", {"figures": "1.0s", "customer_snapshots": "17.0s"})]
+    with_large_day = bench.step_table(
+        {
+            bench.TINY_KIND: tiny,
+            bench.LARGE_NEW_DAY_KIND: large_new_day,
+            bench.NEW_DAY_KIND: new_day,
+            bench.LARGE_KIND: large,
+        }
+    )
+    assert with_large_day is not None
+    assert with_large_day.splitlines()[0] == (
+        "| step | tiny run | a new day at 745k (over tiny) | run at 10M (over tiny) "
+        "| a new day at 10M (over tiny) |"
+    )
+    assert with_large_day.splitlines()[2].endswith("| 60.00 (+60.00) | 17.00 (+17.00) |")
     only_rebuild = bench.step_table({bench.TINY_KIND: tiny, bench.REBUILD_KIND: rebuild})
     assert only_rebuild is not None
     assert only_rebuild.splitlines()[0] == "| step | tiny run | rebuild at 745k (over tiny) |"
