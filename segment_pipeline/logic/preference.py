@@ -143,10 +143,10 @@ SEGMENT_PRODUCT_SUMMARY = TableDef(
     primary_key=("level", "segment", "item_id"),
 )
 
-#: What segment_product_summary is read from, kept by segment_product_purchases' write in the
-#: same transaction as its lines (`write_segment_product_purchases`): the lines' sums per
-#: summary cell at its finest grain. Not an asset: the purchases asset's state, like
-#: customer_last_moves_state.
+#: What segment_product_summary is read from, kept by segment_product_purchases' write
+#: (`write_segment_product_purchases`: a new day's changes in the same transaction as its
+#: lines, a whole write right after them): the lines' sums per summary cell at its finest
+#: grain. Not an asset: the purchases asset's state, like customer_last_moves_state.
 SEGMENT_PRODUCT_SUMMARY_CELLS = TableDef(
     schema="marts",
     name="segment_product_summary_cells",
@@ -581,12 +581,7 @@ def _rewrite_changed_lines(conn: duckdb.DuckDBPyConnection, params: Mapping[str,
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return row_count_of(conn, NEW_LINES_TEMP)
-
-
-def row_count_of(conn: duckdb.DuckDBPyConnection, relation: str) -> int:
-    """count(*) of a temp table or relation named by the pipeline's code."""
-    return int(scalar(conn, f"SELECT count(*) FROM {relation}"))
+    return int(scalar(conn, f"SELECT count(*) FROM {NEW_LINES_TEMP}"))
 
 
 def write_segment_product_purchases(

@@ -38,7 +38,10 @@ PATTERNS_KEY = table_key(pref.SEGMENT_PURCHASE_PATTERNS)
     "customer's segment and a premium-product flag (typical unit price in the top share of its "
     "category). Built in DuckDB SQL; once it holds rows (up to about 28M under the default "
     "memory limit, larger tables are written whole), a run rewrites only the lines whose day, "
-    "customer's segment or product's price changed (metadata write_mode, rows_written).",
+    "customer's segment or product's price changed (metadata write_mode, rows_written). Keeps "
+    "segment_product_summary's cells and distinct counts beside it "
+    "(marts.segment_product_summary_cells and _reach), moved by the changed lines (metadata "
+    "summary_cells_and_reach).",
     checks=[
         check_spec(
             PURCHASES_KEY,
@@ -118,7 +121,8 @@ def _shares_warning(off: int, counted: str) -> dg.AssetCheckResult:
     deps=[PURCHASES_KEY],
     description="Segment x product and segment x category in one table (column level = 'product' "
     "or 'category'): lines, orders, customers, units, revenue, share of the segment's revenue and "
-    "rank.",
+    "rank. Read from the cells and distinct counts segment_product_purchases keeps (built here "
+    "from the lines when they do not add up to them: metadata cells_and_reach).",
     checks=[
         check_spec(
             PRODUCT_SUMMARY_KEY,
