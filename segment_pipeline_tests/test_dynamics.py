@@ -1324,15 +1324,18 @@ def test_the_as_of_check_fails_when_stored_rows_differ_in_ranged_and_one_month_r
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The blocking check compares the stored month with the layers' own SQL, whichever way
-    the run computed it: in one pass over two months, or (one month) with that SQL itself.
-    A write that loses one customer's row of every month fails it both times."""
+    the run computed it: in one pass over two months, (one month) with that SQL itself, or
+    (a new day of the latest month, after a run that recorded it) updated by the day. A
+    write that loses one customer's row of every month fails it all three times."""
     from segment_pipeline.generator import generate
     from segment_pipeline.runner import execute_pipeline
 
     write = dyn.write_snapshots
 
-    def write_losing_a_row(conn: duckdb.DuckDBPyConnection, first: date, last: date, *a) -> int:
-        written = write(conn, first, last, *a)
+    def write_losing_a_row(
+        conn: duckdb.DuckDBPyConnection, first: date, last: date, *a, **kw
+    ) -> int:
+        written = write(conn, first, last, *a, **kw)
         conn.execute(
             "DELETE FROM marts.customer_snapshots WHERE (snapshot_month, customer_id) IN "
             "(SELECT snapshot_month, min(customer_id) FROM marts.customer_snapshots "
@@ -1354,6 +1357,23 @@ def test_the_as_of_check_fails_when_stored_rows_differ_in_ranged_and_one_month_r
                 echo=False,
             )  # fmt: skip
             assert not outcome.success and check in outcome.failed_checks, (start, outcome)
+        monkeypatch.setattr(dyn, "write_snapshots", write)
+        kept = execute_pipeline(
+            settings, instance=instance, selection=selection, end=date(2025, 2, 8), echo=False
+        )
+        assert kept.success, kept.messages
+        monkeypatch.setattr(dyn, "write_snapshots", write_losing_a_row)
+        outcome = execute_pipeline(
+            settings, instance=instance, selection=selection, start=date(2025, 2, 9),
+            end=date(2025, 2, 9), echo=False,
+        )  # fmt: skip
+        assert not outcome.success and check in outcome.failed_checks, outcome
+        (evaluation,) = [
+            e
+            for e in _check_evaluations(instance, outcome.run_id)
+            if e.check_name == "matches_as_of_recomputation"
+        ]
+        assert "updated by a new day" in evaluation.metadata["recomputed"].value
 
 
 _SNAPSHOT_ROW = st.tuples(

@@ -39,6 +39,7 @@ from segment_pipeline.drawing import PlotFunctions
 from segment_pipeline.figures import FigureLayer, FigureSpec, PlotCall
 from segment_pipeline.logic import dynamics as dyn
 from segment_pipeline.logic import figure_names as names
+from segment_pipeline.logic import snapshot_update
 from segment_pipeline.logic.memory import scratch_database
 from segment_pipeline.logic.staging import ensure_staging_tables
 from segment_pipeline.resources import WAREHOUSE_POOL, DuckDBWarehouse
@@ -280,15 +281,45 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                         f"{dyn.SCRATCH_ON_DISK_LINES:,} staged lines)"
                     )
                 try:
-                    done = dyn.compute_snapshots(
-                        conn,
-                        months,
-                        segment_map=segment_map,
-                        window_settings=window_settings,
-                        min_customers_per_occupation=minimum,
-                        on_disk=on_disk,
+                    # A one-month run of the data's latest month updates it by its new days
+                    # when its record allows (logic/snapshot_update.py), else computes it.
+                    update = (
+                        snapshot_update.update_latest_month(
+                            conn,
+                            months[0],
+                            segment_map=segment_map,
+                            window_settings=window_settings,
+                            min_customers_per_occupation=minimum,
+                            seed=context.run_id,
+                            on_disk=on_disk,
+                        )
+                        if dyn.computed_directly(months)
+                        else None
                     )
-                    written = dyn.write_snapshots(conn, months[0], months[-1])
+                    updated = update is not None and update.month is not None
+                    if update is not None and update.month is not None:
+                        done = [update.month]
+                    else:
+                        done = dyn.compute_snapshots(
+                            conn,
+                            months,
+                            segment_map=segment_map,
+                            window_settings=window_settings,
+                            min_customers_per_occupation=minimum,
+                            on_disk=on_disk,
+                        )
+                    written = dyn.write_snapshots(
+                        conn,
+                        months[0],
+                        months[-1],
+                        also=lambda c: snapshot_update.record_latest_month(
+                            c,
+                            months,
+                            window_settings=window_settings,
+                            min_customers_per_occupation=minimum,
+                            updates_since_direct=update.updates_since_direct if updated else 0,
+                        ),
+                    )
                     history_frame = conn.execute(dyn.SNAPSHOT_HISTORY_SQL).df()
                     coverage = dyn.with_window_customers(
                         conn.execute(
@@ -304,7 +335,10 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                     with_rows = [m.month for m in done if m.customers]
                     check_month = _check_month(context, config, with_rows)
                     # A one-month run computed its month with the layers' own SQL already: its
-                    # rows are the recomputation, compared with what was stored.
+                    # rows are the recomputation, compared with what was stored. So did an
+                    # updated month for its new days' customers and a sample of the kept ones
+                    # (their rows compared with the stored ones before the write); its stored
+                    # rows are then compared with what the update computed.
                     reference = "_snapshots" if dyn.computed_directly(months) else "_check"
                     if check_month is not None and reference == "_check":
                         dyn.create_snapshot_temp(conn, "_check", on_disk=on_disk)
@@ -337,6 +371,7 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                     # scratch tables of the run's shared connection: the narrow copy of every
                     # line would otherwise stay in DuckDB's memory for the later steps
                     dyn.drop_snapshot_temps(conn)
+                    snapshot_update.drop_update_temps(conn)
 
         per_month = pd.DataFrame(
             [
@@ -355,10 +390,22 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 + (f"{m.customers} customers as of {m.as_of}" if m.customers else "no data yet")
             )
         label = f"{months[0]:%Y-%m}" + (f"..{months[-1]:%Y-%m}" if len(months) > 1 else "")
+        if update is None:
+            how = "one pass over the run's months"
+        elif updated:
+            how = (
+                f"updated by {update.new_days} new day(s): {update.recomputed} customers "
+                f"recomputed, the rest kept, all scored again ({update.updates_since_direct} "
+                f"update(s) since computed directly)"
+            )
+        else:
+            how = f"computed directly ({update.reason})"
+        context.log.info(f"snapshot {label}: {how}")
         summary = {
             "months": label,
             "months_with_data": len(with_rows),
             "rows_written": written,
+            "computed": how,
             # over SCRATCH_ON_DISK_LINES staged lines: in <database>.scratch, deleted after
             "scratch_tables": "file beside the warehouse" if on_disk else "memory",
         }
@@ -387,17 +434,32 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             as_of_meta = {"vacuous": "no month of the run has a snapshot (no data up to it)"}
             passed = True
         else:
+            if updated:
+                recomputed = (
+                    "updated by a new day: its customers and a sample of the kept ones "
+                    "recomputed with the layers' own SQL from their own lines, the stored rows "
+                    "compared with the update's (the month is computed directly, and so "
+                    f"checked in full, after {snapshot_update.MAX_UPDATES_BETWEEN_DIRECT} "
+                    "updates in a row)"
+                )
+            elif reference == "_snapshots":
+                recomputed = (
+                    "by this run: a one-month run computes its month with the layers' own SQL"
+                )
+            else:
+                recomputed = "after the run's one-pass computation, with the layers' own SQL"
             as_of_meta = {
                 "month": check_month.strftime("%Y-%m"),
-                "recomputed": "by this run: a one-month run computes its month with the "
-                "layers' own SQL"
-                if reference == "_snapshots"
-                else "after the run's one-pass computation, with the layers' own SQL",
+                "recomputed": recomputed,
                 "stored_rows": n_stored,
                 "recomputed_rows": n_again,
                 "rows_differing": differ,
             }
             passed = differ == 0 and n_stored == n_again
+            if updated:
+                as_of_meta["kept_customers_recomputed"] = update.sample_checked
+                as_of_meta["kept_customers_differing"] = update.sample_differing
+                passed = passed and update.sample_differing == 0
         yield dg.AssetCheckResult(
             asset_key=SNAPSHOTS_KEY,
             check_name="matches_as_of_recomputation",

@@ -447,7 +447,9 @@ _CHANGED_CUSTOMERS_TEMP = "_behaviour_changed_customers"
 _CHANGED_CUSTOMERS_FILTER = f"customer_id IN (SELECT customer_id FROM {_CHANGED_CUSTOMERS_TEMP})"
 #: staging.sales_lines for the customers of _CHANGED_CUSTOMERS_TEMP, filtered before the
 #: view's joins to the masters.
-CHANGED_CUSTOMER_LINES_SQL = load_sql("behaviour/changed_customer_lines")
+CHANGED_CUSTOMER_LINES_SQL = load_sql(
+    "behaviour/changed_customer_lines", customers=_CHANGED_CUSTOMERS_TEMP
+)
 #: CUSTOMER_BEHAVIOUR_SQL over those lines only (each customer's row is a function of their
 #: own lines and the lookups: recomputing some leaves the rest as they are).
 _CHANGED_CUSTOMERS_BEHAVIOUR_SQL = CUSTOMER_BEHAVIOUR_SQL.replace(

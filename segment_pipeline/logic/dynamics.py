@@ -518,22 +518,33 @@ def compute_snapshot(
     last_line: date | None,
     into: str,
     on_disk: bool = False,
+    window: RfmWindow | None = None,
+    lookups: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> SnapshotMonth:
     """Append the snapshot rows of `month` to the temp table `into` (which has the columns of
     CUSTOMER_SNAPSHOTS), reading the lines of :func:`stage_lines` (taken up to this month's
     end or later). Everything runs in DuckDB but the two small tercile splits (one row per
     occupation code and per category). `on_disk`: its scratch tables in the scratch file
-    (`scratch_on_disk`)."""
+    (`scratch_on_disk`).
+
+    `window` and `lookups` (the occupation groups and category tiers) are resolved from the
+    copied lines unless given: a month updated by a new day copies the lines of some
+    customers only, and passes the window and lookups of every line
+    (logic/snapshot_update.py)."""
     as_of = snapshot_as_of(month, last_line)
-    window = snapshot_window(conn, as_of, window_settings) if as_of else None
+    if window is None and as_of is not None:
+        window = snapshot_window(conn, as_of, window_settings)
     if as_of is None or window is None:
         return SnapshotMonth(month, as_of, None, 0)
     last_day = as_of - timedelta(days=1)
     day = {"last_day": last_day}
-    occupation = assign_occupation_groups(
-        conn.execute(OCCUPATION_STATS_AS_OF_SQL, day).df(), min_customers_per_occupation
-    )
-    categories = assign_price_segments(category_stats_as_of(conn, last_day))
+    if lookups is None:
+        occupation = assign_occupation_groups(
+            conn.execute(OCCUPATION_STATS_AS_OF_SQL, day).df(), min_customers_per_occupation
+        )
+        categories = assign_price_segments(category_stats_as_of(conn, last_day))
+    else:
+        occupation, categories = lookups
     tiers = categories.assign(snapshot_month=month)[CATEGORY_TIER_SNAPSHOTS.column_names]
     conn.register("_month_tiers", tiers)
     try:
@@ -1007,12 +1018,18 @@ def _write_order(table: TableDef) -> str:
 
 
 def write_snapshots(
-    conn: duckdb.DuckDBPyConnection, first: date, last: date, source: str = "_snapshots"
+    conn: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    source: str = "_snapshots",
+    *,
+    also: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> int:
     """Replace the months `first..last` of marts.customer_snapshots and
     marts.category_tier_snapshots with the rows of the temp tables `source` and
-    `source`_tiers, in one transaction (a month without rows is left empty). Returns the
-    customer rows written."""
+    `source`_tiers, in one transaction (a month without rows is left empty); `also` runs in
+    that transaction after them (the record of what the latest month was computed from,
+    logic/snapshot_update.py). Returns the customer rows written."""
     written = {CUSTOMER_SNAPSHOTS: source, CATEGORY_TIER_SNAPSHOTS: f"{source}_tiers"}
     for table in written:
         ensure_table(conn, table)
@@ -1028,6 +1045,8 @@ def write_snapshots(
                 f"WHERE snapshot_month BETWEEN ? AND ?{_write_order(table)}",
                 [first, last],
             )
+        if also is not None:
+            also(conn)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -868,7 +868,7 @@ def stage_master(
 
 
 @cache
-def _code_digest() -> str:
+def code_digest() -> str:
     """A digest of the package's Python and SQL files: staging rules changed by any edit of
     the code are never assumed unchanged."""
     import hashlib
@@ -906,7 +906,7 @@ def master_input_key(
         "entity": entity,
         "files": stats,
         "declared": declared_codes,
-        "code": _code_digest(),
+        "code": code_digest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -1,5 +1,6 @@
--- staging.sales_lines for the customers of the temp table _behaviour_changed_customers only:
--- the same columns and values as the views (product_lines_view.sql, sales_lines_view.sql),
+-- staging.sales_lines for the customers of a temp table only (customer_behaviour's changed
+-- customers, a snapshot month's updated ones): the same columns and values as the views
+-- (product_lines_view.sql, sales_lines_view.sql),
 -- with the lines and the profiles filtered before the joins to the masters. DuckDB does not
 -- push the filter through the views' joins: at 10M lines, a new day's 15,723 customers took
 -- 1.97 s through the view and 0.80 s filtered first. test_behaviour_incremental compares the
@@ -16,10 +17,10 @@ SELECT
     coalesce(c.city_category, 'Unknown') AS city_category
 FROM (
     SELECT * FROM {{ staging.transactions }}
-    WHERE customer_id IN (SELECT customer_id FROM _behaviour_changed_customers)
+    WHERE customer_id IN (SELECT u.customer_id FROM {{ customers }} AS u)
 ) AS t
 LEFT JOIN {{ staging.products }} AS p USING (product_id)
 LEFT JOIN (
     SELECT * FROM {{ staging.customers }}
-    WHERE customer_id IN (SELECT customer_id FROM _behaviour_changed_customers)
+    WHERE customer_id IN (SELECT u.customer_id FROM {{ customers }} AS u)
 ) AS c USING (customer_id)
