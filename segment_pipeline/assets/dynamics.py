@@ -220,7 +220,11 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 "lines up to that day with the RFM and behaviour layers' definitions (running "
                 "sums over the months; one month of every run is recomputed with the layers' "
                 "own SQL by a blocking check); the month's orders and spend. A ranged run "
-                "computes all its months in one step and replaces them in one transaction.",
+                "computes all its months in one step and replaces them in one transaction. A "
+                "new day of the latest month updates it: its customers recomputed, the rest "
+                "kept and all scored again, computed directly after six updates or whenever "
+                "a corrected day, a master, a tier or a group would make kept rows wrong "
+                "(metadata `computed`).",
             ),
             table_spec(
                 dyn.CATEGORY_TIER_SNAPSHOTS,
@@ -246,7 +250,9 @@ def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 "matches_as_of_recomputation",
                 "One month of the run (picked at random, seeded by the run id), "
                 "recomputed from staging alone as of its end, equals the stored rows in every "
-                "column.",
+                "column. A month updated by a new day: its customers and a seeded sample of "
+                "the kept ones, recomputed from their own lines, equal their rows but for the "
+                "scores, and the stored rows equal the update's.",
             ),
             check_spec(
                 SNAPSHOTS_KEY,
