@@ -158,6 +158,7 @@ def test_a_new_day_updates_the_month_and_equals_it_computed_directly() -> None:
         ("retier", "category"),
         ("regroup", "occupation"),
         ("master", "a master, the code, the window or a setting changed"),
+        ("earlier day", "a master, the code, the window or a setting changed"),
     ],
 )
 def test_the_month_is_computed_directly_when_the_record_cannot_vouch_for_it(
@@ -184,6 +185,9 @@ def test_the_month_is_computed_directly_when_the_record_cannot_vouch_for_it(
     elif change == "regroup":
         # a second occupation spending less per line: occupation 7 moves from Occ_Low up
         new = [_line(c, 1, day, "Mid", 5, occ="9") for c in "EFGHI"]
+    elif change == "earlier day":
+        # a day before the first line: every row's window starts earlier
+        new = [_line("E", 1, JAN - timedelta(days=10), "Mid", 55)]
     elif change == "master":
         conn.execute(
             "INSERT INTO staging.master_loads VALUES ('customers', 'k', 1, 1, 0, now()::TIMESTAMP)"
@@ -346,6 +350,9 @@ def test_a_new_day_through_the_runner_is_an_update_equal_to_a_rebuild(tmp_path: 
         evaluation = checks["matches_as_of_recomputation"].dagster_event.event_specific_data
         assert evaluation.passed
         assert "updated by a new day" in evaluation.metadata["recomputed"].value
+        assert evaluation.metadata["kept_customers_recomputed"].value > 0
+        assert evaluation.metadata["kept_customers_differing"].value == 0
+        assert evaluation.metadata["rows_differing"].value == 0
     rebuilt = settings_for(data, tmp_path / "rebuilt" / "segments.duckdb")
     with dg.instance_for_test() as instance:
         whole = execute_pipeline(rebuilt, instance=instance, selection=selection, echo=False)
