@@ -224,30 +224,35 @@ def all_lines_lookups(
     return occupation, assign_price_segments(category_stats(conn))
 
 
-def _lookups_unchanged(
+#: The stored month's occupation groups (from its rows) and category tiers, `?`: the month.
+STORED_LOOKUPS_SQL = {
+    "occupation": f"SELECT DISTINCT occupation, occupation_group FROM {CUSTOMER_SNAPSHOTS.fqn} "
+    "WHERE snapshot_month = ?",
+    "category": f"SELECT category, price_segment FROM {CATEGORY_TIER_SNAPSHOTS.fqn} "
+    "WHERE snapshot_month = ?",
+}
+
+
+def _moved_lookup(
     conn: duckdb.DuckDBPyConnection,
     month: date,
     lookups: tuple[pd.DataFrame, pd.DataFrame],
 ) -> str:
-    """Why the stored month's occupation groups or category tiers differ from `lookups`
-    (empty when every stored occupation and category keeps its group and tier)."""
+    """Why the stored month's occupation groups or category tiers differ from `lookups`: the
+    first stored occupation or category whose group or tier moved (empty when none did). A
+    customer has one profile (staging.sales_lines joins it from the master), so a kept row's
+    group is its occupation's group."""
     occupation, categories = lookups
-    groups = dict(zip(occupation["occupation"], occupation["occupation_group"], strict=True))
-    for code, group in conn.execute(
-        f"SELECT DISTINCT occupation, occupation_group FROM {CUSTOMER_SNAPSHOTS.fqn} "
-        "WHERE snapshot_month = ?",
-        [month],
-    ).fetchall():
-        if groups.get(code) != group:
-            return f"occupation {code} moved from {group} to {groups.get(code)}"
-    tiers = dict(zip(categories["category"], categories["price_segment"], strict=True))
-    for category, tier in conn.execute(
-        f"SELECT category, price_segment FROM {CATEGORY_TIER_SNAPSHOTS.fqn} "
-        "WHERE snapshot_month = ?",
-        [month],
-    ).fetchall():
-        if tiers.get(category) != tier:
-            return f"category {category} moved from {tier} to {tiers.get(category)}"
+    now = {
+        "occupation": dict(
+            zip(occupation["occupation"], occupation["occupation_group"], strict=True)
+        ),
+        "category": dict(zip(categories["category"], categories["price_segment"], strict=True)),
+    }
+    for kind, sql in STORED_LOOKUPS_SQL.items():
+        for code, stored in conn.execute(sql, [month]).fetchall():
+            if now[kind].get(code) != stored:
+                return f"{kind} {code} moved from {stored} to {now[kind].get(code)}"
     return ""
 
 
@@ -326,7 +331,7 @@ def update_latest_month(
     if any(digests.get(day) != digest for day, digest in recorded.items()):
         return MonthUpdate(None, "a staged day it was computed from changed or is gone")
     lookups = all_lines_lookups(conn, min_customers_per_occupation)
-    moved = _lookups_unchanged(conn, month, lookups)
+    moved = _moved_lookup(conn, month, lookups)
     if moved:
         return MonthUpdate(None, moved)
     new_days = sorted(day for day in digests if day not in recorded)
