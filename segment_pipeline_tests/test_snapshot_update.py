@@ -202,6 +202,24 @@ def test_the_month_is_computed_directly_when_the_record_cannot_vouch_for_it(
     assert _differences(conn, month) == []
 
 
+def test_a_run_of_an_earlier_month_keeps_the_latest_months_record() -> None:
+    """February run again alone (a backfill of an earlier month) leaves March's rows and
+    record: a new day of March is still an update when February's lines are as they were,
+    and is computed directly when one of them was corrected."""
+    conn = _warehouse(HISTORY)
+    _write(conn, [JAN, FEB, MAR])
+    assert _write(conn, [FEB]) == "not the month of the data's last line"
+    _add(conn, [_line("E", 1, MAR + timedelta(days=9))])
+    assert _write(conn, [MAR]) == "updated"
+    conn.execute("UPDATE staging.transactions SET amount = 51 WHERE customer_id = 'C'")
+    _write(conn, [FEB])
+    _add(conn, [_line("F", 1, MAR + timedelta(days=10))])
+    how = _write(conn, [MAR])
+    assert how == "a staged day it was computed from changed or is gone", how
+    _direct(conn, MAR)
+    assert _differences(conn, MAR) == []
+
+
 def test_after_six_updates_the_month_is_computed_directly() -> None:
     """Six new days in a row are updates; the seventh computes the month directly (and so the
     check compares it in full), which starts the count again."""

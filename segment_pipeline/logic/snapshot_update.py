@@ -382,14 +382,15 @@ def record_latest_month(
     updates_since_direct: int = 0,
 ) -> None:
     """Replace the record with what the last of `months` was computed from, when it is the
-    month of the data's last line (else no record: the next one-month run computes its month
-    directly). Run inside the snapshots' write transaction (`write_snapshots(also=...)`)."""
+    month of the data's last line. A run of earlier months leaves the latest month's rows and
+    record as they are: what it restaged shows in the record's day digests. Run inside the
+    snapshots' write transaction (`write_snapshots(also=...)`)."""
     ensure_table(conn, SNAPSHOT_INPUTS)
-    conn.execute(f"DELETE FROM {SNAPSHOT_INPUTS.fqn}")
     last_line = scalar(conn, LAST_LINE_DATE_SQL)
     month = months[-1]
     if last_line is None or not month <= last_line <= month_end(month):
         return
+    conn.execute(f"DELETE FROM {SNAPSHOT_INPUTS.fqn}")
     as_of = snapshot_as_of(month, last_line)
     window = all_lines_window(conn, as_of, window_settings) if as_of else None
     if window is None:
