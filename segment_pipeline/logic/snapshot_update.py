@@ -10,7 +10,7 @@ every customer of the month) and, when a category changes tier or an occupation 
 group, the behaviour columns can move for them.
 
 So when the run's month is the data's latest, and the stored month was computed from staged
-days that are all still as they were (their digests, `snapshot_day_digests.sql`), from the
+days that are all still as they were (their digests, `behaviour_day_digests.sql`), from the
 same masters and code, and its window, occupation groups and category tiers are still those
 of every line, the month is updated: the new days' customers are recomputed with the layers'
 own SQL over their own lines (`compute_snapshot` on a copy of their lines, with the window
@@ -41,6 +41,7 @@ import duckdb
 import pandas as pd
 
 from segment_pipeline.logic.behaviour import (
+    BEHAVIOUR_DAY_DIGESTS_SQL,
     OCCUPATION_STATS_SQL,
     assign_occupation_groups,
     assign_price_segments,
@@ -68,7 +69,7 @@ from segment_pipeline.logic.rfm import (
 )
 from segment_pipeline.logic.staging import STAGED_TRANSACTIONS, code_digest
 from segment_pipeline.sql_files import load_sql
-from segment_pipeline.tables import Column, TableDef, ensure_table, scalar
+from segment_pipeline.tables import Column, TableDef, ensure_table, insert_record_rows, scalar
 
 #: Updates of a month in a row before it is computed directly (and checked in full) again:
 #: a month's state is never carried over more than this many new days unchecked in full.
@@ -107,7 +108,6 @@ SNAPSHOT_INPUTS = TableDef(
     primary_key=("snapshot_month", "partition_date"),
 )
 
-SNAPSHOT_DAY_DIGESTS_SQL = load_sql("dynamics/snapshot_day_digests")
 SNAPSHOT_MASTERS_STATE_SQL = load_sql("dynamics/snapshot_masters_state")
 NEW_DAY_CUSTOMERS_SQL = load_sql("dynamics/new_day_customers")
 
@@ -175,8 +175,10 @@ class MonthUpdate:
 
 
 def day_digests(conn: duckdb.DuckDBPyConnection) -> dict[date, str]:
-    """Every staged day's digest of the columns the snapshots read."""
-    return dict(conn.execute(SNAPSHOT_DAY_DIGESTS_SQL).fetchall())
+    """Every staged day's digest: customer_behaviour's (BEHAVIOUR_DAY_DIGESTS_SQL), which
+    hashes every column the snapshots read from a sale line but the time of day (a line's
+    day is its partition: staging's rule `order_ts_on_partition_day`)."""
+    return dict(conn.execute(BEHAVIOUR_DAY_DIGESTS_SQL).fetchall())
 
 
 def settings_digest(
@@ -395,37 +397,18 @@ def record_latest_month(
     window = all_lines_window(conn, as_of, window_settings) if as_of else None
     if window is None:
         return
-    rows = scalar(conn, MONTH_ROWS_SQL, [month])
     digests = day_digests(conn)
-    frame = pd.DataFrame(
-        {"snapshot_month": month, "partition_date": list(digests), "digest": list(digests.values())}
-    )
-    _insert_record(
+    insert_record_rows(
         conn,
-        frame,
-        settings_digest(conn, window, min_customers_per_occupation),
-        int(rows),
-        updates_since_direct,
+        SNAPSHOT_INPUTS,
+        {"partition_date": list(digests), "digest": list(digests.values())},
+        {
+            "snapshot_month": month,
+            "settings_digest": settings_digest(conn, window, min_customers_per_occupation),
+            "rows_written": int(scalar(conn, MONTH_ROWS_SQL, [month])),
+            "updates_since_direct": updates_since_direct,
+        },
     )
-
-
-def _insert_record(
-    conn: duckdb.DuckDBPyConnection,
-    frame: pd.DataFrame,
-    digest: str,
-    rows: int,
-    updates: int,
-) -> None:
-    conn.register("_snapshot_record", frame)
-    try:
-        conn.execute(
-            f"INSERT INTO {SNAPSHOT_INPUTS.fqn} SELECT CAST(snapshot_month AS DATE), "
-            "CAST(partition_date AS DATE), digest, ?, ?, ?, now()::TIMESTAMP "
-            "FROM _snapshot_record",
-            [digest, rows, updates],
-        )
-    finally:
-        conn.unregister("_snapshot_record")
 
 
 def drop_update_temps(conn: duckdb.DuckDBPyConnection) -> None:
