@@ -115,25 +115,16 @@ NEW_DAY_CUSTOMERS_SQL = load_sql("dynamics/new_day_customers")
 CUSTOMERS_TEMP = "_update_customers"
 RECOMPUTED_TEMP = "_update_recomputed"
 
-#: The scored columns `rescored_month.sql` computes; every other column is taken as it is.
-_SCORED = {
-    "r_score": "s.r_score",
-    "f_score": "s.f_score",
-    "m_score": "s.m_score",
-    "rf_cell": "'R' || s.r_score || 'F' || s.f_score",
-    "rfm_code": "CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score",
-    "segment": "g.segment",
-    "segment_order": "CAST(list_position($segments::VARCHAR[], g.segment) AS INTEGER)",
-}
+#: The columns the RFM layer's scoring gives (rfm_scoring_ctes' `cells`): `rescored_month.sql`
+#: takes them from its scoring, every other column as it is.
+_SCORED = ("r_score", "f_score", "m_score", "rf_cell", "rfm_code", "segment", "segment_order")
 RESCORED_MONTH_SQL = load_sql(
     "dynamics/rescored_month",
     recomputed=RECOMPUTED_TEMP,
     customers=CUSTOMERS_TEMP,
     scoring_ctes=rfm_scoring_ctes(),
-    columns=", ".join(
-        f"{_SCORED[c]} AS {c}" if c in _SCORED else f"s.{c}"
-        for c in CUSTOMER_SNAPSHOTS.column_names
-    ),
+    scored_columns=", ".join(_SCORED),
+    columns=", ".join(CUSTOMER_SNAPSHOTS.column_names),
 )
 SAMPLED_KEPT_CUSTOMERS_SQL = load_sql("dynamics/sampled_kept_customers", customers=CUSTOMERS_TEMP)
 #: The sale lines up to `$last_day` of the customers of CUSTOMERS_TEMP, with the columns of

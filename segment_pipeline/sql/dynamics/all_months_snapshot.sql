@@ -17,14 +17,9 @@ rfm AS (
     SELECT
         s.snapshot_month, s.customer_id, s.first_purchase_date, s.last_purchase_date,
         s.recency_days, s.frequency, CAST(s.monetary AS DECIMAL(38, 4)) AS monetary,
-        s.r_score, s.f_score, s.m_score,
-        'R' || s.r_score || 'F' || s.f_score AS rf_cell,
-        CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
-        g.segment,
-        CAST(list_position($segments::VARCHAR[], g.segment) AS INTEGER) AS segment_order,
+        s.r_score, s.f_score, s.m_score, s.rf_cell, s.rfm_code, s.segment, s.segment_order,
         s.as_of, s.window_start, s.window_end
-    FROM scored AS s
-    LEFT JOIN segment_map AS g USING (r_score, f_score)
+    FROM cells AS s
 ),
 -- Behaviour: the behaviour layer's definitions per month (CUSTOMER_BEHAVIOUR_SQL), with the
 -- month's occupation groups and category tiers. A customer's profile is one row of

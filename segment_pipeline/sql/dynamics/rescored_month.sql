@@ -14,7 +14,7 @@ WITH month_rows AS (
 
 valued AS (
     SELECT
-        * EXCLUDE (r_score, f_score, m_score, rf_cell, rfm_code, segment, segment_order),
+        * EXCLUDE ({{ scored_columns }}),
         count(*) OVER () AS n_customers
     FROM month_rows
 ),
@@ -22,5 +22,4 @@ valued AS (
 {{ scoring_ctes }}
 
 SELECT {{ columns }}
-FROM scored AS s
-LEFT JOIN segment_map AS g USING (r_score, f_score)
+FROM cells

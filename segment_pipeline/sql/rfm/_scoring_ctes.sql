@@ -20,4 +20,15 @@ segment_map AS (
         unnest($map_r::INTEGER[]) AS r_score,
         unnest($map_f::INTEGER[]) AS f_score,
         unnest($map_segment::VARCHAR[]) AS segment
+),
+cells AS (
+    -- the scores' cell, code and segment (the map's), for every user of these CTEs
+    SELECT
+        s.*,
+        'R' || s.r_score || 'F' || s.f_score AS rf_cell,
+        CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
+        m.segment,
+        CAST(list_position($segments::VARCHAR[], m.segment) AS INTEGER) AS segment_order
+    FROM scored AS s
+    LEFT JOIN segment_map AS m USING (r_score, f_score)
 )

@@ -25,14 +25,9 @@ valued AS (
 SELECT
     s.customer_id, s.first_purchase_date, s.last_purchase_date, s.recency_days, s.frequency,
     CAST(s.monetary AS DECIMAL(38, 4)) AS monetary,
-    s.r_score, s.f_score, s.m_score,
-    'R' || s.r_score || 'F' || s.f_score AS rf_cell,
-    CAST(s.r_score AS VARCHAR) || s.f_score || s.m_score AS rfm_code,
-    m.segment,
-    CAST(list_position($segments::VARCHAR[], m.segment) AS INTEGER) AS segment_order,
+    s.r_score, s.f_score, s.m_score, s.rf_cell, s.rfm_code, s.segment, s.segment_order,
     CAST($as_of AS DATE) AS as_of,
     CAST($window_start AS DATE) AS window_start,
     CAST($window_end AS DATE) AS window_end
-FROM scored AS s
-LEFT JOIN segment_map AS m USING (r_score, f_score)
+FROM cells AS s
 ORDER BY s.customer_id
