@@ -787,6 +787,12 @@ def large_new_day(
 NEW_DAY_PAIRS = 5
 
 
+def paired_median(differences: Sequence[float]) -> float:
+    """Figure 5's numerator: the median of the paired differences (a new day's wall minus
+    its tiny run's), an odd number of them; not below zero."""
+    return max(0.0, sorted(differences)[len(differences) // 2])
+
+
 def figure_5_new_day(ctx: BenchContext) -> None:
     """The held-back day backfilled on copies of figure 3's warehouse, NEW_DAY_PAIRS times,
     each right after a tiny run: the figure is the median of the paired differences (new day
@@ -838,7 +844,7 @@ def figure_5_new_day(ctx: BenchContext) -> None:
         m = median_run(runs)
         ctx.add(Row("5", f"{name} ({day})", f"wall {m.seconds:.1f} s", target, NO_T_TINY, "MISS"))
         return
-    data_s = max(0.0, sorted(differences)[len(differences) // 2])
+    data_s = paired_median(differences)
     ratio = data_s / ctx.full_data_s if ctx.full_data_s > 0 else float("inf")
     pairs = " / ".join(f"{d:.1f}" for d in differences)
     ctx.add(

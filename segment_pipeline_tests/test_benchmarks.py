@@ -54,6 +54,20 @@ def test_stored_copies_fail_when_a_table_is_missing(tmp_path: Path) -> None:
     assert not scratch.exists()
 
 
+def test_figure_5_takes_the_median_of_the_paired_differences() -> None:
+    """Each new day minus the tiny run right before it: a slow moment of the VM that slows a
+    pair's two runs alike cancels out (the third pair), where the median new day minus a T_tiny
+    taken earlier would carry it."""
+    bench = _bench_module()
+    new_days = [10.8, 11.2, 14.9, 10.5, 11.0]
+    tinies = [7.0, 7.1, 10.6, 6.9, 7.3]
+    differences = [n - t for n, t in zip(new_days, tinies, strict=True)]
+    # 3.8, 4.1, 4.3, 3.6, 3.7: the median is 3.8
+    assert bench.paired_median(differences) == pytest.approx(3.8)
+    assert bench.paired_median([-0.4, -0.1, 0.2]) == 0.0
+    assert bench.NEW_DAY_PAIRS % 2 == 1
+
+
 def test_figures_3_and_5_take_the_median_run_and_show_every_run(tmp_path: Path) -> None:
     bench = _bench_module()
     runs = [bench.Measurement(s, 0, 100.0, tmp_path / "log") for s in (21.0, 19.5, 20.5)]
