@@ -80,7 +80,11 @@ def load_sql(name: str, **fragments: str) -> str:
 #: The fragment `{{ customer_bucket_filter }}` of a per-customer query run in buckets of
 #: customers to stay within DuckDB's memory limit: it keeps bucket $customer_bucket of
 #: $customer_buckets by the hash of the id (logic/dynamics.py, `create_by_customer_buckets`).
-CUSTOMER_BUCKET_FILTER = "WHERE hash(customer_id) % $customer_buckets = $customer_bucket"
+#: `hash()` is a UBIGINT and a bound integer parameter an INTEGER, whose common type is a
+#: HUGEINT: without the casts every row's modulo ran in 128 bits, which made a bucket's scan of
+#: the 100M-line purchases 3.3 times slower (17.4 s against 5.3 s; the same buckets either way).
+BUCKET_OF = "% CAST($customer_buckets AS UBIGINT) = CAST($customer_bucket AS UBIGINT)"
+CUSTOMER_BUCKET_FILTER = f"WHERE hash(customer_id) {BUCKET_OF}"
 
 
 def whole_and_one_bucket(load: Callable[..., str], name: str, **fragments: str) -> tuple[str, str]:

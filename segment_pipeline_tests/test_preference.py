@@ -270,11 +270,15 @@ summary_purchases = st.lists(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(summary_purchases)
-def test_product_summary_counts_equal_distinct_counts_over_the_lines(raw: list[tuple]) -> None:
+@given(summary_purchases, st.sampled_from([None, 2, 3, 7]))
+def test_product_summary_counts_equal_distinct_counts_over_the_lines(
+    raw: list[tuple], buckets: int | None
+) -> None:
     """Lines, distinct orders and distinct customers per segment and product / category equal
     pandas' counts over the purchases themselves, with order ids shared by customers and
-    products sold under two categories (the summary counts DISTINCT rows, not count(DISTINCT))."""
+    products sold under two categories (the summary counts DISTINCT rows, not count(DISTINCT)),
+    whether the distinct counts are taken in one go or summed over buckets of orders and
+    customers (what 100M lines need under a 700MB limit)."""
     rows = [
         (
             f"l{i}",
@@ -292,7 +296,7 @@ def test_product_summary_counts_equal_distinct_counts_over_the_lines(raw: list[t
         for i, (c, o, p, category, q) in enumerate(raw)
     ]
     conn = _purchases_conn(rows)
-    pref.build_summary_inputs(conn)
+    pref.build_summary_inputs(conn, buckets=buckets)
     replace_rows(conn, pref.SEGMENT_PRODUCT_SUMMARY, pref.SEGMENT_PRODUCT_SUMMARY_SQL)
     summary = _table(conn, "segment_product_summary")
     purchases = _table(conn, "segment_product_purchases")
