@@ -219,5 +219,7 @@ def _create_in_buckets(
 #: lines (37.6M distinct category-customer pairs) the count ran out of memory under the
 #: default 858 MiB in one go, sometimes, and passed in two buckets; at 10M lines it passes in
 #: one go under a tenth of that limit. 25 bytes: one bucket up to 34M lines under the default
-#: limit, 3 at 100M (each bucket re-reads the lines: fewer is faster).
+#: limit, 3 at 100M (each bucket re-reads the lines: fewer is faster). The same budget serves
+#: segment_product_summary's distinct (segment, item, order or customer) rows, which ran out of
+#: memory in one go at 100M lines under 700MB and passed in two buckets (stop 44: four there).
 PAIR_COUNT_BYTES_PER_ROW = 25
