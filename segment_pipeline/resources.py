@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import duckdb
 
-from segment_pipeline.logic.memory import staged_lines_estimate
+from segment_pipeline.logic.memory import raw_lines_estimate, staged_lines_estimate
 from segment_pipeline.settings import (
     AUTO_MEMORY_LIMIT,
     DEFAULT_DB_PATH,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_SQL_CHUNK_ROWS,
     DEFAULT_UNDATED_DAY,
+    LARGE_LOAD_MEMORY_LIMIT,
     LARGE_WAREHOUSE_LINES,
     LARGE_WAREHOUSE_MEMORY_LIMIT,
     PipelineSettings,
@@ -275,24 +276,31 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
 def resolved_memory_limit(setting: str, conn: duckdb.DuckDBPyConnection | None = None) -> str:
     """The DuckDB memory limit the `memory_limit` setting stands for on `conn`: a size as
-    given; `auto` is AUTO_MEMORY_LIMIT (900MB), or LARGE_WAREHOUSE_MEMORY_LIMIT (700MB) once
-    the warehouse holds more than LARGE_WAREHOUSE_LINES staged lines (without `conn`: 900MB).
+    given; `auto` is AUTO_MEMORY_LIMIT (900MB), LARGE_LOAD_MEMORY_LIMIT (800MB) while
+    raw.transactions holds more than LARGE_WAREHOUSE_LINES lines and staging.transactions
+    does not, and LARGE_WAREHOUSE_MEMORY_LIMIT (700MB) once staging does (without `conn`:
+    900MB). Resolved when a connection opens and again after every step of a run.
 
     Why less for more data: the process's own memory (Python, numpy, polars, and what the
     allocators keep) comes on top of DuckDB's, and it grows with the data: 290-430 MiB between
     steps at 10M lines, 600-780 MiB after the snapshots at 100M. Under 900MB a 100M-line run
     passed 1,572 MiB of RSS in its monthly snapshots (the step still running; 1,669 MiB over
     a whole run in stop 30); under 700MB from the snapshots on, every later step stayed
-    within 1,468 MiB (docs/performance.md). The staged lines, not the raw ones, decide: the
-    staging step of a first 100M-line load needs more than 700MB for its checks (one run ran
-    out at 667 MiB, one passed) and peaks at 1,393 MiB under 900MB. Below 30M lines 900MB
-    stays: a 10M-line run peaks at 1.32 GB with it and was 6% slower under 700MB."""
+    within 1,468 MiB (docs/performance.md). The staging step of a first 100M-line load, whose
+    raw lines are all there and staged ones not yet, ran out of memory under 700MB in its
+    identity check (667 MiB used; stops 32 and 45), and under 900MB it set the whole run's
+    peak, 1,460 MiB (1,413 MiB alone); under 800MB it peaks at 1,322 MiB alone in the same
+    4.8 minutes (stop 45). Below 30M lines 900MB stays: a 10M-line run peaks at 1.32 GB with
+    it and was 6% slower under 700MB."""
     if setting.strip().lower() != "auto":
         return setting
     if conn is None:
         return AUTO_MEMORY_LIMIT
-    lines = staged_lines_estimate(conn)
-    return LARGE_WAREHOUSE_MEMORY_LIMIT if lines > LARGE_WAREHOUSE_LINES else AUTO_MEMORY_LIMIT
+    if staged_lines_estimate(conn) > LARGE_WAREHOUSE_LINES:
+        return LARGE_WAREHOUSE_MEMORY_LIMIT
+    if raw_lines_estimate(conn) > LARGE_WAREHOUSE_LINES:
+        return LARGE_LOAD_MEMORY_LIMIT
+    return AUTO_MEMORY_LIMIT
 
 
 #: What DuckDB's memory limit is lowered to for a moment to empty its buffer pool.

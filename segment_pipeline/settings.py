@@ -37,11 +37,13 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 DEFAULT_UNDATED_DAY = date(2024, 11, 29)
 DEFAULT_SCHEDULE_CRON = "30 4 * * *"  # 04:30, after the day's files have landed
 DEFAULT_SQL_CHUNK_ROWS = 50_000
-#: DuckDB's memory limit: `auto` is 900MB, 700MB once the warehouse holds more than 30M raw
-#: lines (resources.resolved_memory_limit says why).
+#: DuckDB's memory limit: `auto` is 900MB, 800MB while a large load is staged (more than 30M
+#: raw lines, not yet staged), 700MB once the warehouse holds more than 30M staged lines
+#: (resources.resolved_memory_limit says why).
 DEFAULT_MEMORY_LIMIT = "auto"
 #: What `auto` stands for (resources.resolved_memory_limit).
 AUTO_MEMORY_LIMIT = "900MB"
+LARGE_LOAD_MEMORY_LIMIT = "800MB"
 LARGE_WAREHOUSE_MEMORY_LIMIT = "700MB"
 LARGE_WAREHOUSE_LINES = 30_000_000
 

@@ -175,12 +175,20 @@ def test_scratch_tables_stay_in_memory_unless_asked_and_possible() -> None:
     assert memory.scratch_table("_t", on_disk=True) == "TABLE scratch._t"
 
 
-def test_staged_lines_estimate_reads_the_staged_table() -> None:
-    """0 before staging exists; staging.transactions' rows after (DuckDB's own count)."""
+def test_line_estimates_read_their_own_table() -> None:
+    """0 before a table exists; staging.transactions' and raw.transactions' rows after
+    (DuckDB's own count), each its own table's."""
     conn = duckdb.connect()
     assert memory.staged_lines_estimate(conn) == 0
+    assert memory.raw_lines_estimate(conn) == 0
     conn.execute("CREATE SCHEMA staging")
     conn.execute("CREATE TABLE staging.transactions AS SELECT range AS n FROM range(1234)")
+    assert memory.staged_lines_estimate(conn) == 1234
+    assert memory.raw_lines_estimate(conn) == 0
+    conn.execute("CREATE SCHEMA raw")
+    conn.execute("CREATE TABLE raw.transactions AS SELECT range AS n FROM range(56)")
+    conn.execute("CREATE TABLE raw.customers AS SELECT range AS n FROM range(7)")
+    assert memory.raw_lines_estimate(conn) == 56
     assert memory.staged_lines_estimate(conn) == 1234
 
 

@@ -227,33 +227,41 @@ def test_a_step_whose_memory_limit_is_not_restored_stops_the_run_steps_after_it(
     assert _rows(warehouse) == [(1,)]
 
 
-def test_auto_memory_limit_follows_the_staged_lines(
+def test_auto_memory_limit_follows_the_raw_and_staged_lines(
     warehouse: DuckDBWarehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`auto` is 900MB, and 700MB from the step after the one that took staging.transactions
-    over LARGE_WAREHOUSE_LINES (here 5); a size given is used as is."""
+    """`auto` is 900MB; 800MB from the step after the one that took raw.transactions over
+    LARGE_WAREHOUSE_LINES (here 5) while staging is not; 700MB from the step after the one
+    that took staging.transactions over it, whatever raw holds; a size given is used as is."""
     monkeypatch.setattr(resources, "LARGE_WAREHOUSE_LINES", 5)
     setting = "SELECT current_setting('memory_limit')"
     assert warehouse.memory_limit == "auto"
-    small, large = (
+    small, loading, large = (
         duckdb.connect(config={"memory_limit": size}).execute(setting).fetchone()[0]
-        for size in ("900MB", "700MB")
+        for size in ("900MB", "800MB", "700MB")
     )
     with warehouse.run_scope() as scope:
         with warehouse.connect() as conn:
             assert conn.execute(setting).fetchone()[0] == small
             conn.execute("CREATE SCHEMA raw")
-            # raw lines over the threshold do not count: the staged ones decide
-            conn.execute("CREATE TABLE raw.transactions AS SELECT range AS i FROM range(50)")
+            conn.execute("CREATE TABLE raw.transactions AS SELECT range AS i FROM range(5)")
+        with warehouse.connect() as conn:
+            assert conn.execute(setting).fetchone()[0] == small  # 5 raw lines: not over
+            conn.execute("INSERT INTO raw.transactions VALUES (5)")
             conn.execute("CREATE SCHEMA staging")
             conn.execute("CREATE TABLE staging.transactions AS SELECT range AS i FROM range(5)")
         with warehouse.connect() as conn:
-            assert conn.execute(setting).fetchone()[0] == small  # 5 lines: not over
+            # a large load being staged: raw over the threshold, staging not
+            assert conn.execute(setting).fetchone()[0] == loading
+            assert resources.resolved_memory_limit("auto", conn) == "800MB"
             conn.execute("INSERT INTO staging.transactions VALUES (5)")
         with warehouse.connect() as conn:
             assert conn.execute(setting).fetchone()[0] == large
             assert resources.resolved_memory_limit("auto", conn) == "700MB"
             assert resources.resolved_memory_limit("512MB", conn) == "512MB"
+            conn.execute("DELETE FROM raw.transactions")  # the staged lines decide alone
+        with warehouse.connect() as conn:
+            assert conn.execute(setting).fetchone()[0] == large
         scope.succeeded = True
     with warehouse.connect() as conn:  # a connection of its own: resolved when opened
         assert conn.execute(setting).fetchone()[0] == large

@@ -30,13 +30,13 @@ RUNNING_SUM_BYTES_PER_ROW = 100
 #: to 17M lines under the default limit; at 10M lines under 86 MiB it ran out in one go).
 LINE_BYTES_PER_ROW = 50
 
-#: staging.transactions' row count as DuckDB keeps it (metadata: no scan); 0 before the first
-#: staging. What decides how a large warehouse is worked (the memory limit `auto`, the
-#: snapshots' scratch tables on disk).
-STAGED_LINES_ESTIMATE_SQL = (
+#: A table's row count as DuckDB keeps it (metadata: no scan); 0 before the table exists.
+#: `?`: schema, table. staging.transactions' decides how a large warehouse is worked (the
+#: memory limit `auto`, the snapshots' scratch tables on disk); raw.transactions' whether a
+#: large load is being staged (the memory limit `auto`).
+LINES_ESTIMATE_SQL = (
     "SELECT coalesce(max(estimated_size), 0) FROM duckdb_tables() "
-    "WHERE database_name = current_database() AND schema_name = 'staging' "
-    "AND table_name = 'transactions'"
+    "WHERE database_name = current_database() AND schema_name = ? AND table_name = ?"
 )
 
 _MEMORY_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
@@ -54,8 +54,13 @@ def memory_limit_bytes(conn: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def staged_lines_estimate(conn: duckdb.DuckDBPyConnection) -> int:
-    """About how many lines staging.transactions holds (STAGED_LINES_ESTIMATE_SQL)."""
-    return int(scalar(conn, STAGED_LINES_ESTIMATE_SQL))
+    """About how many lines staging.transactions holds (LINES_ESTIMATE_SQL)."""
+    return int(scalar(conn, LINES_ESTIMATE_SQL, ["staging", "transactions"]))
+
+
+def raw_lines_estimate(conn: duckdb.DuckDBPyConnection) -> int:
+    """About how many lines raw.transactions holds (LINES_ESTIMATE_SQL)."""
+    return int(scalar(conn, LINES_ESTIMATE_SQL, ["raw", "transactions"]))
 
 
 #: The catalog a step's scratch tables are attached under when they go to disk.
