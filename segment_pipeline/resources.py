@@ -170,7 +170,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                     shared.conn, resolved_memory_limit(self.memory_limit, shared.conn)
                 )
             except BaseException:
-                # the connection may be left with a 1 MB limit: no later step may use it
+                # the connection may be left at the release limit: no later step may use it
                 shared.failed = True
                 raise
             return
@@ -303,8 +303,12 @@ def resolved_memory_limit(setting: str, conn: duckdb.DuckDBPyConnection | None =
     return AUTO_MEMORY_LIMIT
 
 
-#: What DuckDB's memory limit is lowered to for a moment to empty its buffer pool.
-_RELEASE_LIMIT = "1MB"
+#: What DuckDB's memory limit is lowered to for a moment to empty its buffer pool. Not 1MB:
+#: DuckDB keeps up to about 1 MB it does not evict, and at 1MB the statements that put the
+#: limit back were refused memory (stop 40; in stop 45's test suite `RESET memory_limit`
+#: itself, three times: 977.1 KiB used of 976.5 KiB). 16MB leaves them room, and what the
+#: pool may keep between steps instead is 2% of the 700-900MB it holds during one.
+_RELEASE_LIMIT = "16MB"
 
 #: Tries at putting the memory limit back after the pool was emptied (see
 #: `restore_memory_limit`).
@@ -322,13 +326,13 @@ def release_buffer_pool(conn: duckdb.DuckDBPyConnection, memory_limit: str) -> N
     leaves the run's shared connection: the pool stays full after a step's SQL (it is a
     cache), and the next step's own memory comes on top of it: at 100M lines clv_model_fit
     (its likelihood in numpy over 5.4M customers) took the process to 1.98 GB after
-    segment_product_purchases, and 0.99 GB alone. Measured: 858 MiB in use -> 30 MiB, RSS
-    985 -> 117 MB, in 0.09 s. Best effort: after a staging step DuckDB keeps about 2 MB it
-    does not evict (`BASE_TABLE` in `duckdb_memory()`) and refuses 1 MB, but the refused
-    attempt has evicted the rest by then (51 MB in use -> 2 MB, measured), so the error is
-    ignored. When DuckDB accepts the limit, what it keeps is just under it (0.70-0.96 MB in
-    a run of the single-file benchmark), and putting the limit back is a statement that may
-    need memory of its own: `restore_memory_limit`."""
+    segment_product_purchases, and 0.99 GB alone. Measured (lowered to 1MB, as until stop
+    45): 858 MiB in use -> 30 MiB, RSS 985 -> 117 MB, in 0.09 s. Best effort: should DuckDB
+    refuse the lower limit (after a staging step it kept about 2 MB it does not evict,
+    `BASE_TABLE` in `duckdb_memory()`, and refused 1 MB), the refused attempt has evicted the
+    rest by then (51 MB in use -> 2 MB, measured), so the error is ignored. Putting the limit
+    back is a statement that needs memory of its own: `_RELEASE_LIMIT` leaves it room, and
+    `restore_memory_limit` tries again."""
     try:
         conn.execute(f"SET memory_limit = '{_RELEASE_LIMIT}'")
     except duckdb.Error:
@@ -361,7 +365,7 @@ def restore_memory_limit(
     raise MemoryLimitNotRestored(
         f"DuckDB's memory limit could not be set back to {memory_limit} after its buffer pool "
         f"was emptied ({max(1, attempts)} tries refused memory: {refused}); the run stops here "
-        "rather than go on with a 1 MB limit"
+        f"rather than go on with a {_RELEASE_LIMIT} limit"
     ) from refused
 
 
